@@ -1,0 +1,95 @@
+"""The app factory: settings, database, shared state, blueprints and life-cycle listeners.
+
+`create_app(settings)` builds one Sanic app; per-worker objects live on app.ctx (made in
+before_server_start), multiprocessing primitives on app.shared_ctx (made in main_process_start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+
+from sanic import Sanic
+
+from server import errors, health
+from server.balancer.slots import AccountSlots, SharedPrimitives
+from server.config import ConfigError, Settings, redact_database_url
+from server.db import Database
+from server.secretbox import SecretBox, load_or_create_key
+
+log = logging.getLogger(__name__)
+_app_numbers = itertools.count()
+
+
+def create_app(settings: Settings | None = None) -> Sanic:
+    settings = settings or Settings.load()
+    # Fail at start-up, with the variable named, if the data dir or key file is unusable.
+    prepare_data_dir(settings)
+    secret_key = load_or_create_key(settings.encryption_key_file)
+    app = Sanic(_app_name(), configure_logging=True)
+    app.config.update(
+        REQUEST_MAX_SIZE=64 * 1024 * 1024,
+        REQUEST_TIMEOUT=60,
+        RESPONSE_TIMEOUT=3600,  # long agent turns stream for many minutes
+        KEEP_ALIVE_TIMEOUT=75,
+        WEBSOCKET_MAX_SIZE=16 * 1024 * 1024,
+        FALLBACK_ERROR_FORMAT="json",
+        OAS=False,
+    )
+    app.ctx.settings = settings
+    errors.install(app)
+    app.blueprint(health.bp)
+    _install_listeners(app, settings, secret_key)
+    return app
+
+
+def _app_name() -> str:
+    number = next(_app_numbers)
+    return "codex-lb" if number == 0 else f"codex-lb-{number}"
+
+
+def prepare_data_dir(settings: Settings) -> None:
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigError(
+            f"CODEX_LB_DATA_DIR={settings.data_dir}: cannot create it ({exc.strerror})"
+        ) from None
+
+
+def _install_listeners(app: Sanic, settings: Settings, secret_key: bytes) -> None:
+    @app.main_process_start
+    async def create_shared_state(app: Sanic) -> None:
+        primitives = SharedPrimitives.create()
+        app.shared_ctx.account_slots = primitives.slots
+        app.shared_ctx.roster_generation = primitives.generation
+
+    @app.before_server_start
+    async def open_worker_resources(app: Sanic) -> None:
+        app.ctx.secretbox = SecretBox(secret_key)
+        app.ctx.slots = AccountSlots(_shared_primitives(app))
+        db = Database(settings)
+        report = await asyncio.get_running_loop().run_in_executor(None, db.open)
+        app.ctx.db = db
+        log.info(
+            "database ready url=%s schema_version=%d migrated=%d",
+            redact_database_url(settings.database_url),
+            report.after,
+            report.applied,
+        )
+
+    @app.after_server_stop
+    async def close_worker_resources(app: Sanic) -> None:
+        db = getattr(app.ctx, "db", None)
+        if db is not None:
+            await asyncio.get_running_loop().run_in_executor(None, db.close)
+
+
+def _shared_primitives(app: Sanic) -> SharedPrimitives:
+    """The main process's primitives, or this process's own when run without a main process (tests)."""
+    slots = getattr(app.shared_ctx, "account_slots", None)
+    if slots is None:
+        primitives = SharedPrimitives.create()
+        return primitives
+    return SharedPrimitives(slots=slots, generation=app.shared_ctx.roster_generation)

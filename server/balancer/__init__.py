@@ -1,0 +1,1 @@
+"""Account selection, stickiness, cooldowns and the shared-state slots every worker reads."""

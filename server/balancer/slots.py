@@ -1,0 +1,86 @@
+"""Live account state shared by the workers of one host: a fixed table of float slots in shared memory.
+
+The main process creates the raw multiprocessing objects (Sanic passes them to every worker); each
+worker wraps them in `AccountSlots`. Nothing here is the only copy of anything that must survive a
+restart: the database is the durable truth.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from dataclasses import dataclass
+from enum import IntEnum
+from multiprocessing.sharedctypes import Synchronized, SynchronizedArray
+
+DEFAULT_CAPACITY = 512
+
+
+class Field(IntEnum):
+    IN_USE = 0
+    COOLDOWN_UNTIL = 1
+    INFLIGHT = 2
+    PRIMARY_USED = 3
+    PRIMARY_RESET_AT = 4
+    SECONDARY_USED = 5
+    SECONDARY_RESET_AT = 6
+    FAILURE_STREAK = 7
+    REQUESTS = 8
+
+
+WIDTH = len(Field)
+
+
+@dataclass(frozen=True, slots=True)
+class SharedPrimitives:
+    """What the main process puts into app.shared_ctx (only multiprocessing objects)."""
+
+    slots: SynchronizedArray
+    generation: Synchronized
+
+    @classmethod
+    def create(cls, capacity: int = DEFAULT_CAPACITY, context=None) -> SharedPrimitives:
+        ctx = context or multiprocessing.get_context("spawn")
+        return cls(slots=ctx.Array("d", capacity * WIDTH), generation=ctx.Value("q", 1))
+
+
+class AccountSlots:
+    """One worker's view of the shared slot table and the roster generation counter."""
+
+    def __init__(self, primitives: SharedPrimitives) -> None:
+        self._array = primitives.slots
+        self._generation = primitives.generation
+        self.capacity = len(self._array) // WIDTH
+
+    def get(self, slot: int, field: Field) -> float:
+        return self._array[slot * WIDTH + field]
+
+    def set(self, slot: int, field: Field, value: float) -> None:
+        self._array[slot * WIDTH + field] = value
+
+    def add(self, slot: int, field: Field, delta: float) -> float:
+        """Atomic across processes: in-flight counts are changed by several workers at once."""
+        with self._array.get_lock():
+            index = slot * WIDTH + field
+            value = self._array[index] + delta
+            self._array[index] = value
+            return value
+
+    def snapshot(self, slot: int) -> tuple[float, ...]:
+        start = slot * WIDTH
+        with self._array.get_lock():
+            return tuple(self._array[start : start + WIDTH])
+
+    def reset(self, slot: int) -> None:
+        start = slot * WIDTH
+        with self._array.get_lock():
+            self._array[start : start + WIDTH] = [0.0] * WIDTH
+
+    @property
+    def generation(self) -> int:
+        return self._generation.value
+
+    def bump_generation(self) -> int:
+        """Tell every worker on this host that accounts, keys or settings changed and must be reloaded."""
+        with self._generation.get_lock():
+            self._generation.value += 1
+            return self._generation.value

@@ -1,0 +1,79 @@
+"""The `codex-lb` console command: start the server (the default) and, later, operator sub-commands.
+
+`codex-lb serve` execs the same `sanic server.app` command users and the Procfile run, so there is one
+way the server starts; CLI flags travel to the worker processes as CODEX_LB_* variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from server.config import ConfigError, Settings, export_overrides
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="codex-lb",
+        description="Pool several ChatGPT (Codex) accounts behind one OpenAI-compatible endpoint.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser("serve", help="start the server (the default command)")
+    _add_serve_options(serve)
+    _add_serve_options(parser)
+    return parser
+
+
+def _add_serve_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 in a container; env CODEX_LB_HOST)"
+    )
+    parser.add_argument(
+        "--port", type=int, help="port for the proxy and dashboard (default 2455; CODEX_LB_PORT)"
+    )
+    parser.add_argument(
+        "--workers", type=int, help="worker processes, one per core is a good start (default: cores, max 8)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        help="where the database and encryption key live (default ~/.codex-lb; CODEX_LB_DATA_DIR)",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return serve(args)
+
+
+def serve(args: argparse.Namespace) -> int:
+    overrides = {}
+    if args.data_dir:
+        overrides["data_dir"] = os.path.abspath(os.path.expanduser(args.data_dir))
+    export_overrides(overrides)
+    try:
+        settings = Settings.load()
+    except ConfigError as exc:
+        print(f"codex-lb: configuration error: {exc}", file=sys.stderr)
+        return 2
+    host = args.host or settings.host
+    port = args.port or settings.port
+    workers = args.workers or settings.workers
+    command = [
+        sys.executable,
+        "-m",
+        "sanic",
+        "server.app",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    os.execv(sys.executable, command)
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,202 @@
+"""Settings: the one place that reads the environment.
+
+Values come from CODEX_LB_* environment variables, then `.env.local` in the working directory, then
+defaults. `Settings.load()` validates everything and raises ConfigError naming the bad variable.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+PREFIX = "CODEX_LB_"
+ENV_FILE = ".env.local"
+CONTAINER_DATA_DIR = Path("/var/lib/codex-lb")
+DEFAULT_UPSTREAM_BASE_URL = "https://chatgpt.com/backend-api"
+DEFAULT_AUTH_BASE_URL = "https://auth.openai.com"
+
+
+class ConfigError(ValueError):
+    """A setting has a value codex-lb cannot use; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    encryption_key_file: Path
+    in_container: bool = False
+    host: str = "127.0.0.1"
+    port: int = 2455
+    workers: int = 1
+    upstream_base_url: str = DEFAULT_UPSTREAM_BASE_URL
+    auth_base_url: str = DEFAULT_AUTH_BASE_URL
+    log_level: str = "INFO"
+    db_threads: int = 8
+    # Raw CODEX_LB_* values, for settings later issues add; never logged.
+    extra: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def load(cls, environ: dict[str, str] | None = None, cwd: Path | None = None) -> Settings:
+        raw = _collect(dict(os.environ) if environ is None else environ, cwd or Path.cwd())
+        return _build(raw, _detect_container(environ))
+
+    def with_overrides(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite:")
+
+
+def export_overrides(values: dict[str, str]) -> None:
+    """Put CLI choices into the environment so that Sanic's worker processes load the same settings."""
+    for name, value in values.items():
+        os.environ[PREFIX + name.upper()] = value
+
+
+def is_sanic_worker() -> bool:
+    """True inside a Sanic worker process (Sanic names each worker in the environment)."""
+    return bool(os.environ.get("SANIC_WORKER_NAME"))
+
+
+def _collect(environ: dict[str, str], cwd: Path) -> dict[str, str]:
+    raw = _read_env_file(cwd / ENV_FILE)
+    raw.update({k: v for k, v in environ.items() if k.startswith(PREFIX)})
+    return raw
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep:
+            raise ConfigError(f"{path}:{number}: expected NAME=value")
+        if not name.startswith(PREFIX):
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name] = value
+    return values
+
+
+def _detect_container(environ: dict[str, str] | None) -> bool:
+    env = os.environ if environ is None else environ
+    if env.get(PREFIX + "IN_CONTAINER"):
+        return env[PREFIX + "IN_CONTAINER"].lower() in ("1", "true", "yes")
+    if "KUBERNETES_SERVICE_HOST" in env:
+        return True
+    return Path("/.dockerenv").exists() or Path("/run/.containerenv").exists()
+
+
+def _build(raw: dict[str, str], in_container: bool) -> Settings:
+    def get(name: str, default: str) -> str:
+        value = raw.get(PREFIX + name)
+        return default if value is None or value == "" else value
+
+    default_dir = CONTAINER_DATA_DIR if in_container else Path.home() / ".codex-lb"
+    data_dir = Path(get("DATA_DIR", str(default_dir))).expanduser()
+    database_url = normalise_database_url(get("DATABASE_URL", f"sqlite:///{data_dir / 'store.db'}"))
+    key_file = Path(get("ENCRYPTION_KEY_FILE", str(data_dir / "encryption.key"))).expanduser()
+    known = {f.name for f in fields(Settings)}
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        encryption_key_file=key_file,
+        in_container=in_container,
+        host=get("HOST", "0.0.0.0" if in_container else "127.0.0.1"),
+        port=_int(raw, "PORT", get("PORT", "2455"), 1, 65535),
+        workers=_int(raw, "WORKERS", get("WORKERS", str(min(os.cpu_count() or 1, 8))), 1, 256),
+        upstream_base_url=_http_url("UPSTREAM_BASE_URL", get("UPSTREAM_BASE_URL", DEFAULT_UPSTREAM_BASE_URL)),
+        auth_base_url=_http_url("AUTH_BASE_URL", get("AUTH_BASE_URL", DEFAULT_AUTH_BASE_URL)),
+        log_level=_choice(
+            "LOG_LEVEL", get("LOG_LEVEL", "INFO").upper(), ("DEBUG", "INFO", "WARNING", "ERROR")
+        ),
+        db_threads=_int(raw, "DB_THREADS", get("DB_THREADS", "8"), 1, 64),
+        extra={k[len(PREFIX) :].lower(): v for k, v in raw.items() if k[len(PREFIX) :].lower() not in known},
+    )
+
+
+def _int(raw: dict[str, str], name: str, value: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{PREFIX}{name}={value!r} is not a whole number") from None
+    if not low <= number <= high:
+        raise ConfigError(f"{PREFIX}{name}={number} is out of range ({low}..{high})")
+    return number
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{PREFIX}{name}={value!r} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _http_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{PREFIX}{name}={value!r} must be an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+# SQLAlchemy-style spellings users copy from other projects' docs, mapped to the plain scheme.
+_SCHEME_ALIASES = {
+    "sqlite": "sqlite",
+    "sqlite+aiosqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite",
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+    "postgresql+asyncpg": "postgresql",
+    "postgresql+psycopg": "postgresql",
+    "postgresql+psycopg2": "postgresql",
+    "postgresql+pg8000": "postgresql",
+}
+
+
+def normalise_database_url(url: str) -> str:
+    """Return `sqlite:///abs/path` or `postgresql://…`, accepting the common driver-suffixed spellings."""
+    scheme, sep, rest = url.partition("://")
+    canonical = _SCHEME_ALIASES.get(scheme.lower()) if sep else None
+    if canonical is None:
+        raise ConfigError(
+            f"{PREFIX}DATABASE_URL={_redact_url(url)!r} is not a database URL "
+            "(expected sqlite:///path or postgresql://user@host/db)"
+        )
+    if canonical == "sqlite":
+        if not rest.startswith("/") or rest == "/":
+            raise ConfigError(
+                f"{PREFIX}DATABASE_URL must name a file, like sqlite:////var/lib/codex-lb/store.db"
+            )
+        path = Path(rest[1:].split("?", 1)[0]).expanduser()
+        return f"sqlite:///{path if path.is_absolute() else path.resolve()}"
+    if not rest or rest.startswith("/"):
+        raise ConfigError(f"{PREFIX}DATABASE_URL={_redact_url(url)!r} has no host")
+    return f"postgresql://{rest}"
+
+
+def sqlite_path(database_url: str) -> Path:
+    return Path(database_url[len("sqlite:///") :])
+
+
+def _redact_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+redact_database_url = _redact_url

@@ -1,0 +1,104 @@
+"""The error hierarchy and the one handler that renders errors in the shape each route's clients expect.
+
+Proxy routes (/v1, /backend-api) answer OpenAI error JSON {"error": {"message", "type", "code"}}; the
+dashboard API answers {"error": {"code", "message"}}. Unexpected exceptions never leak a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sanic import Request, Sanic
+from sanic.exceptions import SanicException
+from sanic.response import HTTPResponse, json
+
+log = logging.getLogger(__name__)
+
+PROXY_PREFIXES = ("/v1/", "/backend-api/")
+
+
+class ProxyError(Exception):
+    """An error a client should see, with its HTTP status and OpenAI-style type and code."""
+
+    status = 400
+    type = "invalid_request_error"
+    code: str | None = "invalid_request_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        type: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        if type is not None:
+            self.type = type
+        if code is not None:
+            self.code = code
+        self.param = param
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+    def body(self) -> dict:
+        error = {"message": self.message, "type": self.type, "code": self.code, "param": self.param}
+        error.update(self.extra)
+        return {"error": error}
+
+
+class BadRequest(ProxyError):
+    status = 400
+
+
+class NotFound(ProxyError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+_SANIC_TYPES = {
+    400: ("invalid_request_error", "invalid_request_error"),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("invalid_request_error", "forbidden"),
+    404: ("invalid_request_error", "not_found"),
+    405: ("invalid_request_error", "method_not_allowed"),
+    413: ("invalid_request_error", "request_too_large"),
+    429: ("rate_limit_error", "rate_limit_exceeded"),
+}
+
+
+def render(request: Request, exception: Exception) -> HTTPResponse:
+    if isinstance(exception, ProxyError):
+        status, error = exception.status, exception
+    elif isinstance(exception, SanicException):
+        status = exception.status_code
+        kind, code = _SANIC_TYPES.get(status, ("server_error", "server_error"))
+        message = str(exception) if status < 500 else "The server had an error processing the request."
+        if status == 413:
+            message = "Request body is too large."
+        error = ProxyError(message, status=status, type=kind, code=code)
+    else:
+        log.exception("unhandled error path=%s", request.path)
+        status = 500
+        error = ProxyError(
+            "The server had an error processing the request.",
+            status=500,
+            type="server_error",
+            code="server_error",
+        )
+    if request.path.startswith("/api/"):
+        body = {"error": {"code": error.code, "message": error.message}}
+    else:
+        body = error.body()
+    return json(body, status=status, headers=error.headers or None)
+
+
+def install(app: Sanic) -> None:
+    app.error_handler.add(Exception, render)

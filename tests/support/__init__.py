@@ -1,0 +1,1 @@
+"""Test support: databases, in-process and subprocess servers."""

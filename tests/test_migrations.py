@@ -1,0 +1,62 @@
+"""Migrations: applied once, at start-up, even when many processes start at once; newer schemas refused."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+
+from schema.migrations import latest_version
+from server import migrator
+
+
+def test_fresh_database_is_migrated_to_latest(database_url):
+    report = migrator.migrate(database_url)
+    assert (report.before, report.after) == (0, latest_version())
+    assert migrator.current_version(database_url) == latest_version()
+
+
+def test_migrating_again_does_nothing(database_url):
+    migrator.migrate(database_url)
+    again = migrator.migrate(database_url)
+    assert again.applied == 0
+
+
+def _migrate(url_and_barrier):
+    url, barrier = url_and_barrier
+    barrier.wait()
+    return migrator.migrate(url).applied
+
+
+def test_concurrent_starters_apply_each_step_exactly_once(database_url):
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(6)
+        with ctx.Pool(6) as pool:
+            applied = pool.map(_migrate, [(database_url, barrier)] * 6)
+    assert sorted(applied) == [0] * 5 + [latest_version()]
+    conn = migrator.connect(database_url)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT version, COUNT(*) FROM schema_version GROUP BY version ORDER BY version")
+        assert cur.fetchall() == [(v, 1) for v in range(1, latest_version() + 1)]
+    finally:
+        conn.close()
+
+
+def test_database_newer_than_the_code_is_refused(database_url):
+    migrator.migrate(database_url)
+    conn = migrator.connect(database_url)
+    try:
+        cur = conn.cursor()
+        placeholder = "?" if database_url.startswith("sqlite") else "%s"
+        cur.execute(
+            f"INSERT INTO schema_version (version, name, applied_at) VALUES ({placeholder}, 'future', 0)",
+            (latest_version() + 1,),
+        )
+        if not database_url.startswith("sqlite"):
+            conn.commit()
+    finally:
+        conn.close()
+    with pytest.raises(migrator.SchemaTooNewError, match="upgrade codex-lb"):
+        migrator.migrate(database_url)
