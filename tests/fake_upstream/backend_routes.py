@@ -1,0 +1,60 @@
+"""The backend's side routes: model catalog, `/wham/usage` and audio transcription.
+Owns nothing but request parsing and answer shaping; the data comes from catalog and quota."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import orjson
+from aiohttp import web
+
+from .admission import LOG_ENTRY, STATE, authenticate
+from .catalog import catalog_json
+from .errors import invalid_request
+from .quota import quota_of, usage_body
+
+
+def _log(request: web.Request) -> dict:
+    entry = request.app[STATE].log.record(request.method, request.path, request.headers, query=request.query)
+    request[LOG_ENTRY] = entry
+    return entry
+
+
+async def list_models(request: web.Request) -> web.Response:
+    _log(request)
+    account, behaviour = authenticate(request)
+    plan = behaviour.plan_type or account.identity.plan_type
+    body = catalog_json(plan, request.query.get("client_version"))
+    etag = hashlib.sha256(body).hexdigest()[:16]
+    return web.Response(body=body, content_type="application/json", headers={"x-models-etag": etag})
+
+
+async def wham_usage(request: web.Request) -> web.Response:
+    _log(request)
+    # Deactivated accounts answer 402 here (the proxy reads 402/404 on this route as "deactivated").
+    account, behaviour = authenticate(request, deactivated_status=402)
+    body = usage_body(account, quota_of(account, behaviour, time.time()))
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+async def transcribe(request: web.Request) -> web.Response:
+    entry = _log(request)
+    authenticate(request)
+    if not request.content_type.startswith("multipart/"):
+        raise invalid_request("Expected a multipart/form-data body with a 'file' part.", "file")
+    reader = await request.multipart()
+    fields: dict[str, object] = {}
+    audio: tuple[str, int] | None = None
+    while (part := await reader.next()) is not None:
+        data = await part.read()  # type: ignore[union-attr]
+        if part.name == "file":  # type: ignore[union-attr]
+            audio = (part.filename or "audio", len(data))  # type: ignore[union-attr]
+        else:
+            fields[part.name or ""] = data.decode(errors="replace")  # type: ignore[union-attr]
+    entry["body"] = {"fields": fields, "file": {"filename": audio[0], "bytes": audio[1]} if audio else None}
+    if audio is None:
+        raise invalid_request(
+            "Missing required multipart part: 'file'.", "file", "missing_required_parameter"
+        )
+    return web.json_response({"text": f"Fake transcription of {audio[1]} bytes from {audio[0]}."})
