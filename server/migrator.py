@@ -73,7 +73,7 @@ def current_version(database_url: str) -> int:
 
 
 def _migrate_sqlite(conn: sqlite3.Connection, migrations: list[Migration]) -> MigrationReport:
-    conn.execute("PRAGMA journal_mode=WAL")
+    _enable_wal(conn)
     conn.execute("BEGIN IMMEDIATE")
     try:
         report = _apply(conn.cursor(), "sqlite", migrations)
@@ -82,6 +82,20 @@ def _migrate_sqlite(conn: sqlite3.Connection, migrations: list[Migration]) -> Mi
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    # Switching the journal mode can answer "database is locked" at once, without waiting out the busy
+    # timeout, while another process holds the file (observed with six starters at once): retry it.
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _migrate_postgresql(conn, migrations: list[Migration]) -> MigrationReport:
