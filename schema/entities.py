@@ -26,4 +26,62 @@ def define_database() -> orm.Database:
         name = orm.PrimaryKey(str)
         version = orm.Required(int, size=64)
 
+    class Account(db.Entity):
+        """A pooled ChatGPT account. Tokens are SecretBox ciphertexts, never plaintext."""
+
+        _table_ = "account"
+        id = orm.PrimaryKey(int, auto=True, size=64)
+        chatgpt_account_id = orm.Required(str, unique=True)
+        email = orm.Optional(str, default="")
+        plan_type = orm.Optional(str, default="")
+        status = orm.Required(str, default="active")
+        status_reason = orm.Optional(str, default="")
+        status_until = orm.Required(float, default=0.0)
+        slot = orm.Required(int, unique=True)
+        access_token = orm.Required(str)
+        refresh_token = orm.Required(str)
+        id_token = orm.Required(str)
+        access_expires_at = orm.Required(float, default=0.0)
+        last_refresh_at = orm.Required(float, default=0.0)
+        created_at = orm.Required(float)
+        updated_at = orm.Required(float)
+
+    class AccountEvent(db.Entity):
+        """One state change of an account, with its reason."""
+
+        _table_ = "account_event"
+        id = orm.PrimaryKey(int, auto=True, size=64)
+        account_id = orm.Required(int, size=64)
+        at = orm.Required(float)
+        from_status = orm.Required(str)
+        to_status = orm.Required(str)
+        reason = orm.Optional(str, default="")
+
+    class RequestLog(db.Entity):
+        """One proxied request (or WebSocket turn): who served it, what it cost, how it went."""
+
+        _table_ = "request_log"
+        id = orm.PrimaryKey(int, auto=True, size=64)
+        request_id = orm.Required(str)
+        started_at = orm.Required(float)
+        route = orm.Required(str)
+        transport = orm.Required(str)
+        account_id = orm.Optional(int, size=64)
+        api_key_id = orm.Optional(int, size=64)
+        model = orm.Optional(str, default="")
+        reasoning_effort = orm.Optional(str, default="")
+        status = orm.Required(int)
+        error_code = orm.Optional(str, default="")
+        input_tokens = orm.Required(int, size=64, default=0)
+        cached_input_tokens = orm.Required(int, size=64, default=0)
+        output_tokens = orm.Required(int, size=64, default=0)
+        reasoning_tokens = orm.Required(int, size=64, default=0)
+        total_tokens = orm.Required(int, size=64, default=0)
+        cost_usd = orm.Optional(float)
+        latency_ms = orm.Required(float, default=0.0)
+        ttft_ms = orm.Optional(float)
+        attempts = orm.Required(int, default=1)
+        session_key_hash = orm.Optional(str, default="")
+        routing = orm.Optional(str, default="")
+
     return db
