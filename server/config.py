@@ -35,6 +35,12 @@ class Settings:
     auth_base_url: str = DEFAULT_AUTH_BASE_URL
     log_level: str = "INFO"
     db_threads: int = 8
+    routing_strategy: str = "usage_weighted"
+    account_inflight_cap: int = 4
+    max_attempts: int = 3
+    request_max_bytes: int = 32 * 1024 * 1024
+    # JSON {"model": {"input": 1.25, "cached_input": 0.125, "output": 10.0}} (USD per 1M tokens).
+    pricing_overrides: str = ""
     # Raw CODEX_LB_* values, for settings later issues add; never logged.
     extra: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -124,6 +130,17 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
             "LOG_LEVEL", get("LOG_LEVEL", "INFO").upper(), ("DEBUG", "INFO", "WARNING", "ERROR")
         ),
         db_threads=_int(raw, "DB_THREADS", get("DB_THREADS", "8"), 1, 64),
+        routing_strategy=_choice(
+            "ROUTING_STRATEGY",
+            get("ROUTING_STRATEGY", "usage_weighted").lower(),
+            ("usage_weighted", "round_robin", "least_inflight"),
+        ),
+        account_inflight_cap=_int(raw, "ACCOUNT_INFLIGHT_CAP", get("ACCOUNT_INFLIGHT_CAP", "4"), 1, 1000),
+        max_attempts=_int(raw, "MAX_ATTEMPTS", get("MAX_ATTEMPTS", "3"), 1, 10),
+        request_max_bytes=_int(
+            raw, "REQUEST_MAX_BYTES", get("REQUEST_MAX_BYTES", str(32 * 1024 * 1024)), 1024, 1024**3
+        ),
+        pricing_overrides=get("PRICING_OVERRIDES", ""),
         extra={k[len(PREFIX) :].lower(): v for k, v in raw.items() if k[len(PREFIX) :].lower() not in known},
     )
 
