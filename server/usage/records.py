@@ -1,0 +1,37 @@
+"""One finished request (or WebSocket turn) as the request log stores it.
+
+The proxy builds a RequestRecord when a request settles and hands it to the writer; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from server.usage.tokens import TokenUsage
+
+
+def new_request_id() -> str:
+    """`req_` + 24 hex digits: unique enough to find one request in logs and the request log."""
+    return "req_" + secrets.token_hex(12)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestRecord:
+    request_id: str
+    started_at: float  # epoch seconds
+    route: str
+    transport: str
+    status: int
+    account_id: int | None = None
+    api_key_id: int | None = None
+    model: str = ""
+    reasoning_effort: str = ""
+    error_code: str = ""
+    usage: TokenUsage | None = None  # None when upstream reported no usage (failed before a terminal event)
+    cost_usd: float | None = None  # None when the model has no price or there was no usage
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    attempts: int = 1
+    session_key_hash: str = ""
+    routing: str = ""
