@@ -85,7 +85,7 @@ def check_loopback(host: str) -> None:
 async def start(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, int]:
     """Serve `app` on host:port (0 = a free port); answers the runner and the bound port."""
     check_loopback(host)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()

@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 
 from .admission import LOG_ENTRY, STATE, admit, authenticate, settle
+from .bodies import read_body
 from .errors import previous_response_not_found
 from .playback import play
 from .quota import consume
@@ -39,7 +40,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     account, behaviour = authenticate(request)
     account.stats.requests += 1
     account.stats.transports["http"] += 1
-    body = entry["body"] = parse_json_object(await request.read())
+    body = entry["body"] = parse_json_object(await read_body(request))
     check_responses_body(body)
     if body.get("previous_response_id"):
         # With store=false a response lives only on the WebSocket that produced it; HTTP never finds one.
@@ -81,7 +82,7 @@ async def compact(request: web.Request) -> web.Response:
     account, behaviour = authenticate(request)
     account.stats.requests += 1
     account.stats.transports["http"] += 1
-    body = entry["body"] = parse_json_object(await request.read())
+    body = entry["body"] = parse_json_object(await read_body(request))
     check_compact_body(body)
     admit(account, behaviour, body["model"], time.time())
     input_tokens = estimate_input_tokens(body)
