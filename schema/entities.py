@@ -53,7 +53,7 @@ def define_database() -> orm.Database:
         id = orm.PrimaryKey(int, auto=True, size=64)
         account_id = orm.Required(int, size=64)
         at = orm.Required(float)
-        from_status = orm.Required(str)
+        from_status = orm.Optional(str, default="")
         to_status = orm.Required(str)
         reason = orm.Optional(str, default="")
 

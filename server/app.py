@@ -12,10 +12,12 @@ import logging
 
 from sanic import Sanic
 
-from server import errors, health
+from server import api, errors, health, logs
 from server.balancer.slots import AccountSlots, SharedPrimitives
 from server.config import ConfigError, Settings, redact_database_url
 from server.db import Database
+from server.proxy import responses
+from server.proxy.context import close_proxy_context, open_proxy_context
 from server.secretbox import SecretBox, load_or_create_key
 
 log = logging.getLogger(__name__)
@@ -27,9 +29,10 @@ def create_app(settings: Settings | None = None) -> Sanic:
     # Fail at start-up, with the variable named, if the data dir or key file is unusable.
     prepare_data_dir(settings)
     secret_key = load_or_create_key(settings.encryption_key_file)
+    logs.configure(settings.log_level)
     app = Sanic(_app_name(), configure_logging=True)
     app.config.update(
-        REQUEST_MAX_SIZE=64 * 1024 * 1024,
+        REQUEST_MAX_SIZE=settings.request_max_bytes,
         REQUEST_TIMEOUT=60,
         RESPONSE_TIMEOUT=3600,  # long agent turns stream for many minutes
         KEEP_ALIVE_TIMEOUT=75,
@@ -40,6 +43,8 @@ def create_app(settings: Settings | None = None) -> Sanic:
     app.ctx.settings = settings
     errors.install(app)
     app.blueprint(health.bp)
+    app.blueprint(responses.bp)
+    api.install(app)
     _install_listeners(app, settings, secret_key)
     return app
 
@@ -72,6 +77,7 @@ def _install_listeners(app: Sanic, settings: Settings, secret_key: bytes) -> Non
         db = Database(settings)
         report = await asyncio.get_running_loop().run_in_executor(None, db.open)
         app.ctx.db = db
+        app.ctx.proxy = await open_proxy_context(settings, db, app.ctx.secretbox, app.ctx.slots)
         log.info(
             "database ready url=%s schema_version=%d migrated=%d",
             redact_database_url(settings.database_url),
@@ -81,6 +87,9 @@ def _install_listeners(app: Sanic, settings: Settings, secret_key: bytes) -> Non
 
     @app.after_server_stop
     async def close_worker_resources(app: Sanic) -> None:
+        proxy = getattr(app.ctx, "proxy", None)
+        if proxy is not None:
+            await close_proxy_context(proxy)
         db = getattr(app.ctx, "db", None)
         if db is not None:
             await asyncio.get_running_loop().run_in_executor(None, db.close)

@@ -22,6 +22,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="start the server (the default command)")
     _add_serve_options(serve)
     _add_serve_options(parser)
+    accounts = commands.add_parser("accounts", help="manage pooled ChatGPT accounts")
+    account_commands = accounts.add_subparsers(dest="accounts_command", metavar="ACTION", required=True)
+    importer = account_commands.add_parser(
+        "import", help="import Codex auth.json files (an account already present gets the new tokens)"
+    )
+    importer.add_argument("paths", nargs="+", metavar="PATH", help="auth.json files, e.g. ~/.codex/auth.json")
+    account_commands.add_parser("list", help="list the pooled accounts and their states")
+    for sub in (importer, account_commands.choices["list"]):
+        sub.add_argument("--data-dir", help="the server's data dir (default ~/.codex-lb; CODEX_LB_DATA_DIR)")
     return parser
 
 
@@ -43,18 +52,29 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "accounts":
+        from server import operator_commands
+
+        settings = _load_settings(args)
+        if settings is None:
+            return 2
+        return operator_commands.run_accounts(args, settings)
     return serve(args)
 
 
-def serve(args: argparse.Namespace) -> int:
-    overrides = {}
-    if args.data_dir:
-        overrides["data_dir"] = os.path.abspath(os.path.expanduser(args.data_dir))
-    export_overrides(overrides)
+def _load_settings(args: argparse.Namespace) -> Settings | None:
+    if getattr(args, "data_dir", None):
+        export_overrides({"data_dir": os.path.abspath(os.path.expanduser(args.data_dir))})
     try:
-        settings = Settings.load()
+        return Settings.load()
     except ConfigError as exc:
         print(f"codex-lb: configuration error: {exc}", file=sys.stderr)
+        return None
+
+
+def serve(args: argparse.Namespace) -> int:
+    settings = _load_settings(args)
+    if settings is None:
         return 2
     host = args.host or settings.host
     port = args.port or settings.port

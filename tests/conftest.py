@@ -43,3 +43,18 @@ async def live_server(settings: Settings):
     async with serve_in_process(settings) as server:
         yield server
 
+
+
+@pytest.fixture
+async def proxy(tmp_path: Path, database_url: str, fake_upstream):
+    """codex-lb on a real socket, its upstream and OAuth server being the fake."""
+    from tests.support.proxy import ProxyHarness
+
+    settings = make_settings(
+        tmp_path / "data",
+        database_url,
+        upstream_base_url=fake_upstream.base_url,
+        auth_base_url=fake_upstream.auth_url,
+    )
+    async with serve_in_process(settings) as server:
+        yield ProxyHarness(server=server, fake=fake_upstream, settings=settings)

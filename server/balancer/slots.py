@@ -25,6 +25,8 @@ class Field(IntEnum):
     SECONDARY_RESET_AT = 6
     FAILURE_STREAK = 7
     REQUESTS = 8
+    # 1.0 when paid credits lift the weekly (secondary) window: has credits, unlimited or balance > 0.
+    CREDITS_USABLE = 9
 
 
 WIDTH = len(Field)
@@ -50,9 +52,12 @@ class AccountSlots:
         self._array = primitives.slots
         self._generation = primitives.generation
         self.capacity = len(self._array) // WIDTH
+        # Lock-free reads for the hot path: aligned 8-byte floats cannot tear on the platforms we run
+        # on, and a row read a moment early only makes one routing choice slightly stale.
+        self._view = memoryview(primitives.slots.get_obj()).cast("B").cast("d")
 
     def get(self, slot: int, field: Field) -> float:
-        return self._array[slot * WIDTH + field]
+        return self._view[slot * WIDTH + field]
 
     def set(self, slot: int, field: Field, value: float) -> None:
         self._array[slot * WIDTH + field] = value
@@ -67,8 +72,7 @@ class AccountSlots:
 
     def snapshot(self, slot: int) -> tuple[float, ...]:
         start = slot * WIDTH
-        with self._array.get_lock():
-            return tuple(self._array[start : start + WIDTH])
+        return tuple(self._view[start : start + WIDTH])
 
     def reset(self, slot: int) -> None:
         start = slot * WIDTH

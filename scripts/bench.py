@@ -1,0 +1,263 @@
+"""Benchmark: the proxy against a direct connection to the fake upstream, on this machine.
+
+Starts the fake upstream and `sanic server.app --workers N` as subprocesses on loopback, imports fake
+accounts, then measures requests/s, p50/p99 latency and the proxy's CPU milliseconds per request for
+streamed and non-streamed Responses calls at several concurrencies, and prints the ratios.
+
+    scripts/bench [--workers 2] [--requests 400] [--concurrency 1,16,64] [--accounts 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.fake_upstream.client import responses_body  # noqa: E402
+from tests.support.live_server import free_port  # noqa: E402
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Result:
+    label: str
+    concurrency: int
+    requests: int
+    seconds: float
+    latencies: list[float]
+    proxy_cpu_s: float | None
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
+
+
+def process_tree_cpu(pid: int) -> float:
+    """User+system CPU seconds of a process and all its descendants (from /proc)."""
+    total = 0.0
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rfind(")") + 2 :].split()
+        stats[int(entry.name)] = fields
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    stack = [pid]
+    while stack:
+        current = stack.pop()
+        fields = stats.get(current)
+        if fields:
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        stack.extend(children.get(current, []))
+    return total
+
+
+async def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(url) as response:
+                    if response.status < 500:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise TimeoutError(url)
+
+
+async def run_load(
+    url, body: bytes, headers: dict, total: int, concurrency: int, pid: int | None, label: str
+):
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    latencies: list[float] = []
+    counter = iter(range(total))
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker():
+            for _ in counter:
+                started = time.perf_counter()
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"{label}: HTTP {response.status}")
+                latencies.append(time.perf_counter() - started)
+
+        await asyncio.gather(*(worker() for _ in range(min(concurrency, 4))))  # warm-up connections
+        latencies.clear()
+        counter = iter(range(total))
+        cpu_before = process_tree_cpu(pid) if pid else None
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds = time.perf_counter() - started
+        cpu = process_tree_cpu(pid) - cpu_before if pid else None
+    return Result(label, concurrency, total, seconds, latencies, cpu)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--accounts", type=int, default=16)
+    args = parser.parse_args()
+    concurrencies = [int(c) for c in args.concurrency.split(",")]
+
+    fake_port, proxy_port = free_port(), free_port()
+    data_dir = Path(tempfile.mkdtemp(prefix="codex-lb-bench-"))
+    fake = subprocess.Popen(
+        [sys.executable, "-m", "tests.fake_upstream", "--port", str(fake_port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    env = {
+        **os.environ,
+        "CODEX_LB_DATA_DIR": str(data_dir),
+        "CODEX_LB_UPSTREAM_BASE_URL": f"http://127.0.0.1:{fake_port}/backend-api",
+        "CODEX_LB_AUTH_BASE_URL": f"http://127.0.0.1:{fake_port}",
+        "CODEX_LB_LOG_LEVEL": "WARNING",
+    }
+    proxy = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sanic",
+            "server.app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(proxy_port),
+            "--workers",
+            str(args.workers),
+            "--no-access-logs",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    fake_url, proxy_url = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{proxy_port}"
+    try:
+        await wait_http(fake_url + "/__stats")
+        await wait_http(proxy_url + "/health/ready")
+        auths = []
+        async with aiohttp.ClientSession() as session:
+            await session.post(fake_url + "/__config", data=orjson.dumps({"defaults": {"deltas": 8}}))
+            form = aiohttp.FormData()
+            for i in range(args.accounts):
+                async with session.post(fake_url + "/__accounts", json={"account_id": f"bench_{i}"}) as r:
+                    auth = await r.json()
+                auths.append(auth)
+                form.add_field("auth_json", orjson.dumps(auth), filename=f"{i}.json")
+            async with session.post(proxy_url + "/api/accounts/import", data=form) as r:
+                assert r.status == 200, await r.text()
+        await asyncio.sleep(2)  # every worker has reloaded its roster
+
+        stream_body = orjson.dumps(responses_body("benchmark prompt " * 20))
+        json_body = orjson.dumps({"model": "gpt-5.4", "input": "benchmark prompt " * 20, "stream": False})
+        tokens = auths[0]["tokens"]
+        direct_headers = {
+            "authorization": f"Bearer {tokens['access_token']}",
+            "chatgpt-account-id": tokens["account_id"],
+            "content-type": "application/json",
+        }
+        rows = []
+        for concurrency in concurrencies:
+            total = max(args.requests, concurrency * 4)
+            direct = await run_load(
+                fake_url + "/backend-api/codex/responses",
+                stream_body,
+                direct_headers,
+                total,
+                concurrency,
+                None,
+                "direct",
+            )
+            streamed = await run_load(
+                proxy_url + "/backend-api/codex/responses",
+                stream_body,
+                {"content-type": "application/json"},
+                total,
+                concurrency,
+                proxy.pid,
+                "proxy stream",
+            )
+            non_streamed = await run_load(
+                proxy_url + "/v1/responses",
+                json_body,
+                {"content-type": "application/json"},
+                total,
+                concurrency,
+                proxy.pid,
+                "proxy json",
+            )
+            rows.append((direct, streamed, non_streamed))
+        print_report(rows, args.workers)
+    finally:
+        os.killpg(proxy.pid, signal.SIGTERM)
+        fake.terminate()
+        proxy.wait(15)
+        fake.wait(15)
+
+
+def print_report(rows, workers: int) -> None:
+    cores = os.cpu_count()
+    print(f"\ncodex-lb benchmark — {cores} cores, proxy with {workers} workers, fake upstream on loopback")
+    columns = (
+        ("route", "<14"),
+        ("conc", ">5"),
+        ("req/s", ">10"),
+        ("p50 ms", ">9"),
+        ("p99 ms", ">9"),
+        ("cpu ms/req", ">12"),
+        ("rate vs direct", ">16"),
+    )
+    header = "".join(f"{name:{spec}}" for name, spec in columns)
+    print(header)
+    print("-" * len(header))
+    for direct, streamed, non_streamed in rows:
+        for result in (direct, streamed, non_streamed):
+            cpu = (
+                f"{result.proxy_cpu_s * 1000 / result.requests:.2f}"
+                if result.proxy_cpu_s is not None
+                else "-"
+            )
+            ratio = f"{result.rate / direct.rate:.2f}x" if result is not direct else "1.00x"
+            print(
+                f"{result.label:<14}{result.concurrency:>5}{result.rate:>10.0f}{result.percentile(0.5):>9.2f}"
+                f"{result.percentile(0.99):>9.2f}{cpu:>12}{ratio:>16}"
+            )
+        added = streamed.percentile(0.5) - direct.percentile(0.5)
+        print(f"{'':<14}{'':>5}  added p50 latency (stream): {added:.2f} ms")
+    print()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

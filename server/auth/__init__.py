@@ -1,0 +1,1 @@
+"""Who may call what: the local-only firewall now; dashboard sessions and API keys later."""

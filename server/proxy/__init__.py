@@ -1,0 +1,1 @@
+"""Client-facing proxy routes: Responses over HTTP (SSE and JSON) and compaction."""

@@ -1,0 +1,59 @@
+"""Everything a proxy route needs, built once per worker in before_server_start and kept on app.ctx."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server import leases
+from server.accounts.refresh import TokenRefresher
+from server.accounts.roster import Roster
+from server.balancer.selection import Balancer
+from server.balancer.slots import AccountSlots
+from server.config import Settings
+from server.db import Database
+from server.upstream.client import UpstreamClient
+from server.usage.pricing import PriceBook
+from server.usage.writer import RequestLogWriter
+
+
+@dataclass(slots=True)
+class ProxyContext:
+    settings: Settings
+    db: Database
+    roster: Roster
+    balancer: Balancer
+    slots: AccountSlots
+    upstream: UpstreamClient
+    refresher: TokenRefresher
+    writer: RequestLogWriter
+    prices: PriceBook
+
+
+async def open_proxy_context(settings: Settings, db: Database, box, slots) -> ProxyContext:
+    """Per-worker proxy state: the upstream session, the roster loaded into memory, the log writer."""
+    upstream = UpstreamClient(settings)
+    await upstream.start()
+    roster = Roster(db, box, slots)
+    await roster.reload()
+    roster.start()
+    refresher = TokenRefresher(db, box, settings.auth_base_url, leases.new_holder_id())
+    refresher.session = upstream.session
+    writer = RequestLogWriter(db)
+    writer.start()
+    return ProxyContext(
+        settings=settings,
+        db=db,
+        roster=roster,
+        balancer=Balancer(slots, settings.routing_strategy, settings.account_inflight_cap),
+        slots=slots,
+        upstream=upstream,
+        refresher=refresher,
+        writer=writer,
+        prices=PriceBook.from_settings(settings),
+    )
+
+
+async def close_proxy_context(ctx: ProxyContext) -> None:
+    await ctx.roster.stop()
+    await ctx.writer.stop()  # every request-log row submitted so far reaches the database
+    await ctx.upstream.close()

@@ -1,0 +1,211 @@
+"""Delivers an opened upstream stream to the client and settles the request.
+
+SSE clients get the upstream bytes unchanged, chunk by chunk, as they arrive; only terminal events
+are decoded. Non-streaming clients get one Response JSON. Either way one request-log row is written
+(in the background) with the usage the upstream reported, and the account's in-flight slot is freed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import aiohttp
+import orjson
+from sanic import Request
+from sanic.response import json
+
+from server.errors import ProxyError
+from server.proxy.assemble import ResponseAssembler
+from server.proxy.context import ProxyContext
+from server.proxy.failover import TERMINAL_EVENTS, OpenedStream, Trace
+from server.upstream.sse import SSEEvent, encode_event
+from server.usage.records import RequestRecord
+from server.usage.tokens import TokenUsage
+
+# Upstream answer headers the client may see (turn state, model, the account's windows for the CLI's
+# status line).
+_PASSED_BACK = ("x-codex-turn-state", "openai-model", "x-models-etag", "x-reasoning-included")
+_PASSED_BACK_PREFIXES = ("x-codex-primary-", "x-codex-secondary-", "x-codex-credits-")
+
+
+class Outcome:
+    """What the stream said about the request, filled in as events pass."""
+
+    __slots__ = ("status", "error_code", "usage", "terminal_seen", "response_id")
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.error_code = ""
+        self.usage: TokenUsage | None = None
+        self.terminal_seen = False
+        self.response_id = ""
+
+    def observe(self, event: SSEEvent) -> None:
+        if event.name not in TERMINAL_EVENTS:
+            return
+        self.terminal_seen = True
+        data = event.data()
+        response = data.get("response") if isinstance(data.get("response"), dict) else {}
+        self.response_id = str(response.get("id") or "")
+        self.usage = TokenUsage.from_response(response)
+        if event.name == "response.failed":
+            error = response.get("error") or {}
+            self.status, self.error_code = 502, str(error.get("code") or "response_failed")
+        elif event.name == "error":
+            error = data.get("error") if isinstance(data.get("error"), dict) else data
+            self.status, self.error_code = 502, str(error.get("code") or "upstream_error")
+        elif event.name == "response.incomplete":
+            self.error_code = "incomplete"
+
+
+def response_headers(opened: OpenedStream, trace: Trace, request_id: str) -> dict[str, str]:
+    upstream = opened.response.headers
+    out = {name: upstream[name] for name in _PASSED_BACK if name in upstream}
+    for name, value in upstream.items():
+        if name.lower().startswith(_PASSED_BACK_PREFIXES):
+            out[name.lower()] = value
+    out["x-request-id"] = request_id
+    out["x-codex-lb-account"] = f"slot-{opened.account.slot}"
+    out["x-codex-lb-attempts"] = str(trace.attempts)
+    return out
+
+
+async def stream_to_client(
+    request: Request, opened: OpenedStream, trace: Trace, request_id: str, outcome: Outcome
+) -> None:
+    """Send the stream; `outcome` is filled in as it goes, so a client that hangs up right after the
+    terminal event still has its request settled as a success."""
+    for event in opened.events:
+        outcome.observe(event)
+    headers = response_headers(opened, trace, request_id)
+    trace.head_sent_mono = time.monotonic()
+    headers["x-codex-lb-overhead-ms"] = f"{trace.overhead_ms():.2f}"
+    headers["cache-control"] = "no-cache"
+    client = await request.respond(status=200, headers=headers, content_type="text/event-stream")
+    await client.send(b"".join(opened.buffered))
+    scanner = opened.scanner
+    try:
+        async for chunk in opened.response.content.iter_any():
+            await client.send(chunk)
+            for event in scanner.feed(chunk):
+                outcome.observe(event)
+    except (aiohttp.ClientError, TimeoutError):
+        pass  # reported below as an incomplete stream
+    if not outcome.terminal_seen:
+        # The upstream went away after content reached the client: end with a proper failure event.
+        outcome.status, outcome.error_code = 502, "stream_incomplete"
+        await client.send(_incomplete_event(outcome.response_id))
+    await client.eof()
+
+
+async def collect_response(opened: OpenedStream, trace: Trace) -> tuple[Outcome, dict | None]:
+    outcome = Outcome()
+    assembler = ResponseAssembler()
+    for event in opened.events:
+        outcome.observe(event)
+        assembler.add(event)
+    try:
+        async for chunk in opened.response.content.iter_any():
+            for event in opened.scanner.feed(chunk):
+                outcome.observe(event)
+                assembler.add(event)
+    except (aiohttp.ClientError, TimeoutError):
+        pass
+    if not outcome.terminal_seen:
+        outcome.status, outcome.error_code = 502, "stream_incomplete"
+    trace.head_sent_mono = time.monotonic()
+    return outcome, assembler.response()
+
+
+def json_answer(opened: OpenedStream, trace: Trace, request_id: str, outcome: Outcome, body: dict | None):
+    headers = response_headers(opened, trace, request_id)
+    headers["x-codex-lb-overhead-ms"] = f"{trace.overhead_ms():.2f}"
+    if outcome.error_code == "stream_incomplete" or body is None:
+        raise ProxyError(
+            "The upstream stream ended before the response completed.",
+            status=502,
+            type="server_error",
+            code="stream_incomplete",
+            headers=headers,
+        )
+    if body.get("status") == "failed":
+        error = body.get("error") or {}
+        raise ProxyError(
+            str(error.get("message") or "The response failed upstream."),
+            status=502,
+            type="server_error",
+            code=str(error.get("code") or "response_failed"),
+            headers=headers,
+        )
+    return json(body, headers=headers, dumps=orjson.dumps)
+
+
+def _incomplete_event(response_id: str) -> bytes:
+    return encode_event(
+        {
+            "type": "response.failed",
+            "sequence_number": 0,
+            "response": {
+                "id": response_id,
+                "object": "response",
+                "status": "failed",
+                "error": {
+                    "code": "stream_incomplete",
+                    "message": "The upstream stream ended before the response completed.",
+                },
+            },
+        }
+    )
+
+
+def settle(
+    ctx: ProxyContext,
+    *,
+    request_id: str,
+    route: str,
+    transport: str,
+    model: str,
+    reasoning_effort: str,
+    session_key: str | None,
+    trace: Trace,
+    opened: OpenedStream | None,
+    outcome: Outcome | None,
+    status: int,
+    error_code: str = "",
+) -> None:
+    """Free the account's slot, feed what we learned to the balancer, and queue the request-log row."""
+    now = time.time()
+    if opened is not None:
+        opened.response.close()
+        ctx.balancer.release(opened.candidate)
+        if outcome is not None and outcome.status == 200:
+            ctx.balancer.record_success(opened.candidate, opened.snapshot, now)
+    usage = outcome.usage if outcome else None
+    ttft = (trace.first_content_mono - trace.started_mono) * 1000 if trace.first_content_mono else None
+    ctx.writer.submit(
+        RequestRecord(
+            request_id=request_id,
+            started_at=trace.started,
+            route=route,
+            transport=transport,
+            status=status,
+            account_id=trace.account.id if trace.account else None,
+            model=model,
+            reasoning_effort=reasoning_effort,
+            error_code=error_code,
+            usage=usage,
+            cost_usd=ctx.prices.cost_usd(model, usage) if usage else None,
+            latency_ms=(time.monotonic() - trace.started_mono) * 1000,
+            ttft_ms=ttft,
+            attempts=trace.attempts,
+            session_key_hash=_hash_session(session_key),
+            routing=trace.routing,
+        )
+    )
+
+
+def _hash_session(session_key: str | None) -> str:
+    if not session_key:
+        return ""
+    return hashlib.blake2b(session_key.encode("utf-8", "replace"), digest_size=8).hexdigest()

@@ -1,0 +1,383 @@
+"""Choosing an account and opening an upstream stream, failing over invisibly until content arrives.
+
+An upstream rejection (HTTP error, connection error, or an error event inside a 200 stream) before the
+first content event cools the account down as its kind warrants and moves the request to another one;
+a 401 refreshes the token once (single-flight) and retries the same account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from server.accounts import store
+from server.accounts.refresh import RefreshFailed
+from server.accounts.store import AccountRecord
+from server.balancer.candidates import Candidate
+from server.balancer.shortage import NoAccountAvailable
+from server.errors import ProxyError
+from server.proxy.context import ProxyContext
+from server.upstream import failures, headers, ratelimits
+from server.upstream.failures import FailureKind, UpstreamFailure
+from server.upstream.sse import SSEEvent, SSEScanner
+
+log = logging.getLogger(__name__)
+
+# Events that may precede content; anything else means the account has started answering.
+PRELUDE_EVENTS = frozenset({"response.created", "response.in_progress", "codex.rate_limits"})
+FAILURE_EVENTS = frozenset({"response.failed", "error"})
+TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed", "error"})
+AT_CAPACITY_WAIT_S = 0.05
+AT_CAPACITY_MAX_WAIT_S = 30.0
+
+
+@dataclass(slots=True)
+class Trace:
+    """What happened to one request, for the request log and the response headers."""
+
+    started: float = field(default_factory=time.time)
+    started_mono: float = field(default_factory=time.monotonic)
+    attempts: int = 0
+    account: AccountRecord | None = None
+    routing: str = ""
+    upstream_sent_mono: float = 0.0
+    first_content_mono: float = 0.0
+    head_sent_mono: float = 0.0
+    last_failure: UpstreamFailure | None = None
+
+    def overhead_ms(self) -> float:
+        """Time the proxy added before the client saw the head: total minus the upstream's own wait."""
+        if not self.head_sent_mono:
+            return 0.0
+        upstream_wait = self.first_content_mono - self.upstream_sent_mono if self.upstream_sent_mono else 0.0
+        return max(0.0, (self.head_sent_mono - self.started_mono - upstream_wait) * 1000)
+
+
+@dataclass(slots=True)
+class OpenedStream:
+    response: aiohttp.ClientResponse
+    candidate: Candidate
+    account: AccountRecord
+    buffered: list[bytes]
+    events: list[SSEEvent]  # every complete event seen so far, in order
+    scanner: SSEScanner
+    snapshot: ratelimits.RateLimitSnapshot | None
+
+
+@dataclass(frozen=True, slots=True)
+class JsonAnswer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    account: AccountRecord
+
+
+async def open_stream(
+    ctx: ProxyContext, url: str, body: bytes, forwarded: dict[str, str], session_key: str | None, trace: Trace
+) -> OpenedStream:
+    """An upstream Responses stream that has produced its first content event."""
+
+    async def attempt(candidate: Candidate, account: AccountRecord):
+        return await _try_stream(ctx, url, body, forwarded, candidate, account, trace)
+
+    return await _with_failover(ctx, session_key, trace, attempt, keep_slot=True)
+
+
+async def post_json(
+    ctx: ProxyContext, url: str, body: bytes, forwarded: dict[str, str], session_key: str | None, trace: Trace
+) -> JsonAnswer:
+    """A JSON call (compaction) with the same account choice and failover as streams."""
+
+    async def attempt(candidate: Candidate, account: AccountRecord):
+        return await _try_json(ctx, url, body, forwarded, candidate, account, trace)
+
+    return await _with_failover(ctx, session_key, trace, attempt, keep_slot=False)
+
+
+async def _with_failover(ctx: ProxyContext, session_key: str | None, trace: Trace, attempt, keep_slot: bool):
+    excluded: set[int] = set()
+    refreshed: set[int] = set()
+    while trace.attempts < ctx.settings.max_attempts:
+        candidate, account = await _choose(ctx, session_key, excluded, trace)
+        trace.attempts += 1
+        trace.account = account
+        ctx.balancer.acquire(candidate)
+        result = None
+        try:
+            result = await attempt(candidate, account)
+        finally:
+            # A successful stream keeps its in-flight slot until it is settled.
+            if not (keep_slot and isinstance(result, OpenedStream)):
+                ctx.balancer.release(candidate)
+        if not isinstance(result, UpstreamFailure):
+            return result
+        trace.last_failure = result
+        if result.kind is FailureKind.AUTH and account.id not in refreshed:
+            refreshed.add(account.id)
+            if await _refresh(ctx, account):
+                continue  # same account, new token
+        if not result.allows_failover:
+            raise _client_error(result)
+        await _penalise(ctx, candidate, account, result)
+        excluded.add(account.id)
+    raise _exhausted_error(trace.last_failure)
+
+
+async def _choose(
+    ctx: ProxyContext, session_key: str | None, excluded: set[int], trace: Trace
+) -> tuple[Candidate, AccountRecord]:
+    waited = 0.0
+    while True:
+        try:
+            selection = ctx.balancer.select(
+                ctx.roster.candidates, session_key=session_key, exclude=excluded, now=time.time()
+            )
+        except NoAccountAvailable as exc:
+            if excluded and trace.last_failure is not None:
+                # Every account that could serve it has failed this request: report what they said.
+                raise _exhausted_error(trace.last_failure) from None
+            raise _no_account_error(exc, trace.last_failure) from None
+        if not selection.over_cap or waited >= AT_CAPACITY_MAX_WAIT_S:
+            break
+        # Every eligible account already runs its cap of concurrent streams: queue briefly.
+        await asyncio.sleep(AT_CAPACITY_WAIT_S)
+        waited += AT_CAPACITY_WAIT_S
+    trace.routing = selection.routing
+    return selection.candidate, ctx.roster.get(selection.candidate.account_id)
+
+
+async def _try_stream(
+    ctx: ProxyContext,
+    url: str,
+    body: bytes,
+    forwarded: dict[str, str],
+    candidate: Candidate,
+    account: AccountRecord,
+    trace: Trace,
+) -> OpenedStream | UpstreamFailure:
+    request_headers = headers.for_responses(forwarded, account.access_token, account.chatgpt_account_id)
+    trace.upstream_sent_mono = time.monotonic()
+    try:
+        response = await ctx.upstream.open_stream(url, body, request_headers)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return failures.classify_connection_error(exc)
+    now = time.time()
+    snapshot = ratelimits.from_headers(response.headers, now)
+    if snapshot is not None:
+        ratelimits.apply_to_slots(ctx.slots, candidate.slot, snapshot)
+    if response.status != 200:
+        try:
+            raw = await response.read()
+        except (aiohttp.ClientError, TimeoutError):
+            raw = b""
+        response.release()
+        return failures.classify_http(response.status, raw, now)
+    scanner = SSEScanner()
+    buffered: list[bytes] = []
+    events: list[SSEEvent] = []
+    try:
+        async for chunk in response.content.iter_any():
+            buffered.append(chunk)
+            fresh = scanner.feed(chunk)
+            events.extend(fresh)
+            for event in fresh:
+                if event.name in PRELUDE_EVENTS:
+                    continue
+                if event.name in FAILURE_EVENTS:
+                    response.close()
+                    return failures.classify_event(event.data(), time.time())
+                trace.first_content_mono = time.monotonic()
+                return OpenedStream(response, candidate, account, buffered, events, scanner, snapshot)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        response.close()
+        return failures.classify_connection_error(exc)
+    response.close()
+    return UpstreamFailure(
+        kind=FailureKind.TRANSIENT,
+        retry_at=None,
+        code="stream_incomplete",
+        message="upstream closed the stream before any content",
+        status=502,
+    )
+
+
+async def _try_json(
+    ctx: ProxyContext,
+    url: str,
+    body: bytes,
+    forwarded: dict[str, str],
+    candidate: Candidate,
+    account: AccountRecord,
+    trace: Trace,
+) -> JsonAnswer | UpstreamFailure:
+    request_headers = headers.for_json(account.access_token, account.chatgpt_account_id, forwarded)
+    trace.upstream_sent_mono = time.monotonic()
+    try:
+        status, answer_headers, raw = await ctx.upstream.post_json(url, body, request_headers)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return failures.classify_connection_error(exc)
+    now = time.time()
+    snapshot = ratelimits.from_headers(answer_headers, now)
+    if snapshot is not None:
+        ratelimits.apply_to_slots(ctx.slots, candidate.slot, snapshot)
+    if status != 200:
+        return failures.classify_http(status, raw, now)
+    trace.first_content_mono = time.monotonic()
+    ctx.balancer.record_success(candidate, snapshot, now)
+    return JsonAnswer(status, answer_headers, raw, account)
+
+
+async def _refresh(ctx: ProxyContext, account: AccountRecord) -> bool:
+    try:
+        token = await ctx.refresher.refresh(account.id, account.access_token)
+    except RefreshFailed as exc:
+        log.warning("refresh failed account=%d reauth=%s", account.id, exc.reauth_required)
+        if exc.reauth_required:
+            ctx.roster.changed()
+        return False
+    ctx.roster.update_access_token(account.id, token)
+    ctx.roster.changed()
+    return True
+
+
+async def _penalise(
+    ctx: ProxyContext, candidate: Candidate, account: AccountRecord, failure: UpstreamFailure
+):
+    until = ctx.balancer.record_failure(candidate, failure, time.time())
+    log.info(
+        "upstream rejected account=%d kind=%s code=%s status=%d cooldown_s=%.1f",
+        account.id,
+        failure.kind.name,
+        failure.code,
+        failure.status,
+        max(0.0, until - time.time()),
+    )
+    status = _persistent_status(failure)
+    if status is not None:
+        # Account states outlive this worker: write them through (off the request's critical path).
+        reason = f"{failure.code}: {failure.message}"[:300]
+        task = asyncio.create_task(_persist_status(ctx, account.id, status, reason, failure.retry_at or 0.0))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+
+_background: set[asyncio.Task] = set()
+
+
+def _persistent_status(failure: UpstreamFailure) -> str | None:
+    if failure.kind is FailureKind.DEACTIVATED:
+        return "deactivated"
+    if failure.kind in (FailureKind.USAGE_LIMIT, FailureKind.NO_QUOTA):
+        return "quota_exceeded"
+    return None
+
+
+async def _persist_status(ctx: ProxyContext, account_id: int, status: str, reason: str, until: float) -> None:
+    try:
+        if await ctx.db.run(store.set_status, account_id, status, reason, until):
+            ctx.roster.changed()
+    except Exception:  # a lost state write is re-learned from the next upstream answer
+        log.exception("could not record account state account=%d status=%s", account_id, status)
+
+
+def _client_error(failure: UpstreamFailure) -> ProxyError:
+    """A rejection of the request itself (400…): the client sees the upstream's message and code."""
+    return ProxyError(
+        failure.message or "The request was rejected upstream.",
+        status=failure.status,
+        type="invalid_request_error",
+        code=failure.code or "invalid_request_error",
+    )
+
+
+def _no_account_error(exc: NoAccountAvailable, last: UpstreamFailure | None) -> ProxyError:
+    retry_headers = _retry_after(exc.retry_at)
+    if exc.reason == "all_exhausted":
+        return ProxyError(
+            "Every account in the pool has reached its usage limit.",
+            status=429,
+            type="usage_limit_reached",
+            code="usage_limit_reached",
+            headers=retry_headers,
+            extra={"resets_at": int(exc.retry_at) if exc.retry_at else None},
+        )
+    if exc.reason == "all_cooling_down":
+        if last is not None and last.kind is FailureKind.RATE_LIMIT:
+            return ProxyError(
+                "Every account in the pool is rate limited; retry shortly.",
+                status=429,
+                type="rate_limit_error",
+                code="rate_limit_exceeded",
+                headers=retry_headers,
+            )
+        return ProxyError(
+            "Every account in the pool is cooling down after upstream errors; retry shortly.",
+            status=503,
+            type="server_error",
+            code="no_accounts",
+            headers=retry_headers,
+        )
+    messages = {
+        "no_accounts": "No ChatGPT accounts have been added to codex-lb yet: add one in the dashboard.",
+        "all_paused": "Every account in the pool is paused.",
+        "all_reauth_required": "Every account in the pool needs to sign in again.",
+        "all_deactivated": "Every account in the pool has been deactivated upstream.",
+    }
+    message = messages.get(exc.reason, f"No account can serve this request ({exc.reason}).")
+    return ProxyError(message, status=503, type="server_error", code="no_accounts", headers=retry_headers)
+
+
+def _exhausted_error(last: UpstreamFailure | None) -> ProxyError:
+    if last is None:
+        return ProxyError(
+            "No account could serve the request.", status=503, type="server_error", code="no_accounts"
+        )
+    if last.kind in (FailureKind.CLIENT_ERROR, FailureKind.MODEL_NOT_SUPPORTED):
+        return _client_error(last)
+    if last.kind in (FailureKind.USAGE_LIMIT, FailureKind.NO_QUOTA):
+        return ProxyError(
+            last.message or "Usage limit reached.",
+            status=429,
+            type="usage_limit_reached",
+            code="usage_limit_reached",
+            headers=_retry_after(last.retry_at),
+            extra={"resets_at": int(last.retry_at) if last.retry_at else None},
+        )
+    if last.kind is FailureKind.AUTH:
+        return ProxyError(
+            "The account that could serve this request needs to sign in again (its token was rejected).",
+            status=503,
+            type="server_error",
+            code="no_accounts",
+        )
+    if last.kind is FailureKind.DEACTIVATED:
+        return ProxyError(
+            "The accounts that could serve this request have been deactivated upstream.",
+            status=503,
+            type="server_error",
+            code="no_accounts",
+        )
+    if last.kind is FailureKind.RATE_LIMIT:
+        return ProxyError(
+            last.message or "Rate limited upstream.",
+            status=429,
+            type="rate_limit_error",
+            code="rate_limit_exceeded",
+            headers=_retry_after(last.retry_at),
+        )
+    return ProxyError(
+        f"Upstream failed on every attempt: {last.message or last.code}",
+        status=502,
+        type="server_error",
+        code=last.code or "upstream_error",
+    )
+
+
+def _retry_after(retry_at: float | None) -> dict[str, str]:
+    if not retry_at:
+        return {}
+    return {"retry-after": str(max(1, int(retry_at - time.time() + 0.999)))}

@@ -1,0 +1,53 @@
+"""The per-worker HTTP client of the ChatGPT backend and the OAuth server (one pooled aiohttp session).
+
+Every call has an explicit timeout; streams have no total limit but a read timeout between chunks.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+
+from server.config import Settings
+
+CONNECT_TIMEOUT_S = 10.0
+STREAM_IDLE_TIMEOUT_S = 300.0  # the Codex CLI's own stream_idle_timeout
+JSON_TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=CONNECT_TIMEOUT_S)
+STREAM_TIMEOUT = aiohttp.ClientTimeout(
+    total=None, sock_connect=CONNECT_TIMEOUT_S, sock_read=STREAM_IDLE_TIMEOUT_S
+)
+
+
+class UpstreamClient:
+    def __init__(self, settings: Settings) -> None:
+        self.base_url = settings.upstream_base_url
+        self.auth_url = settings.auth_base_url
+        self.responses_url = f"{self.base_url}/codex/responses"
+        self.compact_url = f"{self.base_url}/codex/responses/compact"
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=300)
+        # auto_decompress stays on for JSON; SSE arrives uncompressed because we do not ask for gzip.
+        self._session = aiohttp.ClientSession(
+            connector=connector, skip_auto_headers=("Accept-Encoding",), json_serialize=None
+        )
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("UpstreamClient.start() was not called")
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def open_stream(self, url: str, body: bytes, headers: dict[str, str]) -> aiohttp.ClientResponse:
+        """POST and return as soon as the status and headers arrive; the caller reads and releases it."""
+        return await self.session.post(url, data=body, headers=headers, timeout=STREAM_TIMEOUT)
+
+    async def post_json(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict, bytes]:
+        headers = {**headers, "content-type": "application/json"}
+        async with self.session.post(url, data=body, headers=headers, timeout=JSON_TIMEOUT) as response:
+            return response.status, dict(response.headers), await response.read()

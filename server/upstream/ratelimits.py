@@ -1,0 +1,238 @@
+"""Quota windows as the backend reports them: x-codex-* headers, codex.rate_limits events, /wham/usage.
+Owns RateLimitSnapshot (parsed leniently: garbage becomes None, never an exception) and its slot write."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from server.balancer.slots import AccountSlots, Field
+
+_HEADER_PREFIX = "x-codex-"
+# Reset times further ahead than this are garbage (the longest window is 30 days).
+_MAX_AHEAD_SECONDS = 366 * 86400
+# Epoch seconds before 2001 are not reset times; above 1e11 they are milliseconds.
+_EPOCH_FLOOR = 1e9
+_EPOCH_MS_FLOOR = 1e11
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+
+
+@dataclass(frozen=True, slots=True)
+class UsageWindow:
+    used_percent: float
+    window_minutes: int | None
+    reset_at: float | None
+
+    @property
+    def exhausted(self) -> bool:
+        return self.used_percent >= 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitSnapshot:
+    primary: UsageWindow | None
+    secondary: UsageWindow | None
+    credits_has_credits: bool | None
+    credits_unlimited: bool | None
+    credits_balance: float | None
+    plan_type: str | None
+
+    @property
+    def credits_usable(self) -> bool | None:
+        """Whether paid credits lift the weekly window; None when the answer said nothing about credits."""
+        said = (self.credits_has_credits, self.credits_unlimited, self.credits_balance)
+        if said == (None, None, None):
+            return None
+        return bool(self.credits_has_credits or self.credits_unlimited or (self.credits_balance or 0.0) > 0)
+
+
+def from_headers(headers: Mapping[str, str], now: float) -> RateLimitSnapshot | None:
+    """The account's windows from an upstream response's (or WS handshake's) headers; None if absent."""
+    found: dict[str, Any] = {}
+    try:
+        for name, value in headers.items():
+            # Most headers fail the first-letter test, which is cheaper than lower-casing every name.
+            if name[:1] in "xX":
+                lower = name.lower()
+                if lower.startswith(_HEADER_PREFIX):
+                    found[lower[len(_HEADER_PREFIX) :]] = value
+    except (AttributeError, TypeError):  # not a mapping of str names
+        return None
+    if not found:
+        return None
+    return _snapshot(
+        _header_window(found, "primary-", now),
+        _header_window(found, "secondary-", now),
+        _bool(found.get("credits-has-credits")),
+        _bool(found.get("credits-unlimited")),
+        _number(found.get("credits-balance")),
+        None,
+    )
+
+
+def from_rate_limits_event(event: dict, now: float) -> RateLimitSnapshot | None:
+    """The `codex.rate_limits` stream event; None for per-model buckets (limit name other than codex)."""
+    if not isinstance(event, dict):
+        return None
+    name = event.get("metered_limit_name") or event.get("limit_id") or event.get("limit_name")
+    if isinstance(name, str) and name.lower() != "codex":
+        return None
+    limits = _mapping(event.get("rate_limits"))
+    credits = _mapping(event.get("credits"))
+    return _snapshot(
+        _object_window(limits.get("primary"), now),
+        _object_window(limits.get("secondary"), now),
+        _bool(credits.get("has_credits")),
+        _bool(credits.get("unlimited")),
+        _number(credits.get("balance")),
+        _text(event.get("plan_type")),
+    )
+
+
+def from_wham_usage(body: dict, now: float) -> RateLimitSnapshot | None:
+    """The body of GET /wham/usage (windows sized in limit_window_seconds)."""
+    if not isinstance(body, dict):
+        return None
+    limits = _mapping(body.get("rate_limit"))
+    credits = _mapping(body.get("credits"))
+    return _snapshot(
+        _object_window(limits.get("primary_window"), now),
+        _object_window(limits.get("secondary_window"), now),
+        _bool(credits.get("has_credits")),
+        _bool(credits.get("unlimited")),
+        _number(credits.get("balance")),
+        _text(body.get("plan_type")),
+    )
+
+
+def apply_to_slots(slots: AccountSlots, slot: int, snapshot: RateLimitSnapshot) -> None:
+    """Write the windows (and credits) into the account's shared slot.
+
+    A snapshot with at least one window replaces both: a window the backend stopped reporting is cleared,
+    so a stale 100 % cannot keep the account benched. A snapshot without windows leaves them alone.
+    """
+    if snapshot.primary is not None or snapshot.secondary is not None:
+        _write_window(slots, slot, Field.PRIMARY_USED, Field.PRIMARY_RESET_AT, snapshot.primary)
+        _write_window(slots, slot, Field.SECONDARY_USED, Field.SECONDARY_RESET_AT, snapshot.secondary)
+    usable = snapshot.credits_usable
+    if usable is not None:
+        slots.set(slot, Field.CREDITS_USABLE, 1.0 if usable else 0.0)
+
+
+def _write_window(
+    slots: AccountSlots, slot: int, used: Field, reset: Field, window: UsageWindow | None
+) -> None:
+    if window is None:
+        slots.set(slot, used, 0.0)
+        slots.set(slot, reset, 0.0)
+    else:
+        slots.set(slot, used, window.used_percent)
+        slots.set(slot, reset, window.reset_at or 0.0)
+
+
+def _snapshot(
+    primary: UsageWindow | None,
+    secondary: UsageWindow | None,
+    has_credits: bool | None,
+    unlimited: bool | None,
+    balance: float | None,
+    plan_type: str | None,
+) -> RateLimitSnapshot | None:
+    if all(part is None for part in (primary, secondary, has_credits, unlimited, balance, plan_type)):
+        return None
+    return RateLimitSnapshot(primary, secondary, has_credits, unlimited, balance, plan_type)
+
+
+def _header_window(found: dict[str, Any], prefix: str, now: float) -> UsageWindow | None:
+    used = _percent(found.get(prefix + "used-percent"))
+    if used is None:
+        return None
+    reset_at = _epoch(found.get(prefix + "reset-at"), now)
+    if reset_at is None:
+        reset_at = _after(found.get(prefix + "reset-after-seconds"), now)
+    return UsageWindow(used, _minutes(found.get(prefix + "window-minutes")), reset_at)
+
+
+def _object_window(value: Any, now: float) -> UsageWindow | None:
+    if not isinstance(value, dict):
+        return None
+    used = _percent(value.get("used_percent"))
+    if used is None:
+        return None
+    minutes = _minutes(value.get("window_minutes"))
+    if minutes is None:
+        seconds = _number(value.get("limit_window_seconds"))
+        minutes = math.ceil(seconds / 60) if seconds is not None and seconds > 0 else None
+    reset_at = _epoch(value.get("reset_at"), now)
+    if reset_at is None:
+        reset_at = _epoch(value.get("resets_at"), now)
+    if reset_at is None:
+        reset_at = _after(value.get("reset_after_seconds"), now)
+    return UsageWindow(used, minutes, reset_at)
+
+
+def _number(value: Any) -> float | None:
+    kind = type(value)
+    if kind is str or kind is bytes or kind is float or kind is int:
+        try:
+            number = float(value)  # surrounding whitespace is accepted
+        except ValueError:
+            return None
+    elif isinstance(value, int | float) and kind is not bool:
+        number = float(value)
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _percent(value: Any) -> float | None:
+    number = _number(value)
+    return None if number is None else max(0.0, number)
+
+
+def _minutes(value: Any) -> int | None:
+    number = _number(value)
+    return round(number) if number is not None and number > 0 else None
+
+
+def _epoch(value: Any, now: float) -> float | None:
+    number = _number(value)
+    if number is None:
+        return None
+    if number >= _EPOCH_MS_FLOOR:
+        number /= 1000.0
+    if number < _EPOCH_FLOOR or number > now + _MAX_AHEAD_SECONDS:
+        return None
+    return number
+
+
+def _after(value: Any, now: float) -> float | None:
+    number = _number(value)
+    if number is None or number < 0 or number > _MAX_AHEAD_SECONDS:
+        return None
+    return now + number
+
+
+def _bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return None if value not in (0, 1) else bool(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+    return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _mapping(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}

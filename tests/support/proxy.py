@@ -1,0 +1,115 @@
+"""The proxy under test: the real app on a loopback socket, pointed at the fake upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+import orjson
+
+from server.config import Settings
+from server.db import Database
+from server.usage import queries
+from tests.fake_upstream.client import parse_sse, user_message
+from tests.support.live_server import LiveServer
+
+CODEX_ROUTE = "/backend-api/codex/responses"
+
+
+@dataclass
+class ProxyHarness:
+    server: LiveServer
+    fake: object  # FakeUpstreamControl
+    settings: Settings
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    async def add_accounts(self, *account_ids: str, plan_type: str = "plus", **behaviour) -> list[dict]:
+        """Register accounts on the fake and import their auth.json files through the API."""
+        form = aiohttp.FormData()
+        for account_id in account_ids:
+            auth = self.fake.create_account(account_id, plan_type=plan_type, **behaviour)
+            form.add_field(
+                "auth_json",
+                orjson.dumps(auth),
+                filename=f"{account_id}.json",
+                content_type="application/json",
+            )
+        async with aiohttp.ClientSession() as session:
+            async with session.post(self.url + "/api/accounts/import", data=form) as response:
+                body = await response.json()
+                assert response.status == 200, body
+        return body["imported"]
+
+    async def accounts(self) -> list[dict]:
+        async with aiohttp.ClientSession() as session, session.get(self.url + "/api/accounts") as response:
+            assert response.status == 200
+            return (await response.json())["accounts"]
+
+    async def post(self, path: str, body: dict | bytes, headers: dict | None = None) -> ProxyAnswer:
+        data = body if isinstance(body, bytes) else orjson.dumps(body)
+        async with aiohttp.ClientSession() as session:
+            async with session.post(self.url + path, data=data, headers=headers or {}) as response:
+                raw = await response.read()
+                return ProxyAnswer(response.status, dict(response.headers), raw)
+
+    async def request_logs(self, want: int, timeout: float = 10.0) -> list[dict]:
+        """The request log once `want` rows have been written (the writer batches in the background)."""
+        database = Database(self.settings)
+        await asyncio.get_running_loop().run_in_executor(None, database.open)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                rows = await database.run(queries.recent_requests, 1000)
+                if len(rows) >= want or time.monotonic() > deadline:
+                    return rows
+                await asyncio.sleep(0.05)
+        finally:
+            database.close()
+
+    def served_by(self) -> Callable[[], list[str]]:
+        """Account ids of the fake's model requests so far, oldest first."""
+        return lambda: [
+            r["account"] for r in self.fake.requests(limit=1000, path="/backend-api/codex/responses")
+        ]
+
+
+@dataclass
+class ProxyAnswer:
+    status: int
+    headers: dict[str, str]
+    raw: bytes
+
+    def json(self) -> dict:
+        return orjson.loads(self.raw)
+
+    def events(self) -> list[dict]:
+        return parse_sse(self.raw)
+
+    def text(self) -> str:
+        return "".join(
+            e.get("delta", "") for e in self.events() if e.get("type") == "response.output_text.delta"
+        )
+
+
+def codex_body(text: str = "hello", model: str = "gpt-5.4", **extra) -> dict:
+    """What the Codex CLI sends: base instructions as a developer message, stream and store set."""
+    return {
+        "model": model,
+        "input": [
+            {
+                "type": "message",
+                "role": "developer",
+                "content": [{"type": "input_text", "text": "You are Codex."}],
+            },
+            user_message(text),
+        ],
+        "stream": True,
+        "store": False,
+        **extra,
+    }
