@@ -26,6 +26,14 @@ def define_database() -> orm.Database:
         name = orm.PrimaryKey(str)
         version = orm.Required(int, size=64)
 
+    class AppSetting(db.Entity):
+        """A run-time setting (JSON value), overriding the CODEX_LB_* default until changed again."""
+
+        _table_ = "app_setting"
+        name = orm.PrimaryKey(str)
+        value = orm.Required(str)
+        updated_at = orm.Required(float)
+
     class Account(db.Entity):
         """A pooled ChatGPT account. Tokens are SecretBox ciphertexts, never plaintext."""
 

@@ -2,10 +2,10 @@
 
 from sanic import Request, Sanic
 
-from server.api import accounts
+from server.api import accounts, settings
 from server.auth.firewall import require_local
 
-BLUEPRINTS = (accounts.bp,)
+BLUEPRINTS = (accounts.bp, settings.bp)
 
 
 def install(app: Sanic) -> None:

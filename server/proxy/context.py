@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from server import leases
+from server import leases, runtime_settings
 from server.accounts.refresh import TokenRefresher
 from server.accounts.roster import Roster
 from server.balancer.selection import Balancer
 from server.balancer.slots import AccountSlots
 from server.config import Settings
 from server.db import Database
+from server.reloader import ChangeWatcher
+from server.runtime_settings import RuntimeSettingsCache
 from server.upstream.client import UpstreamClient
 from server.usage.pricing import PriceBook
 from server.usage.writer import RequestLogWriter
@@ -27,6 +29,8 @@ class ProxyContext:
     refresher: TokenRefresher
     writer: RequestLogWriter
     prices: PriceBook
+    runtime: RuntimeSettingsCache
+    watcher: ChangeWatcher
 
 
 async def open_proxy_context(settings: Settings, db: Database, box, slots) -> ProxyContext:
@@ -34,8 +38,10 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
     upstream = UpstreamClient(settings)
     await upstream.start()
     roster = Roster(db, box, slots)
-    await roster.reload()
-    roster.start()
+    runtime = RuntimeSettingsCache(db, runtime_settings.defaults(settings))
+    watcher = ChangeWatcher(db, slots, [roster.reload, runtime.reload])
+    await watcher.reload_all()
+    watcher.start()
     refresher = TokenRefresher(db, box, settings.auth_base_url, leases.new_holder_id())
     refresher.session = upstream.session
     writer = RequestLogWriter(db)
@@ -50,10 +56,12 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
         refresher=refresher,
         writer=writer,
         prices=PriceBook.from_settings(settings),
+        runtime=runtime,
+        watcher=watcher,
     )
 
 
 async def close_proxy_context(ctx: ProxyContext) -> None:
-    await ctx.roster.stop()
+    await ctx.watcher.stop()
     await ctx.writer.stop()  # every request-log row submitted so far reaches the database
     await ctx.upstream.close()

@@ -1,0 +1,64 @@
+"""Keeps each worker's in-memory copies (roster, run-time settings, later API keys) current.
+
+A change made in this host bumps the shared generation counter (seen within a quarter second); a
+change made by another replica bumps the database change marker (polled every 1.5 seconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from server.accounts import store
+from server.balancer.slots import AccountSlots
+from server.db import Database
+
+log = logging.getLogger(__name__)
+GENERATION_POLL_S = 0.25
+DATABASE_POLL_S = 1.5
+
+Reload = Callable[[], Awaitable[None]]
+
+
+class ChangeWatcher:
+    def __init__(self, db: Database, slots: AccountSlots, reloaders: list[Reload]) -> None:
+        self._db = db
+        self._slots = slots
+        self._reloaders = reloaders
+        self._generation = -1
+        self._version = -1
+        self._task: asyncio.Task | None = None
+
+    async def reload_all(self) -> None:
+        generation = self._slots.generation
+        version = await self._db.run(store.roster_version)
+        for reload in self._reloaders:
+            await reload()
+        self._generation, self._version = generation, version
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._watch(), name="change-watcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _watch(self) -> None:
+        since_db_check = 0.0
+        while True:
+            await asyncio.sleep(GENERATION_POLL_S)
+            since_db_check += GENERATION_POLL_S
+            try:
+                if self._slots.generation != self._generation:
+                    await self.reload_all()
+                elif since_db_check >= DATABASE_POLL_S:
+                    since_db_check = 0.0
+                    if await self._db.run(store.roster_version) != self._version:
+                        await self.reload_all()
+            except Exception:  # the watcher must survive a database hiccup; the next poll retries
+                log.exception("reload failed")

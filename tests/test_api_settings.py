@@ -1,0 +1,60 @@
+"""/api/settings: read, change, validation, persistence, and propagation to other servers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+
+from tests.support.live_server import serve_in_process
+
+
+async def _json(session, method, url, body=None):
+    async with session.request(method, url, json=body) as response:
+        return response.status, await response.json()
+
+
+async def test_defaults_and_changes(proxy):
+    async with aiohttp.ClientSession() as session:
+        status, body = await _json(session, "GET", proxy.url + "/api/settings")
+        assert status == 200
+        assert body == {"upstream_stream_transport": "auto", "api_key_auth_enabled": False}
+        status, body = await _json(
+            session, "PUT", proxy.url + "/api/settings", {"upstream_stream_transport": "http"}
+        )
+        assert status == 200 and body["upstream_stream_transport"] == "http"
+        status, body = await _json(session, "GET", proxy.url + "/api/settings")
+        assert body["upstream_stream_transport"] == "http"
+
+
+async def test_bad_changes_are_refused_and_change_nothing(proxy):
+    async with aiohttp.ClientSession() as session:
+        for bad in (
+            {"upstream_stream_transport": "carrier-pigeon"},
+            {"nope": 1},
+            {"api_key_auth_enabled": "yes"},
+            {},
+        ):
+            status, body = await _json(session, "PUT", proxy.url + "/api/settings", bad)
+            assert status == 400, bad
+            assert body["error"]["code"] == "invalid_settings" and body["error"]["message"]
+        async with session.put(proxy.url + "/api/settings", data=b"{broken") as response:
+            assert response.status == 400
+        status, body = await _json(session, "GET", proxy.url + "/api/settings")
+        assert body == {"upstream_stream_transport": "auto", "api_key_auth_enabled": False}
+
+
+async def test_a_change_reaches_another_server_on_the_same_database(proxy):
+    async with serve_in_process(proxy.settings) as other:
+        async with aiohttp.ClientSession() as session:
+            await _json(
+                session, "PUT", proxy.url + "/api/settings", {"upstream_stream_transport": "websocket"}
+            )
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                _, body = await _json(session, "GET", other.url + "/api/settings")
+                if body["upstream_stream_transport"] == "websocket":
+                    break
+                await asyncio.sleep(0.1)
+            assert body["upstream_stream_transport"] == "websocket"
