@@ -32,7 +32,7 @@ SETTLE_ATTEMPTS = 5
 
 _RESERVE = """
 INSERT INTO api_key_counter (limit_id, window_start, window_end, used, reserved)
-VALUES ($limit_id, $start, $end, 0, $amount)
+SELECT $limit_id, $start, $end, 0, $amount WHERE $amount <= $cap
 ON CONFLICT (limit_id, window_start) DO UPDATE SET reserved = api_key_counter.reserved + excluded.reserved
 WHERE api_key_counter.used + api_key_counter.reserved + excluded.reserved <= $cap
   AND api_key_counter.used + api_key_counter.reserved < $cap
