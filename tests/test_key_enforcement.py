@@ -113,7 +113,9 @@ def test_a_spoofed_forwarded_for_from_a_remote_peer_is_refused():
 def test_a_remote_peer_with_a_valid_key_is_served_when_key_auth_is_on():
     from server.keys.store import KeyRecord
 
-    record = KeyRecord(1, "k", "sk-clb-abcde", digest("sk-clb-secret"), True, None, None, None, None, (), 0, 0)
+    record = KeyRecord(
+        1, "k", "sk-clb-abcde", digest("sk-clb-secret"), True, None, None, None, None, (), 0, 0
+    )
     request = _request("192.0.2.10", {"Authorization": "Bearer sk-clb-secret"}, True, _Keys(record))
     assert authorize_proxy(request) is record
     with pytest.raises(ProxyError) as caught:
