@@ -220,6 +220,7 @@ async def test_requests_per_minute(proxy):
         await asyncio.sleep(60 - time.time() % 60)  # keep the three requests in one calendar minute
     assert (await proxy.post(CODEX, codex_body(), bearer(key))).status == 200
     assert (await proxy.post(OPENAI, openai_body(), bearer(key))).status == 200
+    await _settled(proxy, key)
     error = _assert_limit_error(await proxy.post(CODEX, codex_body(), bearer(key)), "2 requests per minute")
     assert error["limit"] == {"quantity": "requests", "window": "minute", "max": 2.0, "model": None}
     assert len(proxy.fake.requests(path=CODEX)) == 2
@@ -239,6 +240,7 @@ async def test_requests_per_week_and_month_both_count(proxy):
     await set_key_auth(proxy.url, True)
     for _ in range(2):
         assert (await proxy.post(CODEX, codex_body(), bearer(key))).status == 200
+    await _settled(proxy, key)
     _assert_limit_error(await proxy.post(CODEX, codex_body(), bearer(key)), "2 requests per month")
     usage = await _settled(proxy, key)
     assert [(limit["window"], limit["used"]) for limit in usage["limits"]] == [("week", 2), ("month", 2)]
@@ -289,6 +291,7 @@ async def test_a_per_model_rule_counts_only_that_model(proxy):
     )
     await set_key_auth(proxy.url, True)
     assert (await proxy.post(OPENAI, openai_body("gpt-5.4"), bearer(key))).status == 200
+    await _settled(proxy, key)
     _assert_limit_error(await proxy.post(OPENAI, openai_body("gpt-5.4"), bearer(key)), "on gpt-5.4")
     for _ in range(3):
         assert (await proxy.post(OPENAI, openai_body("gpt-5.4-mini"), bearer(key))).status == 200

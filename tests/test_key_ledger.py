@@ -41,7 +41,8 @@ async def test_reservations_stop_at_the_limit_and_settle_to_real_usage(db):
     rule = key.limits[0]
     now = time.time()
     assert await db.run(ledger.reserve, "r1", "w1", [_hold(rule, 60)], now) is None
-    assert await db.run(ledger.reserve, "r2", "w1", [_hold(rule, 60)], now) == 0  # 60 + 60 > 100
+    refusal = await db.run(ledger.reserve, "r2", "w1", [_hold(rule, 60)], now)  # 60 + 60 > 100
+    assert refusal == ledger.Refusal(0, used=0, reserved=60)
     assert await db.run(ledger.reserve, "r3", "w1", [_hold(rule, 40)], now) is None
     assert await _counter(db, rule) == store.WindowUsage(0, 100)
     await db.run(ledger.settle, "r1", [_hold(rule, 60)], [25.0])
@@ -60,7 +61,7 @@ async def test_all_rules_are_reserved_or_none(db):
     )
     requests, tokens = key.limits
     holds = [_hold(requests, 1), _hold(tokens, 60)]
-    assert await db.run(ledger.reserve, "r1", "w1", holds, time.time()) == 1
+    assert (await db.run(ledger.reserve, "r1", "w1", holds, time.time())).index == 1
     assert await _counter(db, requests) == store.WindowUsage(0, 0)  # rolled back with the full rule
 
 

@@ -19,6 +19,7 @@ from server.keys.windows import bounds, iso
 from server.usage.tokens import TokenUsage
 
 BYTES_PER_TOKEN = 4
+HELD_RETRY_AFTER_S = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +71,13 @@ async def admit(ctx, key: KeyRecord | None, request_id: str, model: str, effort:
         start, end = bounds(rule.window, now)
         amount = _amount(rule.quantity, estimate, ctx.prices.cost_usd(model, estimate))
         holds.append(Hold(rule.id, start, end, min(amount, rule.max_value), rule.max_value))
-    full = await ctx.ledger.reserve(request_id, holds)
-    if full is not None:
-        raise limit_reached(rules[full], holds[full].window_end)
-    return Admission(key, request_id, rules, tuple(holds))
+    refusal = await ctx.ledger.reserve(request_id, holds)
+    if refusal is None:
+        return Admission(key, request_id, rules, tuple(holds))
+    rule, hold = rules[refusal.index], holds[refusal.index]
+    if refusal.reserved > 0 and refusal.used + hold.amount <= rule.max_value:
+        raise held_by_running_requests(rule)
+    raise limit_reached(rule, hold.window_end)
 
 
 def settle(ctx, admission: Admission | None, usage: TokenUsage | None, cost_usd: float | None, served: bool):
@@ -95,6 +99,28 @@ def _amount(quantity: str, usage: TokenUsage, cost_usd: float | None, requests: 
     return requests
 
 
+def held_by_running_requests(rule: LimitRule) -> ProxyError:
+    """The budget is not spent, but requests still running hold the rest of it until they finish."""
+    return ProxyError(
+        f"This API key's limit of {rule.describe()} is held by its requests still running; retry in a "
+        "moment. This is a codex-lb proxy limit on the key, not an OpenAI limit.",
+        status=429,
+        type="rate_limit_error",
+        code="api_key_limit_reached",
+        headers={"retry-after": str(HELD_RETRY_AFTER_S)},
+        extra={"limit": _rule_json(rule), "held_by_running_requests": True},
+    )
+
+
+def _rule_json(rule: LimitRule) -> dict:
+    return {
+        "quantity": rule.quantity,
+        "window": rule.window,
+        "max": rule.max_value,
+        "model": rule.model or None,
+    }
+
+
 def limit_reached(rule: LimitRule, resets_at: float) -> ProxyError:
     wait = max(1, math.ceil(resets_at - time.time()))
     return ProxyError(
@@ -106,11 +132,6 @@ def limit_reached(rule: LimitRule, resets_at: float) -> ProxyError:
         headers={"retry-after": str(wait)},
         extra={
             "resets_at": int(resets_at),
-            "limit": {
-                "quantity": rule.quantity,
-                "window": rule.window,
-                "max": rule.max_value,
-                "model": rule.model or None,
-            },
+            "limit": _rule_json(rule),
         },
     )

@@ -85,13 +85,33 @@ def _reserve(db: orm.Database, request_id: str, holder: str, holds: list[Hold], 
         )
 
 
-def reserve(db: orm.Database, request_id: str, holder: str, holds: list[Hold], now: float) -> int | None:
-    """Reserve every hold or none; the index (in `holds`) of a full rule, None when all were reserved."""
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """The rule that had no room: `index` in the holds, and its counter when it refused."""
+
+    index: int
+    used: float
+    reserved: float
+
+
+def reserve(db: orm.Database, request_id: str, holder: str, holds: list[Hold], now: float) -> Refusal | None:
+    """Reserve every hold or none; None when all were reserved."""
     try:
         _reserve(db, request_id, holder, holds, now)
     except _Full as full:
-        return full.index
+        hold = holds[full.index]
+        return Refusal(full.index, *_counter(db, hold.limit_id, hold.window_start))
     return None
+
+
+@orm.db_session
+def _counter(db: orm.Database, limit_id: int, window_start: int) -> tuple[float, float]:
+    rows = db.select(
+        "SELECT used, reserved FROM api_key_counter WHERE limit_id = $limit_id AND window_start = $start",
+        {},
+        {"limit_id": limit_id, "start": window_start},
+    )
+    return (float(rows[0][0]), float(rows[0][1])) if rows else (0.0, 0.0)
 
 
 @orm.db_session(retry=3)
@@ -174,7 +194,7 @@ class KeyLedger:
             self._renewer.cancel()
             await asyncio.gather(self._renewer, return_exceptions=True)
 
-    async def reserve(self, request_id: str, holds: list[Hold]) -> int | None:
+    async def reserve(self, request_id: str, holds: list[Hold]) -> Refusal | None:
         write = asyncio.ensure_future(self._db.run(reserve, request_id, self.holder, holds, time.time()))
         try:
             full = await asyncio.shield(write)
