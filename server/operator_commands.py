@@ -159,6 +159,6 @@ async def _list_keys(db: Database) -> int:
         limits = []
         for rule in key.limits:
             status = key_store.limit_status(rule, usage, now)
-            limits.append(f"{rule.describe()} (used {status['used']:g})")
+            limits.append(f"{rule.describe()} (used {status['used']:.10g})")
         print(f"{key.id:>4}  {state:<8} {key.key_prefix}…  {key.name}  {'; '.join(limits) or 'no limits'}")
     return 0

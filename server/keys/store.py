@@ -31,9 +31,8 @@ class LimitRule:
         return not self.model or self.model == model.lower()
 
     def describe(self) -> str:
-        amount = (
-            f"${self.max_value:g}" if self.quantity == "cost_usd" else f"{self.max_value:g} {self.quantity}"
-        )
+        number = int(self.max_value) if self.max_value == int(self.max_value) else self.max_value
+        amount = f"${number}" if self.quantity == "cost_usd" else f"{number} {self.quantity}"
         scope = f" on {self.model}" if self.model else ""
         return f"{amount} per {self.window}{scope}"
 
