@@ -308,3 +308,25 @@ async def test_keys_without_limits_reserve_nothing(proxy):
     assert listed["api_keys"][0]["limits"] == []
     usage = await _usage(proxy, key)
     assert usage["limits"] == [] and usage["key"]["id"] == key["id"]
+
+
+async def test_a_real_non_loopback_peer_through_the_whole_app(proxy):
+    """The app's full request pipeline, fed in memory (ASGI) as if from 192.0.2.10: no packet leaves."""
+    import httpx
+
+    await proxy.add_accounts("acc_1")
+    proxy.server.app.asgi = True  # lets Sanic take ASGI calls beside its socket server
+
+    def client(peer: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=proxy.server.app, client=(peer, 40000))
+        return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:2455")
+
+    body = openai_body()
+    async with client("192.0.2.10") as remote, client("127.0.0.1") as local:
+        spoofed = await remote.post(OPENAI, json=body, headers={"X-Forwarded-For": "127.0.0.1"})
+        assert spoofed.status_code == 401 and spoofed.json()["error"]["code"] == "local_only"
+        assert (await local.post(OPENAI, json=body)).status_code == 200  # the peer is what decides
+        key = await create_key(proxy.url)
+        await set_key_auth(proxy.url, True)
+        assert (await remote.post(OPENAI, json=body)).status_code == 401
+        assert (await remote.post(OPENAI, json=body, headers=bearer(key))).status_code == 200
