@@ -8,6 +8,7 @@ A request larger than a whole budget reserves the whole budget (it runs only whe
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from server.keys.store import KeyRecord, LimitRule
 from server.keys.windows import bounds, iso
 from server.usage.tokens import TokenUsage
 
+log = logging.getLogger(__name__)
 BYTES_PER_TOKEN = 4
 HELD_RETRY_AFTER_S = 1
 
@@ -75,6 +77,16 @@ async def admit(ctx, key: KeyRecord | None, request_id: str, model: str, effort:
     if refusal is None:
         return Admission(key, request_id, rules, tuple(holds))
     rule, hold = rules[refusal.index], holds[refusal.index]
+    log.info(
+        "api key limit refused request_id=%s key=%d rule=%d used=%.6g reserved=%.6g asked=%.6g max=%.6g",
+        request_id,
+        key.id,
+        rule.id,
+        refusal.used,
+        refusal.reserved,
+        hold.amount,
+        rule.max_value,
+    )
     if refusal.reserved > 0 and refusal.used + hold.amount <= rule.max_value:
         raise held_by_running_requests(rule)
     raise limit_reached(rule, hold.window_end)
