@@ -92,4 +92,55 @@ def define_database() -> orm.Database:
         session_key_hash = orm.Optional(str, default="")
         routing = orm.Optional(str, default="")
 
+    class ApiKey(db.Entity):
+        """A client API key: only the SHA-256 of the secret and a short display prefix are stored.
+        The allow-lists are JSON arrays, '' meaning no restriction."""
+
+        _table_ = "api_key"
+        id = orm.PrimaryKey(int, auto=True, size=64)
+        name = orm.Required(str)
+        key_prefix = orm.Required(str)
+        key_hash = orm.Required(str, unique=True)
+        enabled = orm.Required(bool, default=True)
+        expires_at = orm.Optional(float)
+        allowed_models = orm.Optional(str, default="")
+        allowed_efforts = orm.Optional(str, default="")
+        allowed_accounts = orm.Optional(str, default="")
+        created_at = orm.Required(float)
+        updated_at = orm.Required(float)
+
+    class ApiKeyLimit(db.Entity):
+        """One limit rule of a key: `max_value` of a quantity per calendar window, optionally per model."""
+
+        _table_ = "api_key_limit"
+        id = orm.PrimaryKey(int, auto=True, size=64)
+        api_key_id = orm.Required(int, size=64)
+        quantity = orm.Required(str)  # tokens | cost_usd | requests
+        time_window = orm.Required(str)  # minute | hour | day | week | month
+        max_value = orm.Required(float)
+        model = orm.Optional(str, default="")
+
+    class ApiKeyCounter(db.Entity):
+        """Shared counter of one rule in one window: settled usage and what in-flight requests reserved."""
+
+        _table_ = "api_key_counter"
+        limit_id = orm.Required(int, size=64)
+        window_start = orm.Required(int, size=64)  # epoch seconds (UTC calendar boundary)
+        window_end = orm.Required(int, size=64)
+        used = orm.Required(float, default=0.0)
+        reserved = orm.Required(float, default=0.0)
+        orm.PrimaryKey(limit_id, window_start)
+
+    class ApiKeyReservation(db.Entity):
+        """What one in-flight request holds against one counter; expires if its worker stops renewing it."""
+
+        _table_ = "api_key_reservation"
+        id = orm.PrimaryKey(int, auto=True, size=64)
+        request_id = orm.Required(str)
+        limit_id = orm.Required(int, size=64)
+        window_start = orm.Required(int, size=64)
+        amount = orm.Required(float)
+        holder = orm.Required(str)
+        expires_at = orm.Required(float)
+
     return db

@@ -31,7 +31,32 @@ def build_parser() -> argparse.ArgumentParser:
     account_commands.add_parser("list", help="list the pooled accounts and their states")
     for sub in (importer, account_commands.choices["list"]):
         sub.add_argument("--data-dir", help="the server's data dir (default ~/.codex-lb; CODEX_LB_DATA_DIR)")
+    _add_key_commands(commands)
     return parser
+
+
+def _add_key_commands(commands) -> None:
+    keys = commands.add_parser("keys", help="manage API keys for clients (sk-clb-…)")
+    key_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    create = key_commands.add_parser("create", help="create a key; prints it once, on the last line")
+    create.add_argument("name", help="what the key is for, e.g. 'ci bot'")
+    create.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="QUANTITY/WINDOW=MAX[@MODEL]",
+        help="a limit rule, e.g. tokens/day=1000000, requests/minute=60, cost_usd/month=50@gpt-5.4 "
+        "(quantities: tokens, cost_usd, requests; windows: minute, hour, day, week, month; repeatable)",
+    )
+    create.add_argument("--model", action="append", default=[], help="allow only this model (repeatable)")
+    create.add_argument("--account", action="append", type=int, default=[], help="use only this account id")
+    create.add_argument("--expires-in-days", type=float, help="the key stops working after this many days")
+    key_commands.add_parser("list", help="list keys with their limits and usage (never the secrets)")
+    revoke = key_commands.add_parser("revoke", help="disable a key (or --delete it with its counters)")
+    revoke.add_argument("id", type=int, help="the key's id (first column of `codex-lb keys list`)")
+    revoke.add_argument("--delete", action="store_true", help="delete the key instead of disabling it")
+    for sub in key_commands.choices.values():
+        sub.add_argument("--data-dir", help="the server's data dir (default ~/.codex-lb; CODEX_LB_DATA_DIR)")
 
 
 def _add_serve_options(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
         if settings is None:
             return 2
         return operator_commands.run_accounts(args, settings)
+    if args.command == "keys":
+        from server import operator_commands
+
+        settings = _load_settings(args)
+        if settings is None:
+            return 2
+        return operator_commands.run_keys(args, settings)
     return serve(args)
 
 

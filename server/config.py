@@ -41,6 +41,8 @@ class Settings:
     request_max_bytes: int = 32 * 1024 * 1024
     # JSON {"model": {"input": 1.25, "cached_input": 0.125, "output": 10.0}} (USD per 1M tokens).
     pricing_overrides: str = ""
+    # Output tokens an API-key limit reserves per request on top of the input estimate (settled later).
+    key_output_allowance_tokens: int = 4096
     # Raw CODEX_LB_* values, for settings later issues add; never logged.
     extra: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -141,6 +143,9 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
             raw, "REQUEST_MAX_BYTES", get("REQUEST_MAX_BYTES", str(32 * 1024 * 1024)), 1024, 1024**3
         ),
         pricing_overrides=get("PRICING_OVERRIDES", ""),
+        key_output_allowance_tokens=_int(
+            raw, "KEY_OUTPUT_ALLOWANCE_TOKENS", get("KEY_OUTPUT_ALLOWANCE_TOKENS", "4096"), 0, 10_000_000
+        ),
         extra={k[len(PREFIX) :].lower(): v for k, v in raw.items() if k[len(PREFIX) :].lower() not in known},
     )
 

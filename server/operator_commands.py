@@ -8,12 +8,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from pathlib import Path
 
 from server.accounts import importing
 from server.app import prepare_data_dir
 from server.config import Settings
 from server.db import Database
+from server.errors import ProxyError
+from server.keys import store as key_store
+from server.keys.spec import KeySpec
 from server.secretbox import SecretBox, load_or_create_key
 
 
@@ -71,4 +75,90 @@ async def _list(db: Database) -> int:
             f"{account.id:>4}  {account.status:<16} {account.plan_type:<10} "
             f"{account.email or account.chatgpt_account_id}"
         )
+    return 0
+
+
+def run_keys(args: argparse.Namespace, settings: Settings) -> int:
+    return asyncio.run(_keys(args, settings))
+
+
+async def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        spec = _key_spec(args) if args.keys_command == "create" else None
+    except (ValueError, ProxyError) as exc:
+        print(f"codex-lb keys: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 2
+    prepare_data_dir(settings)
+    db = Database(settings)
+    await asyncio.get_running_loop().run_in_executor(None, db.open)
+    try:
+        if args.keys_command == "create":
+            key, secret_key = await db.run(key_store.create, spec)
+            print(f"created key {key.id} ({key.name}); it is shown only now:")
+            print(secret_key)
+            return 0
+        if args.keys_command == "revoke":
+            return await _revoke(db, args.id, args.delete)
+        return await _list_keys(db)
+    except ProxyError as exc:
+        print(f"codex-lb keys: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+
+
+def _key_spec(args: argparse.Namespace) -> KeySpec:
+    payload: dict = {"name": args.name, "limits": [_limit_rule(text) for text in args.limit]}
+    if args.model:
+        payload["allowed_models"] = args.model
+    if args.account:
+        payload["allowed_account_ids"] = args.account
+    if args.expires_in_days is not None:
+        payload["expires_at"] = time.time() + args.expires_in_days * 86400
+    return KeySpec.parse(payload, creating=True)
+
+
+def _limit_rule(text: str) -> dict:
+    """`tokens/day=1000000`, optionally `@model` at the end."""
+    rule, _, model = text.partition("@")
+    kind, _, maximum = rule.partition("=")
+    quantity, _, window = kind.partition("/")
+    try:
+        number = float(maximum)
+    except ValueError:
+        raise ValueError(
+            f"--limit {text!r}: write QUANTITY/WINDOW=MAX[@MODEL], e.g. tokens/day=100000"
+        ) from None
+    spec = {"quantity": quantity.strip(), "window": window.strip(), "max": number}
+    if model:
+        spec["model"] = model.strip()
+    return spec
+
+
+async def _revoke(db: Database, key_id: int, delete: bool) -> int:
+    if delete:
+        await db.run(key_store.delete, key_id)
+        print(f"deleted key {key_id}")
+    else:
+        await db.run(key_store.update, key_id, KeySpec.parse({"enabled": False}, creating=False))
+        print(f"disabled key {key_id}: requests with it are refused within a couple of seconds")
+    return 0
+
+
+async def _list_keys(db: Database) -> int:
+    keys = await db.run(key_store.load_keys)
+    if not keys:
+        print('no API keys yet: codex-lb keys create "my laptop"')
+        return 0
+    now = time.time()
+    usage = await db.run(key_store.current_usage, [rule.id for key in keys for rule in key.limits], now)
+    for key in keys:
+        state = "enabled" if key.enabled else "disabled"
+        if key.expires_at is not None and key.expires_at <= now:
+            state = "expired"
+        limits = []
+        for rule in key.limits:
+            status = key_store.limit_status(rule, usage, now)
+            limits.append(f"{rule.describe()} (used {status['used']:.10g})")
+        print(f"{key.id:>4}  {state:<8} {key.key_prefix}…  {key.name}  {'; '.join(limits) or 'no limits'}")
     return 0

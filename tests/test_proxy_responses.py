@@ -6,6 +6,7 @@ import aiohttp
 import orjson
 
 from tests.fake_upstream.client import parse_sse
+from tests.support.keys import create_key, set_key_auth
 from tests.support.proxy import codex_body
 
 
@@ -27,21 +28,25 @@ async def test_codex_route_streams_the_upstream_events_unchanged(proxy):
 
 async def test_upstream_gets_the_account_token_not_the_clients(proxy):
     imported = await proxy.add_accounts("acc_1")
-    await proxy.post(
+    # With API-key auth on, a client behind a reverse proxy (X-Forwarded-For) is served.
+    key = await create_key(proxy.url)
+    await set_key_auth(proxy.url, True)
+    answer = await proxy.post(
         "/backend-api/codex/responses",
         codex_body("hi"),
         {
-            "Authorization": "Bearer client-secret-token",
+            "Authorization": f"Bearer {key['key']}",
             "session-id": "s1",
             "x-codex-turn-metadata": '{"a":1}',
             "originator": "codex_exec",
             "X-Forwarded-For": "10.0.0.1",
         },
     )
+    assert answer.status == 200
     sent = proxy.fake.requests(path="/backend-api/codex/responses")[-1]
     headers = {k.lower(): v for k, v in sent["headers"].items()}
     assert headers["chatgpt-account-id"] == imported[0]["chatgpt_account_id"]
-    assert "client-secret-token" not in headers["authorization"]
+    assert key["key"] not in headers["authorization"]
     assert headers["session-id"] == "s1"
     assert headers["x-codex-turn-metadata"] == '{"a":1}'
     assert headers["originator"] == "codex_exec"

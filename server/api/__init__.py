@@ -2,10 +2,10 @@
 
 from sanic import Request, Sanic
 
-from server.api import accounts, settings
+from server.api import accounts, api_keys, settings
 from server.auth.firewall import require_local
 
-BLUEPRINTS = (accounts.bp, settings.bp)
+BLUEPRINTS = (accounts.bp, settings.bp, api_keys.bp)
 
 
 def install(app: Sanic) -> None:

@@ -1,1 +1,1 @@
-"""Who may call what: the local-only firewall now; dashboard sessions and API keys later."""
+"""Who may call what: the proxy routes' guard (API keys or local-only) and the dashboard API's firewall."""

@@ -11,6 +11,10 @@ from server.balancer.selection import Balancer
 from server.balancer.slots import AccountSlots
 from server.config import Settings
 from server.db import Database
+from server.jobs import JobRunner, PeriodicJob
+from server.keys import ledger
+from server.keys.cache import KeyCache
+from server.keys.ledger import KeyLedger
 from server.reloader import ChangeWatcher
 from server.runtime_settings import RuntimeSettingsCache
 from server.upstream.client import UpstreamClient
@@ -31,6 +35,9 @@ class ProxyContext:
     prices: PriceBook
     runtime: RuntimeSettingsCache
     watcher: ChangeWatcher
+    keys: KeyCache
+    ledger: KeyLedger
+    jobs: JobRunner
 
 
 async def open_proxy_context(settings: Settings, db: Database, box, slots) -> ProxyContext:
@@ -39,13 +46,18 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
     await upstream.start()
     roster = Roster(db, box, slots)
     runtime = RuntimeSettingsCache(db, runtime_settings.defaults(settings))
-    watcher = ChangeWatcher(db, slots, [roster.reload, runtime.reload])
+    keys = KeyCache(db)
+    watcher = ChangeWatcher(db, slots, [roster.reload, runtime.reload, keys.reload])
     await watcher.reload_all()
     watcher.start()
     refresher = TokenRefresher(db, box, settings.auth_base_url, leases.new_holder_id())
     refresher.session = upstream.session
     writer = RequestLogWriter(db)
     writer.start()
+    key_ledger = KeyLedger(db, leases.new_holder_id())
+    key_ledger.start()
+    jobs = JobRunner(db, key_ledger.holder)
+    jobs.start([PeriodicJob("key-reservations", ledger.SWEEP_INTERVAL_S, lambda: ledger.sweep(db))])
     return ProxyContext(
         settings=settings,
         db=db,
@@ -58,10 +70,15 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
         prices=PriceBook.from_settings(settings),
         runtime=runtime,
         watcher=watcher,
+        keys=keys,
+        ledger=key_ledger,
+        jobs=jobs,
     )
 
 
 async def close_proxy_context(ctx: ProxyContext) -> None:
     await ctx.watcher.stop()
+    await ctx.jobs.stop()
+    await ctx.ledger.close()  # settles what finished requests used before the pool goes away
     await ctx.writer.stop()  # every request-log row submitted so far reaches the database
     await ctx.upstream.close()

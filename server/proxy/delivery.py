@@ -16,6 +16,8 @@ from sanic import Request
 from sanic.response import json
 
 from server.errors import ProxyError
+from server.keys.admission import Admission
+from server.keys.admission import settle as admission_settle
 from server.proxy.assemble import ResponseAssembler
 from server.proxy.context import ProxyContext
 from server.proxy.failover import TERMINAL_EVENTS, OpenedStream, Trace
@@ -173,8 +175,11 @@ def settle(
     outcome: Outcome | None,
     status: int,
     error_code: str = "",
+    api_key_id: int | None = None,
+    admission: Admission | None = None,
 ) -> None:
-    """Free the account's slot, feed what we learned to the balancer, and queue the request-log row."""
+    """Free the account's slot, feed what we learned to the balancer, queue the request-log row, and
+    settle the API key's reservation to the real usage (in the background)."""
     now = time.time()
     if opened is not None:
         # release() hands a fully read connection back to the pool (keep-alive) and closes one that is
@@ -184,6 +189,8 @@ def settle(
         if outcome is not None and outcome.status == 200:
             ctx.balancer.record_success(opened.candidate, opened.snapshot, now)
     usage = outcome.usage if outcome else None
+    cost_usd = ctx.prices.cost_usd(model, usage) if usage else None
+    admission_settle(ctx, admission, usage, cost_usd, served=trace.attempts > 0)
     ttft = (trace.first_content_mono - trace.started_mono) * 1000 if trace.first_content_mono else None
     ctx.writer.submit(
         RequestRecord(
@@ -193,11 +200,12 @@ def settle(
             transport=transport,
             status=status,
             account_id=trace.account.id if trace.account else None,
+            api_key_id=api_key_id,
             model=model,
             reasoning_effort=reasoning_effort,
             error_code=error_code,
             usage=usage,
-            cost_usd=ctx.prices.cost_usd(model, usage) if usage else None,
+            cost_usd=cost_usd,
             latency_ms=(time.monotonic() - trace.started_mono) * 1000,
             ttft_ms=ttft,
             attempts=trace.attempts,

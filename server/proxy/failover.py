@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -77,32 +78,52 @@ class JsonAnswer:
 
 
 async def open_stream(
-    ctx: ProxyContext, url: str, body: bytes, forwarded: dict[str, str], session_key: str | None, trace: Trace
+    ctx: ProxyContext,
+    url: str,
+    body: bytes,
+    forwarded: dict[str, str],
+    session_key: str | None,
+    trace: Trace,
+    allowed_accounts: Collection[int] | None = None,
 ) -> OpenedStream:
-    """An upstream Responses stream that has produced its first content event."""
+    """An upstream Responses stream that has produced its first content event. `allowed_accounts`:
+    the account ids an API key is restricted to (None: the whole pool)."""
 
     async def attempt(candidate: Candidate, account: AccountRecord):
         return await _try_stream(ctx, url, body, forwarded, candidate, account, trace)
 
-    return await _with_failover(ctx, session_key, trace, attempt, keep_slot=True)
+    return await _with_failover(ctx, session_key, trace, attempt, True, allowed_accounts)
 
 
 async def post_json(
-    ctx: ProxyContext, url: str, body: bytes, forwarded: dict[str, str], session_key: str | None, trace: Trace
+    ctx: ProxyContext,
+    url: str,
+    body: bytes,
+    forwarded: dict[str, str],
+    session_key: str | None,
+    trace: Trace,
+    allowed_accounts: Collection[int] | None = None,
 ) -> JsonAnswer:
     """A JSON call (compaction) with the same account choice and failover as streams."""
 
     async def attempt(candidate: Candidate, account: AccountRecord):
         return await _try_json(ctx, url, body, forwarded, candidate, account, trace)
 
-    return await _with_failover(ctx, session_key, trace, attempt, keep_slot=False)
+    return await _with_failover(ctx, session_key, trace, attempt, False, allowed_accounts)
 
 
-async def _with_failover(ctx: ProxyContext, session_key: str | None, trace: Trace, attempt, keep_slot: bool):
+async def _with_failover(
+    ctx: ProxyContext,
+    session_key: str | None,
+    trace: Trace,
+    attempt,
+    keep_slot: bool,
+    allowed_accounts: Collection[int] | None,
+):
     excluded: set[int] = set()
     refreshed: set[int] = set()
     while trace.attempts < ctx.settings.max_attempts:
-        candidate, account = await _choose(ctx, session_key, excluded, trace)
+        candidate, account = await _choose(ctx, session_key, excluded, trace, allowed_accounts)
         trace.attempts += 1
         trace.account = account
         ctx.balancer.acquire(candidate)
@@ -128,13 +149,27 @@ async def _with_failover(ctx: ProxyContext, session_key: str | None, trace: Trac
 
 
 async def _choose(
-    ctx: ProxyContext, session_key: str | None, excluded: set[int], trace: Trace
+    ctx: ProxyContext,
+    session_key: str | None,
+    excluded: set[int],
+    trace: Trace,
+    allowed_accounts: Collection[int] | None = None,
 ) -> tuple[Candidate, AccountRecord]:
     waited = 0.0
     while True:
+        candidates = ctx.roster.candidates
+        if allowed_accounts is not None:
+            candidates = [c for c in candidates if c.account_id in allowed_accounts]
+            if not candidates:
+                raise ProxyError(
+                    "None of the accounts this API key may use is in the pool any more.",
+                    status=503,
+                    type="server_error",
+                    code="no_accounts",
+                )
         try:
             selection = ctx.balancer.select(
-                ctx.roster.candidates, session_key=session_key, exclude=excluded, now=time.time()
+                candidates, session_key=session_key, exclude=excluded, now=time.time()
             )
         except NoAccountAvailable as exc:
             if excluded and trace.last_failure is not None:

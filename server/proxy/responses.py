@@ -6,45 +6,50 @@ import orjson
 from sanic import Blueprint, Request
 from sanic.response import raw
 
-from server.auth.firewall import require_local
+from server.auth.guard import authorize_proxy
 from server.errors import ProxyError
+from server.keys.admission import admit
+from server.keys.store import KeyRecord
 from server.proxy import normalize
 from server.proxy.bodies import decoded_body
 from server.proxy.delivery import Outcome, collect_response, json_answer, settle, stream_to_client
 from server.proxy.failover import Trace, open_stream, post_json
 from server.upstream import headers
 from server.usage.records import new_request_id
+from server.usage.tokens import TokenUsage
 
 bp = Blueprint("responses")
 
 
 @bp.post("/backend-api/codex/responses")
 async def codex_responses(request: Request):
-    require_local(request, "The proxy")
+    key = authorize_proxy(request)
     body = decoded_body(request, request.app.ctx.settings.request_max_bytes)
-    return await _serve(request, normalize.normalize_codex(body, request.headers))
+    return await _serve(request, normalize.normalize_codex(body, request.headers), key)
 
 
 @bp.post("/v1/responses")
 async def openai_responses(request: Request):
-    require_local(request, "The proxy")
+    key = authorize_proxy(request)
     body = decoded_body(request, request.app.ctx.settings.request_max_bytes)
-    return await _serve(request, normalize.normalize_openai(body, request.headers))
+    scope = f"key:{key.id}" if key else ""
+    return await _serve(request, normalize.normalize_openai(body, request.headers, scope), key)
 
 
 @bp.post("/backend-api/codex/responses/compact")
 @bp.post("/v1/responses/compact", name="openai_compact")
 async def compact(request: Request):
-    require_local(request, "The proxy")
-    return await _compact(request)
+    key = authorize_proxy(request)
+    return await _compact(request, key)
 
 
-async def _serve(request: Request, norm: normalize.NormalizedRequest):
+async def _serve(request: Request, norm: normalize.NormalizedRequest, key: KeyRecord | None):
     ctx = request.app.ctx.proxy
     trace, request_id = Trace(), new_request_id()
-    opened = outcome = None
+    opened = outcome = admission = None
     status, error_code = 499, "client_disconnected"
     try:
+        admission = await admit(ctx, key, request_id, norm.model, norm.reasoning_effort, len(norm.body))
         opened = await open_stream(
             ctx,
             ctx.upstream.responses_url,
@@ -52,6 +57,7 @@ async def _serve(request: Request, norm: normalize.NormalizedRequest):
             headers.forwardable(request.headers),
             norm.session_key,
             trace,
+            key.allowed_accounts if key else None,
         )
         if norm.client_stream:
             outcome = Outcome()
@@ -81,10 +87,12 @@ async def _serve(request: Request, norm: normalize.NormalizedRequest):
             outcome=outcome,
             status=status,
             error_code=error_code,
+            api_key_id=key.id if key else None,
+            admission=admission,
         )
 
 
-async def _compact(request: Request):
+async def _compact(request: Request, key: KeyRecord | None):
     ctx = request.app.ctx.proxy
     payload = normalize.parse_json_object(decoded_body(request, ctx.settings.request_max_bytes))
     model = payload.get("model") if isinstance(payload.get("model"), str) else ""
@@ -97,16 +105,21 @@ async def _compact(request: Request):
     session_key = normalize.session_key_of(request.headers, payload)
     trace, request_id = Trace(), new_request_id()
     status, error_code = 499, "client_disconnected"
+    admission = outcome = None
     try:
+        body = orjson.dumps(payload)
+        admission = await admit(ctx, key, request_id, model, _effort(payload), len(body))
         answer = await post_json(
             ctx,
             ctx.upstream.compact_url,
-            orjson.dumps(payload),
+            body,
             headers.forwardable(request.headers),
             session_key,
             trace,
+            key.allowed_accounts if key else None,
         )
         status = answer.status
+        outcome = _compact_outcome(answer.body)
         return raw(
             answer.body,
             status=answer.status,
@@ -127,11 +140,29 @@ async def _compact(request: Request):
             route=request.path,
             transport="http",
             model=model,
-            reasoning_effort="",
+            reasoning_effort=_effort(payload),
             session_key=session_key,
             trace=trace,
             opened=None,
-            outcome=None,
+            outcome=outcome,
             status=status,
             error_code=error_code,
+            api_key_id=key.id if key else None,
+            admission=admission,
         )
+
+
+def _compact_outcome(body: bytes) -> Outcome:
+    """The compaction answer's usage, so the request log and key limits count it."""
+    outcome = Outcome()
+    try:
+        outcome.usage = TokenUsage.from_response(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        pass
+    return outcome
+
+
+def _effort(payload: dict) -> str:
+    reasoning = payload.get("reasoning")
+    effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
+    return effort if isinstance(effort, str) else ""

@@ -1,0 +1,38 @@
+"""GET /v1/usage: what the calling API key has used and what its limits leave (always needs a key)."""
+
+from __future__ import annotations
+
+import time
+
+from sanic import Blueprint, Request
+from sanic.response import json
+
+from server.auth.guard import authorize_proxy
+from server.keys import store
+
+bp = Blueprint("key_usage")
+
+
+@bp.get("/v1/usage")
+async def key_usage(request: Request):
+    key = authorize_proxy(request, key_required=True)
+    ctx = request.app.ctx.proxy
+    now = time.time()
+    usage = await ctx.db.run(store.current_usage, [rule.id for rule in key.limits], now)
+    totals = (await ctx.db.run(store.totals, [key.id])).get(key.id, store.KeyTotals())
+    return json(
+        {
+            "object": "api_key.usage",
+            "key": {
+                "id": key.id,
+                "name": key.name,
+                "key_prefix": key.key_prefix,
+                "expires_at": key.expires_at,
+            },
+            "request_count": totals.request_count,
+            "total_tokens": totals.total_tokens,
+            "cached_input_tokens": totals.cached_input_tokens,
+            "total_cost_usd": round(totals.cost_usd, 6),
+            "limits": [store.limit_status(rule, usage, now) for rule in key.limits],
+        }
+    )

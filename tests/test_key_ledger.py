@@ -1,0 +1,95 @@
+"""The shared counters: reservations are atomic, all-or-nothing, settled once, and expire if abandoned."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from server.db import Database
+from server.keys import ledger, store
+from server.keys.ledger import Hold
+from server.keys.spec import KeySpec
+
+
+@pytest.fixture
+async def db(settings):
+    database = Database(settings)
+    await asyncio.get_running_loop().run_in_executor(None, database.open)
+    yield database
+    database.close()
+
+
+async def _key_with(db: Database, *limits: dict) -> store.KeyRecord:
+    spec = KeySpec.parse({"name": "k", "limits": list(limits)}, creating=True)
+    key, _ = await db.run(store.create, spec)
+    return key
+
+
+def _hold(rule: store.LimitRule, amount: float, start: int = 1000) -> Hold:
+    return Hold(rule.id, start, start + 60, amount, rule.max_value)
+
+
+async def _counter(db: Database, rule: store.LimitRule, start: int = 1000) -> store.WindowUsage:
+    return (await db.run(store.current_usage, [rule.id], 0)).get((rule.id, start), store.WindowUsage(0, 0))
+
+
+async def test_reservations_stop_at_the_limit_and_settle_to_real_usage(db):
+    key = await _key_with(db, {"quantity": "tokens", "window": "minute", "max": 100})
+    rule = key.limits[0]
+    now = time.time()
+    assert await db.run(ledger.reserve, "r1", "w1", [_hold(rule, 60)], now) is None
+    refusal = await db.run(ledger.reserve, "r2", "w1", [_hold(rule, 60)], now)  # 60 + 60 > 100
+    assert refusal == ledger.Refusal(0, used=0, reserved=60)
+    assert await db.run(ledger.reserve, "r3", "w1", [_hold(rule, 40)], now) is None
+    assert await _counter(db, rule) == store.WindowUsage(0, 100)
+    await db.run(ledger.settle, "r1", [_hold(rule, 60)], [25.0])
+    assert await _counter(db, rule) == store.WindowUsage(25, 40)
+    assert await db.run(ledger.reserve, "r4", "w1", [_hold(rule, 35)], now) is None
+    await db.run(ledger.settle, "r3", [_hold(rule, 40)], [50.0])  # used more than it reserved
+    await db.run(ledger.settle, "r4", [_hold(rule, 35)], [0.0])
+    assert await _counter(db, rule) == store.WindowUsage(75, 0)
+
+
+async def test_all_rules_are_reserved_or_none(db):
+    key = await _key_with(
+        db,
+        {"quantity": "requests", "window": "minute", "max": 10},
+        {"quantity": "tokens", "window": "day", "max": 50},
+    )
+    requests, tokens = key.limits
+    holds = [_hold(requests, 1), _hold(tokens, 60)]
+    assert (await db.run(ledger.reserve, "r1", "w1", holds, time.time())).index == 1
+    assert await _counter(db, requests) == store.WindowUsage(0, 0)  # rolled back with the full rule
+
+
+async def test_abandoned_reservations_expire_and_settling_later_does_not_release_twice(db):
+    key = await _key_with(db, {"quantity": "tokens", "window": "minute", "max": 100})
+    rule = key.limits[0]
+    now = time.time()
+    assert await db.run(ledger.reserve, "dead", "gone-worker", [_hold(rule, 70)], now) is None
+    assert await db.run(ledger.reserve, "live", "live-worker", [_hold(rule, 20)], now) is None
+    later = now + ledger.RESERVATION_TTL_S / 2
+    assert await db.run(ledger.renew, "live-worker", later) == 1
+    assert await db.run(ledger.expire, now + ledger.RESERVATION_TTL_S + 1) == 1  # only the dead one
+    assert await _counter(db, rule) == store.WindowUsage(0, 20)
+    # The dead worker's request did finish after all: its usage counts, its hold is not released twice.
+    await db.run(ledger.settle, "dead", [_hold(rule, 70)], [30.0])
+    assert await _counter(db, rule) == store.WindowUsage(30, 20)
+
+
+async def test_racing_threads_never_overspend(db):
+    """Many threads (each its own connection) race for a budget of 50 one-unit reservations."""
+    key = await _key_with(db, {"quantity": "requests", "window": "minute", "max": 50})
+    rule = key.limits[0]
+    now = time.time()
+
+    def one(i: int) -> bool:
+        return ledger.reserve(db.orm, f"r{i}", "w", [_hold(rule, 1)], now) is None
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        admitted = sum(pool.map(one, range(120)))
+    assert admitted == 50
+    assert await _counter(db, rule) == store.WindowUsage(0, 50)
