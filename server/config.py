@@ -41,6 +41,12 @@ class Settings:
     request_max_bytes: int = 32 * 1024 * 1024
     # JSON {"model": {"input": 1.25, "cached_input": 0.125, "output": 10.0}} (USD per 1M tokens).
     pricing_overrides: str = ""
+    # Upstream transport for model streams: auto, http or websocket (run-time override in /api/settings).
+    upstream_stream_transport: str = "auto"
+    # Upstream WebSocket handshakes honour HTTPS_PROXY/HTTP_PROXY when true; direct by default.
+    upstream_websocket_trust_env: bool = False
+    # A client WebSocket with no turn in flight for this long is closed (1001).
+    websocket_idle_timeout_seconds: int = 300
     # Raw CODEX_LB_* values, for settings later issues add; never logged.
     extra: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -141,6 +147,17 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
             raw, "REQUEST_MAX_BYTES", get("REQUEST_MAX_BYTES", str(32 * 1024 * 1024)), 1024, 1024**3
         ),
         pricing_overrides=get("PRICING_OVERRIDES", ""),
+        upstream_stream_transport=_choice(
+            "UPSTREAM_STREAM_TRANSPORT",
+            get("UPSTREAM_STREAM_TRANSPORT", "auto").lower(),
+            ("auto", "http", "websocket"),
+        ),
+        upstream_websocket_trust_env=_bool(
+            "UPSTREAM_WEBSOCKET_TRUST_ENV", get("UPSTREAM_WEBSOCKET_TRUST_ENV", "false")
+        ),
+        websocket_idle_timeout_seconds=_int(
+            raw, "WEBSOCKET_IDLE_TIMEOUT_SECONDS", get("WEBSOCKET_IDLE_TIMEOUT_SECONDS", "300"), 1, 86400
+        ),
         extra={k[len(PREFIX) :].lower(): v for k, v in raw.items() if k[len(PREFIX) :].lower() not in known},
     )
 
@@ -153,6 +170,15 @@ def _int(raw: dict[str, str], name: str, value: str, low: int, high: int) -> int
     if not low <= number <= high:
         raise ConfigError(f"{PREFIX}{name}={number} is out of range ({low}..{high})")
     return number
+
+
+def _bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{PREFIX}{name}={value!r} must be true or false")
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:

@@ -11,11 +11,18 @@ from server.balancer.selection import Balancer
 from server.balancer.slots import AccountSlots
 from server.config import Settings
 from server.db import Database
+from server.proxy.transport import TransportChooser
 from server.reloader import ChangeWatcher
 from server.runtime_settings import RuntimeSettingsCache
 from server.upstream.client import UpstreamClient
+from server.upstream.websocket_pool import SocketPool
 from server.usage.pricing import PriceBook
 from server.usage.writer import RequestLogWriter
+
+# Upstream WebSockets one worker keeps open, per account and in all.
+WS_POOL_PER_ACCOUNT = 64
+WS_POOL_TOTAL = 1024
+WS_POOL_IDLE_S = 120.0
 
 
 @dataclass(slots=True)
@@ -31,6 +38,8 @@ class ProxyContext:
     prices: PriceBook
     runtime: RuntimeSettingsCache
     watcher: ChangeWatcher
+    sockets: SocketPool
+    transports: TransportChooser
 
 
 async def open_proxy_context(settings: Settings, db: Database, box, slots) -> ProxyContext:
@@ -46,6 +55,8 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
     refresher.session = upstream.session
     writer = RequestLogWriter(db)
     writer.start()
+    sockets = SocketPool(WS_POOL_PER_ACCOUNT, WS_POOL_TOTAL, WS_POOL_IDLE_S)
+    sockets.start()
     return ProxyContext(
         settings=settings,
         db=db,
@@ -58,10 +69,13 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
         prices=PriceBook.from_settings(settings),
         runtime=runtime,
         watcher=watcher,
+        sockets=sockets,
+        transports=TransportChooser(),
     )
 
 
 async def close_proxy_context(ctx: ProxyContext) -> None:
     await ctx.watcher.stop()
+    await ctx.sockets.close()
     await ctx.writer.stop()  # every request-log row submitted so far reaches the database
     await ctx.upstream.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import aiohttp
 
 from server.config import Settings
+from server.upstream.websocket import websocket_url
 
 CONNECT_TIMEOUT_S = 10.0
 STREAM_IDLE_TIMEOUT_S = 300.0  # the Codex CLI's own stream_idle_timeout
@@ -23,7 +24,10 @@ class UpstreamClient:
         self.auth_url = settings.auth_base_url
         self.responses_url = f"{self.base_url}/codex/responses"
         self.compact_url = f"{self.base_url}/codex/responses/compact"
+        self.responses_ws_url = websocket_url(self.responses_url)
+        self._trust_env = settings.upstream_websocket_trust_env
         self._session: aiohttp.ClientSession | None = None
+        self._ws_session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=300)
@@ -31,6 +35,11 @@ class UpstreamClient:
         self._session = aiohttp.ClientSession(
             connector=connector, skip_auto_headers=("Accept-Encoding",), json_serialize=None
         )
+        if self._trust_env:
+            # WebSocket handshakes through HTTPS_PROXY/HTTP_PROXY: aiohttp reads them when trust_env is on.
+            self._ws_session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300), trust_env=True
+            )
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -38,7 +47,15 @@ class UpstreamClient:
             raise RuntimeError("UpstreamClient.start() was not called")
         return self._session
 
+    @property
+    def ws_session(self) -> aiohttp.ClientSession:
+        """The session upstream WebSockets are opened on (direct unless trust_env is configured)."""
+        return self._ws_session or self.session
+
     async def close(self) -> None:
+        if self._ws_session is not None:
+            await self._ws_session.close()
+            self._ws_session = None
         if self._session is not None:
             await self._session.close()
             self._session = None

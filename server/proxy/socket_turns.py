@@ -1,0 +1,229 @@
+"""Opening a turn on an upstream WebSocket, failing over invisibly until content arrives.
+
+The WebSocket twin of failover.open_stream: the same account choice, cooldowns, token refresh and
+attempt budget, plus what sockets add: a socket stays bound to its account (response ids live on it),
+a turn whose `previous_response_id` the socket does not know is replayed with the full input, and an
+expired socket (60-minute limit) is replaced on the same account without the client noticing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from server.accounts.store import AccountRecord
+from server.balancer.candidates import Candidate
+from server.errors import ProxyError
+from server.proxy.context import ProxyContext
+from server.proxy.failover import (
+    FAILURE_EVENTS,
+    PRELUDE_EVENTS,
+    OpenedStream,
+    Trace,
+    _choose,
+    _client_error,
+    _exhausted_error,
+    _penalise,
+    _refresh,
+)
+from server.upstream import failures, ratelimits
+from server.upstream import websocket as upstream_ws
+from server.upstream.failures import FailureKind, UpstreamFailure
+from server.upstream.sse import SSEScanner
+from server.upstream.websocket import FrameEvent, FrameStream, HandshakeRefused, UpstreamSocket
+from server.upstream.websocket_pool import PoolFull
+
+log = logging.getLogger(__name__)
+
+
+class FallBackToHttp(Exception):
+    """The backend refused WebSockets (426), or no socket can be had anywhere: use HTTP for this turn."""
+
+
+@dataclass(slots=True)
+class Binding:
+    """The upstream socket a conversation is on, and its account."""
+
+    socket: UpstreamSocket | None = None
+    candidate: Candidate | None = None
+    account: AccountRecord | None = None
+
+    def clear(self) -> UpstreamSocket | None:
+        socket, self.socket = self.socket, None
+        return socket
+
+
+async def open_socket_stream(
+    ctx: ProxyContext,
+    *,
+    frame: dict,
+    full_frame: dict | None,
+    forwarded: dict[str, str],
+    session_key: str | None,
+    trace: Trace,
+    binding: Binding,
+    done: Callable[[UpstreamSocket, bool], None],
+    drop: frozenset[str] = frozenset(),
+) -> OpenedStream:
+    """A turn that has produced its first content event on `binding`'s socket (opened if needed)."""
+    excluded: set[int] = set()
+    refreshed: set[int] = set()
+    pool = ctx.sockets
+    pool_full = False
+    pinned = binding.account is not None  # a bound conversation stays on its account while it can
+    while trace.attempts < ctx.settings.max_attempts:
+        if binding.socket is None or not binding.socket.usable:
+            stale = binding.clear()
+            if stale is not None:
+                pool.give_back(stale, healthy=False)
+            if pinned and binding.account.id not in excluded and ctx.roster.get(binding.account.id):
+                candidate, account = binding.candidate, ctx.roster.get(binding.account.id)
+            else:
+                try:
+                    candidate, account = await _choose(ctx, session_key, excluded, trace)
+                except ProxyError:
+                    if pool_full:
+                        raise FallBackToHttp() from None
+                    raise
+            try:
+                binding.socket = await pool.lease(
+                    account.id, session_key or "", _opener(ctx, forwarded, account, session_key)
+                )
+            except PoolFull as exc:
+                pool_full = True
+                if exc.whole_pool:
+                    raise FallBackToHttp() from None
+                excluded.add(account.id)  # this account has no room: another one may
+                pinned = False
+                continue
+            except HandshakeRefused as exc:
+                if exc.status == 426:
+                    ctx.transports.upgrade_refused()
+                    log.info("upstream refused WebSocket upgrade (426): falling back to HTTP")
+                    raise FallBackToHttp() from None
+                trace.attempts += 1
+                trace.account = account
+                snapshot = ratelimits.from_headers(exc.headers, time.time())
+                if snapshot is not None:
+                    ratelimits.apply_to_slots(ctx.slots, candidate.slot, snapshot)
+                if await _after_failure(ctx, candidate, account, exc.failure, refreshed, excluded, trace):
+                    continue
+                pinned = False
+                continue
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                trace.attempts += 1
+                trace.account = account
+                failure = failures.classify_connection_error(exc)
+                await _after_failure(ctx, candidate, account, failure, refreshed, excluded, trace)
+                pinned = False
+                continue
+            binding.candidate, binding.account = candidate, account
+            snapshot = ratelimits.from_headers(binding.socket.headers, time.time())
+            if snapshot is not None:
+                ratelimits.apply_to_slots(ctx.slots, candidate.slot, snapshot)
+        socket, candidate, account = binding.socket, binding.candidate, binding.account
+        trace.attempts += 1
+        trace.account = account
+        ctx.balancer.acquire(candidate)
+        result = await _try_turn(ctx, socket, candidate, frame, full_frame, trace, done, drop)
+        if isinstance(result, OpenedStream):
+            return result  # keeps its in-flight slot until settled
+        ctx.balancer.release(candidate)
+        failure = result
+        trace.last_failure = failure
+        if failure.kind is FailureKind.PREVIOUS_RESPONSE_NOT_FOUND and full_frame is not None:
+            frame = full_frame  # the socket lost the anchor: replay the whole conversation here
+            continue
+        if failure.kind is FailureKind.WEBSOCKET_EXPIRED:
+            pool.give_back(binding.clear(), healthy=False)
+            continue  # a fresh socket on the same account; the turn replays its full input
+        pool.give_back(binding.clear(), healthy=False)
+        if await _after_failure(ctx, candidate, account, failure, refreshed, excluded, trace):
+            continue
+        binding.account = binding.candidate = None
+        pinned = False
+    raise _exhausted_error(trace.last_failure)
+
+
+async def _after_failure(
+    ctx: ProxyContext,
+    candidate: Candidate,
+    account: AccountRecord,
+    failure: UpstreamFailure,
+    refreshed: set[int],
+    excluded: set[int],
+    trace: Trace,
+) -> bool:
+    """True when the same account should be tried again (token refreshed); raises for client errors."""
+    trace.last_failure = failure
+    if failure.kind is FailureKind.AUTH and account.id not in refreshed:
+        refreshed.add(account.id)
+        if await _refresh(ctx, account):
+            return True
+    if not failure.allows_failover or failure.kind is FailureKind.PREVIOUS_RESPONSE_NOT_FOUND:
+        raise _client_error(failure)
+    await _penalise(ctx, candidate, account, failure)
+    excluded.add(account.id)
+    log.info("moving conversation off account=%d code=%s", account.id, failure.code)
+    return False
+
+
+def _opener(ctx: ProxyContext, forwarded: dict[str, str], account: AccountRecord, session_key: str | None):
+    return lambda: _connect(ctx, forwarded, account, session_key)
+
+
+async def _connect(
+    ctx: ProxyContext, forwarded: dict[str, str], account: AccountRecord, session_key: str | None
+) -> UpstreamSocket:
+    headers = upstream_ws.handshake_headers(forwarded, account.access_token, account.chatgpt_account_id)
+    return await upstream_ws.connect(
+        ctx.upstream.ws_session, ctx.upstream.responses_ws_url, headers, account.id, session_key or ""
+    )
+
+
+async def _try_turn(
+    ctx: ProxyContext,
+    socket: UpstreamSocket,
+    candidate: Candidate,
+    frame: dict,
+    full_frame: dict | None,
+    trace: Trace,
+    done: Callable[[UpstreamSocket, bool], None],
+    drop: frozenset[str],
+) -> OpenedStream | UpstreamFailure:
+    previous = frame.get("previous_response_id")
+    if previous and previous not in socket.responses and full_frame is not None:
+        frame = full_frame  # a new socket cannot resolve the anchor: send the full input instead
+    trace.upstream_sent_mono = time.monotonic()
+    try:
+        await socket.send_turn(frame)
+    except (aiohttp.ClientError, ConnectionError, OSError) as exc:
+        socket.broken = True
+        return failures.classify_connection_error(exc)
+    stream = FrameStream(socket, done, drop=drop)
+    events: list[FrameEvent] = []
+    snapshot = None
+    while True:
+        event = await socket.next_event()
+        if isinstance(event, UpstreamFailure):
+            return event
+        name = event.name
+        if name == "codex.rate_limits":
+            snapshot = ratelimits.from_rate_limits_event(event.data(), time.time()) or snapshot
+            if snapshot is not None:
+                ratelimits.apply_to_slots(ctx.slots, candidate.slot, snapshot)
+        if name in PRELUDE_EVENTS:
+            events.append(event)
+            continue
+        if name in FAILURE_EVENTS:
+            stream.note(event)  # the socket is ready for the next turn
+            return failures.classify_event(event.data(), time.time())
+        stream.note(event)
+        events.append(event)
+        trace.first_content_mono = time.monotonic()
+        buffered = [e.sse() for e in events if e.name not in drop]
+        return OpenedStream(stream, candidate, trace.account, buffered, events, SSEScanner(), snapshot)
