@@ -62,11 +62,16 @@ async def test_prewarm_and_several_turns_share_one_socket(proxy, upstream):
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(ws_url(proxy), headers=SESSION) as ws:
             prewarm = await turn(ws, {**codex_frame("warm up"), "generate": False})
-            first = await turn(ws, {**codex_frame("first question"), "previous_response_id": completed_id(prewarm)})
+            first = await turn(
+                ws, {**codex_frame("first question"), "previous_response_id": completed_id(prewarm)}
+            )
             assert "Hello from fake account" in text_of(first)
             tool_call = await turn(
                 ws,
-                {**codex_frame("CALL_TOOL please", tools=[_shell_tool()]), "previous_response_id": completed_id(first)},
+                {
+                    **codex_frame("CALL_TOOL please", tools=[_shell_tool()]),
+                    "previous_response_id": completed_id(first),
+                },
             )
             call = next(e["item"] for e in tool_call if e["type"] == "response.output_item.done")
             assert call["type"] == "function_call"
@@ -97,3 +102,158 @@ def _shell_tool() -> dict:
         "name": "exec_command",
         "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}, "required": ["cmd"]},
     }
+
+
+async def test_http_clients_over_an_upstream_websocket(proxy):
+    await proxy.add_accounts("acc_http_ws")
+    await set_transport(proxy, "websocket")
+    streamed = await proxy.post(CODEX_ROUTE, codex_body("over a socket"), headers=SESSION)
+    assert streamed.status == 200, streamed.raw
+    assert "Hello from fake account acc_http_ws" in streamed.text()
+    assert streamed.events()[-1]["type"] == "response.completed"
+    assert all(e["type"] != "codex.rate_limits" for e in streamed.events())
+    again = await proxy.post(CODEX_ROUTE, codex_body("second request"), headers=SESSION)
+    assert again.status == 200 and again.events()[-1]["type"] == "response.completed"
+    answer = await proxy.post("/v1/responses", {"model": "gpt-5.4", "input": "Say hi"})
+    assert answer.status == 200, answer.raw
+    assert answer.json()["output"][0]["content"][0]["text"].startswith("Hello from fake account")
+    stats = proxy.fake.account_stats("acc_http_ws")
+    assert stats["transports"] == {"websocket": 3}
+    assert stats["ws_connections"] == 2  # the session's socket was reused for its second request
+    rows = await proxy.request_logs(3)
+    assert [row["status"] for row in rows] == [200, 200, 200]
+
+
+async def test_an_account_failing_mid_session_moves_the_socket_and_replays_the_conversation(proxy):
+    await proxy.add_accounts("acc_move_a", "acc_move_b")
+    await set_transport(proxy, "websocket")
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(ws_url(proxy), headers=SESSION) as ws:
+            first = await turn(ws, codex_frame("remember the word lighthouse"))
+            served = next(a for a in ("acc_move_a", "acc_move_b") if proxy.fake.account_stats(a)["requests"])
+            other = "acc_move_b" if served == "acc_move_a" else "acc_move_a"
+            proxy.fake.configure_account(served, rate_limited=True)
+            second = await turn(
+                ws, {**codex_frame("what was the word?"), "previous_response_id": completed_id(first)}
+            )
+            assert second[-1]["type"] == "response.completed", second[-1]
+            assert "Hello from fake account " + other in text_of(second)
+            assert all(e["type"] != "error" for e in second)
+    frames = [r for r in proxy.fake.requests(path=CODEX_ROUTE, account=other) if r.get("kind") == "frame"]
+    [replayed] = frames
+    assert "previous_response_id" not in replayed["body"]  # the new account got the whole conversation
+    texts = orjson.dumps(replayed["body"]["input"]).decode()
+    assert "lighthouse" in texts and "what was the word?" in texts
+    assert "Hello from fake account " + served in texts  # the first answer came along
+    rows = await proxy.request_logs(2)
+    assert [row["status"] for row in rows] == [200, 200]
+
+
+async def test_garbage_frames_get_error_frames_then_a_clear_close(proxy):
+    await proxy.add_accounts("acc_garbage")
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(ws_url(proxy)) as ws:
+            await ws.send_str("this is not json")
+            error = orjson.loads((await ws.receive(timeout=5)).data)
+            assert error["type"] == "error" and error["status"] == 400
+            assert error["error"]["code"] == "invalid_json"
+            await ws.send_str('{"type": "response.processed", "response_id": "resp_x"}')  # absorbed
+            await ws.send_str('{"type": "some.future.frame"}')  # absorbed
+            events = await turn(ws, codex_frame("still serving?"))  # a good frame resets the count
+            assert events[-1]["type"] == "response.completed"
+            await ws.send_bytes(b"\x00\x01binary")
+            error = orjson.loads((await ws.receive(timeout=5)).data)
+            assert error["status"] == 400 and error["error"]["code"] == "invalid_frame"
+            await ws.send_str("[1, 2]")
+            await ws.receive(timeout=5)
+            await ws.send_str("{")
+            await ws.receive(timeout=5)
+            closing = await ws.receive(timeout=5)
+            assert closing.type is aiohttp.WSMsgType.CLOSE
+            assert ws.close_code == 1008
+        async with session.ws_connect(ws_url(proxy)) as ws:  # the server is unharmed
+            assert (await turn(ws, codex_frame("after the garbage")))[-1]["type"] == "response.completed"
+
+
+async def test_oversize_frames_close_with_1009_and_16_mib_frames_pass(proxy):
+    await proxy.add_accounts("acc_big")
+    await set_transport(proxy, "websocket")
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(ws_url(proxy), max_msg_size=0) as ws:
+            padding = "x" * (15 * 1024 * 1024)
+            events = await turn(ws, codex_frame("big " + padding), timeout=30)
+            assert events[-1]["type"] == "response.completed"
+            sending = asyncio.create_task(ws.send_str("y" * (16 * 1024 * 1024 + 1)))
+            closing = await ws.receive(timeout=10)
+            await asyncio.gather(sending, return_exceptions=True)  # the server may hang up mid-frame
+            assert closing.type is aiohttp.WSMsgType.CLOSE, closing
+            assert ws.close_code == 1009
+        async with session.ws_connect(ws_url(proxy)) as ws:
+            assert (await turn(ws, codex_frame("small again")))[-1]["type"] == "response.completed"
+
+
+async def test_missing_model_is_an_error_frame_and_the_socket_lives_on(proxy):
+    await proxy.add_accounts("acc_bad_turn")
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(ws_url(proxy)) as ws:
+            events = await turn(ws, {"input": []})
+            assert events[-1]["type"] == "error" and events[-1]["status"] == 400
+            assert events[-1]["error"]["code"] == "missing_required_parameter"
+            assert (await turn(ws, codex_frame("now properly")))[-1]["type"] == "response.completed"
+    rows = await proxy.request_logs(2)
+    assert sorted(row["status"] for row in rows) == [200, 400]
+
+
+async def test_upgrade_refused_with_426_falls_back_to_http(proxy):
+    await proxy.add_accounts("acc_no_ws", ws_reject_upgrade=True)
+    await set_transport(proxy, "auto")
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(ws_url(proxy), headers=SESSION) as ws:
+            first = await turn(ws, codex_frame("hello"))
+            second = await turn(ws, {**codex_frame("again"), "previous_response_id": completed_id(first)})
+            assert second[-1]["type"] == "response.completed"
+    stats = proxy.fake.account_stats("acc_no_ws")
+    assert stats["transports"] == {"http": 2} and stats["ws_connections"] == 0
+
+
+async def test_upstream_socket_limit_opens_a_new_socket_transparently(proxy):
+    await proxy.add_accounts("acc_limit", ws_connection_limit_after_turns=2)
+    await set_transport(proxy, "websocket")
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(ws_url(proxy), headers=SESSION) as ws:
+            previous = None
+            for n in range(4):
+                frame = codex_frame(f"turn {n}")
+                if previous:
+                    frame = {**frame, "input": [user_message(f"turn {n}")], "previous_response_id": previous}
+                events = await turn(ws, frame)
+                previous = completed_id(events)
+    stats = proxy.fake.account_stats("acc_limit")
+    assert stats["ws_connections"] == 2
+    assert stats["statuses"].get("200") == 4
+
+
+async def test_idle_client_sockets_are_closed_with_1001(tmp_path, database_url, fake_upstream):
+    from tests.conftest import make_settings
+    from tests.support.live_server import serve_in_process
+
+    settings = make_settings(
+        tmp_path / "data",
+        database_url,
+        upstream_base_url=fake_upstream.base_url,
+        auth_base_url=fake_upstream.auth_url,
+        websocket_idle_timeout_seconds="1",
+    )
+    async with serve_in_process(settings) as server:
+        async with aiohttp.ClientSession() as session:
+            url = server.url.replace("http://", "ws://") + CODEX_ROUTE
+            async with session.ws_connect(url) as ws:
+                closing = await ws.receive(timeout=10)
+                assert closing.type is aiohttp.WSMsgType.CLOSE and ws.close_code == 1001
+
+
+async def test_a_plain_get_is_told_to_upgrade(proxy):
+    async with aiohttp.ClientSession() as session:
+        async with session.get(proxy.url + CODEX_ROUTE) as response:
+            assert response.status == 426
+            assert (await response.json())["error"]["code"] == "upgrade_required"

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 from sanic import Blueprint, Request
 from sanic.response import raw
 
 from server.auth.firewall import require_local
 from server.errors import ProxyError
-from server.proxy import normalize
+from server.proxy import normalize, transport
 from server.proxy.bodies import decoded_body
 from server.proxy.delivery import Outcome, collect_response, json_answer, settle, stream_to_client
 from server.proxy.failover import Trace, open_stream, post_json
+from server.proxy.socket_turns import open_over_socket
 from server.upstream import headers
 from server.usage.records import new_request_id
 
+log = logging.getLogger(__name__)
 bp = Blueprint("responses")
 
 
@@ -44,15 +48,19 @@ async def _serve(request: Request, norm: normalize.NormalizedRequest):
     trace, request_id = Trace(), new_request_id()
     opened = outcome = None
     status, error_code = 499, "client_disconnected"
+    upstream = transport.HTTP
     try:
-        opened = await open_stream(
-            ctx,
-            ctx.upstream.responses_url,
-            norm.body,
-            headers.forwardable(request.headers),
-            norm.session_key,
-            trace,
+        forwarded = headers.forwardable(request.headers)
+        choice = ctx.transports.choose(
+            ctx.runtime.current.upstream_stream_transport, client_websocket=False, model=norm.model
         )
+        if choice == transport.WEBSOCKET:
+            opened = await open_over_socket(ctx, norm, forwarded, trace)
+            upstream = transport.WEBSOCKET if opened is not None else transport.HTTP
+        if opened is None:
+            opened = await open_stream(
+                ctx, ctx.upstream.responses_url, norm.body, forwarded, norm.session_key, trace
+            )
         if norm.client_stream:
             outcome = Outcome()
             await stream_to_client(request, opened, trace, request_id, outcome)
@@ -68,6 +76,7 @@ async def _serve(request: Request, norm: normalize.NormalizedRequest):
     finally:
         if outcome is not None and outcome.terminal_seen:
             status, error_code = outcome.status, outcome.error_code
+        log.debug("POST %s request_id=%s upstream=%s status=%d", request.path, request_id, upstream, status)
         settle(
             ctx,
             request_id=request_id,

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
+import orjson
 
 from server.accounts.store import AccountRecord
 from server.balancer.candidates import Candidate
@@ -30,6 +31,7 @@ from server.proxy.failover import (
     _penalise,
     _refresh,
 )
+from server.proxy.normalize import NormalizedRequest
 from server.upstream import failures, ratelimits
 from server.upstream import websocket as upstream_ws
 from server.upstream.failures import FailureKind, UpstreamFailure
@@ -38,6 +40,8 @@ from server.upstream.websocket import FrameEvent, FrameStream, HandshakeRefused,
 from server.upstream.websocket_pool import PoolFull
 
 log = logging.getLogger(__name__)
+# The backend sends codex.rate_limits only on sockets; SSE clients learn the windows from headers.
+_NOT_FOR_SSE_CLIENTS = frozenset({"codex.rate_limits"})
 
 
 class FallBackToHttp(Exception):
@@ -227,3 +231,28 @@ async def _try_turn(
         trace.first_content_mono = time.monotonic()
         buffered = [e.sse() for e in events if e.name not in drop]
         return OpenedStream(stream, candidate, trace.account, buffered, events, SSEScanner(), snapshot)
+
+
+async def open_over_socket(
+    ctx: ProxyContext, norm: NormalizedRequest, forwarded: dict[str, str], trace: Trace
+) -> OpenedStream | None:
+    """An HTTP client's turn on a pooled upstream socket (None: use HTTP instead). The socket goes back
+    to the pool when the turn is settled, for the conversation's next request."""
+    frame = orjson.loads(norm.body)
+    frame.pop("stream", None)
+    frame.pop("background", None)
+    frame = {"type": "response.create", **frame}
+    try:
+        return await open_socket_stream(
+            ctx,
+            frame=frame,
+            full_frame=None,
+            forwarded=forwarded,
+            session_key=norm.session_key,
+            trace=trace,
+            binding=Binding(),
+            done=ctx.sockets.give_back,
+            drop=_NOT_FOR_SSE_CLIENTS,
+        )
+    except FallBackToHttp:
+        return None
