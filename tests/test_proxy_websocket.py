@@ -87,8 +87,14 @@ async def test_prewarm_and_several_turns_share_one_socket(proxy, upstream):
                 },
             )
             assert "Tool result: tool says hi" in text_of(last)
-    stats = proxy.fake.stats()
-    print(stats)
+    totals = proxy.fake.stats()["totals"]
+    if upstream == "websocket":
+        assert totals["ws_connections"] == 1 and totals["transports"] == {"websocket": 4}
+    else:  # each turn a POST carrying the whole conversation; the prewarm is answered by the proxy
+        assert totals["ws_connections"] == 0 and totals["transports"] == {"http": 3}
+        posts = proxy.fake.requests(path=CODEX_ROUTE)
+        assert all("previous_response_id" not in post["body"] for post in posts)
+        assert posts[-1]["body"]["input"][-2]["type"] == "function_call"  # replayed from history
     rows = await proxy.request_logs(4)
     assert len(rows) == 4
     assert {row["transport"] for row in rows} == {"websocket"}
