@@ -30,6 +30,7 @@ from server.proxy.failover import (
     _exhausted_error,
     _penalise,
     _refresh,
+    _try_stream,
 )
 from server.proxy.normalize import NormalizedRequest
 from server.upstream import failures, ratelimits
@@ -105,16 +106,24 @@ async def open_socket_stream(
                 pinned = False
                 continue
             except HandshakeRefused as exc:
+                snapshot = ratelimits.from_headers(exc.headers, time.time())
+                if snapshot is not None:
+                    ratelimits.apply_to_slots(ctx.slots, candidate.slot, snapshot)
                 if exc.status == 426:
                     ctx.transports.upgrade_refused()
                     log.info("upstream refused WebSocket upgrade (426): falling back to HTTP")
                     raise FallBackToHttp() from None
+                log.info("upstream refused WebSocket upgrade account=%d status=%d", account.id, exc.status)
                 trace.attempts += 1
                 trace.account = account
-                snapshot = ratelimits.from_headers(exc.headers, time.time())
-                if snapshot is not None:
-                    ratelimits.apply_to_slots(ctx.slots, candidate.slot, snapshot)
-                if await _after_failure(ctx, candidate, account, exc.failure, refreshed, excluded, trace):
+                ctx.balancer.acquire(candidate)
+                result = await _answer_over_http(ctx, frame, full_frame, forwarded, candidate, account, trace)
+                if isinstance(result, OpenedStream):
+                    return result  # the account serves HTTP: this turn goes that way
+                ctx.balancer.release(candidate)
+                if await _after_failure(
+                    ctx, candidate, account, result or exc.failure, refreshed, excluded, trace
+                ):
                     continue
                 pinned = False
                 continue
@@ -151,6 +160,28 @@ async def open_socket_stream(
         binding.account = binding.candidate = None
         pinned = False
     raise _exhausted_error(trace.last_failure)
+
+
+async def _answer_over_http(
+    ctx: ProxyContext,
+    frame: dict,
+    full_frame: dict | None,
+    forwarded: dict[str, str],
+    candidate: Candidate,
+    account: AccountRecord,
+    trace: Trace,
+) -> OpenedStream | UpstreamFailure | None:
+    """The turn as an HTTP POST on the same account, after its upgrade was refused: a refused upgrade
+    carries no error body, the POST's answer does (a spent window, a burst limit, a gone account…).
+    None when the turn cannot go over HTTP (a prewarm, or an anchor we cannot expand)."""
+    body = full_frame if frame.get("previous_response_id") and full_frame is not None else frame
+    if body.get("previous_response_id") or body.get("generate") is False:
+        return None
+    payload = {k: v for k, v in body.items() if k not in ("type", "generate")}
+    payload["stream"] = True
+    return await _try_stream(
+        ctx, ctx.upstream.responses_url, orjson.dumps(payload), forwarded, candidate, account, trace
+    )
 
 
 async def _after_failure(
