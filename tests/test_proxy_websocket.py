@@ -263,3 +263,42 @@ async def test_a_plain_get_is_told_to_upgrade(proxy):
         async with session.get(proxy.url + CODEX_ROUTE) as response:
             assert response.status == 426
             assert (await response.json())["error"]["code"] == "upgrade_required"
+
+
+async def test_a_full_account_pool_sends_the_conversation_to_an_account_with_room(proxy):
+    await proxy.add_accounts("acc_room_a", "acc_room_b")
+    await set_transport(proxy, "websocket")
+    proxy.server.app.ctx.proxy.sockets.per_account = 1
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(ws_url(proxy), headers=SESSION) as one:
+            async with session.ws_connect(ws_url(proxy), headers=SESSION) as two:
+                first = await turn(one, codex_frame("one"))
+                second = await turn(two, codex_frame("two"))  # same session, its account's pool is full
+                assert first[-1]["type"] == second[-1]["type"] == "response.completed"
+                assert text_of(first) != text_of(second)  # served by the two different accounts
+    totals = proxy.fake.stats()["totals"]
+    assert totals["ws_connections"] == 2 and totals["transports"] == {"websocket": 2}
+
+
+async def test_the_transport_setting_takes_effect_without_a_restart(proxy):
+    await proxy.add_accounts("acc_switch")
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(ws_url(proxy), headers=SESSION) as ws:
+            await set_transport(proxy, "http")
+            first = await turn(ws, codex_frame("over http"))
+            await set_transport(proxy, "websocket")
+            second = await turn(
+                ws, {**codex_frame("over a socket"), "previous_response_id": completed_id(first)}
+            )
+            assert second[-1]["type"] == "response.completed"
+    stats = proxy.fake.account_stats("acc_switch")
+    assert stats["transports"] == {"http": 1, "websocket": 1}
+    [frame] = [r for r in proxy.fake.requests(path=CODEX_ROUTE) if r.get("kind") == "frame"]
+    assert "previous_response_id" not in frame["body"]  # the new socket got the whole conversation
+    assert [item.get("role") for item in frame["body"]["input"]] == [
+        "developer",
+        "user",
+        "assistant",  # the first answer, from the proxy's history of the socket
+        "developer",
+        "user",
+    ]

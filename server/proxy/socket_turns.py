@@ -215,8 +215,9 @@ async def _connect(
     ctx: ProxyContext, forwarded: dict[str, str], account: AccountRecord, session_key: str | None
 ) -> UpstreamSocket:
     headers = upstream_ws.handshake_headers(forwarded, account.access_token, account.chatgpt_account_id)
+    upstream = ctx.upstream
     return await upstream_ws.connect(
-        ctx.upstream.ws_session, ctx.upstream.responses_ws_url, headers, account.id, session_key or ""
+        upstream.session, upstream.responses_ws_url, headers, account.id, session_key or "", upstream.ws_proxy
     )
 
 

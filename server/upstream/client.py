@@ -6,6 +6,8 @@ Every call has an explicit timeout; streams have no total limit but a read timeo
 from __future__ import annotations
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
 
 from server.config import Settings
 from server.upstream.websocket import websocket_url
@@ -27,7 +29,7 @@ class UpstreamClient:
         self.responses_ws_url = websocket_url(self.responses_url)
         self._trust_env = settings.upstream_websocket_trust_env
         self._session: aiohttp.ClientSession | None = None
-        self._ws_session: aiohttp.ClientSession | None = None
+        self.ws_proxy: tuple[URL, aiohttp.BasicAuth | None] | None = None
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=300)
@@ -36,10 +38,12 @@ class UpstreamClient:
             connector=connector, skip_auto_headers=("Accept-Encoding",), json_serialize=None
         )
         if self._trust_env:
-            # WebSocket handshakes through HTTPS_PROXY/HTTP_PROXY: aiohttp reads them when trust_env is on.
-            self._ws_session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300), trust_env=True
-            )
+            # HTTPS_PROXY/HTTP_PROXY (and NO_PROXY) for the backend's http(s) URL, as aiohttp reads them;
+            # aiohttp's own trust_env would look for WS_PROXY/WSS_PROXY on a ws:// URL instead.
+            try:
+                self.ws_proxy = get_env_proxy_for_url(URL(self.responses_url))
+            except LookupError:
+                self.ws_proxy = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -47,15 +51,7 @@ class UpstreamClient:
             raise RuntimeError("UpstreamClient.start() was not called")
         return self._session
 
-    @property
-    def ws_session(self) -> aiohttp.ClientSession:
-        """The session upstream WebSockets are opened on (direct unless trust_env is configured)."""
-        return self._ws_session or self.session
-
     async def close(self) -> None:
-        if self._ws_session is not None:
-            await self._ws_session.close()
-            self._ws_session = None
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 import orjson
@@ -132,14 +133,22 @@ class UpstreamSocket:
 
 
 async def connect(
-    session: aiohttp.ClientSession, url: str, headers: dict[str, str], account_id: int, key: str
+    session: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    account_id: int,
+    key: str,
+    proxy: tuple[Any, aiohttp.BasicAuth | None] | None = None,
 ) -> UpstreamSocket:
-    """Open a socket; raises HandshakeRefused for an HTTP answer, aiohttp/timeout errors for a broken link."""
+    """Open a socket; raises HandshakeRefused for an HTTP answer, aiohttp/timeout errors for a broken link.
+    `proxy`: (proxy URL, auth) to tunnel the handshake through, or None for a direct connection."""
     try:
         ws = await asyncio.wait_for(
             session.ws_connect(
                 url,
                 headers=headers,
+                proxy=proxy[0] if proxy else None,
+                proxy_auth=proxy[1] if proxy else None,
                 max_msg_size=MAX_MESSAGE_BYTES,
                 autoping=True,
                 compress=0,  # the backend is not offered permessage-deflate
