@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from tests.clients.codex_cli import run_codex_exec_async
@@ -19,14 +21,31 @@ def _frames(proxy) -> list[dict]:
     return [r for r in proxy.fake.requests(limit=1000, path=CODEX_ROUTE) if r.get("kind") == "frame"]
 
 
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 async def test_codex_exec_over_websockets_stays_on_sockets_and_one_account(proxy, tmp_path):
     await proxy.add_accounts("acc_cli_ws_1", "acc_cli_ws_2")
-    run = await run_codex_exec_async(
-        "CALL_TOOL and tell me what it printed",
-        base_url=proxy.url + "/backend-api/codex",
-        websockets=True,
-        cwd=tmp_path,
-    )
+    logged = _Lines()
+    loggers = [logging.getLogger("server.proxy.websocket"), logging.getLogger("server.proxy.responses")]
+    for logger in loggers:
+        logger.addHandler(logged)
+    try:
+        run = await run_codex_exec_async(
+            "CALL_TOOL and tell me what it printed",
+            base_url=proxy.url + "/backend-api/codex",
+            websockets=True,
+            cwd=tmp_path,
+        )
+    finally:
+        for logger in loggers:
+            logger.removeHandler(logged)
     assert run.completed, run.describe()
     [command] = run.items("command_execution")
     assert "fake-tool-call" in command["aggregated_output"]
@@ -44,6 +63,11 @@ async def test_codex_exec_over_websockets_stays_on_sockets_and_one_account(proxy
     assert [row["transport"] for row in rows] == ["websocket"] * 3
     assert [row["status"] for row in rows] == [200] * 3
     assert len({row["account_id"] for row in rows}) == 1
+    # What README's "verify WebSocket transport" tells users to look for in codex-lb's log.
+    assert any(line.startswith("WebSocket /backend-api/codex/responses opened") for line in logged.lines)
+    turns = [line for line in logged.lines if line.startswith("WebSocket /backend-api/codex/responses turn")]
+    assert len(turns) == 3 and all("upstream=websocket status=200" in line for line in turns)
+    assert not [line for line in logged.lines if line.startswith("POST /backend-api/codex/responses")]
 
 
 async def test_codex_exec_moves_to_another_account_mid_session_without_noticing(proxy, tmp_path):

@@ -302,3 +302,22 @@ async def test_the_transport_setting_takes_effect_without_a_restart(proxy):
         "developer",
         "user",
     ]
+
+
+async def test_sdk_clients_use_websockets_on_v1_responses(proxy):
+    await proxy.add_accounts("acc_v1_ws")
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(ws_url(proxy, "/v1/responses")) as ws:
+            first = await turn(ws, {"model": "gpt-5.4", "input": "Say hi", "instructions": "Be brief."})
+            assert "Hello from fake account acc_v1_ws" in text_of(first)
+            second = await turn(
+                ws, {"model": "gpt-5.4", "input": "And again", "previous_response_id": completed_id(first)}
+            )
+            assert second[-1]["type"] == "response.completed"
+    frames = [r for r in proxy.fake.requests(path=CODEX_ROUTE) if r.get("kind") == "frame"]
+    assert [f["body"]["input"][0]["content"][0]["text"] for f in frames] == ["Say hi", "And again"]
+    assert frames[0]["body"]["instructions"] == "Be brief." and frames[0]["body"]["store"] is False
+    # one cache key for the whole socket, so the conversation keeps its account and upstream cache
+    assert frames[0]["body"]["prompt_cache_key"] == frames[1]["body"]["prompt_cache_key"]
+    rows = await proxy.request_logs(2)
+    assert {row["route"] for row in rows} == {"/v1/responses"}

@@ -76,7 +76,7 @@ async def _serve(request: Request, norm: normalize.NormalizedRequest):
     finally:
         if outcome is not None and outcome.terminal_seen:
             status, error_code = outcome.status, outcome.error_code
-        log.debug("POST %s request_id=%s upstream=%s status=%d", request.path, request_id, upstream, status)
+        log.info("POST %s request_id=%s upstream=%s status=%d", request.path, request_id, upstream, status)
         settle(
             ctx,
             request_id=request_id,
