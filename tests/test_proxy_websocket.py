@@ -321,3 +321,15 @@ async def test_sdk_clients_use_websockets_on_v1_responses(proxy):
     assert frames[0]["body"]["prompt_cache_key"] == frames[1]["body"]["prompt_cache_key"]
     rows = await proxy.request_logs(2)
     assert {row["route"] for row in rows} == {"/v1/responses"}
+
+
+async def test_permessage_deflate_is_negotiated_when_offered(proxy):
+    await proxy.add_accounts("acc_deflate")
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(ws_url(proxy), compress=15) as ws:
+            assert ws.compress  # the server accepted permessage-deflate
+            events = await turn(ws, codex_frame("compressed " + "words " * 5000))
+            assert "Hello from fake account acc_deflate" in text_of(events)
+        async with session.ws_connect(ws_url(proxy)) as ws:
+            assert not ws.compress  # and does not force it on clients that do not offer it
+            assert (await turn(ws, codex_frame("plain")))[-1]["type"] == "response.completed"

@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed
 
 from server.auth.firewall import require_local
 from server.errors import ProxyError
-from server.proxy import normalize, transport
+from server.proxy import normalize, transport, websocket_handshake
 from server.proxy.conversation import Conversation
 from server.proxy.delivery import Outcome, settle
 from server.proxy.failover import OpenedStream, Trace, open_stream
@@ -67,7 +67,7 @@ async def _serve(request: Request, codex: bool) -> None:
             code="upgrade_required",
             headers={"upgrade": "websocket", "connection": "upgrade"},
         )
-    ws = await request.transport.get_protocol().websocket_handshake(request)
+    ws = await websocket_handshake.accept(request)
     client = ClientSocket(request, ws, codex)
     log.info("WebSocket %s opened peer=%s", request.path, request.conn_info.client_ip)
     try:
