@@ -333,3 +333,24 @@ async def test_permessage_deflate_is_negotiated_when_offered(proxy):
         async with session.ws_connect(ws_url(proxy)) as ws:
             assert not ws.compress  # and does not force it on clients that do not offer it
             assert (await turn(ws, codex_frame("plain")))[-1]["type"] == "response.completed"
+
+
+@pytest.mark.parametrize("upstream", ["websocket", "http"])
+async def test_a_client_leaving_mid_turn_cancels_the_upstream_turn(proxy, upstream):
+    await proxy.add_accounts("acc_leave", deltas=50, delta_interval_ms=50)
+    await set_transport(proxy, upstream)
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(ws_url(proxy), headers=SESSION) as ws:
+            await ws.send_str(
+                orjson.dumps({"type": "response.create", **codex_frame("long answer")}).decode()
+            )
+            while orjson.loads((await ws.receive(timeout=10)).data)["type"] != "response.output_text.delta":
+                pass
+    deadline = asyncio.get_running_loop().time() + 5
+    while proxy.fake.account_stats("acc_leave")["current_streams"]:
+        assert asyncio.get_running_loop().time() < deadline, "the upstream turn kept streaming"
+        await asyncio.sleep(0.02)
+    [row] = await proxy.request_logs(1)
+    assert (row["status"], row["error_code"]) == (499, "client_disconnected")
+    [account] = await proxy.accounts()
+    assert account["live"]["in_flight"] == 0

@@ -117,7 +117,13 @@ async def open_socket_stream(
                 trace.attempts += 1
                 trace.account = account
                 ctx.balancer.acquire(candidate)
-                result = await _answer_over_http(ctx, frame, full_frame, forwarded, candidate, account, trace)
+                try:
+                    result = await _answer_over_http(
+                        ctx, frame, full_frame, forwarded, candidate, account, trace
+                    )
+                except BaseException:
+                    ctx.balancer.release(candidate)
+                    raise
                 if isinstance(result, OpenedStream):
                     return result  # the account serves HTTP: this turn goes that way
                 ctx.balancer.release(candidate)
@@ -142,7 +148,12 @@ async def open_socket_stream(
         trace.attempts += 1
         trace.account = account
         ctx.balancer.acquire(candidate)
-        result = await _try_turn(ctx, socket, candidate, frame, full_frame, trace, done, drop)
+        try:
+            result = await _try_turn(ctx, socket, candidate, frame, full_frame, trace, done, drop)
+        except BaseException:  # cancelled (the client left): the socket is mid-turn, unusable
+            ctx.balancer.release(candidate)
+            pool.give_back(binding.clear(), healthy=False)
+            raise
         if isinstance(result, OpenedStream):
             return result  # keeps its in-flight slot until settled
         ctx.balancer.release(candidate)

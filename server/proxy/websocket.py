@@ -153,6 +153,11 @@ class ClientSocket:
             self.busy = True
             try:
                 await self._turn(frame)
+            except _SEND_ERRORS:
+                raise  # the client is gone
+            except Exception:  # a bug must not take the socket down: report it and carry on
+                log.exception("WebSocket turn failed route=%s", self.route)
+                await self._send_error(500, "The server had an error processing the turn.", "server_error")
             finally:
                 self.busy = False
                 self.turns += 1
