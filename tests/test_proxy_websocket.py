@@ -354,3 +354,20 @@ async def test_a_client_leaving_mid_turn_cancels_the_upstream_turn(proxy, upstre
     assert (row["status"], row["error_code"]) == (499, "client_disconnected")
     [account] = await proxy.accounts()
     assert account["live"]["in_flight"] == 0
+
+
+async def test_a_pooled_socket_the_backend_dropped_is_replaced_without_blaming_the_account(proxy):
+    await proxy.add_accounts("acc_stale")
+    await set_transport(proxy, "websocket")
+    first = await proxy.post(CODEX_ROUTE, codex_body("first"), headers=SESSION)
+    assert first.status == 200
+    pool = proxy.server.app.ctx.proxy.sockets
+    [idle] = [socket for sockets in pool._idle.values() for socket in sockets]
+    idle.ws._response.connection.transport.abort()  # the backend went away while the socket idled
+    second = await proxy.post(CODEX_ROUTE, codex_body("second"), headers=SESSION)
+    assert second.status == 200 and second.events()[-1]["type"] == "response.completed"
+    [account] = await proxy.accounts()
+    assert account["live"]["cooldown_until"] is None
+    assert proxy.fake.account_stats("acc_stale")["ws_connections"] == 2
+    rows = await proxy.request_logs(2)
+    assert [row["attempts"] for row in rows] == [1, 1]

@@ -45,6 +45,13 @@ log = logging.getLogger(__name__)
 _NOT_FOR_SSE_CLIENTS = frozenset({"codex.rate_limits"})
 
 
+# The link of a socket that had served turns before died before this turn's first event.
+STALE_SOCKET = UpstreamFailure(
+    FailureKind.TRANSIENT, None, "stale_socket", "upstream WebSocket was closed while idle", 502
+)
+_LINK_GONE = frozenset({"stream_incomplete", "upstream_unavailable"})
+
+
 class FallBackToHttp(Exception):
     """The backend refused WebSockets (426), or no socket can be had anywhere: use HTTP for this turn."""
 
@@ -158,6 +165,11 @@ async def open_socket_stream(
             return result  # keeps its in-flight slot until settled
         ctx.balancer.release(candidate)
         failure = result
+        if failure is STALE_SOCKET:
+            # A pooled or between-turns socket the backend had dropped: not the account's fault.
+            pool.give_back(binding.clear(), healthy=False)
+            trace.attempts -= 1
+            continue
         trace.last_failure = failure
         if failure.kind is FailureKind.PREVIOUS_RESPONSE_NOT_FOUND and full_frame is not None:
             frame = full_frame  # the socket lost the anchor: replay the whole conversation here
@@ -245,18 +257,21 @@ async def _try_turn(
     previous = frame.get("previous_response_id")
     if previous and previous not in socket.responses and full_frame is not None:
         frame = full_frame  # a new socket cannot resolve the anchor: send the full input instead
+    reused = socket.turns > 0
     trace.upstream_sent_mono = time.monotonic()
     try:
         await socket.send_turn(frame)
     except (aiohttp.ClientError, ConnectionError, OSError) as exc:
         socket.broken = True
-        return failures.classify_connection_error(exc)
+        return STALE_SOCKET if reused else failures.classify_connection_error(exc)
     stream = FrameStream(socket, done, drop=drop)
     events: list[FrameEvent] = []
     snapshot = None
     while True:
         event = await socket.next_event()
         if isinstance(event, UpstreamFailure):
+            if reused and not events and event.code in _LINK_GONE:
+                return STALE_SOCKET
             return event
         name = event.name
         if name == "codex.rate_limits":
