@@ -134,3 +134,15 @@ async def test_pool_bounds_per_account_and_in_total():
 def test_websocket_url_of_the_backend():
     assert upstream_ws.websocket_url("https://chatgpt.com/backend-api/codex/responses").startswith("wss://")
     assert upstream_ws.websocket_url("http://127.0.0.1:1/x") == "ws://127.0.0.1:1/x"
+
+
+def test_frames_are_named_without_decoding_and_decoded_on_demand():
+    delta = upstream_ws.FrameEvent.parse('{"type":"response.output_text.delta","delta":"hi"}')
+    assert delta.name == "response.output_text.delta" and delta._data is None
+    assert delta.data()["delta"] == "hi"
+    assert delta.sse() == (
+        b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"hi"}\n\n'
+    )
+    spaced = upstream_ws.FrameEvent.parse('{"sequence_number": 3, "type": "response.completed"}')
+    assert spaced.name == "response.completed" and spaced.data()["sequence_number"] == 3
+    assert upstream_ws.FrameEvent.parse("[1]") is None and upstream_ws.FrameEvent.parse("nope") is None

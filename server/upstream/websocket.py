@@ -58,18 +58,50 @@ def handshake_headers(forwarded: dict[str, str], access_token: str, chatgpt_acco
 
 
 class FrameEvent(SSEEvent):
-    """One upstream frame: its JSON text (relayed as is to WebSocket clients) and its decoded data."""
+    """One upstream frame: its JSON text (relayed as is to WebSocket clients), decoded only on demand.
+
+    The backend writes "type" first, so the name is read without parsing the frame; most frames (text
+    deltas) are never decoded.
+    """
 
     __slots__ = ("text",)
 
-    def __init__(self, text: str, data: dict) -> None:
-        name = data.get("type")
-        super().__init__(b"", name if isinstance(name, str) else "")
+    def __init__(self, text: str, name: str, data: dict | None = None) -> None:
+        super().__init__(b"", name)
         self.text = text
         self._data = data
 
+    @classmethod
+    def parse(cls, text: str) -> FrameEvent | None:
+        """The event in a text frame; None for a frame that is not a JSON object."""
+        if text.startswith(_TYPE_PREFIX):
+            end = text.find('"', len(_TYPE_PREFIX))
+            name = text[len(_TYPE_PREFIX) : end]
+            if end > 0 and "\\" not in name:
+                return cls(text, name)
+        try:
+            data = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        name = data.get("type")
+        return cls(text, name if isinstance(name, str) else "", data)
+
+    def data(self) -> dict:
+        if self._data is None:
+            try:
+                value = orjson.loads(self.text)
+            except orjson.JSONDecodeError:
+                value = None
+            self._data = value if isinstance(value, dict) else {}
+        return self._data
+
     def sse(self) -> bytes:
         return b"event: " + self.name.encode() + b"\ndata: " + self.text.encode() + b"\n\n"
+
+
+_TYPE_PREFIX = '{"type":"'
 
 
 @dataclass(eq=False, slots=True)
@@ -104,14 +136,11 @@ class UpstreamSocket:
                 self.broken = True
                 return failures.classify_connection_error(exc)
             if message.type is aiohttp.WSMsgType.TEXT:
-                try:
-                    data = orjson.loads(message.data)
-                except orjson.JSONDecodeError:
-                    continue  # not an event; the backend only sends JSON text frames
-                if isinstance(data, dict):
-                    self.last_used_mono = time.monotonic()
-                    return FrameEvent(message.data, data)
-                continue
+                event = FrameEvent.parse(message.data)
+                if event is None:
+                    continue  # not an event; the backend only sends JSON objects
+                self.last_used_mono = time.monotonic()
+                return event
             if message.type is aiohttp.WSMsgType.BINARY:
                 continue
             self.broken = True
