@@ -371,3 +371,21 @@ async def test_a_pooled_socket_the_backend_dropped_is_replaced_without_blaming_t
     assert proxy.fake.account_stats("acc_stale")["ws_connections"] == 2
     rows = await proxy.request_logs(2)
     assert [row["attempts"] for row in rows] == [1, 1]
+
+
+async def test_the_handshake_answers_a_turn_state_that_upstream_sockets_carry(proxy):
+    await proxy.add_accounts("acc_turn_state")
+    await set_transport(proxy, "websocket")
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(ws_url(proxy)) as ws:
+            turn_state = ws._response.headers["x-codex-turn-state"]
+            assert turn_state.startswith("turn_")
+            assert (await turn(ws, codex_frame("hi")))[-1]["type"] == "response.completed"
+        async with session.ws_connect(
+            ws_url(proxy), headers={"x-codex-turn-state": "turn_from_client"}
+        ) as ws:
+            assert ws._response.headers["x-codex-turn-state"] == "turn_from_client"
+            assert (await turn(ws, codex_frame("hi")))[-1]["type"] == "response.completed"
+    frames = [r for r in proxy.fake.requests(path=CODEX_ROUTE) if r.get("kind") == "frame"]
+    sent = [{k.lower(): v for k, v in f["headers"].items()}["x-codex-turn-state"] for f in frames]
+    assert sent == [turn_state, "turn_from_client"]

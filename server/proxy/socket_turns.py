@@ -80,8 +80,11 @@ async def open_socket_stream(
     binding: Binding,
     done: Callable[[UpstreamSocket, bool], None],
     drop: frozenset[str] = frozenset(),
+    pool_key: str | None = None,
 ) -> OpenedStream:
-    """A turn that has produced its first content event on `binding`'s socket (opened if needed)."""
+    """A turn that has produced its first content event on `binding`'s socket (opened if needed).
+    `pool_key` says which idle sockets of the account it may reuse (default: the session's)."""
+    pool_key = pool_key if pool_key is not None else session_key or ""
     excluded: set[int] = set()
     refreshed: set[int] = set()
     pool = ctx.sockets
@@ -103,7 +106,7 @@ async def open_socket_stream(
                     raise
             try:
                 binding.socket = await pool.lease(
-                    account.id, session_key or "", _opener(ctx, forwarded, account, session_key)
+                    account.id, pool_key, _opener(ctx, forwarded, account, pool_key)
                 )
             except PoolFull as exc:
                 pool_full = True
@@ -230,17 +233,17 @@ async def _after_failure(
     return False
 
 
-def _opener(ctx: ProxyContext, forwarded: dict[str, str], account: AccountRecord, session_key: str | None):
-    return lambda: _connect(ctx, forwarded, account, session_key)
+def _opener(ctx: ProxyContext, forwarded: dict[str, str], account: AccountRecord, pool_key: str):
+    return lambda: _connect(ctx, forwarded, account, pool_key)
 
 
 async def _connect(
-    ctx: ProxyContext, forwarded: dict[str, str], account: AccountRecord, session_key: str | None
+    ctx: ProxyContext, forwarded: dict[str, str], account: AccountRecord, pool_key: str
 ) -> UpstreamSocket:
     headers = upstream_ws.handshake_headers(forwarded, account.access_token, account.chatgpt_account_id)
     upstream = ctx.upstream
     return await upstream_ws.connect(
-        upstream.session, upstream.responses_ws_url, headers, account.id, session_key or "", upstream.ws_proxy
+        upstream.session, upstream.responses_ws_url, headers, account.id, pool_key, upstream.ws_proxy
     )
 
 

@@ -67,8 +67,12 @@ async def _serve(request: Request, codex: bool) -> None:
             code="upgrade_required",
             headers={"upgrade": "websocket", "connection": "upgrade"},
         )
-    ws = await websocket_handshake.accept(request)
+    # The CLI keeps the socket's turn state and echoes it if it falls back to HTTP; upstream sockets
+    # opened later for this client carry the same value.
+    turn_state = request.headers.get("x-codex-turn-state") or "turn_" + secrets.token_hex(16)
+    ws = await websocket_handshake.accept(request, {"x-codex-turn-state": turn_state})
     client = ClientSocket(request, ws, codex)
+    client.forwarded["x-codex-turn-state"] = turn_state
     log.info("WebSocket %s opened peer=%s", request.path, request.conn_info.client_ip)
     try:
         await client.run()
@@ -269,6 +273,8 @@ class ClientSocket:
             trace=trace,
             binding=self.binding,
             done=self._socket_done,
+            # Upstream sockets carry this client's turn state: reuse one only for the same turn state.
+            pool_key=f"{self.session_key or ''}|{self.forwarded['x-codex-turn-state']}",
         )
 
     def _socket_done(self, socket: UpstreamSocket, healthy: bool) -> None:

@@ -16,8 +16,9 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 
-async def accept(request: Request) -> WebsocketImplProtocol:
-    """Answer the upgrade (101) and hand the connection to Sanic's WebSocket implementation."""
+async def accept(request: Request, extra_headers: dict[str, str] | None = None) -> WebsocketImplProtocol:
+    """Answer the upgrade (101, with `extra_headers`) and hand the connection to Sanic's WebSocket
+    implementation."""
     protocol = request.transport.get_protocol()
     ws_proto = ServerProtocol(
         extensions=enable_server_permessage_deflate(None),
@@ -28,6 +29,8 @@ async def accept(request: Request) -> WebsocketImplProtocol:
     answer = ws_proto.accept(protocol.sanic_request_to_ws_request(request))
     if not 100 <= answer.status_code <= 299:
         raise SanicException(answer.body.decode("utf-8", "replace"), status_code=answer.status_code)
+    for name, value in (extra_headers or {}).items():
+        answer.headers[name] = value
     head = f"HTTP/1.1 {answer.status_code} {answer.reason_phrase}\r\n"
     head += "".join(f"{name}: {value}\r\n" for name, value in answer.headers.raw_items())
     await protocol.send((head + "\r\n").encode())
