@@ -389,3 +389,20 @@ async def test_the_handshake_answers_a_turn_state_that_upstream_sockets_carry(pr
     frames = [r for r in proxy.fake.requests(path=CODEX_ROUTE) if r.get("kind") == "frame"]
     sent = [{k.lower(): v for k, v in f["headers"].items()}["x-codex-turn-state"] for f in frames]
     assert sent == [turn_state, "turn_from_client"]
+
+
+async def test_turns_sent_back_to_back_run_in_order_and_a_flood_is_refused(proxy):
+    await proxy.add_accounts("acc_queue", delta_interval_ms=20)
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(ws_url(proxy)) as ws:
+            for n in range(12):
+                await ws.send_str(orjson.dumps({"type": "response.create", **codex_frame(f"q{n}")}).decode())
+            completed = refused = 0
+            while completed + refused < 12:
+                event = orjson.loads((await ws.receive(timeout=10)).data)
+                if event["type"] == "response.completed":
+                    completed += 1
+                elif event["type"] == "error":
+                    assert event["status"] == 429 and event["error"]["code"] == "too_many_turns"
+                    refused += 1
+            assert completed >= 8 and refused >= 3  # eight queued (plus the running one, if it started)

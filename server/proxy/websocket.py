@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("responses_websocket")
 
 MAX_BAD_FRAMES = 3  # consecutive unusable frames before the socket is closed
+MAX_QUEUED_TURNS = 8  # turns run one at a time; a client may queue a few behind the current one
 CLOSE_IDLE = 1001
 CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_POLICY = 1008
@@ -146,6 +147,11 @@ class ClientSocket:
             return CLOSE_POLICY
         kind = frame.get("type")
         if kind == "response.create":
+            if self.frames.qsize() >= MAX_QUEUED_TURNS:
+                await self._send_error(
+                    429, "Too many turns queued on this socket; wait for the current one.", "too_many_turns"
+                )
+                return None  # refused, not unusable: the queued turns still run
             self.frames.put_nowait(frame)
         elif kind != "response.processed":
             log.debug("ignored WebSocket frame type=%r route=%s", kind, self.route)
