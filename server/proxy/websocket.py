@@ -315,8 +315,6 @@ class ClientSocket:
                 async for chunk in stream.content.iter_any():
                     for event in scanner.feed(chunk):
                         await forward(event)
-                    if outcome.terminal_seen:
-                        break
             except (aiohttp.ClientError, TimeoutError) as exc:  # reported as incomplete below
                 log.info("upstream stream broke route=%s error=%s", self.route, exc)
         if not outcome.terminal_seen:
