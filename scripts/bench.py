@@ -4,7 +4,11 @@ Starts the fake upstream and `sanic server.app --workers N` as subprocesses on l
 accounts, then measures requests/s, p50/p99 latency and the proxy's CPU milliseconds per request for
 streamed and non-streamed Responses calls at several concurrencies, and prints the ratios.
 
-    scripts/bench [--workers 2] [--requests 400] [--concurrency 1,16,64] [--accounts 16]
+    scripts/bench [--workers 2] [--requests 400] [--concurrency 1,16,64] [--accounts 16] [--ws-turns 20]
+
+The WebSocket scenario keeps one socket per concurrent client and runs chained turns on it (each turn
+names the previous response), through the proxy (upstream WebSockets) and directly against the fake,
+and prints turns/s and the latency of a turn (frame sent to response.completed).
 """
 
 from __future__ import annotations
@@ -117,6 +121,52 @@ async def run_load(
     return Result(label, concurrency, total, seconds, latencies, cpu)
 
 
+async def run_ws_load(
+    url: str, headers: dict, turns: int, concurrency: int, pid: int | None, label: str
+) -> Result:
+    """`concurrency` sockets, each running `turns` chained turns; latency per turn."""
+    latencies: list[float] = []
+    frame = orjson.loads(orjson.dumps(responses_body("benchmark prompt " * 20)))
+    frame.pop("stream", None)
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        sockets = await asyncio.gather(
+            *(session.ws_connect(url, headers=headers) for _ in range(concurrency))
+        )
+
+        async def one_turn(ws, body: dict) -> str:
+            started = time.perf_counter()
+            await ws.send_str(orjson.dumps({"type": "response.create", **body}).decode())
+            while True:
+                message = await ws.receive(timeout=60)
+                if message.type is not aiohttp.WSMsgType.TEXT:
+                    raise RuntimeError(f"{label}: socket ended ({message.type})")
+                event = orjson.loads(message.data)
+                if event["type"] == "response.completed":
+                    latencies.append(time.perf_counter() - started)
+                    return event["response"]["id"]
+                if event["type"] in ("response.failed", "error"):
+                    raise RuntimeError(f"{label}: {message.data[:300]}")
+
+        async def client(ws, count: int) -> None:
+            previous = None
+            for n in range(count):
+                body = {**frame, "previous_response_id": previous} if previous else frame
+                if previous:
+                    body = {**body, "input": [{"role": "user", "content": f"turn {n}"}]}
+                previous = await one_turn(ws, body)
+
+        await asyncio.gather(*(client(ws, 2) for ws in sockets))  # warm-up
+        latencies.clear()
+        cpu_before = process_tree_cpu(pid) if pid else None
+        started = time.perf_counter()
+        await asyncio.gather(*(client(ws, turns) for ws in sockets))
+        seconds = time.perf_counter() - started
+        cpu = process_tree_cpu(pid) - cpu_before if pid else None
+        await asyncio.gather(*(ws.close() for ws in sockets))
+    return Result(label, concurrency, turns * concurrency, seconds, latencies, cpu)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -125,6 +175,7 @@ async def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--accounts", type=int, default=16)
+    parser.add_argument("--ws-turns", type=int, default=20, help="turns per socket in the WebSocket scenario")
     args = parser.parse_args()
     concurrencies = [int(c) for c in args.concurrency.split(",")]
 
@@ -142,6 +193,8 @@ async def main() -> None:
         "CODEX_LB_UPSTREAM_BASE_URL": f"http://127.0.0.1:{fake_port}/backend-api",
         "CODEX_LB_AUTH_BASE_URL": f"http://127.0.0.1:{fake_port}",
         "CODEX_LB_LOG_LEVEL": "WARNING",
+        "CODEX_LB_UPSTREAM_STREAM_TRANSPORT": os.environ.get("CODEX_LB_UPSTREAM_STREAM_TRANSPORT", "auto"),
+        "CODEX_LB_ACCOUNT_INFLIGHT_CAP": "64",
     }
     proxy = subprocess.Popen(
         [
@@ -219,7 +272,29 @@ async def main() -> None:
                 "proxy json",
             )
             rows.append((direct, streamed, non_streamed))
+        ws_rows = []
+        ws_direct_headers = {**direct_headers, "openai-beta": "responses_websockets=2026-02-06"}
+        ws_direct_headers.pop("content-type")
+        for concurrency in concurrencies:
+            direct = await run_ws_load(
+                f"ws://127.0.0.1:{fake_port}/backend-api/codex/responses",
+                ws_direct_headers,
+                args.ws_turns,
+                concurrency,
+                None,
+                "ws direct",
+            )
+            proxied = await run_ws_load(
+                f"ws://127.0.0.1:{proxy_port}/backend-api/codex/responses",
+                {},
+                args.ws_turns,
+                concurrency,
+                proxy.pid,
+                "ws proxy",
+            )
+            ws_rows.append((direct, proxied))
         print_report(rows, args.workers)
+        print_ws_report(ws_rows)
     finally:
         os.killpg(proxy.pid, signal.SIGTERM)
         fake.terminate()
@@ -256,6 +331,33 @@ def print_report(rows, workers: int) -> None:
             )
         added = streamed.percentile(0.5) - direct.percentile(0.5)
         print(f"{'':<14}{'':>5}  added p50 latency (stream): {added:.2f} ms")
+    print()
+
+
+def print_ws_report(rows) -> None:
+    print(
+        "WebSocket turns (one socket per client, chained turns; latency = frame sent to response.completed)"
+    )
+    header = (
+        f"{'route':<14}{'sockets':>8}{'turns/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'cpu ms/turn':>13}{'vs direct':>11}"
+    )
+    print(header)
+    print("-" * len(header))
+    for direct, proxied in rows:
+        for result in (direct, proxied):
+            cpu = (
+                f"{result.proxy_cpu_s * 1000 / result.requests:.2f}"
+                if result.proxy_cpu_s is not None
+                else "-"
+            )
+            ratio = f"{result.rate / direct.rate:.2f}x"
+            print(
+                f"{result.label:<14}{result.concurrency:>8}{result.rate:>10.0f}{result.percentile(0.5):>9.2f}"
+                f"{result.percentile(0.99):>9.2f}{cpu:>13}{ratio:>11}"
+            )
+        added = proxied.percentile(0.5) - direct.percentile(0.5)
+        print(f"{'':<22}  added p50 latency per turn: {added:.2f} ms")
     print()
 
 

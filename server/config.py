@@ -43,6 +43,12 @@ class Settings:
     pricing_overrides: str = ""
     # Output tokens an API-key limit reserves per request on top of the input estimate (settled later).
     key_output_allowance_tokens: int = 4096
+    # Upstream transport for model streams: auto, http or websocket (run-time override in /api/settings).
+    upstream_stream_transport: str = "auto"
+    # Upstream WebSocket handshakes honour HTTPS_PROXY/HTTP_PROXY when true; direct by default.
+    upstream_websocket_trust_env: bool = False
+    # A client WebSocket with no turn in flight for this long is closed (1001).
+    websocket_idle_timeout_seconds: int = 300
     # Raw CODEX_LB_* values, for settings later issues add; never logged.
     extra: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -146,6 +152,17 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
         key_output_allowance_tokens=_int(
             raw, "KEY_OUTPUT_ALLOWANCE_TOKENS", get("KEY_OUTPUT_ALLOWANCE_TOKENS", "4096"), 0, 10_000_000
         ),
+        upstream_stream_transport=_choice(
+            "UPSTREAM_STREAM_TRANSPORT",
+            get("UPSTREAM_STREAM_TRANSPORT", "auto").lower(),
+            ("auto", "http", "websocket"),
+        ),
+        upstream_websocket_trust_env=_bool(
+            "UPSTREAM_WEBSOCKET_TRUST_ENV", get("UPSTREAM_WEBSOCKET_TRUST_ENV", "false")
+        ),
+        websocket_idle_timeout_seconds=_int(
+            raw, "WEBSOCKET_IDLE_TIMEOUT_SECONDS", get("WEBSOCKET_IDLE_TIMEOUT_SECONDS", "300"), 1, 86400
+        ),
         extra={k[len(PREFIX) :].lower(): v for k, v in raw.items() if k[len(PREFIX) :].lower() not in known},
     )
 
@@ -158,6 +175,15 @@ def _int(raw: dict[str, str], name: str, value: str, low: int, high: int) -> int
     if not low <= number <= high:
         raise ConfigError(f"{PREFIX}{name}={number} is out of range ({low}..{high})")
     return number
+
+
+def _bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{PREFIX}{name}={value!r} must be true or false")
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:

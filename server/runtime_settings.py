@@ -51,10 +51,7 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
 
 
 def defaults(settings: Settings) -> RuntimeSettings:
-    transport = settings.extra.get("upstream_stream_transport", "auto")
-    return RuntimeSettings(
-        upstream_stream_transport=transport if transport in ("auto", "http", "websocket") else "auto"
-    )
+    return RuntimeSettings(upstream_stream_transport=settings.upstream_stream_transport)
 
 
 def parse_changes(payload: Any) -> dict[str, Any]:

@@ -15,11 +15,18 @@ from server.jobs import JobRunner, PeriodicJob
 from server.keys import ledger
 from server.keys.cache import KeyCache
 from server.keys.ledger import KeyLedger
+from server.proxy.transport import TransportChooser
 from server.reloader import ChangeWatcher
 from server.runtime_settings import RuntimeSettingsCache
 from server.upstream.client import UpstreamClient
+from server.upstream.websocket_pool import SocketPool
 from server.usage.pricing import PriceBook
 from server.usage.writer import RequestLogWriter
+
+# Upstream WebSockets one worker keeps open, per account and in all.
+WS_POOL_PER_ACCOUNT = 64
+WS_POOL_TOTAL = 1024
+WS_POOL_IDLE_S = 120.0
 
 
 @dataclass(slots=True)
@@ -38,6 +45,8 @@ class ProxyContext:
     keys: KeyCache
     ledger: KeyLedger
     jobs: JobRunner
+    sockets: SocketPool
+    transports: TransportChooser
 
 
 async def open_proxy_context(settings: Settings, db: Database, box, slots) -> ProxyContext:
@@ -58,6 +67,8 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
     key_ledger.start()
     jobs = JobRunner(db, key_ledger.holder)
     jobs.start([PeriodicJob("key-reservations", ledger.SWEEP_INTERVAL_S, lambda: ledger.sweep(db))])
+    sockets = SocketPool(WS_POOL_PER_ACCOUNT, WS_POOL_TOTAL, WS_POOL_IDLE_S)
+    sockets.start()
     return ProxyContext(
         settings=settings,
         db=db,
@@ -73,6 +84,8 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
         keys=keys,
         ledger=key_ledger,
         jobs=jobs,
+        sockets=sockets,
+        transports=TransportChooser(),
     )
 
 
@@ -80,5 +93,6 @@ async def close_proxy_context(ctx: ProxyContext) -> None:
     await ctx.watcher.stop()
     await ctx.jobs.stop()
     await ctx.ledger.close()  # settles what finished requests used before the pool goes away
+    await ctx.sockets.close()
     await ctx.writer.stop()  # every request-log row submitted so far reaches the database
     await ctx.upstream.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 from sanic import Blueprint, Request
 from sanic.response import raw
@@ -10,14 +12,16 @@ from server.auth.guard import authorize_proxy
 from server.errors import ProxyError
 from server.keys.admission import admit
 from server.keys.store import KeyRecord
-from server.proxy import normalize
+from server.proxy import normalize, transport
 from server.proxy.bodies import decoded_body
 from server.proxy.delivery import Outcome, collect_response, json_answer, settle, stream_to_client
 from server.proxy.failover import Trace, open_stream, post_json
+from server.proxy.socket_turns import open_over_socket
 from server.upstream import headers
 from server.usage.records import new_request_id
 from server.usage.tokens import TokenUsage
 
+log = logging.getLogger(__name__)
 bp = Blueprint("responses")
 
 
@@ -48,17 +52,27 @@ async def _serve(request: Request, norm: normalize.NormalizedRequest, key: KeyRe
     trace, request_id = Trace(), new_request_id()
     opened = outcome = admission = None
     status, error_code = 499, "client_disconnected"
+    upstream = transport.HTTP
     try:
         admission = await admit(ctx, key, request_id, norm.model, norm.reasoning_effort, len(norm.body))
-        opened = await open_stream(
-            ctx,
-            ctx.upstream.responses_url,
-            norm.body,
-            headers.forwardable(request.headers),
-            norm.session_key,
-            trace,
-            key.allowed_accounts if key else None,
+        allowed_accounts = key.allowed_accounts if key else None
+        forwarded = headers.forwardable(request.headers)
+        choice = ctx.transports.choose(
+            ctx.runtime.current.upstream_stream_transport, client_websocket=False, model=norm.model
         )
+        if choice == transport.WEBSOCKET:
+            opened = await open_over_socket(ctx, norm, forwarded, trace, allowed_accounts)
+            upstream = transport.WEBSOCKET if opened is not None else transport.HTTP
+        if opened is None:
+            opened = await open_stream(
+                ctx,
+                ctx.upstream.responses_url,
+                norm.body,
+                forwarded,
+                norm.session_key,
+                trace,
+                allowed_accounts,
+            )
         if norm.client_stream:
             outcome = Outcome()
             await stream_to_client(request, opened, trace, request_id, outcome)
@@ -74,6 +88,7 @@ async def _serve(request: Request, norm: normalize.NormalizedRequest, key: KeyRe
     finally:
         if outcome is not None and outcome.terminal_seen:
             status, error_code = outcome.status, outcome.error_code
+        log.info("POST %s request_id=%s upstream=%s status=%d", request.path, request_id, upstream, status)
         settle(
             ctx,
             request_id=request_id,

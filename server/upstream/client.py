@@ -6,8 +6,11 @@ Every call has an explicit timeout; streams have no total limit but a read timeo
 from __future__ import annotations
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
 
 from server.config import Settings
+from server.upstream.websocket import websocket_url
 
 CONNECT_TIMEOUT_S = 10.0
 STREAM_IDLE_TIMEOUT_S = 300.0  # the Codex CLI's own stream_idle_timeout
@@ -23,7 +26,10 @@ class UpstreamClient:
         self.auth_url = settings.auth_base_url
         self.responses_url = f"{self.base_url}/codex/responses"
         self.compact_url = f"{self.base_url}/codex/responses/compact"
+        self.responses_ws_url = websocket_url(self.responses_url)
+        self._trust_env = settings.upstream_websocket_trust_env
         self._session: aiohttp.ClientSession | None = None
+        self.ws_proxy: tuple[URL, aiohttp.BasicAuth | None] | None = None
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=300)
@@ -31,6 +37,13 @@ class UpstreamClient:
         self._session = aiohttp.ClientSession(
             connector=connector, skip_auto_headers=("Accept-Encoding",), json_serialize=None
         )
+        if self._trust_env:
+            # HTTPS_PROXY/HTTP_PROXY (and NO_PROXY) for the backend's http(s) URL, as aiohttp reads them;
+            # aiohttp's own trust_env would look for WS_PROXY/WSS_PROXY on a ws:// URL instead.
+            try:
+                self.ws_proxy = get_env_proxy_for_url(URL(self.responses_url))
+            except LookupError:
+                self.ws_proxy = None
 
     @property
     def session(self) -> aiohttp.ClientSession:

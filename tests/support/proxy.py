@@ -72,11 +72,14 @@ class ProxyHarness:
         finally:
             database.close()
 
+    def turns(self) -> list[dict]:
+        """The fake's model turns so far (HTTP posts and WebSocket frames, not handshakes), oldest first."""
+        logged = self.fake.requests(limit=1000, path=CODEX_ROUTE)
+        return [r for r in logged if r.get("kind") != "handshake"]
+
     def served_by(self) -> Callable[[], list[str]]:
-        """Account ids of the fake's model requests so far, oldest first."""
-        return lambda: [
-            r["account"] for r in self.fake.requests(limit=1000, path="/backend-api/codex/responses")
-        ]
+        """Account ids of the fake's model turns so far, oldest first."""
+        return lambda: [r["account"] for r in self.turns()]
 
 
 @dataclass

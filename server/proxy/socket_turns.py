@@ -1,0 +1,325 @@
+"""Opening a turn on an upstream WebSocket, failing over invisibly until content arrives.
+
+The WebSocket twin of failover.open_stream: the same account choice, cooldowns, token refresh and
+attempt budget, plus what sockets add: a socket stays bound to its account (response ids live on it),
+a turn whose `previous_response_id` the socket does not know is replayed with the full input, and an
+expired socket (60-minute limit) is replaced on the same account without the client noticing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+import aiohttp
+import orjson
+
+from server.accounts.store import AccountRecord
+from server.balancer.candidates import Candidate
+from server.errors import ProxyError
+from server.proxy.context import ProxyContext
+from server.proxy.failover import (
+    FAILURE_EVENTS,
+    PRELUDE_EVENTS,
+    OpenedStream,
+    Trace,
+    _choose,
+    _client_error,
+    _exhausted_error,
+    _penalise,
+    _refresh,
+    _try_stream,
+)
+from server.proxy.normalize import NormalizedRequest
+from server.upstream import failures, ratelimits
+from server.upstream import websocket as upstream_ws
+from server.upstream.failures import FailureKind, UpstreamFailure
+from server.upstream.sse import SSEScanner
+from server.upstream.websocket import FrameEvent, FrameStream, HandshakeRefused, UpstreamSocket
+from server.upstream.websocket_pool import PoolFull
+
+log = logging.getLogger(__name__)
+# The backend sends codex.rate_limits only on sockets; SSE clients learn the windows from headers.
+_NOT_FOR_SSE_CLIENTS = frozenset({"codex.rate_limits"})
+
+
+# The link of a socket that had served turns before died before this turn's first event.
+STALE_SOCKET = UpstreamFailure(
+    FailureKind.TRANSIENT, None, "stale_socket", "upstream WebSocket was closed while idle", 502
+)
+_LINK_GONE = frozenset({"stream_incomplete", "upstream_unavailable"})
+
+
+class FallBackToHttp(Exception):
+    """The backend refused WebSockets (426), or no socket can be had anywhere: use HTTP for this turn."""
+
+
+@dataclass(slots=True)
+class Binding:
+    """The upstream socket a conversation is on, and its account."""
+
+    socket: UpstreamSocket | None = None
+    candidate: Candidate | None = None
+    account: AccountRecord | None = None
+
+    def clear(self) -> UpstreamSocket | None:
+        socket, self.socket = self.socket, None
+        return socket
+
+
+async def open_socket_stream(
+    ctx: ProxyContext,
+    *,
+    frame: dict,
+    full_frame: dict | None,
+    forwarded: dict[str, str],
+    session_key: str | None,
+    trace: Trace,
+    binding: Binding,
+    done: Callable[[UpstreamSocket, bool], None],
+    drop: frozenset[str] = frozenset(),
+    pool_key: str | None = None,
+    allowed_accounts: Collection[int] | None = None,
+) -> OpenedStream:
+    """A turn that has produced its first content event on `binding`'s socket (opened if needed).
+    `pool_key` says which idle sockets of the account it may reuse (default: the session's)."""
+    pool_key = pool_key if pool_key is not None else session_key or ""
+    excluded: set[int] = set()
+    refreshed: set[int] = set()
+    pool = ctx.sockets
+    pool_full = False
+    pinned = binding.account is not None  # a bound conversation stays on its account while it can
+    while trace.attempts < ctx.settings.max_attempts:
+        if binding.socket is None or not binding.socket.usable:
+            stale = binding.clear()
+            if stale is not None:
+                pool.give_back(stale, healthy=False)
+            if pinned and binding.account.id not in excluded and ctx.roster.get(binding.account.id):
+                candidate, account = binding.candidate, ctx.roster.get(binding.account.id)
+            else:
+                try:
+                    candidate, account = await _choose(ctx, session_key, excluded, trace, allowed_accounts)
+                except ProxyError:
+                    if pool_full:
+                        raise FallBackToHttp() from None
+                    raise
+            try:
+                binding.socket = await pool.lease(
+                    account.id, pool_key, _opener(ctx, forwarded, account, pool_key)
+                )
+            except PoolFull as exc:
+                pool_full = True
+                if exc.whole_pool:
+                    raise FallBackToHttp() from None
+                excluded.add(account.id)  # this account has no room: another one may
+                pinned = False
+                continue
+            except HandshakeRefused as exc:
+                snapshot = ratelimits.from_headers(exc.headers, time.time())
+                if snapshot is not None:
+                    ratelimits.apply_to_slots(ctx.slots, candidate.slot, snapshot)
+                if exc.status == 426:
+                    ctx.transports.upgrade_refused()
+                    log.info("upstream refused WebSocket upgrade (426): falling back to HTTP")
+                    raise FallBackToHttp() from None
+                log.info("upstream refused WebSocket upgrade account=%d status=%d", account.id, exc.status)
+                trace.attempts += 1
+                trace.account = account
+                ctx.balancer.acquire(candidate)
+                try:
+                    result = await _answer_over_http(
+                        ctx, frame, full_frame, forwarded, candidate, account, trace
+                    )
+                except BaseException:
+                    ctx.balancer.release(candidate)
+                    raise
+                if isinstance(result, OpenedStream):
+                    return result  # the account serves HTTP: this turn goes that way
+                ctx.balancer.release(candidate)
+                if await _after_failure(
+                    ctx, candidate, account, result or exc.failure, refreshed, excluded, trace
+                ):
+                    continue
+                pinned = False
+                continue
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                trace.attempts += 1
+                trace.account = account
+                failure = failures.classify_connection_error(exc)
+                await _after_failure(ctx, candidate, account, failure, refreshed, excluded, trace)
+                pinned = False
+                continue
+            binding.candidate, binding.account = candidate, account
+            snapshot = ratelimits.from_headers(binding.socket.headers, time.time())
+            if snapshot is not None:
+                ratelimits.apply_to_slots(ctx.slots, candidate.slot, snapshot)
+        socket, candidate, account = binding.socket, binding.candidate, binding.account
+        trace.attempts += 1
+        trace.account = account
+        ctx.balancer.acquire(candidate)
+        try:
+            result = await _try_turn(ctx, socket, candidate, frame, full_frame, trace, done, drop)
+        except BaseException:  # cancelled (the client left): the socket is mid-turn, unusable
+            ctx.balancer.release(candidate)
+            pool.give_back(binding.clear(), healthy=False)
+            raise
+        if isinstance(result, OpenedStream):
+            return result  # keeps its in-flight slot until settled
+        ctx.balancer.release(candidate)
+        failure = result
+        if failure is STALE_SOCKET:
+            # A pooled or between-turns socket the backend had dropped: not the account's fault.
+            pool.give_back(binding.clear(), healthy=False)
+            trace.attempts -= 1
+            continue
+        trace.last_failure = failure
+        if failure.kind is FailureKind.PREVIOUS_RESPONSE_NOT_FOUND and full_frame is not None:
+            frame = full_frame  # the socket lost the anchor: replay the whole conversation here
+            continue
+        if failure.kind is FailureKind.WEBSOCKET_EXPIRED:
+            pool.give_back(binding.clear(), healthy=False)
+            continue  # a fresh socket on the same account; the turn replays its full input
+        pool.give_back(binding.clear(), healthy=False)
+        if await _after_failure(ctx, candidate, account, failure, refreshed, excluded, trace):
+            continue
+        binding.account = binding.candidate = None
+        pinned = False
+    raise _exhausted_error(trace.last_failure)
+
+
+async def _answer_over_http(
+    ctx: ProxyContext,
+    frame: dict,
+    full_frame: dict | None,
+    forwarded: dict[str, str],
+    candidate: Candidate,
+    account: AccountRecord,
+    trace: Trace,
+) -> OpenedStream | UpstreamFailure | None:
+    """The turn as an HTTP POST on the same account, after its upgrade was refused: a refused upgrade
+    carries no error body, the POST's answer does (a spent window, a burst limit, a gone account…).
+    None when the turn cannot go over HTTP (a prewarm, or an anchor we cannot expand)."""
+    body = full_frame if frame.get("previous_response_id") and full_frame is not None else frame
+    if body.get("previous_response_id") or body.get("generate") is False:
+        return None
+    payload = {k: v for k, v in body.items() if k not in ("type", "generate")}
+    payload["stream"] = True
+    return await _try_stream(
+        ctx, ctx.upstream.responses_url, orjson.dumps(payload), forwarded, candidate, account, trace
+    )
+
+
+async def _after_failure(
+    ctx: ProxyContext,
+    candidate: Candidate,
+    account: AccountRecord,
+    failure: UpstreamFailure,
+    refreshed: set[int],
+    excluded: set[int],
+    trace: Trace,
+) -> bool:
+    """True when the same account should be tried again (token refreshed); raises for client errors."""
+    trace.last_failure = failure
+    if failure.kind is FailureKind.AUTH and account.id not in refreshed:
+        refreshed.add(account.id)
+        if await _refresh(ctx, account):
+            return True
+    if not failure.allows_failover or failure.kind is FailureKind.PREVIOUS_RESPONSE_NOT_FOUND:
+        raise _client_error(failure)
+    await _penalise(ctx, candidate, account, failure)
+    excluded.add(account.id)
+    log.info("moving conversation off account=%d code=%s", account.id, failure.code)
+    return False
+
+
+def _opener(ctx: ProxyContext, forwarded: dict[str, str], account: AccountRecord, pool_key: str):
+    return lambda: _connect(ctx, forwarded, account, pool_key)
+
+
+async def _connect(
+    ctx: ProxyContext, forwarded: dict[str, str], account: AccountRecord, pool_key: str
+) -> UpstreamSocket:
+    headers = upstream_ws.handshake_headers(forwarded, account.access_token, account.chatgpt_account_id)
+    upstream = ctx.upstream
+    return await upstream_ws.connect(
+        upstream.session, upstream.responses_ws_url, headers, account.id, pool_key, upstream.ws_proxy
+    )
+
+
+async def _try_turn(
+    ctx: ProxyContext,
+    socket: UpstreamSocket,
+    candidate: Candidate,
+    frame: dict,
+    full_frame: dict | None,
+    trace: Trace,
+    done: Callable[[UpstreamSocket, bool], None],
+    drop: frozenset[str],
+) -> OpenedStream | UpstreamFailure:
+    previous = frame.get("previous_response_id")
+    if previous and previous not in socket.responses and full_frame is not None:
+        frame = full_frame  # a new socket cannot resolve the anchor: send the full input instead
+    reused = socket.turns > 0
+    trace.upstream_sent_mono = time.monotonic()
+    try:
+        await socket.send_turn(frame)
+    except (aiohttp.ClientError, ConnectionError, OSError) as exc:
+        socket.broken = True
+        return STALE_SOCKET if reused else failures.classify_connection_error(exc)
+    stream = FrameStream(socket, done, drop=drop)
+    events: list[FrameEvent] = []
+    snapshot = None
+    while True:
+        event = await socket.next_event()
+        if isinstance(event, UpstreamFailure):
+            if reused and not events and event.code in _LINK_GONE:
+                return STALE_SOCKET
+            return event
+        name = event.name
+        if name == "codex.rate_limits":
+            snapshot = ratelimits.from_rate_limits_event(event.data(), time.time()) or snapshot
+            if snapshot is not None:
+                ratelimits.apply_to_slots(ctx.slots, candidate.slot, snapshot)
+        if name in PRELUDE_EVENTS:
+            events.append(event)
+            continue
+        if name in FAILURE_EVENTS:
+            stream.note(event)  # the socket is ready for the next turn
+            return failures.classify_event(event.data(), time.time())
+        stream.note(event)
+        events.append(event)
+        trace.first_content_mono = time.monotonic()
+        buffered = [e.sse() for e in events if e.name not in drop]
+        return OpenedStream(stream, candidate, trace.account, buffered, events, SSEScanner(), snapshot)
+
+
+async def open_over_socket(
+    ctx: ProxyContext,
+    norm: NormalizedRequest,
+    forwarded: dict[str, str],
+    trace: Trace,
+    allowed_accounts: Collection[int] | None = None,
+) -> OpenedStream | None:
+    """An HTTP client's turn on a pooled upstream socket (None: use HTTP instead). The socket goes back
+    to the pool when the turn is settled, for the conversation's next request."""
+    frame = orjson.loads(norm.body)
+    frame.pop("stream", None)
+    frame.pop("background", None)
+    frame = {"type": "response.create", **frame}
+    try:
+        return await open_socket_stream(
+            ctx,
+            frame=frame,
+            full_frame=None,
+            forwarded=forwarded,
+            session_key=norm.session_key,
+            trace=trace,
+            binding=Binding(),
+            done=ctx.sockets.give_back,
+            drop=_NOT_FOR_SSE_CLIENTS,
+            allowed_accounts=allowed_accounts,
+        )
+    except FallBackToHttp:
+        return None

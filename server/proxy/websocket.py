@@ -1,0 +1,414 @@
+"""Client WebSockets on GET /backend-api/codex/responses and /v1/responses: turns in, events out.
+
+Each `response.create` frame (the `generate: false` prewarm too) is one turn, settled like an HTTP
+request (one request-log row, transport "websocket"). The account is chosen at the first turn and kept
+for the socket's life; turns go upstream over a WebSocket bound to it, or as HTTP POSTs, per the
+transport setting. If the account fails before a turn's first content the conversation moves to
+another account, which gets the full input (see conversation.py). Owns ClientSocket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+
+import aiohttp
+import orjson
+from sanic import Blueprint, Request
+from sanic.exceptions import ServerError, WebsocketClosed
+from websockets.exceptions import ConnectionClosed
+
+from server.auth.guard import authorize_proxy
+from server.errors import ProxyError
+from server.keys.admission import admit, check_model
+from server.keys.store import KeyRecord
+from server.proxy import normalize, transport, websocket_handshake
+from server.proxy.conversation import Conversation
+from server.proxy.delivery import Outcome, settle
+from server.proxy.failover import OpenedStream, Trace, open_stream
+from server.proxy.socket_turns import Binding, FallBackToHttp, open_socket_stream
+from server.upstream import headers
+from server.upstream.sse import SSEEvent, SSEScanner
+from server.upstream.websocket import FrameEvent, FrameStream, UpstreamSocket
+from server.usage.records import new_request_id
+
+log = logging.getLogger(__name__)
+bp = Blueprint("responses_websocket")
+
+MAX_BAD_FRAMES = 3  # consecutive unusable frames before the socket is closed
+MAX_QUEUED_TURNS = 8  # turns run one at a time; a client may queue a few behind the current one
+CLOSE_IDLE = 1001
+CLOSE_UNSUPPORTED_DATA = 1003
+CLOSE_POLICY = 1008
+_SEND_ERRORS = (ConnectionClosed, WebsocketClosed, ServerError)
+
+
+async def codex_socket(request: Request):
+    await _serve(request, codex=True, key=authorize_proxy(request))
+
+
+async def openai_socket(request: Request):
+    await _serve(request, codex=False, key=authorize_proxy(request))
+
+
+# Sanic sends nothing after a handler marked as a WebSocket handler: the socket is the answer.
+codex_socket.is_websocket = True
+openai_socket.is_websocket = True
+bp.add_route(codex_socket, "/backend-api/codex/responses", methods=["GET"], name="codex_responses_ws")
+bp.add_route(openai_socket, "/v1/responses", methods=["GET"], name="openai_responses_ws")
+
+
+async def _serve(request: Request, codex: bool, key: KeyRecord | None) -> None:
+    if request.headers.get("upgrade", "").lower() != "websocket":
+        raise ProxyError(
+            "This endpoint takes POST requests, or a WebSocket upgrade on GET.",
+            status=426,
+            code="upgrade_required",
+            headers={"upgrade": "websocket", "connection": "upgrade"},
+        )
+    # The CLI keeps the socket's turn state and echoes it if it falls back to HTTP; upstream sockets
+    # opened later for this client carry the same value.
+    turn_state = request.headers.get("x-codex-turn-state") or "turn_" + secrets.token_hex(16)
+    ws = await websocket_handshake.accept(request, {"x-codex-turn-state": turn_state})
+    client = ClientSocket(request, ws, codex, key)
+    client.forwarded["x-codex-turn-state"] = turn_state
+    log.info("WebSocket %s opened peer=%s", request.path, request.conn_info.client_ip)
+    try:
+        await client.run()
+    finally:
+        client.close()
+        log.info("WebSocket %s closed turns=%d", request.path, client.turns)
+
+
+class ClientSocket:
+    """One client WebSocket: a receiver (this task) and a worker that runs turns one at a time."""
+
+    def __init__(self, request: Request, ws, codex: bool, key: KeyRecord | None) -> None:
+        self.ctx = request.app.ctx.proxy
+        self.key = key
+        self.allowed_accounts = key.allowed_accounts if key else None
+        self.ws = ws
+        self.codex = codex
+        self.route = request.path
+        self.inbound = request.headers
+        self.forwarded = headers.forwardable(request.headers)
+        self.conversation = Conversation()
+        self.binding = Binding()
+        self.session_key: str | None = None
+        self.cache_key: str | None = None
+        self.frames: asyncio.Queue = asyncio.Queue()
+        self.busy = False
+        self.turns = 0
+        self.last_activity = time.monotonic()
+
+    async def run(self) -> None:
+        worker = asyncio.create_task(self._work(), name="websocket-turns")
+        idle = self.ctx.settings.websocket_idle_timeout_seconds
+        bad_frames = 0
+        try:
+            while not worker.done():
+                try:
+                    message = await self.ws.recv(timeout=min(idle, 5.0))
+                except _SEND_ERRORS:
+                    return  # the client left: the worker is cancelled below, with its turn
+                if message is None:
+                    quiet = time.monotonic() - self.last_activity
+                    if not self.busy and self.frames.empty() and quiet >= idle:
+                        await self._close(CLOSE_IDLE, "Idle WebSocket timeout")
+                        return
+                    continue
+                self.last_activity = time.monotonic()
+                code = await self._accept(message)
+                bad_frames = 0 if code is None else bad_frames + 1
+                if bad_frames >= MAX_BAD_FRAMES:
+                    await self._close(code, "Too many invalid frames")
+                    return
+        finally:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+
+    def close(self) -> None:
+        socket = self.binding.clear()
+        if socket is not None:
+            self.ctx.sockets.give_back(socket, healthy=True)
+
+    async def _accept(self, message: str | bytes) -> int | None:
+        """Queue a turn or absorb an acknowledgement; for an unusable frame, answer an error and return
+        the close code to use if such frames persist."""
+        if isinstance(message, bytes):
+            await self._send_error(400, "Binary frames are not supported; send JSON text.", "invalid_frame")
+            return CLOSE_UNSUPPORTED_DATA
+        try:
+            frame = orjson.loads(message)
+        except orjson.JSONDecodeError:
+            frame = None
+        if not isinstance(frame, dict):
+            await self._send_error(400, "Invalid request payload: expected a JSON object.", "invalid_json")
+            return CLOSE_POLICY
+        kind = frame.get("type")
+        if kind == "response.create":
+            if self.frames.qsize() >= MAX_QUEUED_TURNS:
+                await self._send_error(
+                    429, "Too many turns queued on this socket; wait for the current one.", "too_many_turns"
+                )
+                return None  # refused, not unusable: the queued turns still run
+            self.frames.put_nowait(frame)
+        elif kind != "response.processed":
+            log.debug("ignored WebSocket frame type=%r route=%s", kind, self.route)
+        return None
+
+    async def _work(self) -> None:
+        while True:
+            frame = await self.frames.get()
+            self.busy = True
+            try:
+                await self._turn(frame)
+            except _SEND_ERRORS:
+                raise  # the client is gone
+            except Exception:  # a bug must not take the socket down: report it and carry on
+                log.exception("WebSocket turn failed route=%s", self.route)
+                await self._send_error(500, "The server had an error processing the turn.", "server_error")
+            finally:
+                self.busy = False
+                self.turns += 1
+                self.last_activity = time.monotonic()
+
+    async def _turn(self, frame: dict) -> None:
+        ctx = self.ctx
+        trace, request_id = Trace(), new_request_id()
+        opened: OpenedStream | None = None
+        admission = None
+        outcome = Outcome()
+        status, error_code = 499, "client_disconnected"
+        model = frame.get("model") if isinstance(frame.get("model"), str) else ""
+        effort, upstream = "", ""
+        try:
+            turn = self._prepare(frame)
+            effort = turn.effort
+            # Each turn is admitted against the key's limits like one HTTP request; a prewarm generates
+            # nothing and is only checked against the key's model rules.
+            if turn.prewarm and self.key is not None:
+                check_model(self.key, model, effort)
+            elif not turn.prewarm:
+                admission = await admit(ctx, self.key, request_id, model, effort, len(turn.http_body))
+            choice = ctx.transports.choose(
+                ctx.runtime.current.upstream_stream_transport, client_websocket=True, model=model
+            )
+            opened = None
+            if choice == transport.WEBSOCKET:
+                try:
+                    opened = await self._open_socket(turn, trace)
+                    upstream = transport.WEBSOCKET
+                except FallBackToHttp:
+                    pass
+            if opened is None:
+                upstream = transport.HTTP
+                if turn.prewarm:
+                    await self._prewarm_locally(turn, outcome)
+                    status, error_code = outcome.status, outcome.error_code
+                    return
+                opened = await open_stream(
+                    ctx,
+                    ctx.upstream.responses_url,
+                    turn.http_body,
+                    self.forwarded,
+                    self.session_key,
+                    trace,
+                    self.allowed_accounts,
+                )
+            produced = await self._relay(opened, outcome)
+            status, error_code = outcome.status, outcome.error_code
+            if outcome.terminal_seen and outcome.status == 200:
+                self.conversation.record(outcome.response_id, turn.full_input, produced)
+        except ProxyError as exc:
+            status, error_code = exc.status, exc.code or ""
+            await self._send_error(exc.status, exc.message, exc.code, exc.type, exc.param, exc.extra)
+        finally:
+            if outcome.terminal_seen:
+                status, error_code = outcome.status, outcome.error_code
+            settle(
+                ctx,
+                request_id=request_id,
+                route=self.route,
+                transport="websocket",
+                model=model,
+                reasoning_effort=effort,
+                session_key=self.session_key,
+                trace=trace,
+                opened=opened,
+                outcome=outcome if opened is not None else None,
+                status=status,
+                error_code=error_code,
+                api_key_id=self.key.id if self.key else None,
+                admission=admission,
+            )
+            log.info(
+                "WebSocket %s turn request_id=%s upstream=%s status=%d account=%s attempts=%d",
+                self.route,
+                request_id,
+                upstream or "-",
+                status,
+                trace.account.slot if trace.account else "-",
+                trace.attempts,
+            )
+
+    def _prepare(self, frame: dict) -> _Turn:
+        body = {k: v for k, v in frame.items() if k != "type"}
+        if not self.codex and self.cache_key and not body.get("prompt_cache_key"):
+            body["prompt_cache_key"] = self.cache_key  # keep the first turn's key for the whole socket
+        full_input = self.conversation.full_input(body)
+        full_body = self.conversation.full_frame(body)
+        norm = self._normalize(body)
+        if self.session_key is None:
+            self.session_key = norm.session_key
+        if self.cache_key is None:
+            self.cache_key = orjson.loads(norm.body).get("prompt_cache_key")
+        full_norm = self._normalize(full_body) if full_body is not None else None
+        if full_input is None and not body.get("previous_response_id"):
+            full_input = orjson.loads(norm.body).get("input")  # a string input, expanded
+        http_source = full_norm or norm
+        http_body = orjson.loads(http_source.body)
+        http_body.pop("generate", None)
+        return _Turn(
+            frame=_ws_frame(norm.body),
+            full_frame=_ws_frame(full_norm.body) if full_norm is not None else None,
+            http_body=orjson.dumps(http_body),
+            full_input=full_input,
+            prewarm=frame.get("generate") is False,
+            effort=norm.reasoning_effort,
+        )
+
+    def _normalize(self, body: dict) -> normalize.NormalizedRequest:
+        raw = orjson.dumps(body)
+        if self.codex:
+            return normalize.normalize_codex(raw, self.inbound)
+        return normalize.normalize_openai(raw, self.inbound)
+
+    async def _open_socket(self, turn: _Turn, trace: Trace) -> OpenedStream:
+        return await open_socket_stream(
+            self.ctx,
+            frame=turn.frame,
+            full_frame=turn.full_frame,
+            forwarded=self.forwarded,
+            session_key=self.session_key,
+            trace=trace,
+            binding=self.binding,
+            done=self._socket_done,
+            # Upstream sockets carry this client's turn state: reuse one only for the same turn state.
+            pool_key=f"{self.session_key or ''}|{self.forwarded['x-codex-turn-state']}",
+            allowed_accounts=self.allowed_accounts,
+        )
+
+    def _socket_done(self, socket: UpstreamSocket, healthy: bool) -> None:
+        """A turn ended on the bound socket: keep it for the next turn, or drop it if it was cut short."""
+        if not healthy and self.binding.socket is socket:
+            self.binding.clear()
+            self.ctx.sockets.give_back(socket, healthy=False)
+
+    async def _relay(self, opened: OpenedStream, outcome: Outcome) -> list[SSEEvent]:
+        """Send the turn's events as text frames until its terminal event; return the output items."""
+        produced: list[SSEEvent] = []
+
+        async def forward(event: SSEEvent) -> None:
+            outcome.observe(event)
+            if event.name == "response.output_item.done":
+                produced.append(event)
+            await self.ws.send(event.text if isinstance(event, FrameEvent) else _sse_data(event.raw))
+
+        for event in opened.events:
+            await forward(event)
+        stream = opened.response
+        if isinstance(stream, FrameStream):
+            while not stream.finished:
+                event = await stream.socket.next_event()
+                if not isinstance(event, FrameEvent):
+                    break
+                stream.note(event)
+                await forward(event)
+        elif not outcome.terminal_seen:
+            scanner: SSEScanner = opened.scanner
+            try:
+                async for chunk in stream.content.iter_any():
+                    for event in scanner.feed(chunk):
+                        await forward(event)
+            except (aiohttp.ClientError, TimeoutError) as exc:  # reported as incomplete below
+                log.info("upstream stream broke route=%s error=%s", self.route, exc)
+        if not outcome.terminal_seen:
+            outcome.status, outcome.error_code = 502, "stream_incomplete"
+            await self.ws.send(_incomplete(outcome.response_id))
+        return produced
+
+    async def _prewarm_locally(self, turn: _Turn, outcome: Outcome) -> None:
+        """HTTP upstreams have no socket to warm: answer the prewarm here, with an id we can resolve."""
+        response_id = "resp_" + secrets.token_hex(16)
+        response = {
+            "id": response_id,
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "in_progress",
+            "model": turn.frame.get("model"),
+            "output": [],
+        }
+        await self.ws.send(orjson.dumps({"type": "response.created", "response": response}).decode())
+        completed = {**response, "status": "completed", "usage": None}
+        await self.ws.send(orjson.dumps({"type": "response.completed", "response": completed}).decode())
+        outcome.terminal_seen, outcome.response_id = True, response_id
+        self.conversation.record(response_id, turn.full_input, [])
+
+    async def _send_error(
+        self,
+        status: int,
+        message: str,
+        code: str | None,
+        kind: str = "invalid_request_error",
+        param: str | None = None,
+        extra: dict | None = None,
+    ) -> None:
+        error = {"type": kind, "code": code, "message": message, "param": param, **(extra or {})}
+        try:
+            await self.ws.send(orjson.dumps({"type": "error", "status": status, "error": error}).decode())
+        except _SEND_ERRORS:
+            pass
+
+    async def _close(self, code: int, reason: str) -> None:
+        try:
+            await self.ws.close(code, reason)
+        except _SEND_ERRORS:
+            pass
+
+
+class _Turn:
+    __slots__ = ("frame", "full_frame", "http_body", "full_input", "prewarm", "effort")
+
+    def __init__(self, frame, full_frame, http_body, full_input, prewarm, effort) -> None:
+        self.frame = frame
+        self.full_frame = full_frame
+        self.http_body = http_body
+        self.full_input = full_input
+        self.prewarm = prewarm
+        self.effort = effort
+
+
+def _ws_frame(body: bytes) -> dict:
+    """A normalised Responses body as the backend takes it over a WebSocket."""
+    frame = orjson.loads(body)
+    frame.pop("stream", None)
+    frame.pop("background", None)
+    return {"type": "response.create", **frame}
+
+
+def _sse_data(raw: bytes) -> str:
+    """The JSON payload of one SSE event block (its `data:` lines)."""
+    lines = [line[5:].lstrip(b" ") for line in raw.split(b"\n") if line.startswith(b"data:")]
+    return b"\n".join(lines).decode("utf-8", "replace")
+
+
+def _incomplete(response_id: str) -> str:
+    error = {
+        "code": "stream_incomplete",
+        "message": "The upstream stream ended before the response completed.",
+    }
+    response = {"id": response_id, "object": "response", "status": "failed", "error": error}
+    return orjson.dumps({"type": "response.failed", "response": response}).decode()
