@@ -16,7 +16,7 @@ from server import api, errors, health, logs
 from server.balancer.slots import AccountSlots, SharedPrimitives
 from server.config import ConfigError, Settings, redact_database_url
 from server.db import Database
-from server.proxy import responses
+from server.proxy import chat, models, responses, transcription
 from server.proxy.context import close_proxy_context, open_proxy_context
 from server.secretbox import SecretBox, load_or_create_key
 
@@ -44,6 +44,9 @@ def create_app(settings: Settings | None = None) -> Sanic:
     errors.install(app)
     app.blueprint(health.bp)
     app.blueprint(responses.bp)
+    app.blueprint(chat.bp)
+    app.blueprint(models.bp)
+    app.blueprint(transcription.bp)
     api.install(app)
     _install_listeners(app, settings, secret_key)
     return app

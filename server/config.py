@@ -41,6 +41,8 @@ class Settings:
     request_max_bytes: int = 32 * 1024 * 1024
     # JSON {"model": {"input": 1.25, "cached_input": 0.125, "output": 10.0}} (USD per 1M tokens).
     pricing_overrides: str = ""
+    models_sync_interval_s: int = 300
+    transcription_max_bytes: int = 25 * 1024 * 1024
     # Raw CODEX_LB_* values, for settings later issues add; never logged.
     extra: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -141,6 +143,12 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
             raw, "REQUEST_MAX_BYTES", get("REQUEST_MAX_BYTES", str(32 * 1024 * 1024)), 1024, 1024**3
         ),
         pricing_overrides=get("PRICING_OVERRIDES", ""),
+        models_sync_interval_s=_int(
+            raw, "MODELS_SYNC_INTERVAL_S", get("MODELS_SYNC_INTERVAL_S", "300"), 1, 86400
+        ),
+        transcription_max_bytes=_int(
+            raw, "TRANSCRIPTION_MAX_BYTES", get("TRANSCRIPTION_MAX_BYTES", str(25 * 1024**2)), 1024, 1024**3
+        ),
         extra={k[len(PREFIX) :].lower(): v for k, v in raw.items() if k[len(PREFIX) :].lower() not in known},
     )
 

@@ -11,6 +11,9 @@ from server.balancer.selection import Balancer
 from server.balancer.slots import AccountSlots
 from server.config import Settings
 from server.db import Database
+from server.jobs import JobRunner, PeriodicJob
+from server.models.registry import ModelRegistry
+from server.models.sync import ModelSyncer
 from server.reloader import ChangeWatcher
 from server.runtime_settings import RuntimeSettingsCache
 from server.upstream.client import UpstreamClient
@@ -31,6 +34,8 @@ class ProxyContext:
     prices: PriceBook
     runtime: RuntimeSettingsCache
     watcher: ChangeWatcher
+    models: ModelRegistry
+    jobs: JobRunner
 
 
 async def open_proxy_context(settings: Settings, db: Database, box, slots) -> ProxyContext:
@@ -39,13 +44,25 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
     await upstream.start()
     roster = Roster(db, box, slots)
     runtime = RuntimeSettingsCache(db, runtime_settings.defaults(settings))
-    watcher = ChangeWatcher(db, slots, [roster.reload, runtime.reload])
+    models = ModelRegistry(db)
+    watcher = ChangeWatcher(db, slots, [roster.reload, runtime.reload, models.reload])
     await watcher.reload_all()
     watcher.start()
     refresher = TokenRefresher(db, box, settings.auth_base_url, leases.new_holder_id())
     refresher.session = upstream.session
     writer = RequestLogWriter(db)
     writer.start()
+    # Periodic jobs: every worker runs the loop, one holder of each job's lease does the work.
+    jobs = JobRunner(db, leases.new_holder_id())
+    jobs.start(
+        [
+            PeriodicJob(
+                "models-sync",
+                settings.models_sync_interval_s,
+                ModelSyncer(db, upstream, roster, refresher, models).run,
+            ),
+        ]
+    )
     return ProxyContext(
         settings=settings,
         db=db,
@@ -58,10 +75,13 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
         prices=PriceBook.from_settings(settings),
         runtime=runtime,
         watcher=watcher,
+        models=models,
+        jobs=jobs,
     )
 
 
 async def close_proxy_context(ctx: ProxyContext) -> None:
+    await ctx.jobs.stop()
     await ctx.watcher.stop()
     await ctx.writer.stop()  # every request-log row submitted so far reaches the database
     await ctx.upstream.close()

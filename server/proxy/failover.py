@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -77,32 +78,64 @@ class JsonAnswer:
 
 
 async def open_stream(
-    ctx: ProxyContext, url: str, body: bytes, forwarded: dict[str, str], session_key: str | None, trace: Trace
+    ctx: ProxyContext,
+    url: str,
+    body: bytes,
+    forwarded: dict[str, str],
+    session_key: str | None,
+    trace: Trace,
+    model_plans: Collection[str] | None = None,
 ) -> OpenedStream:
-    """An upstream Responses stream that has produced its first content event."""
+    """An upstream Responses stream that has produced its first content event.
+    `model_plans`: only accounts on these plans may serve the request (None: any)."""
 
     async def attempt(candidate: Candidate, account: AccountRecord):
         return await _try_stream(ctx, url, body, forwarded, candidate, account, trace)
 
-    return await _with_failover(ctx, session_key, trace, attempt, keep_slot=True)
+    return await _with_failover(ctx, session_key, trace, attempt, keep_slot=True, model_plans=model_plans)
 
 
 async def post_json(
-    ctx: ProxyContext, url: str, body: bytes, forwarded: dict[str, str], session_key: str | None, trace: Trace
+    ctx: ProxyContext,
+    url: str,
+    body: bytes,
+    forwarded: dict[str, str],
+    session_key: str | None,
+    trace: Trace,
+    model_plans: Collection[str] | None = None,
 ) -> JsonAnswer:
     """A JSON call (compaction) with the same account choice and failover as streams."""
 
     async def attempt(candidate: Candidate, account: AccountRecord):
         return await _try_json(ctx, url, body, forwarded, candidate, account, trace)
 
-    return await _with_failover(ctx, session_key, trace, attempt, keep_slot=False)
+    return await _with_failover(ctx, session_key, trace, attempt, keep_slot=False, model_plans=model_plans)
 
 
-async def _with_failover(ctx: ProxyContext, session_key: str | None, trace: Trace, attempt, keep_slot: bool):
+async def post_form(
+    ctx: ProxyContext, url: str, form: Callable[[], aiohttp.FormData], forwarded: dict[str, str], trace: Trace
+) -> JsonAnswer:
+    """A multipart call (transcription) with the same account choice and failover; `form` builds a fresh
+    body per attempt (an aiohttp FormData can be sent only once)."""
+
+    async def attempt(candidate: Candidate, account: AccountRecord):
+        return await _try_json(ctx, url, form, forwarded, candidate, account, trace)
+
+    return await _with_failover(ctx, None, trace, attempt, keep_slot=False)
+
+
+async def _with_failover(
+    ctx: ProxyContext,
+    session_key: str | None,
+    trace: Trace,
+    attempt,
+    keep_slot: bool,
+    model_plans: Collection[str] | None = None,
+):
     excluded: set[int] = set()
     refreshed: set[int] = set()
     while trace.attempts < ctx.settings.max_attempts:
-        candidate, account = await _choose(ctx, session_key, excluded, trace)
+        candidate, account = await _choose(ctx, session_key, excluded, trace, model_plans)
         trace.attempts += 1
         trace.account = account
         ctx.balancer.acquire(candidate)
@@ -128,13 +161,21 @@ async def _with_failover(ctx: ProxyContext, session_key: str | None, trace: Trac
 
 
 async def _choose(
-    ctx: ProxyContext, session_key: str | None, excluded: set[int], trace: Trace
+    ctx: ProxyContext,
+    session_key: str | None,
+    excluded: set[int],
+    trace: Trace,
+    model_plans: Collection[str] | None = None,
 ) -> tuple[Candidate, AccountRecord]:
     waited = 0.0
     while True:
         try:
             selection = ctx.balancer.select(
-                ctx.roster.candidates, session_key=session_key, exclude=excluded, now=time.time()
+                ctx.roster.candidates,
+                session_key=session_key,
+                exclude=excluded,
+                now=time.time(),
+                model_plans=model_plans,
             )
         except NoAccountAvailable as exc:
             if excluded and trace.last_failure is not None:
@@ -208,7 +249,7 @@ async def _try_stream(
 async def _try_json(
     ctx: ProxyContext,
     url: str,
-    body: bytes,
+    body: bytes | Callable[[], aiohttp.FormData],
     forwarded: dict[str, str],
     candidate: Candidate,
     account: AccountRecord,
@@ -217,7 +258,10 @@ async def _try_json(
     request_headers = headers.for_json(account.access_token, account.chatgpt_account_id, forwarded)
     trace.upstream_sent_mono = time.monotonic()
     try:
-        status, answer_headers, raw = await ctx.upstream.post_json(url, body, request_headers)
+        if callable(body):
+            status, answer_headers, raw = await ctx.upstream.post_form(url, body(), request_headers)
+        else:
+            status, answer_headers, raw = await ctx.upstream.post_json(url, body, request_headers)
     except (aiohttp.ClientError, TimeoutError) as exc:
         return failures.classify_connection_error(exc)
     now = time.time()
@@ -320,6 +364,14 @@ def _no_account_error(exc: NoAccountAvailable, last: UpstreamFailure | None) -> 
             type="server_error",
             code="no_accounts",
             headers=retry_headers,
+        )
+    if exc.reason == "no_plan_for_model":
+        return ProxyError(
+            "No account in the pool is on a ChatGPT plan that offers this model.",
+            status=400,
+            type="invalid_request_error",
+            code="model_not_supported",
+            param="model",
         )
     messages = {
         "no_accounts": "No ChatGPT accounts have been added to codex-lb yet: add one in the dashboard.",

@@ -45,6 +45,7 @@ async def _serve(request: Request, norm: normalize.NormalizedRequest):
     opened = outcome = None
     status, error_code = 499, "client_disconnected"
     try:
+        model_plans = ctx.models.current.require(norm.model)  # unknown: 404 before any account is used
         opened = await open_stream(
             ctx,
             ctx.upstream.responses_url,
@@ -52,6 +53,7 @@ async def _serve(request: Request, norm: normalize.NormalizedRequest):
             headers.forwardable(request.headers),
             norm.session_key,
             trace,
+            model_plans,
         )
         if norm.client_stream:
             outcome = Outcome()
@@ -98,6 +100,7 @@ async def _compact(request: Request):
     trace, request_id = Trace(), new_request_id()
     status, error_code = 499, "client_disconnected"
     try:
+        model_plans = ctx.models.current.require(model)
         answer = await post_json(
             ctx,
             ctx.upstream.compact_url,
@@ -105,6 +108,7 @@ async def _compact(request: Request):
             headers.forwardable(request.headers),
             session_key,
             trace,
+            model_plans,
         )
         status = answer.status
         return raw(

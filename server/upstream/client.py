@@ -23,6 +23,7 @@ class UpstreamClient:
         self.auth_url = settings.auth_base_url
         self.responses_url = f"{self.base_url}/codex/responses"
         self.compact_url = f"{self.base_url}/codex/responses/compact"
+        self.transcribe_url = f"{self.base_url}/transcribe"
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -46,6 +47,15 @@ class UpstreamClient:
     async def open_stream(self, url: str, body: bytes, headers: dict[str, str]) -> aiohttp.ClientResponse:
         """POST and return as soon as the status and headers arrive; the caller reads and releases it."""
         return await self.session.post(url, data=body, headers=headers, timeout=STREAM_TIMEOUT)
+
+    async def get_json(self, url: str, headers: dict[str, str]) -> tuple[int, dict, bytes]:
+        async with self.session.get(url, headers=headers, timeout=JSON_TIMEOUT) as response:
+            return response.status, dict(response.headers), await response.read()
+
+    async def post_form(self, url: str, form, headers: dict[str, str]) -> tuple[int, dict, bytes]:
+        """A multipart POST (aiohttp.FormData sets the content type with its boundary)."""
+        async with self.session.post(url, data=form, headers=headers, timeout=JSON_TIMEOUT) as response:
+            return response.status, dict(response.headers), await response.read()
 
     async def post_json(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict, bytes]:
         headers = {**headers, "content-type": "application/json"}
