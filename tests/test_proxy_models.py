@@ -120,7 +120,8 @@ async def test_a_pool_without_the_plan_gets_a_clear_400_and_no_upstream_call(syn
     await _remove_account(proxy, "acc_pro")  # the catalog still knows the Pro-only model
     deadline = time.monotonic() + 10
     while True:
-        answer = await proxy.post("/backend-api/codex/responses", codex_body("hi", model="gpt-5.3-codex-spark"))
+        body = codex_body("hi", model="gpt-5.3-codex-spark")
+        answer = await proxy.post("/backend-api/codex/responses", body)
         if answer.status != 200 or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.1)  # the worker has not reloaded the roster yet
