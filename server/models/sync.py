@@ -63,7 +63,13 @@ class ModelSyncer:
         changed = await self._db.run(store.replace_rows, rows)
         if changed:
             await self._registry.reload()
-        log.info("model sync models=%d plans=%s changed=%s", len(rows), ",".join(sorted(fetched)), changed)
+        log.log(
+            logging.INFO if changed else logging.DEBUG,
+            "model sync models=%d plans=%s changed=%s",
+            len(rows),
+            ",".join(sorted(fetched)),
+            changed,
+        )
 
     async def _fetch_plan(self, accounts: list[AccountRecord]) -> list[dict] | None:
         for account in accounts:

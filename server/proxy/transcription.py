@@ -45,8 +45,18 @@ async def openai_transcriptions(request: Request):
             "you must provide a model parameter", param="model", code="missing_required_parameter"
         )
     status, body = await _transcribe(request)
-    answer = orjson.loads(body)
-    transcript = answer.get("text", "") if isinstance(answer, dict) else ""
+    try:
+        answer = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        answer = None
+    if not isinstance(answer, dict) or not isinstance(answer.get("text"), str):
+        raise ProxyError(
+            "The upstream answered the transcription with something other than {\"text\": …}.",
+            status=502,
+            type="server_error",
+            code="upstream_error",
+        )
+    transcript = answer["text"]
     if response_format == "text":
         return text(transcript)
     return raw(orjson.dumps({"text": transcript}), content_type="application/json")
