@@ -51,7 +51,7 @@ async def openai_transcriptions(request: Request):
         answer = None
     if not isinstance(answer, dict) or not isinstance(answer.get("text"), str):
         raise ProxyError(
-            "The upstream answered the transcription with something other than {\"text\": …}.",
+            'The upstream answered the transcription with something other than {"text": …}.',
             status=502,
             type="server_error",
             code="upstream_error",
