@@ -175,3 +175,18 @@ def test_catalog_lookups():
         catalog.require("nope")
     assert caught.value.status == 404 and caught.value.code == "model_not_found"
     assert bundled_catalog().knows("gpt-5.4")
+
+
+async def test_one_syncer_for_all_servers_on_one_database(syncing_proxy):
+    proxy = syncing_proxy
+    await proxy.add_accounts("acc_plus", plan_type="plus")
+    async with serve_in_process(proxy.settings) as second:  # another worker/replica, same database
+        deadline = time.monotonic() + 10
+        first_jobs, second_jobs = proxy.server.app.ctx.proxy.jobs, second.app.ctx.proxy.jobs
+        while sum(j.runs.get("models-sync", 0) for j in (first_jobs, second_jobs)) < 3:
+            assert time.monotonic() < deadline, "the model sync job did not run"
+            await asyncio.sleep(0.1)
+        runs = sorted(j.runs.get("models-sync", 0) for j in (first_jobs, second_jobs))
+        assert runs[0] == 0, runs  # the lease holder keeps the job; the other never fetched
+        fetches = len(proxy.fake.requests(path="/backend-api/codex/models"))
+        assert fetches <= runs[1] + 1  # one fetch per plan per run (plus one in flight)
