@@ -177,7 +177,9 @@ def settle(
     """Free the account's slot, feed what we learned to the balancer, and queue the request-log row."""
     now = time.time()
     if opened is not None:
-        opened.response.close()
+        # release() hands a fully read connection back to the pool (keep-alive) and closes one that is
+        # not, which also stops the upstream from generating for a client that has gone.
+        opened.response.release()
         ctx.balancer.release(opened.candidate)
         if outcome is not None and outcome.status == 200:
             ctx.balancer.record_success(opened.candidate, opened.snapshot, now)

@@ -7,29 +7,12 @@ from __future__ import annotations
 
 from pony import orm
 
+from server.usage.writer import COLUMNS
+
 RECENT_LIMIT_MAX = 1000
 
 _TOKEN_KINDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "total_tokens")
-_FIELDS = (
-    "id",
-    "request_id",
-    "started_at",
-    "route",
-    "transport",
-    "account_id",
-    "api_key_id",
-    "model",
-    "reasoning_effort",
-    "status",
-    "error_code",
-    *_TOKEN_KINDS,
-    "cost_usd",
-    "latency_ms",
-    "ttft_ms",
-    "attempts",
-    "session_key_hash",
-    "routing",
-)
+_FIELDS = ("id", *COLUMNS)  # every stored column, as the writer writes them
 
 
 @orm.db_session
