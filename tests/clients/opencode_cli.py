@@ -1,4 +1,9 @@
-"""Drives the real OpenCode CLI (npm `opencode-ai`, pinned in package.json here) from tests.
+"""Drives the real OpenCode CLI (npm `opencode-ai` 1.18.33) from tests.
+
+package.json here pins its Linux x64 build (`opencode-linux-x64`, the package `opencode-ai` installs on
+this platform) as an optional dependency rather than `opencode-ai` itself: the registry reachable here
+serves only that platform's package, so a lock with `opencode-ai` (which lists every platform) cannot be
+installed by `npm ci`. On other platforms the package is skipped and the tests say so.
 
 Owns a throw-away HOME (so no user config, credentials or cache leak in or out), the config file
 README.md shows, and the environment that keeps `opencode run` offline and non-interactive.
