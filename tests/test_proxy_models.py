@@ -11,7 +11,7 @@ import pytest
 
 from server.models.bundled import bundled_catalog
 from server.models.catalog import Catalog, ModelRow
-from server.models.sync import merge
+from server.models.sync import SYNC_CLIENT_VERSION, merge
 from tests.conftest import make_settings
 from tests.support.live_server import serve_in_process
 from tests.support.proxy import ProxyHarness, codex_body
@@ -79,6 +79,7 @@ async def test_sync_merges_plans_and_stores_the_catalog(syncing_proxy):
     assert "gpt-5.3-codex-spark" in models  # only the Pro account's catalog lists it
     fetched = proxy.fake.requests(path="/backend-api/codex/models")
     assert {r["account"] for r in fetched} >= {"acc_plus", "acc_pro", "acc_free"}
+    assert {r["query"]["client_version"] for r in fetched} == {SYNC_CLIENT_VERSION}  # nothing filtered out
     # Stored in the database for every worker and replica: a second server on it serves the same catalog.
     async with serve_in_process(proxy.settings.with_overrides(models_sync_interval_s=3600)) as second:
         await asyncio.sleep(0)  # its start-up reload has already read the stored rows

@@ -20,8 +20,9 @@ from server.upstream import headers
 from server.upstream.client import UpstreamClient
 
 log = logging.getLogger(__name__)
-# The version we ask the catalog for; clients are filtered against each entry's minimal version later.
-SYNC_CLIENT_VERSION = "0.169.0"
+# The backend leaves out models newer than the asking client. We serve many client versions, so we ask
+# as a client newer than any, store everything, and filter per client by `minimal_client_version`.
+SYNC_CLIENT_VERSION = "999.0.0"
 _USABLE = frozenset({"active", "rate_limited", "quota_exceeded"})
 _TRIES_PER_PLAN = 2
 
