@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import aiohttp
 import orjson
 
 ROUTE = "/v1/chat/completions"
@@ -61,3 +64,19 @@ async def test_chat_bad_json_and_missing_model_are_400s(proxy):
     for raw, code in ((b"{not json", "invalid_json"), (b'{"messages": []}', "missing_required_parameter")):
         answer = await proxy.post(ROUTE, raw, {"content-type": "application/json"})
         assert answer.status == 400 and answer.json()["error"]["code"] == code
+
+
+async def test_chunks_reach_the_client_as_the_upstream_produces_them(proxy):
+    await proxy.add_accounts(
+        "acc_slow", reply_text="one two three four five", deltas=5, delta_interval_ms=250
+    )
+    arrivals = []
+    async with aiohttp.ClientSession() as session:
+        async with session.post(proxy.url + ROUTE, data=orjson.dumps(chat(stream=True))) as response:
+            started = time.monotonic()
+            async for line in response.content:
+                if line.startswith(b"data: {") and b'"content"' in line:
+                    arrivals.append(time.monotonic() - started)
+    assert len(arrivals) == 5
+    # Not buffered: the first words arrive about a second before the last ones (4 gaps of 250 ms).
+    assert arrivals[-1] - arrivals[0] > 0.6, arrivals
