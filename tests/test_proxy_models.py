@@ -191,3 +191,34 @@ async def test_one_syncer_for_all_servers_on_one_database(syncing_proxy):
         assert runs[0] == 0, runs  # the lease holder keeps the job; the other never fetched
         fetches = len(proxy.fake.requests(path="/backend-api/codex/models"))
         assert fetches <= runs[1] + 1  # one fetch per plan per run (plus one in flight)
+
+
+async def test_a_new_plan_in_the_pool_is_synced_without_waiting_for_the_interval(
+    tmp_path, database_url, fake_upstream, monkeypatch
+):
+    from server.models.sync import ModelSyncer
+
+    monkeypatch.setattr(ModelSyncer, "CHECK_S", 0.2)
+    settings = make_settings(
+        tmp_path / "data",
+        database_url,
+        upstream_base_url=fake_upstream.base_url,
+        auth_base_url=fake_upstream.auth_url,
+        models_sync_interval_s="3600",
+    )
+    async with serve_in_process(settings) as server:
+        proxy = ProxyHarness(server=server, fake=fake_upstream, settings=settings)
+        await proxy.add_accounts("acc_plus", plan_type="plus")
+        models = await _wait_for_synced_catalog(proxy)  # the first account: synced at once
+        assert "gpt-5.3-codex-spark" not in [m["slug"] for m in models]
+        fetches = len(fake_upstream.requests(path="/backend-api/codex/models"))
+        await proxy.add_accounts("acc_pro", plan_type="pro")  # a plan the last sync did not ask with
+        deadline = time.monotonic() + 10
+        while True:
+            _, _, body = await _get(proxy.url + "/backend-api/codex/models")
+            if "gpt-5.3-codex-spark" in [m["slug"] for m in body["models"]]:
+                break
+            assert time.monotonic() < deadline, "the new plan's models never arrived"
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # several checks later: nothing new, nothing fetched
+        assert len(fake_upstream.requests(path="/backend-api/codex/models")) == fetches + 2

@@ -4,6 +4,7 @@ Runs in one worker of one replica at a time (lease `job:models-sync`); the other
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 
 import aiohttp
@@ -28,6 +29,11 @@ _TRIES_PER_PLAN = 2
 
 
 class ModelSyncer:
+    """`run` is called often (every CHECK_S); it fetches when the interval has passed, or at once when the
+    pool gained a plan the last sync did not ask with (say, the first account was just added)."""
+
+    CHECK_S = 15.0
+
     def __init__(
         self,
         db: Database,
@@ -35,13 +41,21 @@ class ModelSyncer:
         roster: Roster,
         refresher: TokenRefresher,
         registry: ModelRegistry,
+        interval_s: float,
     ) -> None:
         self._db = db
         self._upstream = upstream
         self._roster = roster
         self._refresher = refresher
         self._registry = registry
+        self._interval_s = interval_s
+        self._last_sync = 0.0
+        self._synced_plans: frozenset[str] = frozenset()
         self.url = f"{upstream.base_url}/codex/models?client_version={SYNC_CLIENT_VERSION}"
+
+    @property
+    def check_interval_s(self) -> float:
+        return min(self.CHECK_S, self._interval_s)
 
     async def run(self) -> None:
         by_plan: dict[str, list[AccountRecord]] = {}
@@ -50,6 +64,10 @@ class ModelSyncer:
                 by_plan.setdefault(account.plan_type or "unknown", []).append(account)
         if not by_plan:
             return  # nothing to ask with: keep what is stored (or the bundled list)
+        due = time.monotonic() - self._last_sync >= self._interval_s or self._last_sync == 0.0
+        if not due and set(by_plan) <= self._synced_plans:
+            return
+        self._last_sync = time.monotonic()
         fetched: dict[str, list[dict]] = {}
         for plan in sorted(by_plan):
             models = await self._fetch_plan(by_plan[plan][:_TRIES_PER_PLAN])
@@ -58,6 +76,7 @@ class ModelSyncer:
         if not fetched:
             log.warning("model sync failed plans=%s", ",".join(sorted(by_plan)))
             return
+        self._synced_plans = frozenset(by_plan)
         failed = set(by_plan) - set(fetched)
         previous = self._registry.current.rows if self._registry.current.source == "synced" else ()
         rows = merge(fetched, previous, failed)

@@ -54,13 +54,10 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
     writer.start()
     # Periodic jobs: every worker runs the loop, one holder of each job's lease does the work.
     jobs = JobRunner(db, leases.new_holder_id())
+    syncer = ModelSyncer(db, upstream, roster, refresher, models, settings.models_sync_interval_s)
     jobs.start(
         [
-            PeriodicJob(
-                "models-sync",
-                settings.models_sync_interval_s,
-                ModelSyncer(db, upstream, roster, refresher, models).run,
-            ),
+            PeriodicJob("models-sync", syncer.check_interval_s, syncer.run),
         ]
     )
     return ProxyContext(
