@@ -34,6 +34,16 @@ def define_database() -> orm.Database:
         value = orm.Required(str)
         updated_at = orm.Required(float)
 
+    class ModelEntry(db.Entity):
+        """A model of the synced catalog: the upstream entry (JSON) and the plans seen serving it."""
+
+        _table_ = "model_entry"
+        slug = orm.PrimaryKey(str)
+        entry = orm.Required(str)
+        plans = orm.Required(str)  # JSON list of plan types
+        position = orm.Required(int)
+        synced_at = orm.Required(float)
+
     class Account(db.Entity):
         """A pooled ChatGPT account. Tokens are SecretBox ciphertexts, never plaintext."""
 

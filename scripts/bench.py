@@ -2,7 +2,8 @@
 
 Starts the fake upstream and `sanic server.app --workers N` as subprocesses on loopback, imports fake
 accounts, then measures requests/s, p50/p99 latency and the proxy's CPU milliseconds per request for
-streamed and non-streamed Responses calls at several concurrencies, and prints the ratios.
+streamed and non-streamed Responses calls and Chat Completions calls (translated both ways) at several
+concurrencies, and prints the ratios.
 
     scripts/bench [--workers 2] [--requests 400] [--concurrency 1,16,64] [--accounts 16] [--ws-turns 20]
 
@@ -235,6 +236,16 @@ async def main() -> None:
 
         stream_body = orjson.dumps(responses_body("benchmark prompt " * 20))
         json_body = orjson.dumps({"model": "gpt-5.4", "input": "benchmark prompt " * 20, "stream": False})
+        chat_messages = [{"role": "user", "content": "benchmark prompt " * 20}]
+        chat_stream_body = orjson.dumps(
+            {
+                "model": "gpt-5.4",
+                "messages": chat_messages,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            }
+        )
+        chat_json_body = orjson.dumps({"model": "gpt-5.4", "messages": chat_messages})
         tokens = auths[0]["tokens"]
         direct_headers = {
             "authorization": f"Bearer {tokens['access_token']}",
@@ -271,7 +282,25 @@ async def main() -> None:
                 proxy.pid,
                 "proxy json",
             )
-            rows.append((direct, streamed, non_streamed))
+            chat_streamed = await run_load(
+                proxy_url + "/v1/chat/completions",
+                chat_stream_body,
+                {"content-type": "application/json"},
+                total,
+                concurrency,
+                proxy.pid,
+                "chat stream",
+            )
+            chat_json = await run_load(
+                proxy_url + "/v1/chat/completions",
+                chat_json_body,
+                {"content-type": "application/json"},
+                total,
+                concurrency,
+                proxy.pid,
+                "chat json",
+            )
+            rows.append((direct, streamed, non_streamed, chat_streamed, chat_json))
         ws_rows = []
         ws_direct_headers = {**direct_headers, "openai-beta": "responses_websockets=2026-02-06"}
         ws_direct_headers.pop("content-type")
@@ -317,8 +346,8 @@ def print_report(rows, workers: int) -> None:
     header = "".join(f"{name:{spec}}" for name, spec in columns)
     print(header)
     print("-" * len(header))
-    for direct, streamed, non_streamed in rows:
-        for result in (direct, streamed, non_streamed):
+    for direct, streamed, *others in rows:
+        for result in (direct, streamed, *others):
             cpu = (
                 f"{result.proxy_cpu_s * 1000 / result.requests:.2f}"
                 if result.proxy_cpu_s is not None

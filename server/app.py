@@ -16,7 +16,7 @@ from server import api, errors, health, logs
 from server.balancer.slots import AccountSlots, SharedPrimitives
 from server.config import ConfigError, Settings, redact_database_url
 from server.db import Database
-from server.proxy import responses, usage, websocket
+from server.proxy import chat, models, responses, transcription, usage, websocket
 from server.proxy.context import close_proxy_context, open_proxy_context
 from server.secretbox import SecretBox, load_or_create_key
 
@@ -47,6 +47,9 @@ def create_app(settings: Settings | None = None) -> Sanic:
     app.blueprint(usage.bp)
     app.blueprint(websocket.bp)
     app.enable_websocket()  # the WebSocket routes upgrade by hand, after their access check
+    app.blueprint(chat.bp)
+    app.blueprint(models.bp)
+    app.blueprint(transcription.bp)
     api.install(app)
     _install_listeners(app, settings, secret_key)
     return app

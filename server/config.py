@@ -49,6 +49,8 @@ class Settings:
     upstream_websocket_trust_env: bool = False
     # A client WebSocket with no turn in flight for this long is closed (1001).
     websocket_idle_timeout_seconds: int = 300
+    models_sync_interval_s: int = 300
+    transcription_max_bytes: int = 25 * 1024 * 1024
     # Raw CODEX_LB_* values, for settings later issues add; never logged.
     extra: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -162,6 +164,12 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
         ),
         websocket_idle_timeout_seconds=_int(
             raw, "WEBSOCKET_IDLE_TIMEOUT_SECONDS", get("WEBSOCKET_IDLE_TIMEOUT_SECONDS", "300"), 1, 86400
+        ),
+        models_sync_interval_s=_int(
+            raw, "MODELS_SYNC_INTERVAL_S", get("MODELS_SYNC_INTERVAL_S", "300"), 1, 86400
+        ),
+        transcription_max_bytes=_int(
+            raw, "TRANSCRIPTION_MAX_BYTES", get("TRANSCRIPTION_MAX_BYTES", str(25 * 1024**2)), 1024, 1024**3
         ),
         extra={k[len(PREFIX) :].lower(): v for k, v in raw.items() if k[len(PREFIX) :].lower() not in known},
     )

@@ -112,14 +112,14 @@ def _apply(cur, dialect: str, migrations: list[Migration]) -> MigrationReport:
     )
     cur.execute("SELECT MAX(version) FROM schema_version")
     before = cur.fetchone()[0] or 0
-    latest = len(migrations)
+    latest = migrations[-1].version if migrations else 0
     if before > latest:
         raise SchemaTooNewError(
             f"the database schema is at version {before} but this codex-lb only knows versions up to "
             f"{latest}; upgrade codex-lb (or restore a backup made for this version)"
         )
     placeholder = "?" if dialect == "sqlite" else "%s"
-    for migration in migrations[before:]:
+    for migration in [m for m in migrations if m.version > before]:
         log.info("migration version=%d name=%s", migration.version, migration.name)
         for statement in migration.statements(dialect):
             cur.execute(statement)

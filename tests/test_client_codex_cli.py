@@ -44,3 +44,12 @@ async def test_codex_exec_through_the_proxy_with_a_tool_call_over_http(proxy, tm
     rows = await proxy.request_logs(2)
     assert [row["status"] for row in rows] == [200, 200]
     assert all(row["routing"] == "sticky" for row in rows)
+
+
+async def test_codex_exec_accepts_the_proxys_model_catalog(proxy, tmp_path):
+    await proxy.add_accounts("acc_pool_1")
+    run = await run_codex_exec_async("Say hi", base_url=proxy.url + "/backend-api/codex", cwd=tmp_path)
+    assert run.completed, run.describe()
+    # A missing or undecodable catalog makes the CLI report "Model metadata for `…` not found".
+    assert not [e for e in run.errors() if "metadata" in e.lower()], run.errors()
+    assert proxy.fake.requests(path="/backend-api/codex/models") == []  # served from the registry

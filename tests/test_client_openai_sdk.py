@@ -68,5 +68,8 @@ async def test_sdk_tool_call_round_trip(sdk):
 
 async def test_sdk_sees_openai_errors(sdk):
     with pytest.raises(openai.BadRequestError) as caught:
-        await sdk.responses.create(model="gpt-unknown-model", input="x")
+        await sdk.responses.create(model="gpt-5.3-codex-spark", input="x")  # Pro only; the pool is Plus
     assert "not supported" in caught.value.message
+    with pytest.raises(openai.NotFoundError) as missing:
+        await sdk.responses.create(model="gpt-unknown-model", input="x")
+    assert missing.value.code == "model_not_found"

@@ -164,3 +164,18 @@ async def test_transcribe_answers_deterministic_text(fake_upstream, session, aut
         fake_upstream.base_url + "/transcribe", data=form, headers=bearer(auth)
     ) as answer:
         assert answer.status == 400
+
+
+async def test_transcribe_honours_failure_behaviours(fake_upstream, session):
+    auth = fake_upstream.create_account("acc_tr_fail", failure_rate=1.0, failure_status=503)
+    form = aiohttp.FormData()
+    form.add_field("file", b"\x00" * 10, filename="voice.wav", content_type="audio/wav")
+    url = fake_upstream.base_url + "/transcribe"
+    async with session.post(url, data=form, headers=bearer(auth)) as answer:
+        assert answer.status == 503
+    fake_upstream.configure_account("acc_tr_fail", failure_rate=0.0, rate_limited=True)
+    form = aiohttp.FormData()
+    form.add_field("file", b"\x00" * 10, filename="voice.wav", content_type="audio/wav")
+    url = fake_upstream.base_url + "/transcribe"
+    async with session.post(url, data=form, headers=bearer(auth)) as answer:
+        assert answer.status == 429

@@ -48,5 +48,13 @@ def test_a_spoofed_forwarded_for_does_not_make_a_remote_peer_local():
     assert "API-key auth" in caught.value.message
 
 
-def test_a_local_peer_passes_whatever_its_headers_say():
-    require_local(_request("127.0.0.1", {"X-Forwarded-For": "203.0.113.9"}), "The proxy")
+def test_a_local_peer_with_a_local_host_passes():
+    require_local(_request("127.0.0.1", {"Host": "127.0.0.1:2455"}), "The dashboard API")
+    require_local(_request("::1", {"Host": "localhost:2455"}), "The dashboard API")
+
+
+def test_a_relayed_or_rebound_request_is_not_local_even_from_loopback():
+    for headers in ({"Host": "127.0.0.1", "X-Forwarded-For": "203.0.113.9"}, {"Host": "evil.example:2455"}):
+        with pytest.raises(ProxyError) as caught:
+            require_local(_request("127.0.0.1", headers), "The dashboard API")
+        assert caught.value.code == "local_only"

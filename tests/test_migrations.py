@@ -6,7 +6,7 @@ import multiprocessing
 
 import pytest
 
-from schema.migrations import latest_version
+from schema.migrations import discover, latest_version
 from server import migrator
 
 
@@ -39,7 +39,7 @@ def test_concurrent_starters_apply_each_step_exactly_once(database_url):
     try:
         cur = conn.cursor()
         cur.execute("SELECT version, COUNT(*) FROM schema_version GROUP BY version ORDER BY version")
-        assert cur.fetchall() == [(v, 1) for v in range(1, latest_version() + 1)]
+        assert cur.fetchall() == [(m.version, 1) for m in discover()]
     finally:
         conn.close()
 

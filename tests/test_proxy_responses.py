@@ -132,11 +132,26 @@ async def test_oversized_body_is_a_413_in_openai_shape(proxy):
 
 
 async def test_upstream_client_errors_pass_through_with_their_message(proxy):
-    await proxy.add_accounts("acc_1")
-    answer = await proxy.post("/backend-api/codex/responses", codex_body("hi", model="gpt-unknown-model"))
+    await proxy.add_accounts("acc_1")  # plus: the backend refuses the Pro-only model
+    answer = await proxy.post("/backend-api/codex/responses", codex_body("hi", model="gpt-5.3-codex-spark"))
     assert answer.status == 400
     assert "not supported" in answer.json()["error"]["message"]
     assert len(proxy.fake.requests(path="/backend-api/codex/responses")) == 1  # no failover for a bad request
+
+
+async def test_unknown_model_is_model_not_found_before_any_account_is_used(proxy):
+    await proxy.add_accounts("acc_1")
+    for path, body in (
+        ("/backend-api/codex/responses", codex_body("hi", model="gpt-unknown-model")),
+        ("/v1/responses", {"model": "gpt-unknown-model", "input": "hi"}),
+        ("/v1/responses/compact", {"model": "gpt-unknown-model", "input": []}),
+    ):
+        answer = await proxy.post(path, body)
+        assert answer.status == 404, (path, answer.raw)
+        error = answer.json()["error"]
+        assert error["code"] == "model_not_found" and error["param"] == "model"
+        assert "gpt-unknown-model" in error["message"]
+    assert proxy.fake.requests(path="/backend-api/codex/responses") == []
 
 
 async def test_no_accounts_is_a_503_that_says_so(proxy):

@@ -1,7 +1,7 @@
-"""The local-only rule: until authentication is configured, only loopback peers are served.
+"""The local-only rule: until authentication is configured, only requests from this machine are served.
 
-The socket peer decides; X-Forwarded-For and friends are ignored, so a remote client cannot claim to be
-local through a header.
+The socket peer decides, and forwarding headers make a request non-local (never local): a remote client
+cannot claim to be local through a header, nor reach us through a reverse proxy on this host.
 """
 
 from __future__ import annotations
@@ -25,12 +25,36 @@ def is_loopback(address: str) -> bool:
     return ip.is_loopback
 
 
+FORWARDING_HEADERS = (
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-real-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+)
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
+
+
+def is_local_request(request: Request) -> bool:
+    """A loopback socket peer, a local Host header (no DNS rebinding) and no forwarding headers (a
+    reverse proxy on this host relays someone else)."""
+    if not is_loopback(peer_address(request)):
+        return False
+    headers = request.headers
+    if any(name in headers for name in FORWARDING_HEADERS):
+        return False
+    host = headers.get("host", "")
+    hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return hostname.lower() in LOCAL_HOSTS
+
+
 def peer_address(request: Request) -> str:
     return request.conn_info.client_ip if request.conn_info else ""
 
 
 def require_local(request: Request, what: str) -> None:
-    if not is_loopback(peer_address(request)):
+    if not is_local_request(request):
         raise ProxyError(
             f"{what} only answers requests from this machine until authentication is enabled. "
             "Enable API-key auth to use codex-lb from other hosts, containers or VMs.",

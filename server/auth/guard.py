@@ -12,20 +12,10 @@ import time
 
 from sanic import Request
 
-from server.auth.firewall import is_loopback, peer_address
+from server.auth.firewall import is_local_request
 from server.errors import ProxyError
 from server.keys.secret import KEY_PREFIX
 from server.keys.store import KeyRecord
-
-FORWARDING_HEADERS = (
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-real-ip",
-    "true-client-ip",
-    "cf-connecting-ip",
-)
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 
 
 def authorize_proxy(request: Request, *, key_required: bool = False) -> KeyRecord | None:
@@ -46,17 +36,6 @@ def authorize_proxy(request: Request, *, key_required: bool = False) -> KeyRecor
     if bearer.startswith(KEY_PREFIX):
         return _check_key(ctx.keys, bearer)
     return None  # e.g. the Codex CLI's own ChatGPT token, or an SDK's placeholder key
-
-
-def is_local_request(request: Request) -> bool:
-    if not is_loopback(peer_address(request)):
-        return False
-    headers = request.headers
-    if any(name in headers for name in FORWARDING_HEADERS):
-        return False
-    host = headers.get("host", "")
-    hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    return hostname.lower() in LOCAL_HOSTS
 
 
 def _bearer(request: Request) -> str:

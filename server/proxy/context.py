@@ -15,6 +15,8 @@ from server.jobs import JobRunner, PeriodicJob
 from server.keys import ledger
 from server.keys.cache import KeyCache
 from server.keys.ledger import KeyLedger
+from server.models.registry import ModelRegistry
+from server.models.sync import ModelSyncer
 from server.proxy.transport import TransportChooser
 from server.reloader import ChangeWatcher
 from server.runtime_settings import RuntimeSettingsCache
@@ -47,6 +49,7 @@ class ProxyContext:
     jobs: JobRunner
     sockets: SocketPool
     transports: TransportChooser
+    models: ModelRegistry
 
 
 async def open_proxy_context(settings: Settings, db: Database, box, slots) -> ProxyContext:
@@ -56,7 +59,8 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
     roster = Roster(db, box, slots)
     runtime = RuntimeSettingsCache(db, runtime_settings.defaults(settings))
     keys = KeyCache(db)
-    watcher = ChangeWatcher(db, slots, [roster.reload, runtime.reload, keys.reload])
+    models = ModelRegistry(db)
+    watcher = ChangeWatcher(db, slots, [roster.reload, runtime.reload, keys.reload, models.reload])
     await watcher.reload_all()
     watcher.start()
     refresher = TokenRefresher(db, box, settings.auth_base_url, leases.new_holder_id())
@@ -65,8 +69,15 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
     writer.start()
     key_ledger = KeyLedger(db, leases.new_holder_id())
     key_ledger.start()
+    # Periodic jobs: every worker runs the loop, one holder of each job's lease does the work.
     jobs = JobRunner(db, key_ledger.holder)
-    jobs.start([PeriodicJob("key-reservations", ledger.SWEEP_INTERVAL_S, lambda: ledger.sweep(db))])
+    syncer = ModelSyncer(db, upstream, roster, refresher, models, settings.models_sync_interval_s)
+    jobs.start(
+        [
+            PeriodicJob("key-reservations", ledger.SWEEP_INTERVAL_S, lambda: ledger.sweep(db)),
+            PeriodicJob("models-sync", syncer.check_interval_s, syncer.run),
+        ]
+    )
     sockets = SocketPool(WS_POOL_PER_ACCOUNT, WS_POOL_TOTAL, WS_POOL_IDLE_S)
     sockets.start()
     return ProxyContext(
@@ -86,10 +97,12 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
         jobs=jobs,
         sockets=sockets,
         transports=TransportChooser(),
+        models=models,
     )
 
 
 async def close_proxy_context(ctx: ProxyContext) -> None:
+    await ctx.jobs.stop()
     await ctx.watcher.stop()
     await ctx.jobs.stop()
     await ctx.ledger.close()  # settles what finished requests used before the pool goes away

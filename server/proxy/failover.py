@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -85,14 +85,18 @@ async def open_stream(
     session_key: str | None,
     trace: Trace,
     allowed_accounts: Collection[int] | None = None,
+    model_plans: Collection[str] | None = None,
 ) -> OpenedStream:
     """An upstream Responses stream that has produced its first content event. `allowed_accounts`:
-    the account ids an API key is restricted to (None: the whole pool)."""
+    the account ids an API key is restricted to (None: the whole pool); `model_plans`: only accounts on
+    these plans may serve the request (None: any)."""
 
     async def attempt(candidate: Candidate, account: AccountRecord):
         return await _try_stream(ctx, url, body, forwarded, candidate, account, trace)
 
-    return await _with_failover(ctx, session_key, trace, attempt, True, allowed_accounts)
+    return await _with_failover(
+        ctx, session_key, trace, attempt, True, allowed_accounts=allowed_accounts, model_plans=model_plans
+    )
 
 
 async def post_json(
@@ -103,13 +107,33 @@ async def post_json(
     session_key: str | None,
     trace: Trace,
     allowed_accounts: Collection[int] | None = None,
+    model_plans: Collection[str] | None = None,
 ) -> JsonAnswer:
     """A JSON call (compaction) with the same account choice and failover as streams."""
 
     async def attempt(candidate: Candidate, account: AccountRecord):
         return await _try_json(ctx, url, body, forwarded, candidate, account, trace)
 
-    return await _with_failover(ctx, session_key, trace, attempt, False, allowed_accounts)
+    return await _with_failover(
+        ctx, session_key, trace, attempt, False, allowed_accounts=allowed_accounts, model_plans=model_plans
+    )
+
+
+async def post_form(
+    ctx: ProxyContext,
+    url: str,
+    form: Callable[[], aiohttp.FormData],
+    forwarded: dict[str, str],
+    trace: Trace,
+    allowed_accounts: Collection[int] | None = None,
+) -> JsonAnswer:
+    """A multipart call (transcription) with the same account choice and failover; `form` builds a fresh
+    body per attempt (an aiohttp FormData can be sent only once)."""
+
+    async def attempt(candidate: Candidate, account: AccountRecord):
+        return await _try_json(ctx, url, form, forwarded, candidate, account, trace)
+
+    return await _with_failover(ctx, None, trace, attempt, False, allowed_accounts=allowed_accounts)
 
 
 async def _with_failover(
@@ -118,12 +142,13 @@ async def _with_failover(
     trace: Trace,
     attempt,
     keep_slot: bool,
-    allowed_accounts: Collection[int] | None,
+    allowed_accounts: Collection[int] | None = None,
+    model_plans: Collection[str] | None = None,
 ):
     excluded: set[int] = set()
     refreshed: set[int] = set()
     while trace.attempts < ctx.settings.max_attempts:
-        candidate, account = await _choose(ctx, session_key, excluded, trace, allowed_accounts)
+        candidate, account = await _choose(ctx, session_key, excluded, trace, allowed_accounts, model_plans)
         trace.attempts += 1
         trace.account = account
         ctx.balancer.acquire(candidate)
@@ -154,6 +179,7 @@ async def _choose(
     excluded: set[int],
     trace: Trace,
     allowed_accounts: Collection[int] | None = None,
+    model_plans: Collection[str] | None = None,
 ) -> tuple[Candidate, AccountRecord]:
     waited = 0.0
     while True:
@@ -169,7 +195,11 @@ async def _choose(
                 )
         try:
             selection = ctx.balancer.select(
-                candidates, session_key=session_key, exclude=excluded, now=time.time()
+                candidates,
+                session_key=session_key,
+                exclude=excluded,
+                now=time.time(),
+                model_plans=model_plans,
             )
         except NoAccountAvailable as exc:
             if excluded and trace.last_failure is not None:
@@ -243,7 +273,7 @@ async def _try_stream(
 async def _try_json(
     ctx: ProxyContext,
     url: str,
-    body: bytes,
+    body: bytes | Callable[[], aiohttp.FormData],
     forwarded: dict[str, str],
     candidate: Candidate,
     account: AccountRecord,
@@ -252,7 +282,10 @@ async def _try_json(
     request_headers = headers.for_json(account.access_token, account.chatgpt_account_id, forwarded)
     trace.upstream_sent_mono = time.monotonic()
     try:
-        status, answer_headers, raw = await ctx.upstream.post_json(url, body, request_headers)
+        if callable(body):
+            status, answer_headers, raw = await ctx.upstream.post_form(url, body(), request_headers)
+        else:
+            status, answer_headers, raw = await ctx.upstream.post_json(url, body, request_headers)
     except (aiohttp.ClientError, TimeoutError) as exc:
         return failures.classify_connection_error(exc)
     now = time.time()
@@ -355,6 +388,14 @@ def _no_account_error(exc: NoAccountAvailable, last: UpstreamFailure | None) -> 
             type="server_error",
             code="no_accounts",
             headers=retry_headers,
+        )
+    if exc.reason == "no_plan_for_model":
+        return ProxyError(
+            "No account in the pool is on a ChatGPT plan that offers this model.",
+            status=400,
+            type="invalid_request_error",
+            code="model_not_supported",
+            param="model",
         )
     messages = {
         "no_accounts": "No ChatGPT accounts have been added to codex-lb yet: add one in the dashboard.",

@@ -223,3 +223,6 @@ def _derived_cache_key(scope: str, model: str, instructions: str, items: list) -
         digest.update(part.encode("utf-8", "replace") + b"\0")
     digest.update(orjson.dumps(opening, option=orjson.OPT_SORT_KEYS) if opening else b"")
     return "clb_" + digest.hexdigest()
+
+
+derived_cache_key = _derived_cache_key  # also used by the Chat Completions translation

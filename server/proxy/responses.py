@@ -54,6 +54,7 @@ async def _serve(request: Request, norm: normalize.NormalizedRequest, key: KeyRe
     status, error_code = 499, "client_disconnected"
     upstream = transport.HTTP
     try:
+        model_plans = ctx.models.current.require(norm.model)  # unknown: 404 before any account is used
         admission = await admit(ctx, key, request_id, norm.model, norm.reasoning_effort, len(norm.body))
         allowed_accounts = key.allowed_accounts if key else None
         forwarded = headers.forwardable(request.headers)
@@ -61,7 +62,7 @@ async def _serve(request: Request, norm: normalize.NormalizedRequest, key: KeyRe
             ctx.runtime.current.upstream_stream_transport, client_websocket=False, model=norm.model
         )
         if choice == transport.WEBSOCKET:
-            opened = await open_over_socket(ctx, norm, forwarded, trace, allowed_accounts)
+            opened = await open_over_socket(ctx, norm, forwarded, trace, allowed_accounts, model_plans)
             upstream = transport.WEBSOCKET if opened is not None else transport.HTTP
         if opened is None:
             opened = await open_stream(
@@ -72,6 +73,7 @@ async def _serve(request: Request, norm: normalize.NormalizedRequest, key: KeyRe
                 norm.session_key,
                 trace,
                 allowed_accounts,
+                model_plans,
             )
         if norm.client_stream:
             outcome = Outcome()
@@ -122,6 +124,7 @@ async def _compact(request: Request, key: KeyRecord | None):
     status, error_code = 499, "client_disconnected"
     admission = outcome = None
     try:
+        model_plans = ctx.models.current.require(model)
         body = orjson.dumps(payload)
         admission = await admit(ctx, key, request_id, model, _effort(payload), len(body))
         answer = await post_json(
@@ -132,6 +135,7 @@ async def _compact(request: Request, key: KeyRecord | None):
             session_key,
             trace,
             key.allowed_accounts if key else None,
+            model_plans,
         )
         status = answer.status
         outcome = _compact_outcome(answer.body)

@@ -82,6 +82,7 @@ async def open_socket_stream(
     drop: frozenset[str] = frozenset(),
     pool_key: str | None = None,
     allowed_accounts: Collection[int] | None = None,
+    model_plans: Collection[str] | None = None,
 ) -> OpenedStream:
     """A turn that has produced its first content event on `binding`'s socket (opened if needed).
     `pool_key` says which idle sockets of the account it may reuse (default: the session's)."""
@@ -100,7 +101,9 @@ async def open_socket_stream(
                 candidate, account = binding.candidate, ctx.roster.get(binding.account.id)
             else:
                 try:
-                    candidate, account = await _choose(ctx, session_key, excluded, trace, allowed_accounts)
+                    candidate, account = await _choose(
+                        ctx, session_key, excluded, trace, allowed_accounts, model_plans
+                    )
                 except ProxyError:
                     if pool_full:
                         raise FallBackToHttp() from None
@@ -301,6 +304,7 @@ async def open_over_socket(
     forwarded: dict[str, str],
     trace: Trace,
     allowed_accounts: Collection[int] | None = None,
+    model_plans: Collection[str] | None = None,
 ) -> OpenedStream | None:
     """An HTTP client's turn on a pooled upstream socket (None: use HTTP instead). The socket goes back
     to the pool when the turn is settled, for the conversation's next request."""
@@ -320,6 +324,7 @@ async def open_over_socket(
             done=ctx.sockets.give_back,
             drop=_NOT_FOR_SSE_CLIENTS,
             allowed_accounts=allowed_accounts,
+            model_plans=model_plans,
         )
     except FallBackToHttp:
         return None

@@ -187,6 +187,7 @@ class ClientSocket:
         try:
             turn = self._prepare(frame)
             effort = turn.effort
+            model_plans = ctx.models.current.require(model)  # unknown model: an error frame, no account used
             # Each turn is admitted against the key's limits like one HTTP request; a prewarm generates
             # nothing and is only checked against the key's model rules.
             if turn.prewarm and self.key is not None:
@@ -199,7 +200,7 @@ class ClientSocket:
             opened = None
             if choice == transport.WEBSOCKET:
                 try:
-                    opened = await self._open_socket(turn, trace)
+                    opened = await self._open_socket(turn, trace, model_plans)
                     upstream = transport.WEBSOCKET
                 except FallBackToHttp:
                     pass
@@ -217,6 +218,7 @@ class ClientSocket:
                     self.session_key,
                     trace,
                     self.allowed_accounts,
+                    model_plans,
                 )
             produced = await self._relay(opened, outcome)
             status, error_code = outcome.status, outcome.error_code
@@ -286,7 +288,7 @@ class ClientSocket:
             return normalize.normalize_codex(raw, self.inbound)
         return normalize.normalize_openai(raw, self.inbound)
 
-    async def _open_socket(self, turn: _Turn, trace: Trace) -> OpenedStream:
+    async def _open_socket(self, turn: _Turn, trace: Trace, model_plans) -> OpenedStream:
         return await open_socket_stream(
             self.ctx,
             frame=turn.frame,
@@ -299,6 +301,7 @@ class ClientSocket:
             # Upstream sockets carry this client's turn state: reuse one only for the same turn state.
             pool_key=f"{self.session_key or ''}|{self.forwarded['x-codex-turn-state']}",
             allowed_accounts=self.allowed_accounts,
+            model_plans=model_plans,
         )
 
     def _socket_done(self, socket: UpstreamSocket, healthy: bool) -> None:

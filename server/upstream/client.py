@@ -28,6 +28,7 @@ class UpstreamClient:
         self.compact_url = f"{self.base_url}/codex/responses/compact"
         self.responses_ws_url = websocket_url(self.responses_url)
         self._trust_env = settings.upstream_websocket_trust_env
+        self.transcribe_url = f"{self.base_url}/transcribe"
         self._session: aiohttp.ClientSession | None = None
         self.ws_proxy: tuple[URL, aiohttp.BasicAuth | None] | None = None
 
@@ -59,6 +60,15 @@ class UpstreamClient:
     async def open_stream(self, url: str, body: bytes, headers: dict[str, str]) -> aiohttp.ClientResponse:
         """POST and return as soon as the status and headers arrive; the caller reads and releases it."""
         return await self.session.post(url, data=body, headers=headers, timeout=STREAM_TIMEOUT)
+
+    async def get_json(self, url: str, headers: dict[str, str]) -> tuple[int, dict, bytes]:
+        async with self.session.get(url, headers=headers, timeout=JSON_TIMEOUT) as response:
+            return response.status, dict(response.headers), await response.read()
+
+    async def post_form(self, url: str, form, headers: dict[str, str]) -> tuple[int, dict, bytes]:
+        """A multipart POST (aiohttp.FormData sets the content type with its boundary)."""
+        async with self.session.post(url, data=form, headers=headers, timeout=JSON_TIMEOUT) as response:
+            return response.status, dict(response.headers), await response.read()
 
     async def post_json(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict, bytes]:
         headers = {**headers, "content-type": "application/json"}

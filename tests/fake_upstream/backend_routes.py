@@ -11,7 +11,7 @@ from aiohttp import web
 
 from .admission import LOG_ENTRY, STATE, authenticate
 from .catalog import catalog_json
-from .errors import invalid_request
+from .errors import injected_failure, invalid_request, rate_limit_exceeded
 from .quota import quota_of, usage_body
 
 
@@ -40,7 +40,12 @@ async def wham_usage(request: web.Request) -> web.Response:
 
 async def transcribe(request: web.Request) -> web.Response:
     entry = _log(request)
-    authenticate(request)
+    account, behaviour = authenticate(request)
+    # The pool's failure behaviours apply here too, so proxies can show failover on this route.
+    if behaviour.rate_limited:
+        raise rate_limit_exceeded("gpt-4o-transcribe", behaviour.retry_after_s)
+    if account.should_inject_failure(behaviour.failure_rate, behaviour.failure_limit):
+        raise injected_failure(behaviour.failure_status, behaviour.failure_body)
     if not request.content_type.startswith("multipart/"):
         raise invalid_request("Expected a multipart/form-data body with a 'file' part.", "file")
     reader = await request.multipart()

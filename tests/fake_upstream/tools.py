@@ -141,3 +141,37 @@ def plan_tool_call(body: dict, user_text: str) -> ToolCall | None:
             return None
     tool = tools.get(name)
     return ToolCall(tool["type"] if tool else "function", name, _arguments(tool, raw))
+
+
+def plan_tool_calls(body: dict, user_text: str) -> list[ToolCall]:
+    """Every `[[tool:NAME {args}]]` marker becomes a call (parallel calls) unless the request turned
+    `parallel_tool_calls` off; otherwise as plan_tool_call."""
+    markers = TOOL_MARKER.findall(user_text) if "[[tool:" in user_text else []
+    if (
+        len(markers) > 1
+        and body.get("parallel_tool_calls") is not False
+        and body.get("tool_choice") != "none"
+    ):
+        tools = _tool_index(body.get("tools"))
+        return [
+            ToolCall(
+                tools[name]["type"] if name in tools else "function",
+                name,
+                _arguments(tools.get(name), (raw or "").strip() or None),
+            )
+            for name, raw in markers
+        ]
+    call = plan_tool_call(body, user_text)
+    return [call] if call is not None else []
+
+
+def structured_reply(body: dict, text: str) -> str | None:
+    """The reply for a request that asked for JSON (`text.format`): valid against a given schema."""
+    text_options = body.get("text")
+    fmt = text_options.get("format") if isinstance(text_options, dict) else None
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind == "json_schema":
+        return orjson.dumps(schema_arguments(fmt.get("schema"))).decode()
+    if kind == "json_object":
+        return orjson.dumps({"reply": text}).decode()
+    return None

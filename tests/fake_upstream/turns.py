@@ -15,7 +15,7 @@ import orjson
 from .behaviour import Behaviour
 from .errors import stream_error
 from .quota import Quota
-from .tools import ToolCall, last_user_text, plan_tool_call, tool_output
+from .tools import ToolCall, last_user_text, plan_tool_calls, structured_reply, tool_output
 
 DELTA_TYPES = frozenset(
     {
@@ -291,11 +291,14 @@ def plan_turn(body: dict, ctx: TurnContext) -> Turn:
     if wants_compaction(items):
         produced = _compaction(out, index, response_id)
     else:
-        call = None if tool_output(items) is not None else plan_tool_call(body, last_user_text(items))
-        if call is not None:
-            produced = _tool_call(out, index, call)
+        calls = [] if tool_output(items) is not None else plan_tool_calls(body, last_user_text(items))
+        if calls:
+            produced = 0
+            for offset, call in enumerate(calls):
+                produced += _tool_call(out, index + offset, call)
         else:
-            produced = _message(out, index, _reply_text(body, ctx), ctx.behaviour.deltas)
+            reply = _reply_text(body, ctx)
+            produced = _message(out, index, structured_reply(body, reply) or reply, ctx.behaviour.deltas)
     usage = TurnUsage(input_tokens, cached, produced + reasoning_tokens, reasoning_tokens)
     if ctx.behaviour.incomplete:
         out.add(

@@ -1,0 +1,155 @@
+"""The Chat Completions route (`POST /v1/chat/completions`): a facade over the Responses backend.
+The request is translated by chat_request, the stream by chat_stream; account choice, failover and
+settlement are the Responses route's own (failover.open_stream, delivery.settle)."""
+
+from __future__ import annotations
+
+import time
+
+import aiohttp
+import orjson
+from sanic import Blueprint, Request
+from sanic.response import raw
+
+from server.auth.guard import authorize_proxy
+from server.errors import ProxyError
+from server.keys.admission import admit
+from server.proxy import chat_request
+from server.proxy.bodies import decoded_body
+from server.proxy.chat_stream import ChatTranslator
+from server.proxy.delivery import Outcome, response_headers, settle
+from server.proxy.failover import OpenedStream, Trace, open_stream
+from server.upstream import headers
+from server.usage.records import new_request_id
+
+bp = Blueprint("chat")
+ROUTE = "/v1/chat/completions"
+
+
+@bp.post(ROUTE)
+async def chat_completions(request: Request):
+    key = authorize_proxy(request)
+    ctx = request.app.ctx.proxy
+    chat = chat_request.translate(decoded_body(request, ctx.settings.request_max_bytes), request.headers)
+    translator = ChatTranslator(
+        chat.model,
+        streaming=chat.stream,
+        include_usage=chat.include_usage,
+        include_reasoning=chat.include_reasoning,
+    )
+    trace, request_id = Trace(), new_request_id()
+    opened = outcome = admission = None
+    status, error_code = 499, "client_disconnected"
+    try:
+        model_plans = ctx.models.current.require(chat.model)
+        admission = await admit(ctx, key, request_id, chat.model, chat.reasoning_effort, len(chat.body))
+        opened = await open_stream(
+            ctx,
+            ctx.upstream.responses_url,
+            chat.body,
+            headers.forwardable(request.headers),
+            chat.session_key,
+            trace,
+            key.allowed_accounts if key else None,
+            model_plans,
+        )
+        outcome = Outcome()
+        if chat.stream:
+            await _stream(request, opened, trace, request_id, outcome, translator)
+            status, error_code = outcome.status, outcome.error_code
+            return None  # already sent through request.respond()
+        await _collect(opened, outcome, translator)
+        status, error_code = outcome.status, outcome.error_code
+        return _completion(opened, trace, request_id, translator)
+    except ProxyError as exc:
+        status, error_code = exc.status, exc.code or ""
+        exc.headers.setdefault("x-request-id", request_id)
+        raise
+    finally:
+        if outcome is not None and outcome.terminal_seen:
+            status, error_code = outcome.status, outcome.error_code
+        settle(
+            ctx,
+            request_id=request_id,
+            route=ROUTE,
+            transport="http",
+            model=chat.model,
+            reasoning_effort=chat.reasoning_effort,
+            session_key=chat.session_key,
+            trace=trace,
+            opened=opened,
+            outcome=outcome,
+            status=status,
+            error_code=error_code,
+            api_key_id=key.id if key else None,
+            admission=admission,
+        )
+
+
+async def _stream(
+    request: Request,
+    opened: OpenedStream,
+    trace: Trace,
+    request_id: str,
+    outcome: Outcome,
+    translator: ChatTranslator,
+) -> None:
+    """Translate event by event as the upstream bytes arrive; nothing is held back."""
+    first: list[bytes] = []
+    for event in opened.events:
+        outcome.observe(event)
+        first.extend(translator.feed(event))
+    answer_headers = response_headers(opened, trace, request_id)
+    trace.head_sent_mono = time.monotonic()
+    answer_headers["x-codex-lb-overhead-ms"] = f"{trace.overhead_ms():.2f}"
+    answer_headers["cache-control"] = "no-cache"
+    client = await request.respond(status=200, headers=answer_headers, content_type="text/event-stream")
+    if first:
+        await client.send(b"".join(first))
+    scanner = opened.scanner
+    try:
+        async for chunk in opened.response.content.iter_any():
+            out: list[bytes] = []
+            for event in scanner.feed(chunk):
+                outcome.observe(event)
+                out.extend(translator.feed(event))
+            if out:
+                await client.send(b"".join(out))
+    except (aiohttp.ClientError, TimeoutError):
+        pass  # reported below as an incomplete stream
+    if not outcome.terminal_seen:
+        outcome.status, outcome.error_code = 502, "stream_incomplete"
+        await client.send(b"".join(translator.truncated()))
+    await client.eof()
+
+
+async def _collect(opened: OpenedStream, outcome: Outcome, translator: ChatTranslator) -> None:
+    for event in opened.events:
+        outcome.observe(event)
+        translator.feed(event)
+    try:
+        async for chunk in opened.response.content.iter_any():
+            for event in opened.scanner.feed(chunk):
+                outcome.observe(event)
+                translator.feed(event)
+    except (aiohttp.ClientError, TimeoutError):
+        pass
+    if not outcome.terminal_seen:
+        outcome.status, outcome.error_code = 502, "stream_incomplete"
+        translator.truncated()
+
+
+def _completion(opened: OpenedStream, trace: Trace, request_id: str, translator: ChatTranslator):
+    answer_headers = response_headers(opened, trace, request_id)
+    trace.head_sent_mono = time.monotonic()
+    answer_headers["x-codex-lb-overhead-ms"] = f"{trace.overhead_ms():.2f}"
+    if translator.error is not None:
+        error = translator.error
+        raise ProxyError(
+            error["message"],
+            status=502,
+            type="server_error",
+            code=error["code"],
+            headers=answer_headers,
+        )
+    return raw(orjson.dumps(translator.completion()), content_type="application/json", headers=answer_headers)

@@ -1,0 +1,130 @@
+"""Transcription routes: the Codex CLI's `POST /backend-api/transcribe` and OpenAI's
+`POST /v1/audio/transcriptions`, both forwarded (multipart audio) to the upstream `/transcribe` with the
+same account choice and failover as model requests."""
+
+from __future__ import annotations
+
+import aiohttp
+import orjson
+from sanic import Blueprint, Request
+from sanic.response import raw, text
+
+from server.auth.guard import authorize_proxy
+from server.errors import BadRequest, ProxyError
+from server.keys.admission import admit
+from server.keys.store import KeyRecord
+from server.proxy.delivery import settle
+from server.proxy.failover import Trace, post_form
+from server.upstream import headers
+from server.usage.records import new_request_id
+
+bp = Blueprint("transcription")
+# Form fields the upstream understands besides the audio; the rest of OpenAI's fields are ours to handle.
+_FORWARDED_FIELDS = ("prompt", "language")
+_OPENAI_FORMATS = ("json", "text")
+
+
+@bp.post("/backend-api/transcribe")
+async def codex_transcribe(request: Request):
+    status, body = await _transcribe(request, authorize_proxy(request))
+    return raw(body, status=status, content_type="application/json")
+
+
+@bp.post("/v1/audio/transcriptions")
+async def openai_transcriptions(request: Request):
+    key = authorize_proxy(request)
+    response_format = request.form.get("response_format") or "json"
+    if response_format not in _OPENAI_FORMATS:
+        raise BadRequest(
+            f"response_format {response_format!r} is not available through the ChatGPT backend; "
+            "use 'json' or 'text'.",
+            param="response_format",
+            code="unsupported_parameter",
+        )
+    if not request.form.get("model"):
+        raise BadRequest(
+            "you must provide a model parameter", param="model", code="missing_required_parameter"
+        )
+    status, body = await _transcribe(request, key)
+    try:
+        answer = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        answer = None
+    if not isinstance(answer, dict) or not isinstance(answer.get("text"), str):
+        raise ProxyError(
+            'The upstream answered the transcription with something other than {"text": …}.',
+            status=502,
+            type="server_error",
+            code="upstream_error",
+        )
+    transcript = answer["text"]
+    if response_format == "text":
+        return text(transcript)
+    return raw(orjson.dumps({"text": transcript}), content_type="application/json")
+
+
+async def _transcribe(request: Request, key: KeyRecord | None) -> tuple[int, bytes]:
+    ctx = request.app.ctx.proxy
+    limit = ctx.settings.transcription_max_bytes
+    if len(request.body or b"") > limit:
+        raise ProxyError(
+            f"The audio upload is {len(request.body)} bytes; the limit is {limit} bytes "
+            "(CODEX_LB_TRANSCRIPTION_MAX_BYTES).",
+            status=413,
+            code="request_too_large",
+        )
+    if not request.content_type.startswith("multipart/form-data"):
+        raise BadRequest("Send the audio as multipart/form-data with a 'file' part.", param="file")
+    audio = request.files.get("file")
+    if audio is None:
+        raise BadRequest(
+            "Missing required multipart part: 'file'.", param="file", code="missing_required_parameter"
+        )
+    fields = {name: request.form.get(name) for name in _FORWARDED_FIELDS if request.form.get(name)}
+
+    def form() -> aiohttp.FormData:
+        data = aiohttp.FormData()
+        data.add_field("file", audio.body, filename=audio.name or "audio", content_type=audio.type or None)
+        for name, value in fields.items():
+            data.add_field(name, value)
+        return data
+
+    trace, request_id = Trace(), new_request_id()
+    status, error_code = 499, "client_disconnected"
+    admission = None
+    model = request.form.get("model") or ""
+    try:
+        # Audio bytes say nothing about tokens: the request counts against request limits and the
+        # output allowance only.
+        admission = await admit(ctx, key, request_id, model, "", 0)
+        answer = await post_form(
+            ctx,
+            ctx.upstream.transcribe_url,
+            form,
+            headers.forwardable(request.headers),
+            trace,
+            key.allowed_accounts if key else None,
+        )
+        status = answer.status
+        return answer.status, answer.body
+    except ProxyError as exc:
+        status, error_code = exc.status, exc.code or ""
+        exc.headers.setdefault("x-request-id", request_id)
+        raise
+    finally:
+        settle(
+            ctx,
+            request_id=request_id,
+            route=request.path,
+            transport="http",
+            model=model,
+            reasoning_effort="",
+            session_key=None,
+            trace=trace,
+            opened=None,
+            outcome=None,
+            status=status,
+            error_code=error_code,
+            api_key_id=key.id if key else None,
+            admission=admission,
+        )
