@@ -41,6 +41,13 @@ class Settings:
     request_max_bytes: int = 32 * 1024 * 1024
     # JSON {"model": {"input": 1.25, "cached_input": 0.125, "output": 10.0}} (USD per 1M tokens).
     pricing_overrides: str = ""
+    # Browser sign-in: the redirect URI is fixed to localhost:1455, so listen there while one is pending.
+    oauth_callback_host: str = "127.0.0.1"
+    oauth_callback_port: int = 1455
+    usage_poll_interval_s: float = 60.0
+    # Refresh access tokens this long before they expire (checked every token_refresh_check_s).
+    token_refresh_ahead_s: float = 3600.0
+    token_refresh_check_s: float = 300.0
     # Raw CODEX_LB_* values, for settings later issues add; never logged.
     extra: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -141,6 +148,19 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
             raw, "REQUEST_MAX_BYTES", get("REQUEST_MAX_BYTES", str(32 * 1024 * 1024)), 1024, 1024**3
         ),
         pricing_overrides=get("PRICING_OVERRIDES", ""),
+        oauth_callback_host=get("OAUTH_CALLBACK_HOST", "0.0.0.0" if in_container else "127.0.0.1"),
+        oauth_callback_port=_int(
+            raw, "OAUTH_CALLBACK_PORT", get("OAUTH_CALLBACK_PORT", "1455"), 1, 65535
+        ),
+        usage_poll_interval_s=_seconds(
+            "USAGE_POLL_INTERVAL_SECONDS", get("USAGE_POLL_INTERVAL_SECONDS", "60")
+        ),
+        token_refresh_ahead_s=_seconds(
+            "TOKEN_REFRESH_AHEAD_SECONDS", get("TOKEN_REFRESH_AHEAD_SECONDS", "3600")
+        ),
+        token_refresh_check_s=_seconds(
+            "TOKEN_REFRESH_CHECK_SECONDS", get("TOKEN_REFRESH_CHECK_SECONDS", "300")
+        ),
         extra={k[len(PREFIX) :].lower(): v for k, v in raw.items() if k[len(PREFIX) :].lower() not in known},
     )
 
@@ -152,6 +172,16 @@ def _int(raw: dict[str, str], name: str, value: str, low: int, high: int) -> int
         raise ConfigError(f"{PREFIX}{name}={value!r} is not a whole number") from None
     if not low <= number <= high:
         raise ConfigError(f"{PREFIX}{name}={number} is out of range ({low}..{high})")
+    return number
+
+
+def _seconds(name: str, value: str, low: float = 0.1, high: float = 30 * 86400) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{PREFIX}{name}={value!r} is not a number of seconds") from None
+    if not low <= number <= high:
+        raise ConfigError(f"{PREFIX}{name}={number} is out of range ({low}..{high} seconds)")
     return number
 
 
