@@ -106,8 +106,11 @@ class Upkeep:
     def jobs(self, settings) -> list[PeriodicJob]:
         self._refresh_ahead_s = settings.token_refresh_ahead_s
         return [
-            PeriodicJob("usage-poll", settings.usage_poll_interval_s, self.poll_usage),
-            PeriodicJob("token-refresh", settings.token_refresh_check_s, self.refresh_expiring),
+            # Not at start: a fleet restarting at once should not poll every account in the same second.
+            PeriodicJob("usage-poll", settings.usage_poll_interval_s, self.poll_usage, run_at_start=False),
+            PeriodicJob(
+                "token-refresh", settings.token_refresh_check_s, self.refresh_expiring, run_at_start=False
+            ),
             PeriodicJob("usage-history-retention", 6 * 3600.0, self.prune_history, lease_ttl_s=3600.0),
         ]
 
