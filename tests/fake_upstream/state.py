@@ -16,7 +16,9 @@ from .request_log import RequestLog
 from .tokens import ISSUED_NS_CLAIM, Identity, auth_json_of, identity_from_claims, mint_token_set, verify_jwt
 
 _CLAIM_CACHE_LIMIT = 50_000
-_CONFIG_KEYS = frozenset({"defaults", "accounts", "next_login", "device_interval_s", "device_ttl_s", "authorize_error"})
+_CONFIG_KEYS = frozenset(
+    {"defaults", "accounts", "next_login", "device_interval_s", "device_ttl_s", "authorize_error"}
+)
 
 
 class FakeState:
