@@ -227,3 +227,21 @@ def _codex_body() -> dict:
     from tests.support.proxy import codex_body
 
     return codex_body()
+
+
+def test_sign_in_and_polling_settings_are_validated(tmp_path):
+    from server.config import ConfigError
+    from tests.conftest import make_settings
+
+    defaults = make_settings(tmp_path, in_container="0")
+    assert (defaults.oauth_callback_host, defaults.oauth_callback_port) == ("127.0.0.1", 1455)
+    assert defaults.usage_poll_interval_s == 60.0 and defaults.token_refresh_ahead_s == 3600.0
+    assert make_settings(tmp_path, in_container="1").oauth_callback_host == "0.0.0.0"
+    assert make_settings(tmp_path, usage_poll_interval_seconds="2.5").usage_poll_interval_s == 2.5
+    for name, value in [
+        ("oauth_callback_port", "70000"),
+        ("usage_poll_interval_seconds", "soon"),
+        ("token_refresh_ahead_seconds", "-1"),
+    ]:
+        with pytest.raises(ConfigError, match=f"CODEX_LB_{name.upper()}"):
+            make_settings(tmp_path, **{name: value})
