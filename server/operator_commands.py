@@ -18,6 +18,7 @@ import orjson
 from server import leases
 from server.accounts import flows, importing, store
 from server.accounts.authjson import to_auth_json
+from server.accounts.keycheck import WrongEncryptionKey, verify_encryption_key
 from server.accounts.login import LoginError, LoginService
 from server.accounts.refresh import RefreshFailed, TokenRefresher
 from server.app import prepare_data_dir
@@ -35,6 +36,13 @@ async def _accounts(args: argparse.Namespace, settings: Settings) -> int:
     box = SecretBox(load_or_create_key(settings.encryption_key_file))
     db = Database(settings)
     await asyncio.get_running_loop().run_in_executor(None, db.open)
+    try:
+        # Tokens sealed with another key would be unreadable later: refuse before writing any.
+        await asyncio.get_running_loop().run_in_executor(None, verify_encryption_key, settings)
+    except WrongEncryptionKey as exc:
+        db.close()
+        print(f"codex-lb: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.accounts_command == "import":
             return await _import(db, box, args.paths)

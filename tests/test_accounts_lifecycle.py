@@ -159,7 +159,11 @@ async def test_usage_poll_feeds_the_balancer_the_api_and_the_history(proxy):
     assert shown["usage_polled_at"] <= time.time()
     request = proxy.fake.requests(path="/backend-api/wham/usage")[-1]
     assert request["headers"]["chatgpt-account-id"] == "acc_poll"
+    proxy.fake.consume("acc_poll", 1_000_000)
+    await ctx_of(proxy).upkeep.poll_usage()
+    assert (await account(proxy, added["id"]))["usage"]["primary"]["used_percent"] == 50.0
     status, history = await api(proxy, "GET", f"/api/accounts/{added['id']}/usage-history")
+    # The latest poll is always stored; history keeps one point per few minutes.
     assert status == 200 and [row["primary_used"] for row in history["history"]] == [40.0]
 
 

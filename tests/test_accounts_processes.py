@@ -209,6 +209,17 @@ async def test_a_wrong_encryption_key_file_refuses_to_start(tmp_path):
     original = key_file.read_bytes()
     key_file.write_bytes(base64.urlsafe_b64encode(os.urandom(32)) + b"\n")
     database = (data / "store.db").read_bytes()
+    other = tmp_path / "other.json"
+    other.write_bytes(orjson.dumps(mint_auth_json("acc_other")))
+    refused = subprocess.run(
+        [sys.executable, "-m", "server.cli", "accounts", "import", str(other)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2 and "does not open the tokens" in refused.stderr, refused.stderr
     server = ServerProcess({"CODEX_LB_DATA_DIR": str(data)})
     server.start(tmp_path / "server.log")
     try:

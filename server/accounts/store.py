@@ -17,6 +17,7 @@ from server.accounts.authjson import Credentials
 from server.balancer.slots import DEFAULT_CAPACITY
 from server.secretbox import SecretBox
 
+HISTORY_SPACING_S = 240.0
 STATUSES = ("active", "rate_limited", "quota_exceeded", "paused", "reauth_required", "deactivated")
 
 
@@ -426,7 +427,13 @@ def save_usage(
     row.set(usage_snapshot=snapshot_json, usage_polled_at=now)
     if plan_type and plan_type != row.plan_type:
         row.plan_type = plan_type
-    db.AccountUsage(account_id=account_id, at=now, **{k: getattr(history, k) for k in UsageRow.__slots__})
+    recent = db.select(
+        "SELECT COUNT(*) FROM account_usage WHERE account_id = $account_id AND at > $since",
+        {},
+        {"account_id": account_id, "since": now - HISTORY_SPACING_S},
+    )[0]
+    if not recent:  # trends need one point per few minutes, not one per poll
+        db.AccountUsage(account_id=account_id, at=now, **{k: getattr(history, k) for k in UsageRow.__slots__})
     change = decide(row.status, row.status_until)
     if change is not None:
         status, reason, until = change

@@ -114,7 +114,11 @@ async def delete_account(request: Request, account_id: int):
         removed = await ctx.db.run(store.delete_account, account_id)
     except store.AccountNotFound:
         raise NotFound(f"No account {account_id}.") from None
-    ctx.slots.reset(removed.slot)  # a later account may take the slot: it must start clean
+    # A later account may take the slot: it starts clean, except for streams still running on it,
+    # which release their in-flight count when they end.
+    for field in Field:
+        if field is not Field.INFLIGHT:
+            ctx.slots.set(removed.slot, field, 0.0)
     ctx.roster.changed()
     await ctx.roster.reload()
     return json({"deleted": removed.id})
