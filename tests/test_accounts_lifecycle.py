@@ -378,3 +378,26 @@ async def test_the_database_file_holds_no_token_in_clear(proxy):
         assert secret.encode() not in raw
         assert secret.split(".")[-1].encode() not in raw  # not even a JWT signature part
     assert b"acc_clear" in raw  # the file is readable: the search would find plaintext
+
+
+def test_poll_decisions_without_reset_times_fall_back_to_a_window():
+    from server.accounts.upkeep import decide_status
+    from server.upstream.ratelimits import RateLimitSnapshot, UsageWindow
+
+    now = 1_800_000_000.0
+    spent = RateLimitSnapshot(UsageWindow(100.0, 300, None), None, None, None, None, None)
+    assert decide_status(spent, now)("active", 0.0) == (
+        "rate_limited",
+        "usage poll: primary window at 100%",
+        now + 300 * 60,
+    )
+    bare = RateLimitSnapshot(UsageWindow(100.0, None, None), None, None, None, None, None)
+    assert decide_status(bare, now)("active", 0.0)[2] == now + 300.0
+    weekly = RateLimitSnapshot(
+        UsageWindow(10.0, 300, None), UsageWindow(100.0, 10080, None), None, None, None, None
+    )
+    assert decide_status(weekly, now)("active", 0.0)[0] == "quota_exceeded"
+    assert decide_status(weekly, now)("paused", 0.0) is None  # a person's decision stands
+    room = RateLimitSnapshot(UsageWindow(10.0, 300, None), None, None, None, None, None)
+    assert decide_status(room, now)("active", 0.0) is None
+    assert decide_status(room, now)("quota_exceeded", now + 60)[0] == "active"

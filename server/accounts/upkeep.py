@@ -32,7 +32,9 @@ def decide_status(snapshot: ratelimits.RateLimitSnapshot, now: float):
     answering (status, reason, until) when the state must change, else None."""
     primary, secondary = snapshot.primary, snapshot.secondary
     if primary is not None and primary.exhausted:
-        until = primary.reset_at or now + (primary.window_minutes or 0) * 60 or now + RATE_LIMITED_FALLBACK_S
+        # No reset time reported: assume a whole window (or five minutes) rather than "never".
+        fallback = primary.window_minutes * 60.0 if primary.window_minutes else RATE_LIMITED_FALLBACK_S
+        until = primary.reset_at or now + fallback
         target = ("rate_limited", "usage poll: primary window at 100%", until)
     elif secondary is not None and secondary.exhausted and not snapshot.credits_usable:
         target = (
