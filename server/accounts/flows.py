@@ -130,5 +130,11 @@ def finish(
 
 
 @orm.db_session
+def pending_device(db: orm.Database, now: float) -> list[Flow]:
+    rows = db.LoginFlow.select(lambda f: f.kind == "device" and f.status == PENDING and f.expires_at > now)
+    return [_flow(row) for row in rows]
+
+
+@orm.db_session
 def pending_count(db: orm.Database, kind: str, now: float) -> int:
     return orm.count(f for f in db.LoginFlow if f.kind == kind and f.status == PENDING and f.expires_at > now)

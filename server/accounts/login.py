@@ -16,15 +16,19 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 
+from server import leases
 from server.accounts import flows, store
 from server.accounts.authjson import InvalidAuthJson, credentials_from_tokens
 from server.db import Database
+from server.jobs import PeriodicJob
 from server.secretbox import SecretBox
 from server.upstream import oauth
 
 log = logging.getLogger(__name__)
 BROWSER_FLOW_TTL_S = 15 * 60
-MIN_DEVICE_POLL_S = 0.2  # the auth server says 5 s; tests (and a fake with interval 0) ask faster
+MIN_DEVICE_POLL_S = 0.2
+DEVICE_LEASE_MIN_S = 2.0
+DEVICE_RESCUE_INTERVAL_S = 2.0  # the auth server says 5 s; tests (and a fake with interval 0) ask faster
 
 
 class LoginError(ValueError):
@@ -53,7 +57,8 @@ class LoginService:
         self._auth = auth_base_url
         self._session = session
         self._on_changed = on_accounts_changed
-        self._device_tasks: set[asyncio.Task] = set()
+        self._device_tasks: dict[str, asyncio.Task] = {}  # by flow id
+        self._holder = leases.new_holder_id()
         self.browser_flow_started: Callable[[], None] = lambda: None
 
     # -- browser (PKCE) ------------------------------------------------------------------------------
@@ -129,15 +134,40 @@ class LoginService:
             expires_at=time.time() + device.expires_in_s,
         )
         await self._db.run(flows.create, flow)
-        task = asyncio.create_task(self._poll_device(flow), name=f"device-login-{flow.id}")
-        self._device_tasks.add(task)
-        task.add_done_callback(self._device_tasks.discard)
+        self._poll_in_background(flow)
         return flow, f"{self._auth}/codex/device"
 
+    async def resume_device_flows(self) -> None:
+        """A periodic job: pending device sign-ins whose poller is gone (its worker stopped or crashed)
+        are taken over here, so a restart does not strand a user who is typing the code."""
+        for flow in await self._db.run(flows.pending_device, time.time()):
+            if flow.id not in self._device_tasks:
+                self._poll_in_background(flow)
+
+    def _poll_in_background(self, flow: flows.Flow) -> None:
+        task = asyncio.create_task(self._poll_device(flow), name=f"device-login-{flow.id}")
+        self._device_tasks[flow.id] = task
+        task.add_done_callback(lambda _t: self._device_tasks.pop(flow.id, None))
+
     async def _poll_device(self, flow: flows.Flow) -> None:
+        # One poller per sign-in across the deployment: the lease outlives a few polls, so a poller
+        # that vanished is replaced by resume_device_flows soon after.
+        ttl = max(3 * flow.poll_interval, DEVICE_LEASE_MIN_S)
+        name = f"device-login:{flow.id}"
+        lease = await self._db.run(leases.acquire, name, self._holder, ttl)
+        if lease is None:
+            return  # another worker polls this sign-in
+        try:
+            await self._poll_device_holding(flow, name, ttl)
+        finally:
+            await asyncio.shield(self._db.run(leases.release, lease))
+
+    async def _poll_device_holding(self, flow: flows.Flow, lease_name: str, ttl: float) -> None:
         try:
             while time.time() < flow.expires_at:
                 await asyncio.sleep(flow.poll_interval)
+                if await self._db.run(leases.acquire, lease_name, self._holder, ttl) is None:
+                    return  # our lease lapsed (a long pause) and another worker took over
                 try:
                     decision = await oauth.poll_device_code(
                         self._session(), self._auth, flow.device_auth_id, flow.user_code
@@ -178,15 +208,18 @@ class LoginService:
             await self._db.run(flows.finish, flow.id, flows.FAILED, "internal error while polling")
 
     async def stop(self) -> None:
-        for task in list(self._device_tasks):
+        for task in list(self._device_tasks.values()):
             task.cancel()
-        for task in list(self._device_tasks):
+        for task in list(self._device_tasks.values()):
             try:
                 await task
             except asyncio.CancelledError:
                 pass
 
     # -- common --------------------------------------------------------------------------------------
+    def jobs(self) -> list[PeriodicJob]:
+        return [PeriodicJob("device-login-rescue", DEVICE_RESCUE_INTERVAL_S, self.resume_device_flows)]
+
     async def status(self, flow_id: str) -> flows.Flow | None:
         return await self._db.run(flows.get, flow_id)
 

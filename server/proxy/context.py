@@ -66,7 +66,7 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
         db, box, slots, refresher, lambda: upstream.session, settings.upstream_base_url, accounts_changed
     )
     jobs = JobRunner(db, leases.new_holder_id())
-    jobs.start(upkeep.jobs(settings))
+    jobs.start(upkeep.jobs(settings) + logins.jobs())
     return ProxyContext(
         settings=settings,
         db=db,
