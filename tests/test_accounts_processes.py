@@ -133,9 +133,11 @@ async def test_one_usage_poller_across_two_replicas_and_a_successor_when_it_stop
 
             await until(lambda: _async(sum(polls(s) for s in servers) >= 6))
             counts = [polls(s) for s in servers]
-            assert sorted(counts)[0] == 0, counts  # one leader polled, the other never did
             wham = len(fake_upstream.requests(limit=1000, path="/backend-api/wham/usage"))
-            assert abs(wham - sum(counts)) <= 1  # one request per poll: nobody else polled
+            after = sum(polls(s) for s in servers)
+            assert sorted(counts)[0] == 0, counts  # one leader polled, the other never did
+            # One request per poll (a poll may be between its request and its log line): nobody else polled.
+            assert sum(counts) - 1 <= wham <= after + 1, (counts, wham, after)
             leader = servers[counts.index(max(counts))]
             follower = servers[1 - servers.index(leader)]
             leader.stop()
