@@ -258,6 +258,9 @@ async def test_pause_resume_and_rename_are_recorded(proxy):
     [added] = await proxy.add_accounts("acc_ops")
     status, body = await api(proxy, "POST", f"/api/accounts/{added['id']}/pause")
     assert status == 200 and body["status"] == "paused"
+    [listed] = await proxy.accounts()
+    assert listed["status"] == "paused" and time.time() - 30 < listed["status_since"] <= time.time()
+    assert body["status_since"] == listed["status_since"]
     assert (await proxy.post("/backend-api/codex/responses", codex_body())).status != 200
     before = len(proxy.fake.requests(path="/backend-api/wham/usage"))
     await ctx_of(proxy).upkeep.poll_usage()

@@ -57,6 +57,7 @@ class AccountSummary:
     access_expires_at: float = 0.0
     usage_snapshot: str = ""
     usage_polled_at: float = 0.0
+    status_since: float = 0.0  # when the current status was entered
 
     def public(self) -> dict:
         return {
@@ -68,6 +69,7 @@ class AccountSummary:
             "status": self.status,
             "status_reason": self.status_reason,
             "status_until": self.status_until or None,
+            "status_since": self.status_since or None,
             "slot": self.slot,
             "created_at": self.created_at,
             "last_refresh_at": self.last_refresh_at or None,
@@ -91,7 +93,7 @@ class UpsertResult:
     created: bool
 
 
-def _summary(row) -> AccountSummary:
+def _summary(row, status_since: float = 0.0) -> AccountSummary:
     return AccountSummary(
         id=row.id,
         chatgpt_account_id=row.chatgpt_account_id,
@@ -107,6 +109,7 @@ def _summary(row) -> AccountSummary:
         access_expires_at=row.access_expires_at,
         usage_snapshot=row.usage_snapshot,
         usage_polled_at=row.usage_polled_at,
+        status_since=status_since,
     )
 
 
@@ -174,7 +177,10 @@ def _free_slot(db: orm.Database) -> int:
 
 @orm.db_session
 def list_accounts(db: orm.Database) -> list[AccountSummary]:
-    return [_summary(row) for row in db.Account.select().order_by(lambda a: a.id)]
+    since = dict(
+        db.select("SELECT account_id, MAX(at) FROM account_event WHERE kind = 'state' GROUP BY account_id")
+    )
+    return [_summary(row, since.get(row.id, 0.0)) for row in db.Account.select().order_by(lambda a: a.id)]
 
 
 @orm.db_session
@@ -282,7 +288,12 @@ def _row(db: orm.Database, account_id: int):
 
 @orm.db_session
 def get_account(db: orm.Database, account_id: int) -> AccountSummary:
-    return _summary(_row(db, account_id))
+    since = db.select(
+        "SELECT MAX(at) FROM account_event WHERE kind = 'state' AND account_id = $account_id",
+        {},
+        {"account_id": account_id},
+    )
+    return _summary(_row(db, account_id), since[0] or 0.0 if since else 0.0)
 
 
 @orm.db_session(retry=5)

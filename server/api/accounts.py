@@ -241,7 +241,8 @@ async def _account(ctx, account_id: int) -> store.AccountSummary:
 async def _act(request: Request, account_id: int, action, *args):
     ctx = request.app.ctx.proxy
     try:
-        summary = await ctx.db.run(action, account_id, *args)
+        await ctx.db.run(action, account_id, *args)
+        summary = await ctx.db.run(store.get_account, account_id)
     except store.AccountNotFound:
         raise NotFound(f"No account {account_id}.") from None
     ctx.roster.changed()
