@@ -404,3 +404,15 @@ def test_poll_decisions_without_reset_times_fall_back_to_a_window():
     room = RateLimitSnapshot(UsageWindow(10.0, 300, None), None, None, None, None, None)
     assert decide_status(room, now)("active", 0.0) is None
     assert decide_status(room, now)("quota_exceeded", now + 60)[0] == "active"
+
+
+async def test_a_usage_endpoint_that_keeps_refusing_is_left_alone_for_a_while(proxy):
+    [added] = await proxy.add_accounts("acc_refused", auth_error="token_invalidated")
+    await ctx_of(proxy).upkeep.poll_usage()
+    stats = proxy.fake.account_stats("acc_refused")
+    assert stats["refreshes"] == 1  # refreshed once, refused again
+    polled = len(proxy.fake.requests(path="/backend-api/wham/usage"))
+    await ctx_of(proxy).upkeep.poll_usage()
+    assert len(proxy.fake.requests(path="/backend-api/wham/usage")) == polled
+    assert proxy.fake.account_stats("acc_refused")["refreshes"] == 1
+    assert (await account(proxy, added["id"]))["status"] == "active"  # not its fault as far as we know

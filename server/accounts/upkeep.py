@@ -25,6 +25,7 @@ USAGE_HISTORY_DAYS = 28
 POLL_CONCURRENCY = 4
 RATE_LIMITED_FALLBACK_S = 300.0
 QUOTA_FALLBACK_S = 3600.0
+REJECTED_POLL_REST_S = 300.0
 
 
 def decide_status(snapshot: ratelimits.RateLimitSnapshot, now: float):
@@ -104,6 +105,9 @@ class Upkeep:
         self._base = upstream_base_url
         self._on_changed = on_accounts_changed
         self.polls = 0
+        # Accounts whose usage endpoint refused us (401 after a refresh, 403): not polled for a while,
+        # so a token the usage endpoint dislikes does not cause a refresh every interval.
+        self._resting_until: dict[int, float] = {}
 
     def jobs(self, settings) -> list[PeriodicJob]:
         self._refresh_ahead_s = settings.token_refresh_ahead_s
@@ -119,7 +123,11 @@ class Upkeep:
     async def poll_usage(self) -> None:
         now = time.time()
         expired = await self._db.run(store.expire_statuses, now)
-        targets = await self._db.run(store.poll_targets, self._box)
+        targets = [
+            t
+            for t in await self._db.run(store.poll_targets, self._box)
+            if self._resting_until.get(t.id, 0.0) <= now
+        ]
         semaphore = asyncio.Semaphore(POLL_CONCURRENCY)
 
         async def one(target: store.PollTarget) -> bool:
@@ -176,6 +184,8 @@ class Upkeep:
         if failure.kind is FailureKind.DEACTIVATED:
             reason = f"usage poll: {failure.code} {failure.message}".strip()[:300]
             return await self._db.run(store.set_status, target.id, "deactivated", reason)
+        if status in (401, 403):
+            self._resting_until[target.id] = now + REJECTED_POLL_REST_S
         log.warning(
             "usage poll rejected account=%d status=%d kind=%s code=%s",
             target.id,
