@@ -63,6 +63,9 @@ def define_database() -> orm.Database:
         last_refresh_at = orm.Required(float, default=0.0)
         created_at = orm.Required(float)
         updated_at = orm.Required(float)
+        label = orm.Optional(str, default="")
+        usage_snapshot = orm.Optional(str, default="")  # JSON of the latest /wham/usage windows
+        usage_polled_at = orm.Required(float, default=0.0)
 
     class AccountEvent(db.Entity):
         """One state change of an account, with its reason."""
@@ -74,6 +77,42 @@ def define_database() -> orm.Database:
         from_status = orm.Optional(str, default="")
         to_status = orm.Required(str)
         reason = orm.Optional(str, default="")
+        kind = orm.Required(str, default="state")  # "state" (a status change) or "audit" (an action)
+
+    class AccountUsage(db.Entity):
+        """One usage poll of an account (kept 28 days) for trends."""
+
+        _table_ = "account_usage"
+        id = orm.PrimaryKey(int, auto=True, size=64)
+        account_id = orm.Required(int, size=64)
+        at = orm.Required(float)
+        primary_used = orm.Optional(float)
+        primary_window_minutes = orm.Optional(int)
+        primary_reset_at = orm.Optional(float)
+        secondary_used = orm.Optional(float)
+        secondary_window_minutes = orm.Optional(int)
+        secondary_reset_at = orm.Optional(float)
+        credits_balance = orm.Optional(float)
+
+    class LoginFlow(db.Entity):
+        """A sign-in in progress (browser PKCE or device code); the verifier is a SecretBox ciphertext."""
+
+        _table_ = "login_flow"
+        id = orm.PrimaryKey(str)
+        kind = orm.Required(str)  # "browser" or "device"
+        state = orm.Required(str, unique=True)
+        code_verifier = orm.Optional(str, default="")
+        device_auth_id = orm.Optional(str, default="")
+        user_code = orm.Optional(str, default="")
+        poll_interval = orm.Required(float, default=5.0)
+        # pending, exchanging, completed, failed, expired, denied
+        status = orm.Required(str, default="pending")
+        error = orm.Optional(str, default="")
+        account_id = orm.Optional(int, size=64)
+        reauth_account_id = orm.Optional(int, size=64)
+        created_at = orm.Required(float)
+        expires_at = orm.Required(float)
+        updated_at = orm.Required(float)
 
     class RequestLog(db.Entity):
         """One proxied request (or WebSocket turn): who served it, what it cost, how it went."""

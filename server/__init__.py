@@ -23,6 +23,7 @@ def __getattr__(name: str):
 
 def _build_app():
     from server import migrator
+    from server.accounts.keycheck import WrongEncryptionKey, verify_encryption_key
     from server.app import create_app
     from server.config import ConfigError, Settings, is_sanic_worker
 
@@ -39,5 +40,10 @@ def _build_app():
             migrator.migrate(settings.database_url)
         except (migrator.SchemaTooNewError, *migrator.CONNECT_ERRORS) as exc:
             print(f"codex-lb: cannot start: {' '.join(str(exc).split())}", file=sys.stderr)
+            raise SystemExit(2) from None
+        try:
+            verify_encryption_key(settings)
+        except WrongEncryptionKey as exc:
+            print(f"codex-lb: cannot start: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
     return instance

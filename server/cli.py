@@ -29,7 +29,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     importer.add_argument("paths", nargs="+", metavar="PATH", help="auth.json files, e.g. ~/.codex/auth.json")
     account_commands.add_parser("list", help="list the pooled accounts and their states")
-    for sub in (importer, account_commands.choices["list"]):
+    account_commands.add_parser(
+        "login", help="add an account by device code: prints a code to enter at the sign-in page"
+    ).add_argument("--reauth", type=int, metavar="ID", help="sign in again for this account (new tokens)")
+    for action, text in (
+        ("show", "show one account with its state history"),
+        ("pause", "take an account out of routing until resumed"),
+        ("resume", "put a paused (or benched) account back into routing"),
+        ("refresh", "refresh an account's tokens now"),
+        ("delete", "remove an account and its tokens (request logs keep its number only)"),
+    ):
+        account_commands.add_parser(action, help=text).add_argument("id", type=int, metavar="ID")
+    rename = account_commands.add_parser("rename", help="give an account a label")
+    rename.add_argument("id", type=int, metavar="ID")
+    rename.add_argument("label", help='the label ("" clears it)')
+    export = account_commands.add_parser("export", help="write an account's Codex auth.json (recorded)")
+    export.add_argument("id", type=int, metavar="ID")
+    export.add_argument("--output", "-o", required=True, metavar="PATH", help="file to write (created 0600)")
+    for sub in account_commands.choices.values():
         sub.add_argument("--data-dir", help="the server's data dir (default ~/.codex-lb; CODEX_LB_DATA_DIR)")
     _add_key_commands(commands)
     return parser

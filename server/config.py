@@ -51,6 +51,13 @@ class Settings:
     websocket_idle_timeout_seconds: int = 300
     models_sync_interval_s: int = 300
     transcription_max_bytes: int = 25 * 1024 * 1024
+    # Browser sign-in: the redirect URI is fixed to localhost:1455, so listen there while one is pending.
+    oauth_callback_host: str = "127.0.0.1"
+    oauth_callback_port: int = 1455
+    usage_poll_interval_s: float = 60.0
+    # Refresh access tokens this long before they expire (checked every token_refresh_check_s).
+    token_refresh_ahead_s: float = 3600.0
+    token_refresh_check_s: float = 300.0
     # Raw CODEX_LB_* values, for settings later issues add; never logged.
     extra: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -171,6 +178,17 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
         transcription_max_bytes=_int(
             raw, "TRANSCRIPTION_MAX_BYTES", get("TRANSCRIPTION_MAX_BYTES", str(25 * 1024**2)), 1024, 1024**3
         ),
+        oauth_callback_host=get("OAUTH_CALLBACK_HOST", "0.0.0.0" if in_container else "127.0.0.1"),
+        oauth_callback_port=_int(raw, "OAUTH_CALLBACK_PORT", get("OAUTH_CALLBACK_PORT", "1455"), 1, 65535),
+        usage_poll_interval_s=_seconds(
+            "USAGE_POLL_INTERVAL_SECONDS", get("USAGE_POLL_INTERVAL_SECONDS", "60")
+        ),
+        token_refresh_ahead_s=_seconds(
+            "TOKEN_REFRESH_AHEAD_SECONDS", get("TOKEN_REFRESH_AHEAD_SECONDS", "3600")
+        ),
+        token_refresh_check_s=_seconds(
+            "TOKEN_REFRESH_CHECK_SECONDS", get("TOKEN_REFRESH_CHECK_SECONDS", "300")
+        ),
         extra={k[len(PREFIX) :].lower(): v for k, v in raw.items() if k[len(PREFIX) :].lower() not in known},
     )
 
@@ -192,6 +210,16 @@ def _bool(name: str, value: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{PREFIX}{name}={value!r} must be true or false")
+
+
+def _seconds(name: str, value: str, low: float = 0.1, high: float = 30 * 86400) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{PREFIX}{name}={value!r} is not a number of seconds") from None
+    if not low <= number <= high:
+        raise ConfigError(f"{PREFIX}{name}={number} is out of range ({low}..{high} seconds)")
+    return number
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:

@@ -7,11 +7,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from pathlib import Path
 
-from server.accounts import importing
+import aiohttp
+import orjson
+
+from server import leases
+from server.accounts import flows, importing, store
+from server.accounts.authjson import to_auth_json
+from server.accounts.keycheck import WrongEncryptionKey, verify_encryption_key
+from server.accounts.login import LoginError, LoginService
+from server.accounts.refresh import RefreshFailed, TokenRefresher
 from server.app import prepare_data_dir
 from server.config import Settings
 from server.db import Database
@@ -31,9 +40,23 @@ async def _accounts(args: argparse.Namespace, settings: Settings) -> int:
     db = Database(settings)
     await asyncio.get_running_loop().run_in_executor(None, db.open)
     try:
+        # Tokens sealed with another key would be unreadable later: refuse before writing any.
+        await asyncio.get_running_loop().run_in_executor(None, verify_encryption_key, settings)
+    except WrongEncryptionKey as exc:
+        db.close()
+        print(f"codex-lb: {exc}", file=sys.stderr)
+        return 2
+    try:
         if args.accounts_command == "import":
             return await _import(db, box, args.paths)
-        return await _list(db)
+        if args.accounts_command == "list":
+            return await _list(db)
+        if args.accounts_command == "login":
+            return await _device_login(db, box, settings, args.reauth)
+        return await _account_action(db, box, settings, args)
+    except store.AccountNotFound as exc:
+        print(f"codex-lb: no account {exc.args[0]}", file=sys.stderr)
+        return 1
     finally:
         db.close()
 
@@ -74,6 +97,7 @@ async def _list(db: Database) -> int:
         print(
             f"{account.id:>4}  {account.status:<16} {account.plan_type:<10} "
             f"{account.email or account.chatgpt_account_id}"
+            + (f"  [{account.label}]" if account.label else "")
         )
     return 0
 
@@ -161,4 +185,99 @@ async def _list_keys(db: Database) -> int:
             status = key_store.limit_status(rule, usage, now)
             limits.append(f"{rule.describe()} (used {status['used']:.10g})")
         print(f"{key.id:>4}  {state:<8} {key.key_prefix}…  {key.name}  {'; '.join(limits) or 'no limits'}")
+
+
+async def _account_action(db: Database, box: SecretBox, settings: Settings, args: argparse.Namespace) -> int:
+    command, account_id = args.accounts_command, args.id
+    if command == "show":
+        account = await db.run(store.get_account, account_id)
+        for key, value in account.public().items():
+            print(f"{key}: {value}")
+        for event in await db.run(store.account_events, account_id):
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event["at"]))
+            print(f"  {stamp}  {event['kind']:<5} {event['from'] or '-'} -> {event['to']}  {event['reason']}")
+        return 0
+    if command == "pause":
+        account = await db.run(store.pause, account_id)
+    elif command == "resume":
+        account = await db.run(store.resume, account_id)
+    elif command == "rename":
+        account = await db.run(store.set_label, account_id, args.label.strip()[:100])
+    elif command == "delete":
+        account = await db.run(store.delete_account, account_id)
+        print(f"deleted account {account.id} ({account.email or account.chatgpt_account_id})")
+        return 0
+    elif command == "export":
+        return await _export(db, box, account_id, args.output)
+    else:  # refresh
+        return await _refresh(db, box, settings, account_id)
+    print(f"account {account.id}: {account.status}" + (f" [{account.label}]" if account.label else ""))
+    return 0
+
+
+async def _export(db: Database, box: SecretBox, account_id: int, path: str) -> int:
+    account = await db.run(store.get_account, account_id)
+    tokens = await db.run(store.read_tokens, account_id, box)
+    document = to_auth_json(
+        tokens.access_token,
+        tokens.refresh_token,
+        tokens.id_token,
+        account.chatgpt_account_id,
+        account.last_refresh_at,
+    )
+    _write_private(path, orjson.dumps(document, option=orjson.OPT_INDENT_2))
+    await db.run(store.record_audit, account_id, "exported auth.json with the codex-lb command")
+    print(f"wrote {path} (account {account_id}); it holds live tokens: keep it private")
+    return 0
+
+
+def _write_private(path: str, data: bytes) -> None:
+    """Small and synchronous on purpose: the CLI has nothing else to do meanwhile."""
+    fd = os.open(os.path.expanduser(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+
+
+async def _refresh(db: Database, box: SecretBox, settings: Settings, account_id: int) -> int:
+    tokens = await db.run(store.read_tokens, account_id, box)
+    refresher = TokenRefresher(db, box, settings.auth_base_url, leases.new_holder_id())
+    async with aiohttp.ClientSession() as session:
+        refresher.session = session
+        try:
+            await refresher.refresh(account_id, tokens.access_token)
+        except RefreshFailed as exc:
+            print(f"codex-lb: {exc}", file=sys.stderr)
+            return 1
+    print(f"account {account_id}: tokens refreshed")
+    return 0
+
+
+async def _device_login(db: Database, box: SecretBox, settings: Settings, reauth: int | None) -> int:
+    async def nothing() -> None:
+        return None
+
+    async with aiohttp.ClientSession() as session:
+        logins = LoginService(db, box, settings.auth_base_url, lambda: session, nothing)
+        try:
+            flow, url = await logins.start_device(reauth)
+        except LoginError as exc:
+            print(f"codex-lb: {exc}", file=sys.stderr)
+            return 1
+        print(
+            f"Open {url} and enter the code {flow.user_code} (valid {int(flow.expires_at - time.time())} s).",
+            flush=True,  # the operator (or a script reading a pipe) needs the code now, not at exit
+        )
+        try:
+            while True:
+                current = await db.run(flows.get, flow.id)
+                if current is not None and current.status not in (flows.PENDING, flows.EXCHANGING):
+                    break
+                await asyncio.sleep(0.2)
+        finally:
+            await logins.stop()
+    if current.status != flows.COMPLETED:
+        print(f"codex-lb: sign-in {current.status}: {current.error or 'no details'}", file=sys.stderr)
+        return 1
+    account = await db.run(store.get_account, current.account_id)
+    print(f"signed in: account {account.id} ({account.email or account.chatgpt_account_id})")
     return 0

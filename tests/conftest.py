@@ -9,7 +9,7 @@ from sanic import Sanic
 
 from server.config import Settings
 from tests.support.databases import database_url_for
-from tests.support.live_server import serve_in_process
+from tests.support.live_server import free_port, serve_in_process
 
 pytest_plugins = ["tests.fake_upstream.pytest_plugin"]
 
@@ -55,6 +55,8 @@ async def proxy(tmp_path: Path, database_url: str, fake_upstream):
         database_url,
         upstream_base_url=fake_upstream.base_url,
         auth_base_url=fake_upstream.auth_url,
+        oauth_callback_host="127.0.0.1",
+        oauth_callback_port=str(free_port()),  # never the real 1455: tests run side by side
     )
     async with serve_in_process(settings) as server:
         yield ProxyHarness(server=server, fake=fake_upstream, settings=settings)

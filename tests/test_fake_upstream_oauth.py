@@ -255,6 +255,17 @@ async def test_device_code_denial_unknown_codes_and_verification_page(fake_upstr
     assert (await _device_poll(session, fake_upstream, second))[0] == 200
 
 
+async def test_device_code_expiry_is_configurable(fake_upstream, session):
+    fake_upstream.configure(device_ttl_s=0.3)
+    start = await _device_start(session, fake_upstream)
+    assert start["expires_in"] == 0.3
+    deadline = time.monotonic() + 5
+    while (answer := await _device_poll(session, fake_upstream, start))[0] == 403:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    assert answer[0] == 400 and answer[1]["error"]["code"] == "expired_token"
+
+
 async def test_mint_auth_json_is_accepted_offline_and_its_refresh_token_is_single_use(fake_upstream, session):
     auth = mint_auth_json("acc_offline", email="dev@example.com", plan_type="team")
     assert auth["OPENAI_API_KEY"] is None and auth["tokens"]["account_id"] == "acc_offline"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 
@@ -26,6 +27,7 @@ class Credentials:
     id_token: str
     access_expires_at: float
     last_refresh_at: float
+    source: str = "auth.json import"  # how they arrived, for the account's history
 
 
 def parse_auth_json(raw: bytes) -> Credentials:
@@ -68,3 +70,41 @@ def _parse_time(value) -> float:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return 0.0
+
+
+def credentials_from_tokens(access_token: str, refresh_token: str, id_token: str, source: str) -> Credentials:
+    """Credentials from a sign-in's token answer (browser or device code)."""
+    try:
+        claims = read_claims(access_token, id_token)
+    except InvalidToken as exc:
+        raise InvalidAuthJson(f"the auth server answered tokens that are not ChatGPT JWTs ({exc})") from None
+    if not claims.account_id:
+        raise InvalidAuthJson("the tokens carry no ChatGPT account id")
+    return Credentials(
+        chatgpt_account_id=claims.account_id,
+        email=claims.email,
+        plan_type=claims.plan_type,
+        access_token=access_token,
+        refresh_token=refresh_token,
+        id_token=id_token,
+        access_expires_at=claims.expires_at,
+        last_refresh_at=time.time(),
+        source=source,
+    )
+
+
+def to_auth_json(
+    access_token: str, refresh_token: str, id_token: str, account_id: str, last_refresh: float
+) -> dict:
+    """The Codex CLI's ~/.codex/auth.json layout, for exporting an account back to its owner."""
+    stamp = datetime.fromtimestamp(last_refresh or time.time(), UTC).isoformat().replace("+00:00", "Z")
+    return {
+        "OPENAI_API_KEY": None,
+        "tokens": {
+            "id_token": id_token,
+            "access_token": access_token,
+            "refresh_token": refresh_token,
+            "account_id": account_id,
+        },
+        "last_refresh": stamp,
+    }

@@ -5,9 +5,11 @@ The proxy reads it without touching the database; server.reloader reloads it whe
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 from server.accounts import store
+from server.accounts.upkeep import apply_stored_usage
 from server.balancer.candidates import Candidate
 from server.balancer.slots import AccountSlots
 from server.db import Database
@@ -20,6 +22,7 @@ class Roster:
         self._box = box
         self._slots = slots
         self._by_id: dict[int, store.AccountRecord] = {}
+        self._usage_seen: dict[int, float] = {}  # account id -> polled_at already put into the slots
         self.candidates: tuple[Candidate, ...] = ()
 
     def get(self, account_id: int) -> store.AccountRecord | None:
@@ -34,6 +37,7 @@ class Roster:
 
     def _install(self, records: list[store.AccountRecord]) -> None:
         self._by_id = {record.id: record for record in records}
+        self._sync_polled_usage(records)
         self.candidates = tuple(
             Candidate(
                 account_id=r.id,
@@ -44,6 +48,17 @@ class Roster:
             )
             for r in records
         )
+
+    def _sync_polled_usage(self, records: list[store.AccountRecord]) -> None:
+        """Windows polled by the deployment's one usage poller (maybe on another replica) reach this
+        host's slots through the database; each poll is applied once, not over fresher live headers."""
+        now = time.time()
+        for r in records:
+            if r.usage_polled_at and self._usage_seen.get(r.id) != r.usage_polled_at:
+                self._usage_seen[r.id] = r.usage_polled_at
+                apply_stored_usage(self._slots, r.slot, r.status, r.usage_snapshot, now)
+        for gone in self._usage_seen.keys() - self._by_id.keys():
+            del self._usage_seen[gone]
 
     def update_access_token(self, account_id: int, access_token: str) -> None:
         """After a refresh in this worker: use the new token at once, before the reload arrives."""

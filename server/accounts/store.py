@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import orjson
 from pony import orm
 
 from server import leases
@@ -16,6 +17,7 @@ from server.accounts.authjson import Credentials
 from server.balancer.slots import DEFAULT_CAPACITY
 from server.secretbox import SecretBox
 
+HISTORY_SPACING_S = 240.0
 STATUSES = ("active", "rate_limited", "quota_exceeded", "paused", "reauth_required", "deactivated")
 
 
@@ -33,6 +35,8 @@ class AccountRecord:
     slot: int
     access_token: str
     access_expires_at: float
+    usage_snapshot: str = ""
+    usage_polled_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,19 +53,29 @@ class AccountSummary:
     slot: int
     created_at: float
     last_refresh_at: float
+    label: str = ""
+    access_expires_at: float = 0.0
+    usage_snapshot: str = ""
+    usage_polled_at: float = 0.0
+    status_since: float = 0.0  # when the current status was entered
 
     def public(self) -> dict:
         return {
             "id": self.id,
             "chatgpt_account_id": self.chatgpt_account_id,
+            "label": self.label,
             "email": self.email,
             "plan_type": self.plan_type,
             "status": self.status,
             "status_reason": self.status_reason,
             "status_until": self.status_until or None,
+            "status_since": self.status_since or None,
             "slot": self.slot,
             "created_at": self.created_at,
             "last_refresh_at": self.last_refresh_at or None,
+            "access_expires_at": self.access_expires_at or None,
+            "usage": orjson.loads(self.usage_snapshot) if self.usage_snapshot else None,
+            "usage_polled_at": self.usage_polled_at or None,
         }
 
 
@@ -79,7 +93,7 @@ class UpsertResult:
     created: bool
 
 
-def _summary(row) -> AccountSummary:
+def _summary(row, status_since: float = 0.0) -> AccountSummary:
     return AccountSummary(
         id=row.id,
         chatgpt_account_id=row.chatgpt_account_id,
@@ -91,6 +105,11 @@ def _summary(row) -> AccountSummary:
         slot=row.slot,
         created_at=row.created_at,
         last_refresh_at=row.last_refresh_at,
+        label=row.label,
+        access_expires_at=row.access_expires_at,
+        usage_snapshot=row.usage_snapshot,
+        usage_polled_at=row.usage_polled_at,
+        status_since=status_since,
     )
 
 
@@ -107,6 +126,10 @@ def roster_version(db: orm.Database) -> int:
 @orm.db_session(retry=5)
 def upsert_credentials(db: orm.Database, creds: Credentials, box: SecretBox) -> UpsertResult:
     """Add an account, or refresh the tokens of the one with the same ChatGPT account id."""
+    return _upsert(db, creds, box)
+
+
+def _upsert(db: orm.Database, creds: Credentials, box: SecretBox) -> UpsertResult:
     now = time.time()
     row = db.Account.get(chatgpt_account_id=creds.chatgpt_account_id)
     sealed = {
@@ -128,7 +151,7 @@ def upsert_credentials(db: orm.Database, creds: Credentials, box: SecretBox) -> 
             **sealed,
         )
         row.flush()
-        _record_event(db, row.id, "", "active", "imported", now)
+        _record_event(db, row.id, "", "active", f"added ({creds.source})", now)
     else:
         row.set(
             email=creds.email or row.email,
@@ -138,8 +161,8 @@ def upsert_credentials(db: orm.Database, creds: Credentials, box: SecretBox) -> 
             updated_at=now,
             **sealed,
         )
-        if row.status == "reauth_required":
-            _change_status(db, row, "active", "credentials re-imported", 0.0, now)
+        if row.status in ("reauth_required", "deactivated"):
+            _change_status(db, row, "active", f"new credentials ({creds.source})", 0.0, now)
     bump_roster_version(db)
     return UpsertResult(_summary(row), created)
 
@@ -154,7 +177,10 @@ def _free_slot(db: orm.Database) -> int:
 
 @orm.db_session
 def list_accounts(db: orm.Database) -> list[AccountSummary]:
-    return [_summary(row) for row in db.Account.select().order_by(lambda a: a.id)]
+    since = dict(
+        db.select("SELECT account_id, MAX(at) FROM account_event WHERE kind = 'state' GROUP BY account_id")
+    )
+    return [_summary(row, since.get(row.id, 0.0)) for row in db.Account.select().order_by(lambda a: a.id)]
 
 
 @orm.db_session
@@ -171,6 +197,8 @@ def load_roster(db: orm.Database, box: SecretBox) -> list[AccountRecord]:
             slot=row.slot,
             access_token=box.decrypt(row.access_token),
             access_expires_at=row.access_expires_at,
+            usage_snapshot=row.usage_snapshot,
+            usage_polled_at=row.usage_polled_at,
         )
         for row in db.Account.select().order_by(lambda a: a.id)
     ]
@@ -224,7 +252,10 @@ def set_status(db: orm.Database, account_id: int, status: str, reason: str, unti
 @orm.db_session
 def account_events(db: orm.Database, account_id: int, limit: int = 50) -> list[dict]:
     rows = db.AccountEvent.select(lambda e: e.account_id == account_id).order_by(lambda e: orm.desc(e.id))
-    return [{"at": e.at, "from": e.from_status, "to": e.to_status, "reason": e.reason} for e in rows[:limit]]
+    return [
+        {"at": e.at, "kind": e.kind, "from": e.from_status, "to": e.to_status, "reason": e.reason}
+        for e in rows[:limit]
+    ]
 
 
 def _change_status(db: orm.Database, row, status: str, reason: str, until: float, now: float) -> None:
@@ -233,6 +264,211 @@ def _change_status(db: orm.Database, row, status: str, reason: str, until: float
 
 
 def _record_event(
-    db: orm.Database, account_id: int, before: str, after: str, reason: str, now: float
+    db: orm.Database, account_id: int, before: str, after: str, reason: str, now: float, kind: str = "state"
 ) -> None:
-    db.AccountEvent(account_id=account_id, at=now, from_status=before, to_status=after, reason=reason[:500])
+    db.AccountEvent(
+        account_id=account_id, at=now, from_status=before, to_status=after, reason=reason[:500], kind=kind
+    )
+
+
+class AccountNotFound(LookupError):
+    pass
+
+
+class AccountMismatch(ValueError):
+    """A re-authentication signed in to a different ChatGPT account than the one being renewed."""
+
+
+def _row(db: orm.Database, account_id: int):
+    row = db.Account.get(id=account_id)
+    if row is None:
+        raise AccountNotFound(account_id)
+    return row
+
+
+@orm.db_session
+def get_account(db: orm.Database, account_id: int) -> AccountSummary:
+    since = db.select(
+        "SELECT MAX(at) FROM account_event WHERE kind = 'state' AND account_id = $account_id",
+        {},
+        {"account_id": account_id},
+    )
+    return _summary(_row(db, account_id), since[0] or 0.0 if since else 0.0)
+
+
+@orm.db_session(retry=5)
+def replace_credentials(
+    db: orm.Database, account_id: int, creds: Credentials, box: SecretBox
+) -> UpsertResult:
+    """Re-authentication: new tokens for an existing account, only if they are for the same account."""
+    row = _row(db, account_id)
+    if row.chatgpt_account_id != creds.chatgpt_account_id:
+        raise AccountMismatch(
+            f"signed in as a different ChatGPT account ({creds.email or creds.chatgpt_account_id});"
+            " sign in with the account being re-authenticated"
+        )
+    return _upsert(db, creds, box)
+
+
+@orm.db_session
+def set_label(db: orm.Database, account_id: int, label: str) -> AccountSummary:
+    row = _row(db, account_id)
+    now = time.time()
+    if row.label != label:
+        _record_event(db, row.id, row.status, row.status, f"renamed to {label!r}", now, kind="audit")
+        row.set(label=label, updated_at=now)
+        bump_roster_version(db)
+    return _summary(row)
+
+
+@orm.db_session
+def record_audit(db: orm.Database, account_id: int, action: str) -> None:
+    row = _row(db, account_id)
+    _record_event(db, row.id, row.status, row.status, action, time.time(), kind="audit")
+
+
+@orm.db_session
+def delete_account(db: orm.Database, account_id: int) -> AccountSummary:
+    """Remove the account and its tokens. Request logs keep its numeric id, which is never reused and
+    no longer leads to any identity; its state history and usage history go with it."""
+    row = _row(db, account_id)
+    summary = _summary(row)
+    db.execute("DELETE FROM account_event WHERE account_id = $account_id", {}, {"account_id": account_id})
+    db.execute("DELETE FROM account_usage WHERE account_id = $account_id", {}, {"account_id": account_id})
+    row.delete()
+    bump_roster_version(db)
+    return summary
+
+
+@orm.db_session
+def resume(db: orm.Database, account_id: int) -> AccountSummary:
+    """Back to active from paused (or any other state: an operator's "try it again")."""
+    row = _row(db, account_id)
+    if row.status != "active":
+        _change_status(db, row, "active", "resumed by the operator", 0.0, time.time())
+        bump_roster_version(db)
+    return _summary(row)
+
+
+@orm.db_session
+def pause(db: orm.Database, account_id: int) -> AccountSummary:
+    row = _row(db, account_id)
+    if row.status != "paused":
+        _change_status(db, row, "paused", "paused by the operator", 0.0, time.time())
+        bump_roster_version(db)
+    return _summary(row)
+
+
+@orm.db_session
+def expire_statuses(db: orm.Database, now: float) -> list[int]:
+    """rate_limited / quota_exceeded accounts whose reset time has passed become active again."""
+    rows = db.Account.select(
+        lambda a: a.status in ("rate_limited", "quota_exceeded")
+        and a.status_until > 0
+        and a.status_until <= now
+    )[:]
+    for row in rows:
+        _change_status(db, row, "active", f"{row.status} ended (reset time passed)", 0.0, now)
+    if rows:
+        bump_roster_version(db)
+    return [row.id for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class PollTarget:
+    id: int
+    chatgpt_account_id: str
+    slot: int
+    status: str
+    access_token: str
+
+
+@orm.db_session
+def poll_targets(db: orm.Database, box: SecretBox) -> list[PollTarget]:
+    """Accounts whose usage is worth polling: not paused, not waiting for a sign-in, not gone."""
+    rows = db.Account.select(lambda a: a.status in ("active", "rate_limited", "quota_exceeded"))
+    return [
+        PollTarget(r.id, r.chatgpt_account_id, r.slot, r.status, box.decrypt(r.access_token))
+        for r in rows.order_by(lambda a: a.id)
+    ]
+
+
+@orm.db_session
+def refresh_due(db: orm.Database, box: SecretBox, before: float) -> list[PollTarget]:
+    """Accounts whose access token expires before `before` (and can still be refreshed)."""
+    rows = db.Account.select(
+        lambda a: a.status not in ("reauth_required", "deactivated")
+        and a.access_expires_at > 0
+        and a.access_expires_at < before
+    )
+    return [
+        PollTarget(r.id, r.chatgpt_account_id, r.slot, r.status, box.decrypt(r.access_token))
+        for r in rows.order_by(lambda a: a.id)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """One poll for the history table (None: the window was not reported)."""
+
+    primary_used: float | None
+    primary_window_minutes: int | None
+    primary_reset_at: float | None
+    secondary_used: float | None
+    secondary_window_minutes: int | None
+    secondary_reset_at: float | None
+    credits_balance: float | None
+
+
+@orm.db_session
+def save_usage(
+    db: orm.Database,
+    account_id: int,
+    snapshot_json: str,
+    history: UsageRow,
+    plan_type: str | None,
+    decide,
+    now: float,
+) -> str:
+    """Store the latest poll and a history row; `decide(status, status_until)` may change the state
+    (returns (status, reason, until) or None). Answers the account's status afterwards."""
+    row = db.Account.get(id=account_id)
+    if row is None:
+        return ""
+    row.set(usage_snapshot=snapshot_json, usage_polled_at=now)
+    if plan_type and plan_type != row.plan_type:
+        row.plan_type = plan_type
+    recent = db.select(
+        "SELECT COUNT(*) FROM account_usage WHERE account_id = $account_id AND at > $since",
+        {},
+        {"account_id": account_id, "since": now - HISTORY_SPACING_S},
+    )[0]
+    if not recent:  # trends need one point per few minutes, not one per poll
+        db.AccountUsage(account_id=account_id, at=now, **{k: getattr(history, k) for k in UsageRow.__slots__})
+    change = decide(row.status, row.status_until)
+    if change is not None:
+        status, reason, until = change
+        _change_status(db, row, status, reason, until, now)
+    bump_roster_version(db)
+    return row.status
+
+
+@orm.db_session
+def usage_history(db: orm.Database, account_id: int, since: float) -> list[dict]:
+    rows = db.AccountUsage.select(lambda u: u.account_id == account_id and u.at >= since).order_by(
+        lambda u: u.at
+    )
+    return [{"at": u.at, **{k: getattr(u, k) for k in UsageRow.__slots__}} for u in rows]
+
+
+@orm.db_session
+def prune_usage_history(db: orm.Database, before: float) -> int:
+    cursor = db.execute("DELETE FROM account_usage WHERE at < $before", {}, {"before": before})
+    return cursor.rowcount
+
+
+@orm.db_session
+def any_account_token(db: orm.Database) -> str | None:
+    """One stored ciphertext (to check at start-up that the key file opens this database's tokens)."""
+    rows = db.select("SELECT access_token FROM account ORDER BY id LIMIT 1")
+    return rows[0] if rows else None

@@ -1,4 +1,6 @@
-"""/api/accounts: the pool with each account's live state, and auth.json import."""
+"""/api/accounts: the pool with each account's live state; adding accounts (auth.json import, browser
+and device-code sign-in); account actions (pause, resume, rename, delete, refresh, re-authenticate,
+export)."""
 
 from __future__ import annotations
 
@@ -7,9 +9,16 @@ import time
 from sanic import Blueprint, Request
 from sanic.response import json
 
-from server.accounts import importing
+from server.accounts import importing, store
+from server.accounts.authjson import to_auth_json
+from server.accounts.login import LoginError
+from server.accounts.refresh import RefreshFailed
 from server.balancer.slots import Field
-from server.errors import BadRequest
+from server.errors import BadRequest, NotFound, ProxyError
+from server.proxy.normalize import parse_json_object
+from server.upstream.oauth import BROWSER_REDIRECT_URI
+
+MAX_LABEL_CHARS = 100
 
 bp = Blueprint("api_accounts")
 
@@ -59,3 +68,194 @@ def _with_live_state(ctx, account: dict, now: float) -> dict:
         "secondary_reset_at": slots.get(slot, Field.SECONDARY_RESET_AT) or None,
     }
     return account
+
+
+@bp.get("/accounts/<account_id:int>")
+async def show_account(request: Request, account_id: int):
+    ctx = request.app.ctx.proxy
+    summary = await _account(ctx, account_id)
+    answer = _with_live_state(ctx, summary.public(), time.time())
+    answer["events"] = await ctx.db.run(store.account_events, account_id)
+    return json(answer)
+
+
+@bp.get("/accounts/<account_id:int>/usage-history")
+async def usage_history(request: Request, account_id: int):
+    ctx = request.app.ctx.proxy
+    await _account(ctx, account_id)
+    days = _float_arg(request, "days", 7.0, 1.0, 28.0)
+    rows = await ctx.db.run(store.usage_history, account_id, time.time() - days * 86400)
+    return json({"account_id": account_id, "days": days, "history": rows})
+
+
+@bp.patch("/accounts/<account_id:int>")
+async def rename_account(request: Request, account_id: int):
+    body = parse_json_object(request.body)
+    label = body.get("label")
+    if not isinstance(label, str) or len(label.strip()) > MAX_LABEL_CHARS:
+        raise BadRequest(f'"label" must be a string of at most {MAX_LABEL_CHARS} characters.', param="label")
+    return await _act(request, account_id, store.set_label, label.strip())
+
+
+@bp.post("/accounts/<account_id:int>/pause")
+async def pause_account(request: Request, account_id: int):
+    return await _act(request, account_id, store.pause)
+
+
+@bp.post("/accounts/<account_id:int>/resume")
+async def resume_account(request: Request, account_id: int):
+    return await _act(request, account_id, store.resume)
+
+
+@bp.delete("/accounts/<account_id:int>")
+async def delete_account(request: Request, account_id: int):
+    ctx = request.app.ctx.proxy
+    try:
+        removed = await ctx.db.run(store.delete_account, account_id)
+    except store.AccountNotFound:
+        raise NotFound(f"No account {account_id}.") from None
+    # A later account may take the slot: it starts clean, except for streams still running on it,
+    # which release their in-flight count when they end.
+    for field in Field:
+        if field is not Field.INFLIGHT:
+            ctx.slots.set(removed.slot, field, 0.0)
+    ctx.roster.changed()
+    await ctx.roster.reload()
+    return json({"deleted": removed.id})
+
+
+@bp.post("/accounts/<account_id:int>/refresh")
+async def refresh_account(request: Request, account_id: int):
+    """Refresh the tokens now (single-flight with any other refresher of this account)."""
+    ctx = request.app.ctx.proxy
+    await _account(ctx, account_id)
+    tokens = await ctx.db.run(store.read_tokens, account_id, request.app.ctx.secretbox)
+    try:
+        await ctx.refresher.refresh(account_id, tokens.access_token)
+    except RefreshFailed as exc:
+        ctx.roster.changed()
+        await ctx.roster.reload()
+        status = 409 if exc.reauth_required else 502
+        raise ProxyError(str(exc), status=status, code="refresh_failed") from None
+    ctx.roster.changed()
+    await ctx.roster.reload()
+    return json((await _account(ctx, account_id)).public())
+
+
+@bp.post("/accounts/<account_id:int>/reauth")
+async def reauth_account(request: Request, account_id: int):
+    """Sign in again (browser, or device code with {"method": "device"}); the new tokens replace the
+    account's own, and a sign-in to a different ChatGPT account is refused."""
+    body = parse_json_object(request.body) if request.body else {}
+    return await _start_login(request, body.get("method", "browser"), account_id)
+
+
+@bp.get("/accounts/<account_id:int>/export")
+async def export_account(request: Request, account_id: int):
+    """The account as a Codex auth.json for its owner; every export is recorded in the account's history."""
+    ctx = request.app.ctx.proxy
+    summary = await _account(ctx, account_id)
+    tokens = await ctx.db.run(store.read_tokens, account_id, request.app.ctx.secretbox)
+    await ctx.db.run(store.record_audit, account_id, f"exported auth.json to {request.ip or 'local'}")
+    document = to_auth_json(
+        tokens.access_token,
+        tokens.refresh_token,
+        tokens.id_token,
+        summary.chatgpt_account_id,
+        summary.last_refresh_at,
+    )
+    return json(
+        document,
+        headers={
+            "content-disposition": f'attachment; filename="auth-{account_id}.json"',
+            "cache-control": "no-store",
+        },
+    )
+
+
+@bp.post("/accounts/oauth/start")
+async def start_browser_login(request: Request):
+    return await _start_login(request, "browser", None)
+
+
+@bp.post("/accounts/device/start")
+async def start_device_login(request: Request):
+    return await _start_login(request, "device", None)
+
+
+@bp.post("/accounts/oauth/complete")
+async def complete_browser_login(request: Request):
+    """Remote set-ups: the user pastes the address the browser ended on (localhost:1455/auth/callback?…)."""
+    body = parse_json_object(request.body)
+    callback_url = body.get("callback_url")
+    if not isinstance(callback_url, str) or not callback_url.strip():
+        raise BadRequest('"callback_url" must be the full address from the browser.', param="callback_url")
+    try:
+        done = await request.app.ctx.proxy.logins.complete_callback_url(callback_url)
+    except LoginError as exc:
+        raise BadRequest(str(exc), param="callback_url") from None
+    return json(done.flow.public())
+
+
+@bp.get("/accounts/oauth/<flow_id:str>")
+async def browser_login_status(request: Request, flow_id: str):
+    return await _flow_status(request, flow_id)
+
+
+@bp.get("/accounts/device/<flow_id:str>")
+async def device_login_status(request: Request, flow_id: str):
+    return await _flow_status(request, flow_id)
+
+
+async def _start_login(request: Request, method, reauth_account_id: int | None):
+    ctx = request.app.ctx.proxy
+    try:
+        if method == "browser":
+            flow, url = await ctx.logins.start_browser(reauth_account_id)
+            answer = {**flow.public(), "authorize_url": url, "redirect_uri": BROWSER_REDIRECT_URI}
+        elif method == "device":
+            flow, url = await ctx.logins.start_device(reauth_account_id)
+            answer = {**flow.public(), "verification_url": url, "interval": flow.poll_interval}
+        else:
+            raise BadRequest('"method" must be "browser" or "device".', param="method")
+    except LoginError as exc:
+        status = 404 if str(exc).startswith("no account") else 502
+        raise ProxyError(str(exc), status=status, code="login_failed") from None
+    return json(answer, status=201)
+
+
+async def _flow_status(request: Request, flow_id: str):
+    flow = await request.app.ctx.proxy.logins.status(flow_id)
+    if flow is None:
+        raise NotFound(f"No sign-in {flow_id}.")
+    return json(flow.public())
+
+
+async def _account(ctx, account_id: int) -> store.AccountSummary:
+    try:
+        return await ctx.db.run(store.get_account, account_id)
+    except store.AccountNotFound:
+        raise NotFound(f"No account {account_id}.") from None
+
+
+async def _act(request: Request, account_id: int, action, *args):
+    ctx = request.app.ctx.proxy
+    try:
+        await ctx.db.run(action, account_id, *args)
+        summary = await ctx.db.run(store.get_account, account_id)
+    except store.AccountNotFound:
+        raise NotFound(f"No account {account_id}.") from None
+    ctx.roster.changed()
+    await ctx.roster.reload()
+    return json(_with_live_state(ctx, summary.public(), time.time()))
+
+
+def _float_arg(request: Request, name: str, default: float, low: float, high: float) -> float:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadRequest(f'"{name}" must be a number.', param=name) from None
+    return min(high, max(low, value))

@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from server import leases, runtime_settings
+from server.accounts.callback_listener import CallbackListener
+from server.accounts.login import LoginService
 from server.accounts.refresh import TokenRefresher
 from server.accounts.roster import Roster
+from server.accounts.upkeep import Upkeep
 from server.balancer.selection import Balancer
 from server.balancer.slots import AccountSlots
 from server.config import Settings
@@ -50,6 +53,9 @@ class ProxyContext:
     sockets: SocketPool
     transports: TransportChooser
     models: ModelRegistry
+    logins: LoginService
+    callbacks: CallbackListener
+    upkeep: Upkeep
 
 
 async def open_proxy_context(settings: Settings, db: Database, box, slots) -> ProxyContext:
@@ -67,6 +73,17 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
     refresher.session = upstream.session
     writer = RequestLogWriter(db)
     writer.start()
+
+    async def accounts_changed() -> None:
+        roster.changed()
+        await roster.reload()
+
+    logins = LoginService(db, box, settings.auth_base_url, lambda: upstream.session, accounts_changed)
+    callbacks = CallbackListener(db, logins, settings.oauth_callback_host, settings.oauth_callback_port)
+    logins.browser_flow_started = callbacks.flow_started
+    upkeep = Upkeep(
+        db, box, slots, refresher, lambda: upstream.session, settings.upstream_base_url, accounts_changed
+    )
     key_ledger = KeyLedger(db, leases.new_holder_id())
     key_ledger.start()
     # Periodic jobs: every worker runs the loop, one holder of each job's lease does the work.
@@ -76,6 +93,8 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
         [
             PeriodicJob("key-reservations", ledger.SWEEP_INTERVAL_S, lambda: ledger.sweep(db)),
             PeriodicJob("models-sync", syncer.check_interval_s, syncer.run),
+            *upkeep.jobs(settings),
+            *logins.jobs(),
         ]
     )
     sockets = SocketPool(WS_POOL_PER_ACCOUNT, WS_POOL_TOTAL, WS_POOL_IDLE_S)
@@ -98,13 +117,17 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
         sockets=sockets,
         transports=TransportChooser(),
         models=models,
+        logins=logins,
+        callbacks=callbacks,
+        upkeep=upkeep,
     )
 
 
 async def close_proxy_context(ctx: ProxyContext) -> None:
     await ctx.jobs.stop()
+    await ctx.callbacks.stop()
+    await ctx.logins.stop()
     await ctx.watcher.stop()
-    await ctx.jobs.stop()
     await ctx.ledger.close()  # settles what finished requests used before the pool goes away
     await ctx.sockets.close()
     await ctx.writer.stop()  # every request-log row submitted so far reaches the database

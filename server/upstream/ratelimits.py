@@ -236,3 +236,48 @@ def _text(value: Any) -> str | None:
 
 def _mapping(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
+
+
+def snapshot_to_json(snapshot: RateLimitSnapshot) -> dict:
+    """A plain-JSON form of the snapshot, stored on the account so every replica learns the windows."""
+
+    def window(w: UsageWindow | None) -> dict | None:
+        if w is None:
+            return None
+        return {"used_percent": w.used_percent, "window_minutes": w.window_minutes, "reset_at": w.reset_at}
+
+    return {
+        "primary": window(snapshot.primary),
+        "secondary": window(snapshot.secondary),
+        "credits": {
+            "has_credits": snapshot.credits_has_credits,
+            "unlimited": snapshot.credits_unlimited,
+            "balance": snapshot.credits_balance,
+        },
+        "plan_type": snapshot.plan_type,
+    }
+
+
+def snapshot_from_json(document: dict) -> RateLimitSnapshot | None:
+    """The inverse of snapshot_to_json (lenient: garbage becomes None)."""
+    if not isinstance(document, dict):
+        return None
+
+    def window(value: Any) -> UsageWindow | None:
+        if not isinstance(value, dict):
+            return None
+        used = _percent(value.get("used_percent"))
+        if used is None:
+            return None
+        reset = _number(value.get("reset_at"))
+        return UsageWindow(used, _minutes(value.get("window_minutes")), reset)
+
+    credits = _mapping(document.get("credits"))
+    return _snapshot(
+        window(document.get("primary")),
+        window(document.get("secondary")),
+        _bool(credits.get("has_credits")),
+        _bool(credits.get("unlimited")),
+        _number(credits.get("balance")),
+        _text(document.get("plan_type")),
+    )

@@ -49,7 +49,7 @@ class FakeUpstreamControl:
         self, defaults: dict | None = None, accounts: dict[str, dict] | None = None, **top_level: object
     ) -> dict:
         """Merge behaviour: `defaults` for every account, `accounts` per account id; also next_login,
-        device_interval_s, authorize_error. Answers the whole config."""
+        device_interval_s, device_ttl_s, authorize_error. Answers the whole config."""
         body: dict = dict(top_level)
         if defaults is not None:
             body["defaults"] = defaults

@@ -47,6 +47,7 @@ class Grants:
     login_queue: list[dict] = field(default_factory=list)  # next identities to log in
     login_counter: int = 0
     device_interval_s: int = 5
+    device_ttl_s: float = DEVICE_TTL_S
     authorize_error: str | None = None
 
     def issue_code(self, identity: Identity, client_id: str, redirect_uri: str | None, challenge: str) -> str:
@@ -87,7 +88,7 @@ class Grants:
 
     def start_device_login(self) -> DeviceLogin:
         user_code = "-".join("".join(secrets.choice(_USER_CODE_ALPHABET) for _ in range(4)) for _ in range(2))
-        login = DeviceLogin("deviceauth_" + secrets.token_hex(12), user_code, time.time() + DEVICE_TTL_S)
+        login = DeviceLogin("deviceauth_" + secrets.token_hex(12), user_code, time.time() + self.device_ttl_s)
         self.devices[user_code] = login
         return login
 
@@ -112,4 +113,5 @@ class Grants:
         self.login_queue.clear()
         self.login_counter = 0
         self.device_interval_s = 5
+        self.device_ttl_s = DEVICE_TTL_S
         self.authorize_error = None

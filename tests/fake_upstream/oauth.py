@@ -12,7 +12,7 @@ import orjson
 from aiohttp import web
 
 from .admission import LOG_ENTRY, STATE
-from .grants import DEVICE_TTL_S, pkce_challenge
+from .grants import pkce_challenge
 from .tokens import CLIENT_ID, mint_token_set, read_refresh_token
 
 REFRESH_ERROR_MESSAGES = {
@@ -156,7 +156,7 @@ async def device_usercode(request: web.Request) -> web.Response:
             "usercode": login.user_code,
             "interval": str(grants.device_interval_s),
             "expires_at": expires,
-            "expires_in": DEVICE_TTL_S,
+            "expires_in": grants.device_ttl_s,
         }
     )
 

@@ -16,7 +16,9 @@ from .request_log import RequestLog
 from .tokens import ISSUED_NS_CLAIM, Identity, auth_json_of, identity_from_claims, mint_token_set, verify_jwt
 
 _CLAIM_CACHE_LIMIT = 50_000
-_CONFIG_KEYS = frozenset({"defaults", "accounts", "next_login", "device_interval_s", "authorize_error"})
+_CONFIG_KEYS = frozenset(
+    {"defaults", "accounts", "next_login", "device_interval_s", "device_ttl_s", "authorize_error"}
+)
 
 
 class FakeState:
@@ -108,6 +110,8 @@ class FakeState:
             self.grants.login_queue = [{"account_id": x} if isinstance(x, str) else dict(x) for x in logins]
         if "device_interval_s" in config:
             self.grants.device_interval_s = int(config["device_interval_s"])
+        if "device_ttl_s" in config:
+            self.grants.device_ttl_s = float(config["device_ttl_s"])
         if "authorize_error" in config:
             self.grants.authorize_error = config["authorize_error"]
 
@@ -116,6 +120,7 @@ class FakeState:
             **self.book.snapshot(),
             "next_login": list(self.grants.login_queue),
             "device_interval_s": self.grants.device_interval_s,
+            "device_ttl_s": self.grants.device_ttl_s,
             "authorize_error": self.grants.authorize_error,
         }
 

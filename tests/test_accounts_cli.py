@@ -1,0 +1,95 @@
+"""`codex-lb accounts …`: the operator's commands on the same database a running server uses."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+import time
+
+import orjson
+
+from tests.support.live_server import ROOT
+
+
+def cli_env(proxy) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "CODEX_LB_DATA_DIR": str(proxy.settings.data_dir),
+        "CODEX_LB_DATABASE_URL": proxy.settings.database_url,
+        "CODEX_LB_AUTH_BASE_URL": proxy.fake.auth_url,
+    }
+
+
+async def cli(proxy, *args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server.cli",
+        "accounts",
+        *args,
+        cwd=ROOT,
+        env=cli_env(proxy),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_operator_actions_from_the_command_line(proxy, tmp_path):
+    [added] = await proxy.add_accounts("acc_cli_ops", email="ops@example.com")
+    number = str(added["id"])
+    assert (await cli(proxy, "rename", number, "Seat A"))[0] == 0
+    code, out, _ = await cli(proxy, "pause", number)
+    assert code == 0 and "paused [Seat A]" in out
+    code, out, _ = await cli(proxy, "list")
+    assert "paused" in out and "ops@example.com" in out and "[Seat A]" in out
+    code, out, _ = await cli(proxy, "refresh", number)
+    assert code == 0 and "refreshed" in out
+    assert proxy.fake.account_stats("acc_cli_ops")["refreshes"] == 1
+    code, out, _ = await cli(proxy, "resume", number)
+    assert code == 0 and "active" in out
+    exported = tmp_path / "exported.json"
+    code, out, _ = await cli(proxy, "export", number, "-o", str(exported))
+    assert code == 0 and oct(exported.stat().st_mode & 0o777) == "0o600"
+    assert orjson.loads(exported.read_bytes())["tokens"]["account_id"] == "acc_cli_ops"
+    code, out, _ = await cli(proxy, "show", number)
+    assert "exported auth.json" in out and "paused -> active" in out
+    # The running server learns every change through the database.
+    deadline = time.monotonic() + 10
+    while (await proxy.accounts())[0]["label"] != "Seat A":
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    code, out, _ = await cli(proxy, "delete", number)
+    assert code == 0 and "deleted account" in out
+    assert (await cli(proxy, "show", number))[:2] == (1, "")
+
+
+async def test_device_code_login_from_the_command_line(proxy):
+    proxy.fake.configure(device_interval_s=0)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server.cli",
+        "accounts",
+        "login",
+        cwd=ROOT,
+        env=cli_env(proxy),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+    assert line.startswith(f"Open {proxy.fake.auth_url}/codex/device and enter the code ")
+    user_code = re.search(r"code (\S+)", line).group(1)
+    assert proxy.fake.approve_device(user_code, account="acc_cli_device")
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+    except TimeoutError:
+        process.kill()
+        out, err = await process.communicate()
+        raise AssertionError(err.decode()[-3000:]) from None
+    assert process.returncode == 0, err
+    assert "signed in: account" in out.decode()
+    assert [a["chatgpt_account_id"] for a in await proxy.accounts()] == ["acc_cli_device"]
