@@ -44,6 +44,12 @@ class Catalog:
             return None
         return frozenset(row.plans)
 
+    def prefers_websockets(self, model: str) -> bool | None:
+        """The catalog's `prefer_websockets` for the model; None when the catalog does not say."""
+        row = self._by_slug.get(model)
+        value = row.entry.get("prefer_websockets") if row is not None else None
+        return value if isinstance(value, bool) else None
+
     def require(self, model: str) -> frozenset[str] | None:
         """The plans for a known model; OpenAI's model_not_found 404 for an unknown one."""
         if not self.knows(model):

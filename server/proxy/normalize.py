@@ -47,6 +47,9 @@ class NormalizedRequest:
     reasoning_effort: str
     session_key: str | None
     has_previous_response: bool
+    # The client itself marked a conversation (session header, turn state, its own cache key or a
+    # previous response), as opposed to the key codex-lb derives for clients that send none.
+    client_session: bool = False
 
 
 def parse_json_object(raw: bytes) -> dict:
@@ -126,7 +129,12 @@ def normalize_codex(raw: bytes, headers) -> NormalizedRequest:
         reasoning_effort=_effort(payload),
         session_key=session_key_of(headers, payload),
         has_previous_response=bool(payload.get("previous_response_id")),
+        client_session=_client_session(headers, payload),
     )
+
+
+def _client_session(headers, payload: dict) -> bool:
+    return "x-codex-turn-state" in headers or session_key_of(headers, payload) is not None
 
 
 def normalize_openai(raw: bytes, headers, key_scope: str = "") -> NormalizedRequest:
@@ -148,6 +156,7 @@ def normalize_openai(raw: bytes, headers, key_scope: str = "") -> NormalizedRequ
     payload["instructions"] = instructions
     if "include" in payload:
         payload["include"] = [i for i in payload["include"] or [] if i in INCLUDE_ALLOWED]
+    client_session = _client_session(headers, payload)
     if not payload.get("prompt_cache_key"):
         payload["prompt_cache_key"] = _derived_cache_key(key_scope, model, instructions, items)
     payload["store"] = False
@@ -159,6 +168,7 @@ def normalize_openai(raw: bytes, headers, key_scope: str = "") -> NormalizedRequ
         reasoning_effort=_effort(payload),
         session_key=session_key_of(headers, payload),
         has_previous_response=bool(payload.get("previous_response_id")),
+        client_session=client_session,
     )
 
 

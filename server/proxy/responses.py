@@ -59,7 +59,11 @@ async def _serve(request: Request, norm: normalize.NormalizedRequest, key: KeyRe
         allowed_accounts = key.allowed_accounts if key else None
         forwarded = headers.forwardable(request.headers)
         choice = ctx.transports.choose(
-            ctx.runtime.current.upstream_stream_transport, client_websocket=False, model=norm.model
+            ctx.runtime.current.upstream_stream_transport,
+            client_websocket=False,
+            model=norm.model,
+            model_prefers=ctx.models.current.prefers_websockets(norm.model),
+            conversation=norm.client_session,
         )
         if choice == transport.WEBSOCKET:
             opened = await open_over_socket(ctx, norm, forwarded, trace, allowed_accounts, model_plans)

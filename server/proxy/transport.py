@@ -1,8 +1,9 @@
 """Which upstream transport a turn takes: HTTP SSE or the backend's WebSocket.
 
 The setting (`CODEX_LB_UPSTREAM_STREAM_TRANSPORT`, overridden at run time by `upstream_stream_transport`)
-is `http`, `websocket` or `auto`; `auto` picks a WebSocket for WebSocket clients and for models that
-prefer it, HTTP otherwise. A backend that refuses upgrades (426) sends `auto` and `websocket` to HTTP.
+is `http`, `websocket` or `auto`; `auto` picks a WebSocket for WebSocket clients, and for HTTP clients in
+a conversation on a model that prefers it; HTTP otherwise. A backend that refuses upgrades (426) sends
+`auto` and `websocket` to HTTP.
 """
 
 from __future__ import annotations
@@ -27,12 +28,24 @@ class TransportChooser:
     def __init__(self) -> None:
         self._refused_until = 0.0
 
-    def choose(self, setting: str, *, client_websocket: bool, model: str) -> str:
+    def choose(
+        self,
+        setting: str,
+        *,
+        client_websocket: bool,
+        model: str,
+        model_prefers: bool | None = None,
+        conversation: bool = True,
+    ) -> str:
+        """`model_prefers`: the catalog's `prefer_websockets` (None: not in the catalog, use our list).
+        `conversation`: the HTTP client marked a conversation; a one-off request gains nothing from an
+        upstream socket (no later turn reuses it) and costs the proxy more than a plain POST."""
         if setting == HTTP or time.monotonic() < self._refused_until:
             return HTTP
-        if setting == WEBSOCKET or client_websocket or prefers_websockets(model):
+        if setting == WEBSOCKET or client_websocket:
             return WEBSOCKET
-        return HTTP
+        prefers = prefers_websockets(model) if model_prefers is None else model_prefers
+        return WEBSOCKET if prefers and conversation else HTTP
 
     def upgrade_refused(self) -> None:
         """The backend answered an upgrade with 426: use HTTP for a while without asking again."""
