@@ -17,10 +17,9 @@ from server.keys.admission import admit
 from server.proxy import chat_request
 from server.proxy.bodies import decoded_body
 from server.proxy.chat_stream import ChatTranslator
-from server.proxy.delivery import Outcome, response_headers, settle
+from server.proxy.delivery import Outcome, Settlement, response_headers
 from server.proxy.failover import OpenedStream, Trace, open_stream
 from server.upstream import headers
-from server.usage.records import new_request_id
 
 bp = Blueprint("chat")
 ROUTE = "/v1/chat/completions"
@@ -37,13 +36,19 @@ async def chat_completions(request: Request):
         include_usage=chat.include_usage,
         include_reasoning=chat.include_reasoning,
     )
-    trace, request_id = Trace(), new_request_id()
-    opened = outcome = admission = None
-    status, error_code = 499, "client_disconnected"
+    done = Settlement(
+        ROUTE,
+        "http",
+        model=chat.model,
+        reasoning_effort=chat.reasoning_effort,
+        session_key=chat.session_key,
+        api_key_id=key.id if key else None,
+    )
+    trace, request_id = done.trace, done.request_id
     try:
         model_plans = ctx.models.current.require(chat.model)
-        admission = await admit(ctx, key, request_id, chat.model, chat.reasoning_effort, len(chat.body))
-        opened = await open_stream(
+        done.admission = await admit(ctx, key, request_id, chat.model, chat.reasoning_effort, len(chat.body))
+        done.opened = opened = await open_stream(
             ctx,
             ctx.upstream.responses_url,
             chat.body,
@@ -53,37 +58,19 @@ async def chat_completions(request: Request):
             key.allowed_accounts if key else None,
             model_plans,
         )
-        outcome = Outcome()
+        done.outcome = outcome = Outcome()
         if chat.stream:
             await _stream(request, opened, trace, request_id, outcome, translator)
-            status, error_code = outcome.status, outcome.error_code
+            done.ended(outcome)
             return None  # already sent through request.respond()
         await _collect(opened, outcome, translator)
-        status, error_code = outcome.status, outcome.error_code
+        done.ended(outcome)
         return _completion(opened, trace, request_id, translator)
     except ProxyError as exc:
-        status, error_code = exc.status, exc.code or ""
-        exc.headers.setdefault("x-request-id", request_id)
+        done.failed(exc)
         raise
     finally:
-        if outcome is not None and outcome.terminal_seen:
-            status, error_code = outcome.status, outcome.error_code
-        settle(
-            ctx,
-            request_id=request_id,
-            route=ROUTE,
-            transport="http",
-            model=chat.model,
-            reasoning_effort=chat.reasoning_effort,
-            session_key=chat.session_key,
-            trace=trace,
-            opened=opened,
-            outcome=outcome,
-            status=status,
-            error_code=error_code,
-            api_key_id=key.id if key else None,
-            admission=admission,
-        )
+        done.finish(ctx)
 
 
 async def _stream(

@@ -22,7 +22,7 @@ from server.proxy.assemble import ResponseAssembler
 from server.proxy.context import ProxyContext
 from server.proxy.failover import TERMINAL_EVENTS, OpenedStream, Trace
 from server.upstream.sse import SSEEvent, encode_event
-from server.usage.records import RequestRecord
+from server.usage.records import RequestRecord, new_request_id
 from server.usage.tokens import TokenUsage
 
 # Upstream answer headers the client may see (turn state, model, the account's windows for the CLI's
@@ -161,58 +161,103 @@ def _incomplete_event(response_id: str) -> bytes:
     )
 
 
-def settle(
-    ctx: ProxyContext,
-    *,
-    request_id: str,
-    route: str,
-    transport: str,
-    model: str,
-    reasoning_effort: str,
-    session_key: str | None,
-    trace: Trace,
-    opened: OpenedStream | None,
-    outcome: Outcome | None,
-    status: int,
-    error_code: str = "",
-    api_key_id: int | None = None,
-    admission: Admission | None = None,
-) -> None:
-    """Free the account's slot, feed what we learned to the balancer, queue the request-log row, and
-    settle the API key's reservation to the real usage (in the background)."""
-    now = time.time()
-    if opened is not None:
-        # release() hands a fully read connection back to the pool (keep-alive) and closes one that is
-        # not, which also stops the upstream from generating for a client that has gone.
-        opened.response.release()
-        ctx.balancer.release(opened.candidate)
-        if outcome is not None and outcome.status == 200:
-            ctx.balancer.record_success(opened.candidate, opened.snapshot, now)
-    usage = outcome.usage if outcome else None
-    cost_usd = ctx.prices.cost_usd(model, usage) if usage else None
-    admission_settle(ctx, admission, usage, cost_usd, served=trace.attempts > 0)
-    ttft = (trace.first_content_mono - trace.started_mono) * 1000 if trace.first_content_mono else None
-    ctx.writer.submit(
-        RequestRecord(
-            request_id=request_id,
-            started_at=trace.started,
-            route=route,
-            transport=transport,
-            status=status,
-            account_id=trace.account.id if trace.account else None,
-            api_key_id=api_key_id,
-            model=model,
-            reasoning_effort=reasoning_effort,
-            error_code=error_code,
-            usage=usage,
-            cost_usd=cost_usd,
-            latency_ms=(time.monotonic() - trace.started_mono) * 1000,
-            ttft_ms=ttft,
-            attempts=trace.attempts,
-            session_key_hash=_hash_session(session_key),
-            routing=trace.routing,
-        )
+class Settlement:
+    """One proxied request (or WebSocket turn) from admission to its request-log row.
+
+    Routes create it when the request is parsed, fill in what happens (`opened`, `outcome`,
+    `admission`, `failed(exc)`), and call `finish(ctx)` in their `finally`. Until something else is
+    known the request counts as a client that went away (499).
+    """
+
+    __slots__ = (
+        "request_id",
+        "route",
+        "transport",
+        "model",
+        "reasoning_effort",
+        "session_key",
+        "api_key_id",
+        "trace",
+        "status",
+        "error_code",
+        "opened",
+        "outcome",
+        "admission",
     )
+
+    def __init__(
+        self,
+        route: str,
+        transport: str,
+        *,
+        model: str = "",
+        reasoning_effort: str = "",
+        session_key: str | None = None,
+        api_key_id: int | None = None,
+    ) -> None:
+        self.request_id = new_request_id()
+        self.route = route
+        self.transport = transport
+        self.model = model
+        self.reasoning_effort = reasoning_effort
+        self.session_key = session_key
+        self.api_key_id = api_key_id
+        self.trace = Trace()
+        self.status = 499
+        self.error_code = "client_disconnected"
+        self.opened: OpenedStream | None = None
+        self.outcome: Outcome | None = None
+        self.admission: Admission | None = None
+
+    def ended(self, outcome: Outcome) -> None:
+        """The stream ran to its end (or the upstream went away): the outcome says how it went."""
+        self.status, self.error_code = outcome.status, outcome.error_code
+
+    def failed(self, exc: ProxyError) -> None:
+        """The client gets this error; record it, and let the client quote our request id."""
+        self.status, self.error_code = exc.status, exc.code or ""
+        exc.headers.setdefault("x-request-id", self.request_id)
+
+    def finish(self, ctx: ProxyContext) -> None:
+        """Free the account's slot, feed what we learned to the balancer, queue the request-log row, and
+        settle the API key's reservation to the real usage (in the background)."""
+        outcome, opened, trace = self.outcome, self.opened, self.trace
+        if outcome is not None and outcome.terminal_seen:
+            # A client that hangs up right after the terminal event was still served.
+            self.ended(outcome)
+        now = time.time()
+        if opened is not None:
+            # release() hands a fully read connection back to the pool (keep-alive) and closes one that
+            # is not, which also stops the upstream from generating for a client that has gone.
+            opened.response.release()
+            ctx.balancer.release(opened.candidate)
+            if outcome is not None and outcome.status == 200:
+                ctx.balancer.record_success(opened.candidate, opened.snapshot, now)
+        usage = outcome.usage if outcome else None
+        cost_usd = ctx.prices.cost_usd(self.model, usage) if usage else None
+        admission_settle(ctx, self.admission, usage, cost_usd, served=trace.attempts > 0)
+        ttft = (trace.first_content_mono - trace.started_mono) * 1000 if trace.first_content_mono else None
+        ctx.writer.submit(
+            RequestRecord(
+                request_id=self.request_id,
+                started_at=trace.started,
+                route=self.route,
+                transport=self.transport,
+                status=self.status,
+                account_id=trace.account.id if trace.account else None,
+                api_key_id=self.api_key_id,
+                model=self.model,
+                reasoning_effort=self.reasoning_effort,
+                error_code=self.error_code,
+                usage=usage,
+                cost_usd=cost_usd,
+                latency_ms=(time.monotonic() - trace.started_mono) * 1000,
+                ttft_ms=ttft,
+                attempts=trace.attempts,
+                session_key_hash=_hash_session(self.session_key),
+                routing=trace.routing,
+            )
+        )
 
 
 def _hash_session(session_key: str | None) -> str:

@@ -14,11 +14,10 @@ from server.keys.admission import admit
 from server.keys.store import KeyRecord
 from server.proxy import normalize, transport
 from server.proxy.bodies import decoded_body
-from server.proxy.delivery import Outcome, collect_response, json_answer, settle, stream_to_client
-from server.proxy.failover import Trace, open_stream, post_json
+from server.proxy.delivery import Outcome, Settlement, collect_response, json_answer, stream_to_client
+from server.proxy.failover import open_stream, post_json
 from server.proxy.socket_turns import open_over_socket
 from server.upstream import headers
-from server.usage.records import new_request_id
 from server.usage.tokens import TokenUsage
 
 log = logging.getLogger(__name__)
@@ -49,13 +48,20 @@ async def compact(request: Request):
 
 async def _serve(request: Request, norm: normalize.NormalizedRequest, key: KeyRecord | None):
     ctx = request.app.ctx.proxy
-    trace, request_id = Trace(), new_request_id()
-    opened = outcome = admission = None
-    status, error_code = 499, "client_disconnected"
+    done = Settlement(
+        request.path,
+        "http",
+        model=norm.model,
+        reasoning_effort=norm.reasoning_effort,
+        session_key=norm.session_key,
+        api_key_id=key.id if key else None,
+    )
+    trace, request_id = done.trace, done.request_id
     upstream = transport.HTTP
     try:
         model_plans = ctx.models.current.require(norm.model)  # unknown: 404 before any account is used
-        admission = await admit(ctx, key, request_id, norm.model, norm.reasoning_effort, len(norm.body))
+        effort = norm.reasoning_effort
+        done.admission = await admit(ctx, key, request_id, norm.model, effort, len(norm.body))
         allowed_accounts = key.allowed_accounts if key else None
         forwarded = headers.forwardable(request.headers)
         choice = ctx.transports.choose(
@@ -66,10 +72,10 @@ async def _serve(request: Request, norm: normalize.NormalizedRequest, key: KeyRe
             conversation=norm.client_session,
         )
         if choice == transport.WEBSOCKET:
-            opened = await open_over_socket(ctx, norm, forwarded, trace, allowed_accounts, model_plans)
-            upstream = transport.WEBSOCKET if opened is not None else transport.HTTP
-        if opened is None:
-            opened = await open_stream(
+            done.opened = await open_over_socket(ctx, norm, forwarded, trace, allowed_accounts, model_plans)
+            upstream = transport.WEBSOCKET if done.opened is not None else transport.HTTP
+        if done.opened is None:
+            done.opened = await open_stream(
                 ctx,
                 ctx.upstream.responses_url,
                 norm.body,
@@ -80,37 +86,19 @@ async def _serve(request: Request, norm: normalize.NormalizedRequest, key: KeyRe
                 model_plans,
             )
         if norm.client_stream:
-            outcome = Outcome()
-            await stream_to_client(request, opened, trace, request_id, outcome)
-            status, error_code = outcome.status, outcome.error_code
+            done.outcome = Outcome()
+            await stream_to_client(request, done.opened, trace, request_id, done.outcome)
+            done.ended(done.outcome)
             return None  # already sent through request.respond()
-        outcome, body = await collect_response(opened, trace)
-        status, error_code = outcome.status, outcome.error_code
-        return json_answer(opened, trace, request_id, outcome, body)
+        done.outcome, body = await collect_response(done.opened, trace)
+        done.ended(done.outcome)
+        return json_answer(done.opened, trace, request_id, done.outcome, body)
     except ProxyError as exc:
-        status, error_code = exc.status, exc.code or ""
-        exc.headers.setdefault("x-request-id", request_id)
+        done.failed(exc)
         raise
     finally:
-        if outcome is not None and outcome.terminal_seen:
-            status, error_code = outcome.status, outcome.error_code
-        log.info("POST %s request_id=%s upstream=%s status=%d", request.path, request_id, upstream, status)
-        settle(
-            ctx,
-            request_id=request_id,
-            route=request.path,
-            transport="http",
-            model=norm.model,
-            reasoning_effort=norm.reasoning_effort,
-            session_key=norm.session_key,
-            trace=trace,
-            opened=opened,
-            outcome=outcome,
-            status=status,
-            error_code=error_code,
-            api_key_id=key.id if key else None,
-            admission=admission,
-        )
+        log.info("POST %s request_id=%s upstream=%s status=%d", done.route, request_id, upstream, done.status)
+        done.finish(ctx)
 
 
 async def _compact(request: Request, key: KeyRecord | None):
@@ -124,55 +112,45 @@ async def _compact(request: Request, key: KeyRecord | None):
     for name in normalize.UNSUPPORTED + ("store", "stream"):
         payload.pop(name, None)
     session_key = normalize.session_key_of(request.headers, payload)
-    trace, request_id = Trace(), new_request_id()
-    status, error_code = 499, "client_disconnected"
-    admission = outcome = None
+    done = Settlement(
+        request.path,
+        "http",
+        model=model,
+        reasoning_effort=_effort(payload),
+        session_key=session_key,
+        api_key_id=key.id if key else None,
+    )
     try:
         model_plans = ctx.models.current.require(model)
         body = orjson.dumps(payload)
-        admission = await admit(ctx, key, request_id, model, _effort(payload), len(body))
+        done.admission = await admit(ctx, key, done.request_id, model, done.reasoning_effort, len(body))
         answer = await post_json(
             ctx,
             ctx.upstream.compact_url,
             body,
             headers.forwardable(request.headers),
             session_key,
-            trace,
+            done.trace,
             key.allowed_accounts if key else None,
             model_plans,
         )
-        status = answer.status
-        outcome = _compact_outcome(answer.body)
+        done.status, done.error_code = answer.status, ""
+        done.outcome = _compact_outcome(answer.body)
         return raw(
             answer.body,
             status=answer.status,
             content_type="application/json",
             headers={
-                "x-request-id": request_id,
+                "x-request-id": done.request_id,
                 "x-codex-lb-account": f"slot-{answer.account.slot}",
-                "x-codex-lb-attempts": str(trace.attempts),
+                "x-codex-lb-attempts": str(done.trace.attempts),
             },
         )
     except ProxyError as exc:
-        status, error_code = exc.status, exc.code or ""
+        done.failed(exc)
         raise
     finally:
-        settle(
-            ctx,
-            request_id=request_id,
-            route=request.path,
-            transport="http",
-            model=model,
-            reasoning_effort=_effort(payload),
-            session_key=session_key,
-            trace=trace,
-            opened=None,
-            outcome=outcome,
-            status=status,
-            error_code=error_code,
-            api_key_id=key.id if key else None,
-            admission=admission,
-        )
+        done.finish(ctx)
 
 
 def _compact_outcome(body: bytes) -> Outcome:

@@ -13,10 +13,9 @@ from server.auth.guard import authorize_proxy
 from server.errors import BadRequest, ProxyError
 from server.keys.admission import admit
 from server.keys.store import KeyRecord
-from server.proxy.delivery import settle
-from server.proxy.failover import Trace, post_form
+from server.proxy.delivery import Settlement
+from server.proxy.failover import post_form
 from server.upstream import headers
-from server.usage.records import new_request_id
 
 bp = Blueprint("transcription")
 # Form fields the upstream understands besides the audio; the rest of OpenAI's fields are ours to handle.
@@ -89,42 +88,24 @@ async def _transcribe(request: Request, key: KeyRecord | None) -> tuple[int, byt
             data.add_field(name, value)
         return data
 
-    trace, request_id = Trace(), new_request_id()
-    status, error_code = 499, "client_disconnected"
-    admission = None
     model = request.form.get("model") or ""
+    done = Settlement(request.path, "http", model=model, api_key_id=key.id if key else None)
     try:
         # Audio bytes say nothing about tokens: the request counts against request limits and the
         # output allowance only.
-        admission = await admit(ctx, key, request_id, model, "", 0)
+        done.admission = await admit(ctx, key, done.request_id, model, "", 0)
         answer = await post_form(
             ctx,
             ctx.upstream.transcribe_url,
             form,
             headers.forwardable(request.headers),
-            trace,
+            done.trace,
             key.allowed_accounts if key else None,
         )
-        status = answer.status
+        done.status, done.error_code = answer.status, ""
         return answer.status, answer.body
     except ProxyError as exc:
-        status, error_code = exc.status, exc.code or ""
-        exc.headers.setdefault("x-request-id", request_id)
+        done.failed(exc)
         raise
     finally:
-        settle(
-            ctx,
-            request_id=request_id,
-            route=request.path,
-            transport="http",
-            model=model,
-            reasoning_effort="",
-            session_key=None,
-            trace=trace,
-            opened=None,
-            outcome=None,
-            status=status,
-            error_code=error_code,
-            api_key_id=key.id if key else None,
-            admission=admission,
-        )
+        done.finish(ctx)

@@ -26,13 +26,12 @@ from server.keys.admission import admit, check_model
 from server.keys.store import KeyRecord
 from server.proxy import normalize, transport, websocket_handshake
 from server.proxy.conversation import Conversation
-from server.proxy.delivery import Outcome, settle
+from server.proxy.delivery import Outcome, Settlement
 from server.proxy.failover import OpenedStream, Trace, open_stream
 from server.proxy.socket_turns import Binding, FallBackToHttp, open_socket_stream
 from server.upstream import headers
 from server.upstream.sse import SSEEvent, SSEScanner
 from server.upstream.websocket import FrameEvent, FrameStream, UpstreamSocket
-from server.usage.records import new_request_id
 
 log = logging.getLogger(__name__)
 bp = Blueprint("responses_websocket")
@@ -177,40 +176,37 @@ class ClientSocket:
 
     async def _turn(self, frame: dict) -> None:
         ctx = self.ctx
-        trace, request_id = Trace(), new_request_id()
-        opened: OpenedStream | None = None
-        admission = None
-        outcome = Outcome()
-        status, error_code = 499, "client_disconnected"
         model = frame.get("model") if isinstance(frame.get("model"), str) else ""
-        effort, upstream = "", ""
+        done = Settlement(self.route, "websocket", model=model, api_key_id=self.key.id if self.key else None)
+        trace, request_id = done.trace, done.request_id
+        outcome = Outcome()
+        upstream = ""
         try:
             turn = self._prepare(frame)
-            effort = turn.effort
+            effort = done.reasoning_effort = turn.effort
             model_plans = ctx.models.current.require(model)  # unknown model: an error frame, no account used
             # Each turn is admitted against the key's limits like one HTTP request; a prewarm generates
             # nothing and is only checked against the key's model rules.
             if turn.prewarm and self.key is not None:
                 check_model(self.key, model, effort)
             elif not turn.prewarm:
-                admission = await admit(ctx, self.key, request_id, model, effort, len(turn.http_body))
+                done.admission = await admit(ctx, self.key, request_id, model, effort, len(turn.http_body))
             choice = ctx.transports.choose(
                 ctx.runtime.current.upstream_stream_transport, client_websocket=True, model=model
             )
-            opened = None
             if choice == transport.WEBSOCKET:
                 try:
-                    opened = await self._open_socket(turn, trace, model_plans)
+                    done.opened = await self._open_socket(turn, trace, model_plans)
                     upstream = transport.WEBSOCKET
                 except FallBackToHttp:
                     pass
-            if opened is None:
+            if done.opened is None:
                 upstream = transport.HTTP
                 if turn.prewarm:
                     await self._prewarm_locally(turn, outcome)
-                    status, error_code = outcome.status, outcome.error_code
+                    done.ended(outcome)
                     return
-                opened = await open_stream(
+                done.opened = await open_stream(
                     ctx,
                     ctx.upstream.responses_url,
                     turn.http_body,
@@ -220,38 +216,26 @@ class ClientSocket:
                     self.allowed_accounts,
                     model_plans,
                 )
-            produced = await self._relay(opened, outcome)
-            status, error_code = outcome.status, outcome.error_code
+            produced = await self._relay(done.opened, outcome)
+            done.ended(outcome)
             if outcome.terminal_seen and outcome.status == 200:
                 self.conversation.record(outcome.response_id, turn.full_input, produced)
         except ProxyError as exc:
-            status, error_code = exc.status, exc.code or ""
+            done.status, done.error_code = exc.status, exc.code or ""
             await self._send_error(exc.status, exc.message, exc.code, exc.type, exc.param, exc.extra)
         finally:
             if outcome.terminal_seen:
-                status, error_code = outcome.status, outcome.error_code
-            settle(
-                ctx,
-                request_id=request_id,
-                route=self.route,
-                transport="websocket",
-                model=model,
-                reasoning_effort=effort,
-                session_key=self.session_key,
-                trace=trace,
-                opened=opened,
-                outcome=outcome if opened is not None else None,
-                status=status,
-                error_code=error_code,
-                api_key_id=self.key.id if self.key else None,
-                admission=admission,
-            )
+                done.ended(outcome)
+            # A prewarm answered here, without an upstream, used nothing.
+            done.outcome = outcome if done.opened is not None else None
+            done.session_key = self.session_key
+            done.finish(ctx)
             log.info(
                 "WebSocket %s turn request_id=%s upstream=%s status=%d account=%s attempts=%d",
                 self.route,
                 request_id,
                 upstream or "-",
-                status,
+                done.status,
                 trace.account.slot if trace.account else "-",
                 trace.attempts,
             )
