@@ -140,14 +140,19 @@ async def _wait_for_key(url: str, key: str) -> None:
     deadline = time.monotonic() + 15
     connector = aiohttp.TCPConnector(force_close=True)
     async with aiohttp.ClientSession(connector=connector) as session:
-        streak = 0
-        while streak < 40:
+        streak, since = 0, time.monotonic()
+        # Fresh connections may not reach every worker, so the streak must also outlast one database
+        # poll (1.5 s), by which time a worker that was not sampled has reloaded anyway.
+        while streak < 40 or time.monotonic() - since < 2.0:
             assert time.monotonic() < deadline, f"{url}: the key or key auth did not reach every worker"
             async with session.get(url + "/v1/usage", headers={"Authorization": f"Bearer {key}"}) as keyed:
                 with_key = keyed.status
             async with session.post(url + CODEX, data=b"{}") as bare:
                 without_key = bare.status
-            streak = streak + 1 if (with_key, without_key) == (200, 401) else 0
+            if (with_key, without_key) == (200, 401):
+                streak += 1
+            else:
+                streak, since = 0, time.monotonic()
 
 
 def _check(result: dict) -> None:

@@ -31,7 +31,7 @@ async def _import_accounts(url: str, fake, count: int) -> None:
 
 
 async def _until_every_worker_serves(url: str, timeout: float = 20.0) -> None:
-    """Both workers have loaded the roster once 16 fresh connections in a row are served."""
+    """Both workers have loaded the roster: batches of 16 fresh connections keep being served."""
     deadline = time.monotonic() + timeout
     body = {"model": "gpt-5.4", "input": "ready?"}
     connector = aiohttp.TCPConnector(force_close=True, limit=0)
@@ -42,8 +42,13 @@ async def _until_every_worker_serves(url: str, timeout: float = 20.0) -> None:
                 await response.read()
                 return response.status
 
+        # Fresh connections may all land on one worker, so the batches must keep passing for longer than
+        # one database poll (1.5 s), by which time a worker that was not sampled has reloaded anyway.
+        since = time.monotonic()
         while time.monotonic() < deadline:
-            if set(await asyncio.gather(*(one() for _ in range(16)))) == {200}:
+            if set(await asyncio.gather(*(one() for _ in range(16)))) != {200}:
+                since = time.monotonic()
+            elif time.monotonic() - since >= 2.0:
                 return
             await asyncio.sleep(0.1)
     raise TimeoutError("workers did not load the roster")
