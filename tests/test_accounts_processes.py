@@ -80,7 +80,7 @@ async def test_fifty_callers_on_two_replicas_cause_exactly_one_refresh(tmp_path,
         try:
             auth = fake_upstream.create_account("acc_single")
             await import_account(servers[0].url, auth)
-            await until(lambda: every_worker_serves(servers))
+            await until_every_worker_serves(servers)
             fake_upstream.expire_tokens("acc_single")
             # A slow token endpoint widens the window in which every caller sees the 401.
             fake_upstream.configure_account("acc_single", token_latency_ms=300)
@@ -99,6 +99,18 @@ async def test_fifty_callers_on_two_replicas_cause_exactly_one_refresh(tmp_path,
             assert stats["refresh_attempts"] == 1 and stats["refreshes"] == 1, stats
         finally:
             stop_all(servers)
+
+
+async def until_every_worker_serves(servers: list[ServerProcess], hold: float = 2.0) -> None:
+    """Fresh connections may all land on one worker, so the check must keep passing for longer than one
+    database poll (1.5 s), by which time a worker that was not sampled has reloaded anyway."""
+    deadline = time.monotonic() + 20
+    since = time.monotonic()
+    while time.monotonic() - since < hold:
+        assert time.monotonic() < deadline, "the account did not reach every worker in time"
+        if not await every_worker_serves(servers):
+            since = time.monotonic()
+        await asyncio.sleep(0.1)
 
 
 async def every_worker_serves(servers: list[ServerProcess]) -> bool:
