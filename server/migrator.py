@@ -30,12 +30,9 @@ class SchemaTooNewError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class MigrationReport:
-    before: int
-    after: int
-
-    @property
-    def applied(self) -> int:
-        return self.after - self.before
+    before: int  # highest version recorded before this run
+    after: int  # highest version known to this code
+    applied: int  # steps this run applied
 
 
 def connect(database_url: str):
@@ -110,8 +107,9 @@ def _apply(cur, dialect: str, migrations: list[Migration]) -> MigrationReport:
         "CREATE TABLE IF NOT EXISTS schema_version ("
         "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
     )
-    cur.execute("SELECT MAX(version) FROM schema_version")
-    before = cur.fetchone()[0] or 0
+    cur.execute("SELECT version FROM schema_version")
+    done = {row[0] for row in cur.fetchall()}
+    before = max(done, default=0)
     latest = migrations[-1].version if migrations else 0
     if before > latest:
         raise SchemaTooNewError(
@@ -119,7 +117,10 @@ def _apply(cur, dialect: str, migrations: list[Migration]) -> MigrationReport:
             f"{latest}; upgrade codex-lb (or restore a backup made for this version)"
         )
     placeholder = "?" if dialect == "sqlite" else "%s"
-    for migration in [m for m in migrations if m.version > before]:
+    # Every step not yet recorded, not only those above the highest: branches developed side by side
+    # may land a lower number after a higher one, and its step must still run.
+    pending = [m for m in migrations if m.version not in done]
+    for migration in pending:
         log.info("migration version=%d name=%s", migration.version, migration.name)
         for statement in migration.statements(dialect):
             cur.execute(statement)
@@ -128,4 +129,4 @@ def _apply(cur, dialect: str, migrations: list[Migration]) -> MigrationReport:
             f"VALUES ({placeholder}, {placeholder}, {placeholder})",
             (migration.version, migration.name, time.time()),
         )
-    return MigrationReport(before=before, after=latest)
+    return MigrationReport(before=before, after=latest, applied=len(pending))

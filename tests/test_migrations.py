@@ -34,7 +34,7 @@ def test_concurrent_starters_apply_each_step_exactly_once(database_url):
         barrier = manager.Barrier(6)
         with ctx.Pool(6) as pool:
             applied = pool.map(_migrate, [(database_url, barrier)] * 6)
-    assert sorted(applied) == [0] * 5 + [latest_version()]
+    assert sorted(applied) == [0] * 5 + [len(discover())]
     conn = migrator.connect(database_url)
     try:
         cur = conn.cursor()
@@ -60,3 +60,21 @@ def test_database_newer_than_the_code_is_refused(database_url):
         conn.close()
     with pytest.raises(migrator.SchemaTooNewError, match="upgrade codex-lb"):
         migrator.migrate(database_url)
+
+
+def test_a_lower_step_landing_after_a_higher_one_still_runs(database_url, monkeypatch):
+    """Branches land side by side: a database may already hold a higher step when a lower one arrives."""
+    steps = discover()
+    late = steps[-2]
+    monkeypatch.setattr(migrator, "discover", lambda: [m for m in steps if m is not late])
+    migrator.migrate(database_url)
+    monkeypatch.setattr(migrator, "discover", lambda: steps)
+    report = migrator.migrate(database_url)
+    assert report.applied == 1
+    conn = migrator.connect(database_url)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT version FROM schema_version ORDER BY version")
+        assert [row[0] for row in cur.fetchall()] == [m.version for m in steps]
+    finally:
+        conn.close()
