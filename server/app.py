@@ -12,7 +12,7 @@ import logging
 
 from sanic import Sanic
 
-from server import api, errors, health, logs
+from server import api, errors, health, logs, startup
 from server.balancer.slots import AccountSlots, SharedPrimitives
 from server.config import ConfigError, Settings, redact_database_url
 from server.db import Database
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     app.blueprint(transcription.bp)
     api.install(app)
     _install_listeners(app, settings, secret_key)
+    startup.install(app)
     return app
 
 
