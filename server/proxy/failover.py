@@ -411,7 +411,11 @@ def _no_account_error(exc: NoAccountAvailable, last: UpstreamFailure | None) -> 
             param="model",
         )
     messages = {
-        "no_accounts": "No ChatGPT accounts have been added to codex-lb yet: add one in the dashboard.",
+        "no_accounts": (
+            "No ChatGPT accounts have been added to codex-lb yet: add one with `codex-lb accounts "
+            "import ~/.codex/auth.json` or `codex-lb accounts login` (or POST /api/accounts/import, or "
+            "the dashboard)."
+        ),
         "all_paused": "Every account in the pool is paused.",
         "all_reauth_required": "Every account in the pool needs to sign in again.",
         "all_deactivated": "Every account in the pool has been deactivated upstream.",
