@@ -12,7 +12,7 @@ import logging
 
 from sanic import Sanic
 
-from server import api, errors, health, logs, startup
+from server import api, errors, freshness, health, logs, startup
 from server.auth import lifecycle as auth_lifecycle
 from server.balancer.slots import AccountSlots, SharedPrimitives
 from server.config import ConfigError, Settings, redact_database_url
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     app.blueprint(transcription.bp)
     api.install(app)
     _install_listeners(app, settings, secret_key)
+    freshness.install(app)  # after the listener that opens app.ctx.proxy
     auth_lifecycle.install(app)  # after the listener that opens the database
     startup.install(app)
     return app

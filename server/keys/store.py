@@ -157,6 +157,15 @@ def load_keys(db: orm.Database) -> list[KeyRecord]:
     return [_record(row, rules.get(row.id, [])) for row in db.ApiKey.select().order_by(lambda k: k.id)]
 
 
+@orm.db_session
+def load_key_by_hash(db: orm.Database, key_hash: str) -> KeyRecord | None:
+    """One key by the digest of its secret (a key this worker's copy does not know yet)."""
+    row = db.ApiKey.get(key_hash=key_hash)
+    if row is None:
+        return None
+    return _record(row, list(db.ApiKeyLimit.select(lambda r: r.api_key_id == row.id)))
+
+
 def _check_accounts(db: orm.Database, ids) -> None:
     if ids is None:
         return
