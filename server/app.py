@@ -12,12 +12,12 @@ import logging
 
 from sanic import Sanic
 
-from server import api, errors, freshness, health, logs, startup
+from server import api, errors, freshness, health, logs, replicas, startup
 from server.auth import lifecycle as auth_lifecycle
 from server.balancer.slots import AccountSlots, SharedPrimitives
 from server.config import ConfigError, Settings, redact_database_url
 from server.db import Database
-from server.proxy import chat, models, responses, transcription, usage, websocket
+from server.proxy import access, chat, models, responses, transcription, usage, websocket
 from server.proxy.context import close_proxy_context, open_proxy_context
 from server.secretbox import SecretBox, load_or_create_key
 
@@ -53,7 +53,9 @@ def create_app(settings: Settings | None = None) -> Sanic:
     app.blueprint(transcription.bp)
     api.install(app)
     _install_listeners(app, settings, secret_key)
-    freshness.install(app)  # after the listener that opens app.ctx.proxy
+    freshness.install(app)  # these two after the listener that opens app.ctx.proxy
+    replicas.install(app)
+    access.install(app)
     auth_lifecycle.install(app)  # after the listener that opens the database
     startup.install(app)
     return app

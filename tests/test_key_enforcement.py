@@ -265,7 +265,8 @@ async def test_tokens_per_day_count_the_real_usage(proxy):
     limit = usage["limits"][0]
     assert served >= 2 and limit["used"] == spent <= 1000
     assert limit["window_kind"] == "calendar" and limit["resets_at"].endswith("T00:00:00Z")
-    assert usage["total_tokens"] == spent and usage["request_count"] == served + 1  # the 429 is logged too
+    assert usage["total_tokens"] == spent and usage["request_count"] == served
+    assert usage["refused_count"] == 1  # the 429 is logged, and counted apart
 
 
 async def test_cost_per_hour(proxy):
