@@ -182,6 +182,19 @@ def define_database() -> orm.Database:
         last_grant = orm.Required(float, default=0.0)  # what the latest reservation got (capped at room)
         orm.PrimaryKey(limit_id, window_start)
 
+    class AccountModelBucket(db.Entity):
+        """One account's state in one per-model limit bucket (the backend's `codex_other` family)."""
+
+        _table_ = "account_model_bucket"
+        account_id = orm.Required(int, size=64)
+        bucket = orm.Required(str)
+        models = orm.Required(str, default="[]")  # JSON array of the model slugs it meters
+        used_percent = orm.Optional(float)
+        reset_at = orm.Optional(float)
+        cooling_until = orm.Required(float, default=0.0)
+        updated_at = orm.Required(float)
+        orm.PrimaryKey(account_id, bucket)
+
     class ReplicaHeartbeat(db.Entity):
         """One live replica (one server process tree): renewed every few seconds while it runs."""
 

@@ -233,7 +233,7 @@ class Settlement:
         self.reasoning_effort = reasoning_effort
         self.session_key = session_key
         self.api_key_id = api_key_id
-        self.trace = Trace()
+        self.trace = Trace(model=model)
         self.status = 499
         self.error_code = "client_disconnected"
         self.opened: OpenedStream | None = None
