@@ -12,7 +12,7 @@ import logging
 
 from sanic import Sanic
 
-from server import api, errors, health, logs
+from server import api, errors, health, logs, static_site
 from server.balancer.slots import AccountSlots, SharedPrimitives
 from server.config import ConfigError, Settings, redact_database_url
 from server.db import Database
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     app.blueprint(models.bp)
     app.blueprint(transcription.bp)
     api.install(app)
+    static_site.install(app)  # last: its catch-all route yields to every other route
     _install_listeners(app, settings, secret_key)
     return app
 
