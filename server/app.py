@@ -12,7 +12,7 @@ import logging
 
 from sanic import Sanic
 
-from server import api, errors, health, logs, static_site
+from server import api, errors, health, logs, startup, static_site
 from server.balancer.slots import AccountSlots, SharedPrimitives
 from server.config import ConfigError, Settings, redact_database_url
 from server.db import Database
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     api.install(app)
     static_site.install(app)  # last: its catch-all route yields to every other route
     _install_listeners(app, settings, secret_key)
+    startup.install(app)
     return app
 
 

@@ -6,6 +6,7 @@ defaults. `Settings.load()` validates everything and raises ConfigError naming t
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -16,6 +17,13 @@ ENV_FILE = ".env.local"
 CONTAINER_DATA_DIR = Path("/var/lib/codex-lb")
 DEFAULT_UPSTREAM_BASE_URL = "https://chatgpt.com/backend-api"
 DEFAULT_AUTH_BASE_URL = "https://auth.openai.com"
+
+
+# CODEX_LB_* names that are not server settings but are ours all the same: the key clients export
+# (README's Codex CLI and OpenCode set-ups) and the test suite's database.
+NOT_SETTINGS = frozenset(
+    {PREFIX + "IN_CONTAINER", PREFIX + "API_KEY", PREFIX + "TEST_DATABASE_URL"}
+)
 
 
 class ConfigError(ValueError):
@@ -58,6 +66,8 @@ class Settings:
     # Refresh access tokens this long before they expire (checked every token_refresh_check_s).
     token_refresh_ahead_s: float = 3600.0
     token_refresh_check_s: float = 300.0
+    # CODEX_LB_* variables that are no setting (a typo?), each with the closest known name.
+    unknown_variables: tuple[tuple[str, str | None], ...] = field(default=(), repr=False, compare=False)
     # Raw CODEX_LB_* values, for settings later issues add; never logged.
     extra: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -115,16 +125,17 @@ def _read_env_file(path: Path) -> dict[str, str]:
 
 
 def _detect_container(environ: dict[str, str] | None) -> bool:
+    # Only the explicit signal our image sets: developers in dev containers (which have /.dockerenv)
+    # should get the same defaults as on their laptop (~/.codex-lb, loopback).
     env = os.environ if environ is None else environ
-    if env.get(PREFIX + "IN_CONTAINER"):
-        return env[PREFIX + "IN_CONTAINER"].lower() in ("1", "true", "yes")
-    if "KUBERNETES_SERVICE_HOST" in env:
-        return True
-    return Path("/.dockerenv").exists() or Path("/run/.containerenv").exists()
+    return env.get(PREFIX + "IN_CONTAINER", "").strip().lower() in ("1", "true", "yes")
 
 
 def _build(raw: dict[str, str], in_container: bool) -> Settings:
+    read = set(NOT_SETTINGS)  # every name get() is asked for is a known setting
+
     def get(name: str, default: str) -> str:
+        read.add(PREFIX + name)
         value = raw.get(PREFIX + name)
         return default if value is None or value == "" else value
 
@@ -133,7 +144,7 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
     database_url = normalise_database_url(get("DATABASE_URL", f"sqlite:///{data_dir / 'store.db'}"))
     key_file = Path(get("ENCRYPTION_KEY_FILE", str(data_dir / "encryption.key"))).expanduser()
     known = {f.name for f in fields(Settings)}
-    return Settings(
+    settings = Settings(
         data_dir=data_dir,
         database_url=database_url,
         encryption_key_file=key_file,
@@ -191,6 +202,15 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
         ),
         extra={k[len(PREFIX) :].lower(): v for k, v in raw.items() if k[len(PREFIX) :].lower() not in known},
     )
+    unknown = tuple((name, _closest(name, read)) for name in sorted(set(raw) - read))
+    return replace(settings, unknown_variables=unknown)
+
+
+def _closest(name: str, known: set[str]) -> str | None:
+    # Compare without the shared prefix, or every name would look alike.
+    suffixes = {k[len(PREFIX) :]: k for k in known}
+    matches = difflib.get_close_matches(name[len(PREFIX) :], sorted(suffixes), n=1, cutoff=0.6)
+    return suffixes[matches[0]] if matches else None
 
 
 def _int(raw: dict[str, str], name: str, value: str, low: int, high: int) -> int:

@@ -1,8 +1,9 @@
 """The built dashboard (server/static/, written by scripts/build-dashboard) served at `/`.
 
-Owns: file lookup, the SPA fallback (a client route such as /accounts/3 answers index.html, while an
-unknown /api/, /v1/, /backend-api/ or /health/ path stays a JSON 404), cache headers (hashed assets
-for a year, index.html revalidated every time) and gzip, computed once per file per worker.
+Owns: file lookup, the SPA fallback (a browser opening a client route such as /accounts/3 gets
+index.html, while scripts and every /api/, /v1/, /backend-api/ or /health/ path keep the JSON 404),
+cache headers (hashed assets for a year, index.html revalidated every time) and gzip, computed once per
+file per worker.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse
 
-from server.errors import NotFound
+from server.errors import NotFound, unknown_path_message
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 NOT_CLIENT_ROUTES = ("/api/", "/v1/", "/backend-api/", "/health/")
@@ -103,28 +104,30 @@ def install(app: Sanic, root: Path = STATIC_DIR) -> None:
     @app.route("/", methods=ALL_METHODS, name="dashboard_index")
     async def dashboard_index(request: Request) -> HTTPResponse:
         if request.method not in READ_METHODS:
-            raise NotFound(f"No route {request.method} /.")
+            raise NotFound(unknown_path_message(request))
         return await _serve(request, request.app.ctx.static_site, "/index.html")
 
     @app.route("/<path:path>", methods=ALL_METHODS, name="dashboard_files")
     async def dashboard_files(request: Request, path: str) -> HTTPResponse:
         site: StaticSite = request.app.ctx.static_site
         url_path = request.path
-        if request.method not in READ_METHODS:
-            raise NotFound(f"No route {url_path}.")
-        if url_path in site.paths and url_path != "/index.html":
-            return await _serve(request, site, url_path)
-        if _is_client_route(url_path):
-            return await _serve(request, site, "/index.html")
-        raise NotFound(f"No route {url_path}.")
+        if request.method in READ_METHODS:
+            if url_path in site.paths and url_path != "/index.html":
+                return await _serve(request, site, url_path)
+            if _is_client_route(request):
+                return await _serve(request, site, "/index.html")
+        raise NotFound(unknown_path_message(request))
 
 
-def _is_client_route(url_path: str) -> bool:
-    """A dashboard page (/accounts/3), not a missing file (/assets/x.js) nor an API path."""
+def _is_client_route(request: Request) -> bool:
+    """A browser opening a dashboard page (/accounts/3): not a missing file (/assets/x.js), not an API
+    path, and not a script (curl, SDKs), which should keep getting the JSON 404."""
+    url_path = request.path
     if url_path.startswith(NOT_CLIENT_ROUTES) or url_path in NOT_CLIENT_ROUTE_NAMES:
         return False
-    last = url_path.rsplit("/", 1)[-1]
-    return "." not in last
+    if "." in url_path.rsplit("/", 1)[-1]:
+        return False
+    return "text/html" in request.headers.get("accept", "")
 
 
 async def _serve(request: Request, site: StaticSite, url_path: str) -> HTTPResponse:
@@ -132,10 +135,10 @@ async def _serve(request: Request, site: StaticSite, url_path: str) -> HTTPRespo
     if found is None:
         if url_path == "/index.html":
             raise NotFound(
-                f"No route {request.path}: the dashboard is not built here. "
-                "Run scripts/build-dashboard (needs Node.js 20), or use the /api routes and the codex-lb CLI."
+                f"{unknown_path_message(request)} The dashboard is not built here: run "
+                "scripts/build-dashboard (needs Node.js 20.19+)."
             )
-        raise NotFound(f"No route {request.path}.")
+        raise NotFound(unknown_path_message(request))
     headers = {"cache-control": found.cache_control, "etag": found.etag, "vary": "accept-encoding"}
     if request.headers.get("if-none-match") == found.etag:
         return HTTPResponse(status=304, headers=headers)

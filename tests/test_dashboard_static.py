@@ -46,12 +46,22 @@ async def test_index_is_served_at_root_and_revalidated_every_time(site):
         assert again.status == 304
 
 
-async def test_client_routes_fall_back_to_the_index(site):
+BROWSER = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8", "accept-encoding": "identity"}
+
+
+async def test_a_browser_opening_a_client_route_gets_the_index(site):
     url, session = site
     for path in ("/accounts", "/accounts/3", "/api-keys", "/settings", "/sign-in"):
-        async with session.get(url + path, headers={"accept-encoding": "identity"}) as response:
+        async with session.get(url + path, headers=BROWSER) as response:
             assert response.status == 200, path
             assert await response.read() == INDEX
+
+
+async def test_a_script_asking_for_an_unknown_path_keeps_the_json_404(site):
+    url, session = site
+    async with session.get(url + "/accounts", headers={"accept": "*/*"}) as response:
+        assert response.status == 404
+        assert "Nothing is served at GET /accounts" in (await response.json())["error"]["message"]
 
 
 async def test_hashed_assets_are_cached_for_a_year_and_gzipped(site):
@@ -86,7 +96,7 @@ async def test_hashed_assets_are_cached_for_a_year_and_gzipped(site):
 )
 async def test_unknown_api_paths_and_missing_files_stay_json_404(site, path):
     url, session = site
-    async with session.get(url + path) as response:
+    async with session.get(url + path, headers=BROWSER) as response:
         assert response.status == 404
         body = await response.json()
         assert path in body["error"]["message"]
