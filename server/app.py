@@ -13,6 +13,7 @@ import logging
 from sanic import Sanic
 
 from server import api, errors, health, logs, startup, static_site
+from server.auth import lifecycle as auth_lifecycle
 from server.balancer.slots import AccountSlots, SharedPrimitives
 from server.config import ConfigError, Settings, redact_database_url
 from server.db import Database
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     api.install(app)
     static_site.install(app)  # last: its catch-all route yields to every other route
     _install_listeners(app, settings, secret_key)
+    auth_lifecycle.install(app)  # after the listener that opens the database
     startup.install(app)
     return app
 

@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in account_commands.choices.values():
         sub.add_argument("--data-dir", help="the server's data dir (default ~/.codex-lb; CODEX_LB_DATA_DIR)")
     _add_key_commands(commands)
+    demo = commands.add_parser(
+        "demo", help="try codex-lb against a fake ChatGPT backend with three fake accounts (needs a clone)"
+    )
+    from server.demo import add_arguments as add_demo_arguments
+
+    add_demo_arguments(demo)
     return parser
 
 
@@ -102,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     args, sanic_options = parser.parse_known_args(argv)
     if sanic_options and args.command not in (None, "serve"):
         parser.error(f"unrecognized arguments: {' '.join(sanic_options)}")
+    if args.command == "demo":
+        from server import demo
+
+        return demo.main(args)
     if args.command in ("accounts", "keys"):
         from server import operator_commands
 

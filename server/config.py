@@ -7,6 +7,7 @@ defaults. `Settings.load()` validates everything and raises ConfigError naming t
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -66,6 +67,18 @@ class Settings:
     # Refresh access tokens this long before they expire (checked every token_refresh_check_s).
     token_refresh_ahead_s: float = 3600.0
     token_refresh_check_s: float = 300.0
+    # Dashboard sign-in (server/auth): standard, trusted_header or disabled.
+    dashboard_auth_mode: str = "standard"
+    dashboard_auth_proxy_header: str = "Remote-User"
+    dashboard_bootstrap_token: str = field(default="", repr=False)
+    dashboard_session_idle_s: float = 12 * 3600.0
+    dashboard_session_max_s: float = 7 * 86400.0
+    # Browser origins besides the server's own that may call /api and open proxy WebSockets.
+    allowed_origins: tuple[str, ...] = ()
+    # Forwarding headers (X-Forwarded-For, Forwarded, X-Forwarded-Proto, the auth header) are believed
+    # only from socket peers in these networks, and only when trust_proxy_headers is on.
+    firewall_trusted_proxy_cidrs: tuple[str, ...] = ()
+    firewall_trust_proxy_headers: bool = False
     # CODEX_LB_* variables that are no setting (a typo?), each with the closest known name.
     unknown_variables: tuple[tuple[str, str | None], ...] = field(default=(), repr=False, compare=False)
     # Raw CODEX_LB_* values, for settings later issues add; never logged.
@@ -200,6 +213,24 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
         token_refresh_check_s=_seconds(
             "TOKEN_REFRESH_CHECK_SECONDS", get("TOKEN_REFRESH_CHECK_SECONDS", "300")
         ),
+        dashboard_auth_mode=_choice(
+            "DASHBOARD_AUTH_MODE",
+            get("DASHBOARD_AUTH_MODE", "standard").lower(),
+            ("standard", "trusted_header", "disabled"),
+        ),
+        dashboard_auth_proxy_header=get("DASHBOARD_AUTH_PROXY_HEADER", "Remote-User").strip(),
+        dashboard_bootstrap_token=_bootstrap_token(get("DASHBOARD_BOOTSTRAP_TOKEN", "")),
+        dashboard_session_idle_s=_seconds(
+            "DASHBOARD_SESSION_IDLE_SECONDS", get("DASHBOARD_SESSION_IDLE_SECONDS", "43200"), 60
+        ),
+        dashboard_session_max_s=_seconds(
+            "DASHBOARD_SESSION_MAX_SECONDS", get("DASHBOARD_SESSION_MAX_SECONDS", "604800"), 60
+        ),
+        allowed_origins=_origins(get("ALLOWED_ORIGINS", "")),
+        firewall_trusted_proxy_cidrs=_cidrs(get("FIREWALL_TRUSTED_PROXY_CIDRS", "")),
+        firewall_trust_proxy_headers=_bool(
+            "FIREWALL_TRUST_PROXY_HEADERS", get("FIREWALL_TRUST_PROXY_HEADERS", "false")
+        ),
         extra={k[len(PREFIX) :].lower(): v for k, v in raw.items() if k[len(PREFIX) :].lower() not in known},
     )
     unknown = tuple((name, _closest(name, read)) for name in sorted(set(raw) - read))
@@ -240,6 +271,34 @@ def _seconds(name: str, value: str, low: float = 0.1, high: float = 30 * 86400) 
     if not low <= number <= high:
         raise ConfigError(f"{PREFIX}{name}={number} is out of range ({low}..{high} seconds)")
     return number
+
+
+def _bootstrap_token(value: str) -> str:
+    if value and len(value) < 16:
+        raise ConfigError(f"{PREFIX}DASHBOARD_BOOTSTRAP_TOKEN must be at least 16 characters")
+    return value
+
+
+def _origins(value: str) -> tuple[str, ...]:
+    origins = []
+    for origin in filter(None, (part.strip().rstrip("/") for part in value.split(","))):
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+            raise ConfigError(
+                f"{PREFIX}ALLOWED_ORIGINS: {origin!r} is not an origin like https://dash.example.com"
+            )
+        origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
+    return tuple(origins)
+
+
+def _cidrs(value: str) -> tuple[str, ...]:
+    networks = []
+    for part in filter(None, (part.strip() for part in value.split(","))):
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{PREFIX}FIREWALL_TRUSTED_PROXY_CIDRS: {part!r} is not a network") from None
+    return tuple(networks)
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
