@@ -12,7 +12,7 @@ import logging
 
 from sanic import Sanic
 
-from server import api, errors, health, logs
+from server import api, errors, health, intake, logs
 from server.balancer.slots import AccountSlots, SharedPrimitives
 from server.config import ConfigError, Settings, redact_database_url
 from server.db import Database
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     )
     app.ctx.settings = settings
     errors.install(app)
+    intake.install(app)
     app.blueprint(health.bp)
     app.blueprint(responses.bp)
     app.blueprint(usage.bp)
