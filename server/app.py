@@ -12,7 +12,8 @@ import logging
 
 from sanic import Sanic
 
-from server import api, errors, health, intake, logs
+from server import api, errors, health, intake, logs, startup
+from server.auth import lifecycle as auth_lifecycle
 from server.balancer.slots import AccountSlots, SharedPrimitives
 from server.config import ConfigError, Settings, redact_database_url
 from server.db import Database
@@ -53,6 +54,8 @@ def create_app(settings: Settings | None = None) -> Sanic:
     app.blueprint(transcription.bp)
     api.install(app)
     _install_listeners(app, settings, secret_key)
+    auth_lifecycle.install(app)  # after the listener that opens the database
+    startup.install(app)
     return app
 
 

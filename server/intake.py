@@ -12,6 +12,8 @@ import logging
 
 from sanic import Request, Sanic
 
+from server.auth import crosssite
+from server.auth.gate import authorize_api
 from server.auth.guard import authorize_proxy
 from server.errors import PROXY_PREFIXES, NotFound, ProxyError
 
@@ -57,8 +59,13 @@ def install(app: Sanic) -> None:
             return  # a streaming handler reads (and bounds) its own body
         try:
             _check_route_ids(request, kwargs)
-            if request.path.startswith(PROXY_PREFIXES):
-                authorize_proxy(request)  # 401 from the headers alone; the handler checks again
+            # The same rules as the middleware and handlers that run later, decided from the headers
+            # alone: a refused caller never gets to send its body.
+            crosssite.check_request(request)
+            if request.path.startswith("/api/"):
+                await authorize_api(request)
+            elif request.path.startswith(PROXY_PREFIXES):
+                authorize_proxy(request)
             await receive_body(request, app.ctx.body_budget, settings.request_body_timeout_s)
         except ProxyError:
             _abandon_body(request)
