@@ -16,6 +16,7 @@ from server import api, errors, health, logs
 from server.balancer.slots import AccountSlots, SharedPrimitives
 from server.config import ConfigError, Settings, redact_database_url
 from server.db import Database
+from server.lifecycle import drain, supervisor
 from server.proxy import chat, models, responses, transcription, usage, websocket
 from server.proxy.context import close_proxy_context, open_proxy_context
 from server.secretbox import SecretBox, load_or_create_key
@@ -51,6 +52,8 @@ def create_app(settings: Settings | None = None) -> Sanic:
     app.blueprint(models.bp)
     app.blueprint(transcription.bp)
     api.install(app)
+    supervisor.install(app, settings.shutdown_drain_s)
+    drain.install(app, settings.shutdown_drain_s)
     _install_listeners(app, settings, secret_key)
     return app
 

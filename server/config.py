@@ -58,6 +58,11 @@ class Settings:
     # Refresh access tokens this long before they expire (checked every token_refresh_check_s).
     token_refresh_ahead_s: float = 3600.0
     token_refresh_check_s: float = 300.0
+    # On SIGTERM, in-flight streams and WebSocket turns get this long to finish before they are cut.
+    shutdown_drain_s: float = 60.0
+    # Upstream WebSockets one worker keeps open, per account and in all.
+    upstream_ws_per_account: int = 64
+    upstream_ws_total: int = 1024
     # Raw CODEX_LB_* values, for settings later issues add; never logged.
     extra: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -189,6 +194,13 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
         token_refresh_check_s=_seconds(
             "TOKEN_REFRESH_CHECK_SECONDS", get("TOKEN_REFRESH_CHECK_SECONDS", "300")
         ),
+        shutdown_drain_s=_seconds(
+            "SHUTDOWN_DRAIN_SECONDS", get("SHUTDOWN_DRAIN_SECONDS", "60"), 0.0, 24 * 3600
+        ),
+        upstream_ws_per_account=_int(
+            raw, "UPSTREAM_WS_PER_ACCOUNT", get("UPSTREAM_WS_PER_ACCOUNT", "64"), 1, 100_000
+        ),
+        upstream_ws_total=_int(raw, "UPSTREAM_WS_TOTAL", get("UPSTREAM_WS_TOTAL", "1024"), 1, 1_000_000),
         extra={k[len(PREFIX) :].lower(): v for k, v in raw.items() if k[len(PREFIX) :].lower() not in known},
     )
 
