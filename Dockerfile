@@ -4,10 +4,12 @@
 
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY server ./server
 COPY schema ./schema
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# The exact versions of requirements.lock (scripts/lock refreshes it), then codex-lb itself.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.lock \
+    && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 \
@@ -16,7 +18,7 @@ ENV PYTHONUNBUFFERED=1 \
     CODEX_LB_DATA_DIR=/var/lib/codex-lb \
     CODEX_LB_WORKERS=2
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
+RUN pip install --no-cache-dir --no-index --find-links /wheels /wheels/*.whl && rm -rf /wheels \
     && groupadd --system --gid 10001 codexlb \
     && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/codex-lb --shell /usr/sbin/nologin codexlb \
     && install -d -o codexlb -g codexlb -m 0700 /var/lib/codex-lb

@@ -22,7 +22,7 @@ def __getattr__(name: str):
 
 
 def _build_app():
-    from server import migrator
+    from server import migrator, startup
     from server.accounts.keycheck import WrongEncryptionKey, verify_encryption_key
     from server.app import create_app
     from server.config import ConfigError, Settings, is_sanic_worker
@@ -46,4 +46,5 @@ def _build_app():
         except WrongEncryptionKey as exc:
             print(f"codex-lb: cannot start: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
+        startup.announce(settings)
     return instance

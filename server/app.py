@@ -12,7 +12,8 @@ import logging
 
 from sanic import Sanic
 
-from server import api, errors, health, logs
+from server import api, errors, health, logs, startup
+from server.auth import lifecycle as auth_lifecycle
 from server.balancer.slots import AccountSlots, SharedPrimitives
 from server.config import ConfigError, Settings, redact_database_url
 from server.db import Database
@@ -55,6 +56,8 @@ def create_app(settings: Settings | None = None) -> Sanic:
     supervisor.install(app, settings.shutdown_drain_s)
     drain.install(app, settings.shutdown_drain_s)
     _install_listeners(app, settings, secret_key)
+    auth_lifecycle.install(app)  # after the listener that opens the database
+    startup.install(app)
     return app
 
 

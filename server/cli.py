@@ -11,6 +11,7 @@ import os
 import sys
 
 from server.config import ConfigError, Settings, export_overrides
+from server.startup import warn_unknown_variables
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
         "import", help="import Codex auth.json files (an account already present gets the new tokens)"
     )
     importer.add_argument("paths", nargs="+", metavar="PATH", help="auth.json files, e.g. ~/.codex/auth.json")
-    account_commands.add_parser("list", help="list the pooled accounts and their states")
+    listing = account_commands.add_parser("list", help="list the pooled accounts, their states and usage")
+    listing.add_argument("--json", action="store_true", help="print JSON (what GET /api/accounts answers)")
     account_commands.add_parser(
         "login", help="add an account by device code: prints a code to enter at the sign-in page"
     ).add_argument("--reauth", type=int, metavar="ID", help="sign in again for this account (new tokens)")
@@ -39,7 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("refresh", "refresh an account's tokens now"),
         ("delete", "remove an account and its tokens (request logs keep its number only)"),
     ):
-        account_commands.add_parser(action, help=text).add_argument("id", type=int, metavar="ID")
+        command = account_commands.add_parser(action, help=text)
+        command.add_argument("id", type=int, metavar="ID")
+        if action == "show":
+            command.add_argument("--json", action="store_true", help="print JSON, times as epoch seconds")
     rename = account_commands.add_parser("rename", help="give an account a label")
     rename.add_argument("id", type=int, metavar="ID")
     rename.add_argument("label", help='the label ("" clears it)')
@@ -49,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in account_commands.choices.values():
         sub.add_argument("--data-dir", help="the server's data dir (default ~/.codex-lb; CODEX_LB_DATA_DIR)")
     _add_key_commands(commands)
+    demo = commands.add_parser(
+        "demo", help="try codex-lb against a fake ChatGPT backend with three fake accounts (needs a clone)"
+    )
+    from server.demo import add_arguments as add_demo_arguments
+
+    add_demo_arguments(demo)
     return parser
 
 
@@ -93,22 +104,24 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "accounts":
+    parser = build_parser()
+    args, sanic_options = parser.parse_known_args(argv)
+    if sanic_options and args.command not in (None, "serve"):
+        parser.error(f"unrecognized arguments: {' '.join(sanic_options)}")
+    if args.command == "demo":
+        from server import demo
+
+        return demo.main(args)
+    if args.command in ("accounts", "keys"):
         from server import operator_commands
 
         settings = _load_settings(args)
         if settings is None:
             return 2
-        return operator_commands.run_accounts(args, settings)
-    if args.command == "keys":
-        from server import operator_commands
-
-        settings = _load_settings(args)
-        if settings is None:
-            return 2
-        return operator_commands.run_keys(args, settings)
-    return serve(args)
+        warn_unknown_variables(settings)
+        run = operator_commands.run_accounts if args.command == "accounts" else operator_commands.run_keys
+        return operator_commands.in_one_line(run, args, settings)
+    return serve(args, sanic_options)
 
 
 def _load_settings(args: argparse.Namespace) -> Settings | None:
@@ -121,7 +134,8 @@ def _load_settings(args: argparse.Namespace) -> Settings | None:
         return None
 
 
-def serve(args: argparse.Namespace) -> int:
+def serve(args: argparse.Namespace, sanic_options: list[str] | None = None) -> int:
+    """Other arguments (e.g. --access-logs, --debug) go to sanic as they are."""
     settings = _load_settings(args)
     if settings is None:
         return 2
@@ -139,6 +153,7 @@ def serve(args: argparse.Namespace) -> int:
         str(port),
         "--workers",
         str(workers),
+        *(sanic_options or []),
     ]
     os.execv(sys.executable, command)
     return 0  # not reached

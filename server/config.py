@@ -6,6 +6,8 @@ defaults. `Settings.load()` validates everything and raises ConfigError naming t
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -16,6 +18,13 @@ ENV_FILE = ".env.local"
 CONTAINER_DATA_DIR = Path("/var/lib/codex-lb")
 DEFAULT_UPSTREAM_BASE_URL = "https://chatgpt.com/backend-api"
 DEFAULT_AUTH_BASE_URL = "https://auth.openai.com"
+
+
+# CODEX_LB_* names that are not server settings but are ours all the same: the key clients export
+# (README's Codex CLI and OpenCode set-ups) and the test suite's database.
+NOT_SETTINGS = frozenset(
+    {PREFIX + "IN_CONTAINER", PREFIX + "API_KEY", PREFIX + "TEST_DATABASE_URL"}
+)
 
 
 class ConfigError(ValueError):
@@ -63,6 +72,20 @@ class Settings:
     # Upstream WebSockets one worker keeps open, per account and in all.
     upstream_ws_per_account: int = 64
     upstream_ws_total: int = 1024
+    # Dashboard sign-in (server/auth): standard, trusted_header or disabled.
+    dashboard_auth_mode: str = "standard"
+    dashboard_auth_proxy_header: str = "Remote-User"
+    dashboard_bootstrap_token: str = field(default="", repr=False)
+    dashboard_session_idle_s: float = 12 * 3600.0
+    dashboard_session_max_s: float = 7 * 86400.0
+    # Browser origins besides the server's own that may call /api and open proxy WebSockets.
+    allowed_origins: tuple[str, ...] = ()
+    # Forwarding headers (X-Forwarded-For, Forwarded, X-Forwarded-Proto, the auth header) are believed
+    # only from socket peers in these networks, and only when trust_proxy_headers is on.
+    firewall_trusted_proxy_cidrs: tuple[str, ...] = ()
+    firewall_trust_proxy_headers: bool = False
+    # CODEX_LB_* variables that are no setting (a typo?), each with the closest known name.
+    unknown_variables: tuple[tuple[str, str | None], ...] = field(default=(), repr=False, compare=False)
     # Raw CODEX_LB_* values, for settings later issues add; never logged.
     extra: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -120,16 +143,17 @@ def _read_env_file(path: Path) -> dict[str, str]:
 
 
 def _detect_container(environ: dict[str, str] | None) -> bool:
+    # Only the explicit signal our image sets: developers in dev containers (which have /.dockerenv)
+    # should get the same defaults as on their laptop (~/.codex-lb, loopback).
     env = os.environ if environ is None else environ
-    if env.get(PREFIX + "IN_CONTAINER"):
-        return env[PREFIX + "IN_CONTAINER"].lower() in ("1", "true", "yes")
-    if "KUBERNETES_SERVICE_HOST" in env:
-        return True
-    return Path("/.dockerenv").exists() or Path("/run/.containerenv").exists()
+    return env.get(PREFIX + "IN_CONTAINER", "").strip().lower() in ("1", "true", "yes")
 
 
 def _build(raw: dict[str, str], in_container: bool) -> Settings:
+    read = set(NOT_SETTINGS)  # every name get() is asked for is a known setting
+
     def get(name: str, default: str) -> str:
+        read.add(PREFIX + name)
         value = raw.get(PREFIX + name)
         return default if value is None or value == "" else value
 
@@ -138,7 +162,7 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
     database_url = normalise_database_url(get("DATABASE_URL", f"sqlite:///{data_dir / 'store.db'}"))
     key_file = Path(get("ENCRYPTION_KEY_FILE", str(data_dir / "encryption.key"))).expanduser()
     known = {f.name for f in fields(Settings)}
-    return Settings(
+    settings = Settings(
         data_dir=data_dir,
         database_url=database_url,
         encryption_key_file=key_file,
@@ -201,8 +225,35 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
             raw, "UPSTREAM_WS_PER_ACCOUNT", get("UPSTREAM_WS_PER_ACCOUNT", "64"), 1, 100_000
         ),
         upstream_ws_total=_int(raw, "UPSTREAM_WS_TOTAL", get("UPSTREAM_WS_TOTAL", "1024"), 1, 1_000_000),
+        dashboard_auth_mode=_choice(
+            "DASHBOARD_AUTH_MODE",
+            get("DASHBOARD_AUTH_MODE", "standard").lower(),
+            ("standard", "trusted_header", "disabled"),
+        ),
+        dashboard_auth_proxy_header=get("DASHBOARD_AUTH_PROXY_HEADER", "Remote-User").strip(),
+        dashboard_bootstrap_token=_bootstrap_token(get("DASHBOARD_BOOTSTRAP_TOKEN", "")),
+        dashboard_session_idle_s=_seconds(
+            "DASHBOARD_SESSION_IDLE_SECONDS", get("DASHBOARD_SESSION_IDLE_SECONDS", "43200"), 60
+        ),
+        dashboard_session_max_s=_seconds(
+            "DASHBOARD_SESSION_MAX_SECONDS", get("DASHBOARD_SESSION_MAX_SECONDS", "604800"), 60
+        ),
+        allowed_origins=_origins(get("ALLOWED_ORIGINS", "")),
+        firewall_trusted_proxy_cidrs=_cidrs(get("FIREWALL_TRUSTED_PROXY_CIDRS", "")),
+        firewall_trust_proxy_headers=_bool(
+            "FIREWALL_TRUST_PROXY_HEADERS", get("FIREWALL_TRUST_PROXY_HEADERS", "false")
+        ),
         extra={k[len(PREFIX) :].lower(): v for k, v in raw.items() if k[len(PREFIX) :].lower() not in known},
     )
+    unknown = tuple((name, _closest(name, read)) for name in sorted(set(raw) - read))
+    return replace(settings, unknown_variables=unknown)
+
+
+def _closest(name: str, known: set[str]) -> str | None:
+    # Compare without the shared prefix, or every name would look alike.
+    suffixes = {k[len(PREFIX) :]: k for k in known}
+    matches = difflib.get_close_matches(name[len(PREFIX) :], sorted(suffixes), n=1, cutoff=0.6)
+    return suffixes[matches[0]] if matches else None
 
 
 def _int(raw: dict[str, str], name: str, value: str, low: int, high: int) -> int:
@@ -232,6 +283,34 @@ def _seconds(name: str, value: str, low: float = 0.1, high: float = 30 * 86400) 
     if not low <= number <= high:
         raise ConfigError(f"{PREFIX}{name}={number} is out of range ({low}..{high} seconds)")
     return number
+
+
+def _bootstrap_token(value: str) -> str:
+    if value and len(value) < 16:
+        raise ConfigError(f"{PREFIX}DASHBOARD_BOOTSTRAP_TOKEN must be at least 16 characters")
+    return value
+
+
+def _origins(value: str) -> tuple[str, ...]:
+    origins = []
+    for origin in filter(None, (part.strip().rstrip("/") for part in value.split(","))):
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+            raise ConfigError(
+                f"{PREFIX}ALLOWED_ORIGINS: {origin!r} is not an origin like https://dash.example.com"
+            )
+        origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
+    return tuple(origins)
+
+
+def _cidrs(value: str) -> tuple[str, ...]:
+    networks = []
+    for part in filter(None, (part.strip() for part in value.split(","))):
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{PREFIX}FIREWALL_TRUSTED_PROXY_CIDRS: {part!r} is not a network") from None
+    return tuple(networks)
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:

@@ -1,7 +1,7 @@
 """The error hierarchy and the one handler that renders errors in the shape each route's clients expect.
 
-Proxy routes (/v1, /backend-api) answer OpenAI error JSON {"error": {"message", "type", "code"}}; the
-dashboard API answers {"error": {"code", "message"}}. Unexpected exceptions never leak a traceback.
+Every route answers OpenAI's error JSON {"error": {"message", "type", "code", "param"}}, the proxy routes
+and the dashboard API alike. Unexpected exceptions never leak a traceback.
 """
 
 from __future__ import annotations
@@ -83,6 +83,8 @@ def render(request: Request, exception: Exception) -> HTTPResponse:
         message = str(exception) if status < 500 else "The server had an error processing the request."
         if status == 413:
             message = "Request body is too large."
+        elif status == 404 and message.startswith("Requested URL"):
+            message = unknown_path_message(request)
         error = ProxyError(message, status=status, type=kind, code=code)
     else:
         log.exception("unhandled error path=%s", request.path)
@@ -93,11 +95,19 @@ def render(request: Request, exception: Exception) -> HTTPResponse:
             type="server_error",
             code="server_error",
         )
-    if request.path.startswith("/api/"):
-        body = {"error": {"code": error.code, "message": error.message}}
-    else:
-        body = error.body()
-    return json(body, status=status, headers=error.headers or None)
+    return json(error.body(), status=status, headers=error.headers or None)
+
+
+SERVED = (
+    "codex-lb serves /v1/* (OpenAI API), /backend-api/codex/* (Codex CLI), /api/* (dashboard API) "
+    "and /health/*"
+)
+
+
+def unknown_path_message(request: Request) -> str:
+    """Sanic's own text loses the path for `/` ("Requested URL  not found"): name it, and what exists."""
+    path = request.path or "/"
+    return f"Nothing is served at {request.method} {path}: {SERVED}."
 
 
 def install(app: Sanic) -> None:

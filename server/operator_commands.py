@@ -10,24 +10,39 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 import orjson
 
-from server import leases
-from server.accounts import flows, importing, store
+from server import leases, migrator
+from server.accounts import flows, importing, report, store
 from server.accounts.authjson import to_auth_json
 from server.accounts.keycheck import WrongEncryptionKey, verify_encryption_key
 from server.accounts.login import LoginError, LoginService
 from server.accounts.refresh import RefreshFailed, TokenRefresher
 from server.app import prepare_data_dir
-from server.config import Settings
+from server.config import ConfigError, Settings, redact_database_url
 from server.db import Database
 from server.errors import ProxyError
 from server.keys import store as key_store
 from server.keys.spec import KeySpec
 from server.secretbox import SecretBox, load_or_create_key
+
+
+def in_one_line(run: Callable[[argparse.Namespace, Settings], int], args, settings: Settings) -> int:
+    """Run a command; a setting or database it cannot use is one line on stderr, as `serve` says it."""
+    try:
+        return run(args, settings)
+    except ConfigError as exc:
+        print(f"codex-lb: configuration error: {exc}", file=sys.stderr)
+    except migrator.SchemaTooNewError as exc:
+        print(f"codex-lb: {' '.join(str(exc).split())}", file=sys.stderr)
+    except migrator.CONNECT_ERRORS as exc:
+        url = redact_database_url(settings.database_url)
+        print(f"codex-lb: cannot open the database {url}: {' '.join(str(exc).split())}", file=sys.stderr)
+    return 2
 
 
 def run_accounts(args: argparse.Namespace, settings: Settings) -> int:
@@ -50,7 +65,7 @@ async def _accounts(args: argparse.Namespace, settings: Settings) -> int:
         if args.accounts_command == "import":
             return await _import(db, box, args.paths)
         if args.accounts_command == "list":
-            return await _list(db)
+            return await _list(db, args.json)
         if args.accounts_command == "login":
             return await _device_login(db, box, settings, args.reauth)
         return await _account_action(db, box, settings, args)
@@ -88,17 +103,16 @@ def _read_files(paths: list[str]) -> tuple[list[tuple[str, bytes]], int]:
     return files, failed
 
 
-async def _list(db: Database) -> int:
-    accounts = await importing.list_accounts(db)
+async def _list(db: Database, as_json: bool) -> int:
+    accounts = [account.public() for account in await importing.list_accounts(db)]
+    if as_json:
+        print(orjson.dumps({"accounts": accounts}, option=orjson.OPT_INDENT_2).decode())
+        return 0
     if not accounts:
-        print("no accounts yet: codex-lb accounts import ~/.codex/auth.json")
+        print("no accounts yet: codex-lb accounts import ~/.codex/auth.json (or codex-lb accounts login)")
         return 0
     for account in accounts:
-        print(
-            f"{account.id:>4}  {account.status:<16} {account.plan_type:<10} "
-            f"{account.email or account.chatgpt_account_id}"
-            + (f"  [{account.label}]" if account.label else "")
-        )
+        print(report.list_line(account))
     return 0
 
 
@@ -190,12 +204,12 @@ async def _list_keys(db: Database) -> int:
 async def _account_action(db: Database, box: SecretBox, settings: Settings, args: argparse.Namespace) -> int:
     command, account_id = args.accounts_command, args.id
     if command == "show":
-        account = await db.run(store.get_account, account_id)
-        for key, value in account.public().items():
-            print(f"{key}: {value}")
-        for event in await db.run(store.account_events, account_id):
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event["at"]))
-            print(f"  {stamp}  {event['kind']:<5} {event['from'] or '-'} -> {event['to']}  {event['reason']}")
+        account = (await db.run(store.get_account, account_id)).public()
+        events = await db.run(store.account_events, account_id)
+        if args.json:
+            print(orjson.dumps({**account, "events": events}, option=orjson.OPT_INDENT_2).decode())
+        else:
+            print("\n".join(report.show_lines(account, events, time.time())))
         return 0
     if command == "pause":
         account = await db.run(store.pause, account_id)

@@ -41,7 +41,12 @@ class SecretBox:
 def load_or_create_key(path: Path) -> bytes:
     """Read the key file, creating it (0600, atomically) if it does not exist yet."""
     if not path.exists():
-        _create_key_file(path)
+        try:
+            _create_key_file(path)
+        except OSError as exc:
+            raise ConfigError(
+                f"CODEX_LB_ENCRYPTION_KEY_FILE={path}: cannot create it ({exc.strerror})"
+            ) from None
     try:
         text = path.read_text(encoding="ascii").strip()
         key = base64.urlsafe_b64decode(text)

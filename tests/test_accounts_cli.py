@@ -93,3 +93,41 @@ async def test_device_code_login_from_the_command_line(proxy):
     assert process.returncode == 0, err
     assert "signed in: account" in out.decode()
     assert [a["chatgpt_account_id"] for a in await proxy.accounts()] == ["acc_cli_device"]
+
+
+async def test_show_prints_local_times_with_countdowns_and_json_for_scripts(proxy):
+    [added] = await proxy.add_accounts("acc_cli_show", email="show@example.com")
+    number = str(added["id"])
+    code, out, _ = await cli(proxy, "show", number)
+    assert code == 0
+    assert out.splitlines()[0] == f"account {number}"
+    iso = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d"
+    assert re.search(rf"\n  status +active since {iso} \((\d+ s ago|now)\)\n", out), out
+    assert re.search(rf"  token expires +{iso} \(in \d+ d\)", out)
+    code, out, _ = await cli(proxy, "show", number, "--json")
+    shown = orjson.loads(out)
+    assert shown["email"] == "show@example.com" and isinstance(shown["created_at"], float)
+    code, out, _ = await cli(proxy, "list", "--json")
+    assert [a["id"] for a in orjson.loads(out)["accounts"]] == [added["id"]]
+
+
+def test_usage_reads_as_percentages_with_reset_countdowns():
+    from server.accounts import report
+
+    now = 1_800_000_000.0
+    usage = {
+        "primary": {"used_percent": 42.4, "window_minutes": 300, "reset_at": now + 2 * 3600},
+        "secondary": {"used_percent": 10.0, "window_minutes": 10080, "reset_at": now + 5 * 86400},
+        "credits": {"has_credits": False, "unlimited": False, "balance": None},
+    }
+    assert report.window_line(usage["primary"], now).endswith("(in 2 h)")
+    assert report.window_line(usage["primary"], now).startswith("42% used, resets ")
+    assert report.usage_brief(usage) == "5 h 42% · weekly 10%"
+    assert report.usage_brief(None) == "usage not polled yet"
+    assert [report.relative(s) for s in (0.2, 30, -300, 7200, -3 * 86400)] == [
+        "now",
+        "in 30 s",
+        "5 min ago",
+        "in 2 h",
+        "3 d ago",
+    ]

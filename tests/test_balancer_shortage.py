@@ -79,11 +79,26 @@ def test_an_account_blocked_by_both_windows_comes_back_when_both_reset(slots):
     assert shortage(slots, [account(0)]).retry_at == NOW + 90_000
 
 
-def test_spent_and_cooling_accounts_report_cooling_down_with_the_soonest_end(slots):
+def test_spent_accounts_beside_cooling_ones_are_an_exhausted_pool_back_at_the_soonest_end(slots):
+    # A short error cooldown must not turn a spent pool's 429 (with its reset) into a 503.
     spend(slots, 0, 600)
     slots.set(1, Field.COOLDOWN_UNTIL, NOW + 20)
     pool = [account(0), account(1), account(2, "rate_limited", until=NOW + 45)]
     error = shortage(slots, pool)
+    assert (error.reason, error.retry_at) == ("all_exhausted", NOW + 20)
+
+
+@pytest.mark.parametrize("other", ["paused", "reauth_required", "deactivated"])
+def test_spent_and_cooling_beside_an_account_a_person_must_fix_is_exhausted(slots, other):
+    spend(slots, 0, 600)
+    slots.set(1, Field.COOLDOWN_UNTIL, NOW + 20)
+    error = shortage(slots, [account(0), account(1), account(2, other)])
+    assert (error.reason, error.retry_at) == ("all_exhausted", NOW + 20)
+
+
+def test_only_cooling_accounts_are_a_pool_down_for_other_reasons(slots):
+    slots.set(0, Field.COOLDOWN_UNTIL, NOW + 20)
+    error = shortage(slots, [account(0), account(1, "paused")])
     assert (error.reason, error.retry_at) == ("all_cooling_down", NOW + 20)
 
 

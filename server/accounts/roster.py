@@ -66,6 +66,17 @@ class Roster:
         if record is not None:
             self._by_id[account_id] = replace(record, access_token=access_token)
 
+    def note_status(self, account_id: int, status: str) -> None:
+        """A state this worker just wrote to the database (a lost login): route by it at once, not
+        only after the reload it triggers."""
+        record = self._by_id.get(account_id)
+        if record is None or record.status == status:
+            return
+        self._by_id[account_id] = replace(record, status=status)
+        self.candidates = tuple(
+            replace(c, status=status) if c.account_id == account_id else c for c in self.candidates
+        )
+
     def changed(self) -> None:
         """This worker changed accounts: tell the other workers of this host."""
         self._slots.bump_generation()

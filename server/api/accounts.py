@@ -34,7 +34,9 @@ async def list_accounts(request: Request):
 @bp.post("/accounts/import")
 async def import_accounts(request: Request):
     ctx = request.app.ctx.proxy
-    uploads = request.files.getlist("auth_json") if request.files else None
+    # Sanic logs a traceback when it parses a form without a multipart boundary: check the type first.
+    is_multipart = "boundary=" in request.headers.get("content-type", "")
+    uploads = request.files.getlist("auth_json") if is_multipart and request.files else None
     if not uploads:
         raise BadRequest(
             'Upload one or more Codex auth.json files in the multipart field "auth_json".', param="auth_json"

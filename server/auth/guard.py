@@ -27,8 +27,9 @@ def authorize_proxy(request: Request, *, key_required: bool = False) -> KeyRecor
     if not is_local_request(request):
         raise ProxyError(
             "codex-lb only serves requests from this machine while API-key auth is off. To use it from "
-            "other hosts, containers or VMs (or through a reverse proxy), enable API-key auth in the "
-            "dashboard settings and send a key as 'Authorization: Bearer sk-clb-…'.",
+            "other hosts, containers or VMs (or through a reverse proxy), enable API-key auth (PUT "
+            "/api/settings {\"api_key_auth_enabled\": true}, or the dashboard's settings) and send a key "
+            "as 'Authorization: Bearer sk-clb-…'.",
             status=401,
             type="invalid_request_error",
             code="local_only",
@@ -48,7 +49,7 @@ def _check_key(keys, presented: str) -> KeyRecord:
     if not presented:
         raise _unauthorized(
             "This endpoint needs a codex-lb API key: send 'Authorization: Bearer sk-clb-…' "
-            "(create keys in the dashboard or with `codex-lb keys create`)."
+            "(create one with `codex-lb keys create NAME`, POST /api/api-keys, or the dashboard)."
         )
     key = keys.lookup(presented)
     if key is None:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from .availability import Block
 
 NO_ACCOUNTS = "no_accounts"  # none added
-ALL_EXHAUSTED = "all_exhausted"  # every usable account has a spent window: 429 with retry-after
+ALL_EXHAUSTED = "all_exhausted"  # some spent, the rest at most cooling: 429 with retry-after
 ALL_COOLING_DOWN = "all_cooling_down"  # burst limits / failure back-offs (some may be spent too)
 ALL_EXCLUDED = "all_excluded"  # every usable account was tried for this request: answer its last failure
 NO_PLAN_FOR_MODEL = "no_plan_for_model"  # no account is on a plan that serves the model
@@ -53,14 +53,17 @@ def shortage(blocks: Sequence[tuple[Block, float]]) -> NoAccountAvailable:
 
     Accounts that will come back by themselves outrank those that need a person: if every account that is
     not paused / re-auth / deactivated is spent, the pool is exhausted, even with some paused beside it.
+    A short cooldown beside spent accounts does not hide the exhaustion either (clients show a usage
+    limit with its reset time, and retry a 503 blindly): the pool is exhausted, and `retry_at` is the
+    soonest moment any of its accounts may serve again, cooldown ends included.
     """
     if not blocks:
         return NoAccountAvailable(NO_ACCOUNTS)
     exhausted = [until for block, until in blocks if block is Block.EXHAUSTED]
     cooling = [until for block, until in blocks if block is Block.COOLDOWN]
     excluded = any(block is Block.EXCLUDED for block, _ in blocks)
-    if exhausted and not cooling and not excluded:
-        return NoAccountAvailable(ALL_EXHAUSTED, min(exhausted))
+    if exhausted and not excluded:
+        return NoAccountAvailable(ALL_EXHAUSTED, min(exhausted + cooling))
     if exhausted or cooling:
         # Mixed with accounts just tried: those failed this request, the others come back at `retry_at`.
         reason = ALL_EXCLUDED if excluded else ALL_COOLING_DOWN

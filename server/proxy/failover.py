@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import aiohttp
 
@@ -19,7 +19,7 @@ from server.accounts import store
 from server.accounts.refresh import RefreshFailed
 from server.accounts.store import AccountRecord
 from server.balancer.candidates import Candidate
-from server.balancer.shortage import NoAccountAvailable
+from server.balancer.shortage import ALL_EXHAUSTED, NoAccountAvailable
 from server.errors import ProxyError
 from server.proxy.context import ProxyContext
 from server.upstream import failures, headers, ratelimits
@@ -147,9 +147,17 @@ async def _with_failover(
 ):
     excluded: set[int] = set()
     refreshed: set[int] = set()
-    while trace.attempts < ctx.settings.max_attempts:
-        candidate, account = await _choose(ctx, session_key, excluded, trace, allowed_accounts, model_plans)
-        trace.attempts += 1
+    retry: tuple[Candidate, AccountRecord] | None = None
+    while retry is not None or trace.attempts < ctx.settings.max_attempts:
+        if retry is None:
+            candidate, account = await _choose(
+                ctx, session_key, excluded, trace, allowed_accounts, model_plans
+            )
+            trace.attempts += 1
+        else:
+            # The same account with its refreshed token: the 401 was the token's fault, not the
+            # account's, so this try does not spend one of the request's attempts.
+            (candidate, account), retry = retry, None
         trace.account = account
         ctx.balancer.acquire(candidate)
         result = None
@@ -164,8 +172,10 @@ async def _with_failover(
         trace.last_failure = result
         if result.kind is FailureKind.AUTH and account.id not in refreshed:
             refreshed.add(account.id)
-            if await _refresh(ctx, account):
-                continue  # same account, new token
+            fresh = await _refresh(ctx, account)
+            if fresh is not None:
+                retry = (candidate, fresh)
+                continue
         if not result.allows_failover:
             raise _client_error(result)
         await _penalise(ctx, candidate, account, result)
@@ -202,7 +212,7 @@ async def _choose(
                 model_plans=model_plans,
             )
         except NoAccountAvailable as exc:
-            if excluded and trace.last_failure is not None:
+            if excluded and trace.last_failure is not None and exc.reason != ALL_EXHAUSTED:
                 # Every account that could serve it has failed this request: report what they said.
                 raise _exhausted_error(trace.last_failure) from None
             raise _no_account_error(exc, trace.last_failure) from None
@@ -299,17 +309,20 @@ async def _try_json(
     return JsonAnswer(status, answer_headers, raw, account)
 
 
-async def _refresh(ctx: ProxyContext, account: AccountRecord) -> bool:
+async def _refresh(ctx: ProxyContext, account: AccountRecord) -> AccountRecord | None:
+    """The account with a working token (refreshed once for every request that met the 401), or None
+    when the refresh failed."""
     try:
         token = await ctx.refresher.refresh(account.id, account.access_token)
     except RefreshFailed as exc:
         log.warning("refresh failed account=%d reauth=%s", account.id, exc.reauth_required)
         if exc.reauth_required:
+            ctx.roster.note_status(account.id, "reauth_required")
             ctx.roster.changed()
-        return False
+        return None
     ctx.roster.update_access_token(account.id, token)
     ctx.roster.changed()
-    return True
+    return replace(account, access_token=token)
 
 
 async def _penalise(
@@ -398,7 +411,11 @@ def _no_account_error(exc: NoAccountAvailable, last: UpstreamFailure | None) -> 
             param="model",
         )
     messages = {
-        "no_accounts": "No ChatGPT accounts have been added to codex-lb yet: add one in the dashboard.",
+        "no_accounts": (
+            "No ChatGPT accounts have been added to codex-lb yet: add one with `codex-lb accounts "
+            "import ~/.codex/auth.json` or `codex-lb accounts login` (or POST /api/accounts/import, or "
+            "the dashboard)."
+        ),
         "all_paused": "Every account in the pool is paused.",
         "all_reauth_required": "Every account in the pool needs to sign in again.",
         "all_deactivated": "Every account in the pool has been deactivated upstream.",

@@ -144,6 +144,9 @@ async def open_socket_stream(
                 if await _after_failure(
                     ctx, candidate, account, result or exc.failure, refreshed, excluded, trace
                 ):
+                    # Refreshed: the same account again, with its new token, without spending an attempt.
+                    binding.candidate, binding.account, pinned = candidate, account, True
+                    trace.attempts -= 1
                     continue
                 pinned = False
                 continue
@@ -186,6 +189,8 @@ async def open_socket_stream(
             continue  # a fresh socket on the same account; the turn replays its full input
         pool.give_back(binding.clear(), healthy=False)
         if await _after_failure(ctx, candidate, account, failure, refreshed, excluded, trace):
+            pinned = True  # refreshed: the same account again, without spending an attempt
+            trace.attempts -= 1
             continue
         binding.account = binding.candidate = None
         pinned = False
@@ -227,7 +232,7 @@ async def _after_failure(
     trace.last_failure = failure
     if failure.kind is FailureKind.AUTH and account.id not in refreshed:
         refreshed.add(account.id)
-        if await _refresh(ctx, account):
+        if await _refresh(ctx, account) is not None:
             return True
     if not failure.allows_failover or failure.kind is FailureKind.PREVIOUS_RESPONSE_NOT_FOUND:
         raise _client_error(failure)
