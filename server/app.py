@@ -12,7 +12,7 @@ import logging
 
 from sanic import Sanic
 
-from server import api, errors, health, logs, startup
+from server import api, errors, health, intake, logs, startup
 from server.auth import lifecycle as auth_lifecycle
 from server.balancer.slots import AccountSlots, SharedPrimitives
 from server.config import ConfigError, Settings, redact_database_url
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     )
     app.ctx.settings = settings
     errors.install(app)
+    intake.install(app)
     app.blueprint(health.bp)
     app.blueprint(responses.bp)
     app.blueprint(usage.bp)
