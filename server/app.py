@@ -12,7 +12,7 @@ import logging
 
 from sanic import Sanic
 
-from server import api, errors, health, intake, logs, startup
+from server import api, errors, health, intake, logs, startup, static_site
 from server.auth import lifecycle as auth_lifecycle
 from server.balancer.slots import AccountSlots, SharedPrimitives
 from server.config import ConfigError, Settings, redact_database_url
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     api.install(app)
     supervisor.install(app, settings.shutdown_drain_s)
     drain.install(app, settings.shutdown_drain_s)
+    static_site.install(app)  # last: its catch-all route yields to every other route
     _install_listeners(app, settings, secret_key)
     auth_lifecycle.install(app)  # after the listener that opens the database
     startup.install(app)
