@@ -13,6 +13,7 @@ import logging
 from sanic import Sanic
 
 from server import api, errors, health, logs, startup
+from server.api import openapi
 from server.balancer.slots import AccountSlots, SharedPrimitives
 from server.config import ConfigError, Settings, redact_database_url
 from server.db import Database
@@ -38,7 +39,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
         KEEP_ALIVE_TIMEOUT=75,
         WEBSOCKET_MAX_SIZE=16 * 1024 * 1024,
         FALLBACK_ERROR_FORMAT="json",
-        OAS=False,
+        AUTO_EXTEND=False,  # sanic-ext on purpose only: see server/api/openapi.py
     )
     app.ctx.settings = settings
     errors.install(app)
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     app.blueprint(models.bp)
     app.blueprint(transcription.bp)
     api.install(app)
+    openapi.install(app)
     _install_listeners(app, settings, secret_key)
     startup.install(app)
     return app
