@@ -192,4 +192,60 @@ def define_database() -> orm.Database:
         holder = orm.Required(str)
         expires_at = orm.Required(float)
 
+    class DashboardAuth(db.Entity):
+        """The dashboard's credentials, one row (id 1): argon2id hashes and SecretBox ciphertexts."""
+
+        _table_ = "dashboard_auth"
+        id = orm.PrimaryKey(int)
+        admin_password_hash = orm.Optional(str, default="")
+        viewer_password_hash = orm.Optional(str, default="")
+        totp_secret = orm.Optional(str, default="")
+        totp_pending_secret = orm.Optional(str, default="")
+        totp_last_step = orm.Required(int, size=64, default=0)
+        bootstrap_token_hash = orm.Optional(str, default="")
+        bootstrap_token_sealed = orm.Optional(str, default="")
+        updated_at = orm.Required(float, default=0.0)
+
+    class DashboardRecoveryCode(db.Entity):
+        """An unused one-time TOTP recovery code (SHA-256 of it); using it deletes the row."""
+
+        _table_ = "dashboard_recovery_code"
+        id = orm.PrimaryKey(int, auto=True, size=64)
+        code_hash = orm.Required(str, unique=True)
+        created_at = orm.Required(float)
+
+    class DashboardSession(db.Entity):
+        """A signed-in dashboard session; the cookie's token is stored as its SHA-256 only."""
+
+        _table_ = "dashboard_session"
+        id = orm.PrimaryKey(str)
+        token_hash = orm.Required(str, unique=True)
+        role = orm.Required(str)
+        user_name = orm.Optional(str, default="")
+        created_at = orm.Required(float)
+        last_seen_at = orm.Required(float)
+        expires_at = orm.Required(float)
+        client_address = orm.Optional(str, default="")
+        user_agent = orm.Optional(str, default="")
+
+    class DashboardAuthFailure(db.Entity):
+        """A refused sign-in attempt, counted per address and overall for throttling."""
+
+        _table_ = "dashboard_auth_failure"
+        id = orm.PrimaryKey(int, auto=True, size=64)
+        client_address = orm.Required(str)
+        at = orm.Required(float)
+
+    class AuditEvent(db.Entity):
+        """A security-relevant action: who, from where, what, on what; details never hold a secret."""
+
+        _table_ = "audit_event"
+        id = orm.PrimaryKey(int, auto=True, size=64)
+        at = orm.Required(float)
+        actor = orm.Optional(str, default="")
+        client_address = orm.Optional(str, default="")
+        action = orm.Required(str)
+        target = orm.Optional(str, default="")
+        details = orm.Required(str, default="{}")
+
     return db

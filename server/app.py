@@ -12,8 +12,9 @@ import logging
 
 from sanic import Sanic
 
-from server import api, errors, health, logs, startup
+from server import api, errors, health, intake, logs, startup
 from server.api import openapi
+from server.auth import lifecycle as auth_lifecycle
 from server.balancer.slots import AccountSlots, SharedPrimitives
 from server.config import ConfigError, Settings, redact_database_url
 from server.db import Database
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     )
     app.ctx.settings = settings
     errors.install(app)
+    intake.install(app)
     app.blueprint(health.bp)
     app.blueprint(responses.bp)
     app.blueprint(usage.bp)
@@ -54,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     api.install(app)
     openapi.install(app)
     _install_listeners(app, settings, secret_key)
+    auth_lifecycle.install(app)  # after the listener that opens the database
     startup.install(app)
     return app
 

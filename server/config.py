@@ -7,6 +7,7 @@ defaults. `Settings.load()` validates everything and raises ConfigError naming t
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -66,6 +67,30 @@ class Settings:
     # Refresh access tokens this long before they expire (checked every token_refresh_check_s).
     token_refresh_ahead_s: float = 3600.0
     token_refresh_check_s: float = 300.0
+    # Intake (issue 12): a request body must arrive within this time; a worker receives at most this many
+    # body bytes at once (more: 503 with retry-after).
+    request_body_timeout_s: float = 60.0
+    body_bytes_in_flight: int = 128 * 1024 * 1024
+    # Upstream: time to the response head per attempt, and for the whole failover of one request;
+    # streaming clients get an SSE comment every stream_keepalive_s while they wait.
+    upstream_first_byte_timeout_s: float = 60.0
+    upstream_failover_timeout_s: float = 120.0
+    stream_keepalive_s: float = 10.0
+    # Client WebSockets: bytes of turns queued behind the running one, per socket and per worker.
+    websocket_queued_bytes: int = 32 * 1024 * 1024
+    websocket_queued_bytes_per_worker: int = 256 * 1024 * 1024
+    # Dashboard sign-in (server/auth): standard, trusted_header or disabled.
+    dashboard_auth_mode: str = "standard"
+    dashboard_auth_proxy_header: str = "Remote-User"
+    dashboard_bootstrap_token: str = field(default="", repr=False)
+    dashboard_session_idle_s: float = 12 * 3600.0
+    dashboard_session_max_s: float = 7 * 86400.0
+    # Browser origins besides the server's own that may call /api and open proxy WebSockets.
+    allowed_origins: tuple[str, ...] = ()
+    # Forwarding headers (X-Forwarded-For, Forwarded, X-Forwarded-Proto, the auth header) are believed
+    # only from socket peers in these networks, and only when trust_proxy_headers is on.
+    firewall_trusted_proxy_cidrs: tuple[str, ...] = ()
+    firewall_trust_proxy_headers: bool = False
     # CODEX_LB_* variables that are no setting (a typo?), each with the closest known name.
     unknown_variables: tuple[tuple[str, str | None], ...] = field(default=(), repr=False, compare=False)
     # Raw CODEX_LB_* values, for settings later issues add; never logged.
@@ -200,6 +225,25 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
         token_refresh_check_s=_seconds(
             "TOKEN_REFRESH_CHECK_SECONDS", get("TOKEN_REFRESH_CHECK_SECONDS", "300")
         ),
+        **_reliability(raw, get),
+        dashboard_auth_mode=_choice(
+            "DASHBOARD_AUTH_MODE",
+            get("DASHBOARD_AUTH_MODE", "standard").lower(),
+            ("standard", "trusted_header", "disabled"),
+        ),
+        dashboard_auth_proxy_header=get("DASHBOARD_AUTH_PROXY_HEADER", "Remote-User").strip(),
+        dashboard_bootstrap_token=_bootstrap_token(get("DASHBOARD_BOOTSTRAP_TOKEN", "")),
+        dashboard_session_idle_s=_seconds(
+            "DASHBOARD_SESSION_IDLE_SECONDS", get("DASHBOARD_SESSION_IDLE_SECONDS", "43200"), 60
+        ),
+        dashboard_session_max_s=_seconds(
+            "DASHBOARD_SESSION_MAX_SECONDS", get("DASHBOARD_SESSION_MAX_SECONDS", "604800"), 60
+        ),
+        allowed_origins=_origins(get("ALLOWED_ORIGINS", "")),
+        firewall_trusted_proxy_cidrs=_cidrs(get("FIREWALL_TRUSTED_PROXY_CIDRS", "")),
+        firewall_trust_proxy_headers=_bool(
+            "FIREWALL_TRUST_PROXY_HEADERS", get("FIREWALL_TRUST_PROXY_HEADERS", "false")
+        ),
         extra={k[len(PREFIX) :].lower(): v for k, v in raw.items() if k[len(PREFIX) :].lower() not in known},
     )
     unknown = tuple((name, _closest(name, read)) for name in sorted(set(raw) - read))
@@ -211,6 +255,36 @@ def _closest(name: str, known: set[str]) -> str | None:
     suffixes = {k[len(PREFIX) :]: k for k in known}
     matches = difflib.get_close_matches(name[len(PREFIX) :], sorted(suffixes), n=1, cutoff=0.6)
     return suffixes[matches[0]] if matches else None
+
+
+def _reliability(raw: dict[str, str], get) -> dict:
+    mib = 1024 * 1024
+    values = {
+        "request_body_timeout_s": _seconds(
+            "REQUEST_BODY_TIMEOUT_SECONDS", get("REQUEST_BODY_TIMEOUT_SECONDS", "60")
+        ),
+        "body_bytes_in_flight": _int(
+            raw, "BODY_BYTES_IN_FLIGHT", get("BODY_BYTES_IN_FLIGHT", str(128 * mib)), 1024, 64 * 1024**3
+        ),
+        "upstream_first_byte_timeout_s": _seconds(
+            "UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS", get("UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS", "60")
+        ),
+        "upstream_failover_timeout_s": _seconds(
+            "UPSTREAM_FAILOVER_TIMEOUT_SECONDS", get("UPSTREAM_FAILOVER_TIMEOUT_SECONDS", "120")
+        ),
+        "stream_keepalive_s": _seconds("STREAM_KEEPALIVE_SECONDS", get("STREAM_KEEPALIVE_SECONDS", "10")),
+        "websocket_queued_bytes": _int(
+            raw, "WEBSOCKET_QUEUED_BYTES", get("WEBSOCKET_QUEUED_BYTES", str(32 * mib)), 1024, 1024**3
+        ),
+        "websocket_queued_bytes_per_worker": _int(
+            raw,
+            "WEBSOCKET_QUEUED_BYTES_PER_WORKER",
+            get("WEBSOCKET_QUEUED_BYTES_PER_WORKER", str(256 * mib)),
+            1024,
+            64 * 1024**3,
+        ),
+    }
+    return values
 
 
 def _int(raw: dict[str, str], name: str, value: str, low: int, high: int) -> int:
@@ -240,6 +314,34 @@ def _seconds(name: str, value: str, low: float = 0.1, high: float = 30 * 86400) 
     if not low <= number <= high:
         raise ConfigError(f"{PREFIX}{name}={number} is out of range ({low}..{high} seconds)")
     return number
+
+
+def _bootstrap_token(value: str) -> str:
+    if value and len(value) < 16:
+        raise ConfigError(f"{PREFIX}DASHBOARD_BOOTSTRAP_TOKEN must be at least 16 characters")
+    return value
+
+
+def _origins(value: str) -> tuple[str, ...]:
+    origins = []
+    for origin in filter(None, (part.strip().rstrip("/") for part in value.split(","))):
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+            raise ConfigError(
+                f"{PREFIX}ALLOWED_ORIGINS: {origin!r} is not an origin like https://dash.example.com"
+            )
+        origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
+    return tuple(origins)
+
+
+def _cidrs(value: str) -> tuple[str, ...]:
+    networks = []
+    for part in filter(None, (part.strip() for part in value.split(","))):
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{PREFIX}FIREWALL_TRUSTED_PROXY_CIDRS: {part!r} is not a network") from None
+    return tuple(networks)
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:

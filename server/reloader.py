@@ -30,6 +30,10 @@ class ChangeWatcher:
         self._version = -1
         self._task: asyncio.Task | None = None
 
+    def add(self, reload: Reload) -> None:
+        """Also call `reload` on every change (a per-worker cache that another module owns)."""
+        self._reloaders.append(reload)
+
     async def reload_all(self) -> None:
         generation = self._slots.generation
         version = await self._db.run(store.roster_version)

@@ -39,7 +39,8 @@ async def test_bad_changes_are_refused_and_change_nothing(proxy):
             status, body = await _json(session, "PUT", proxy.url + "/api/settings", bad)
             assert status == 400, bad
             assert body["error"]["code"] == "invalid_settings" and body["error"]["message"]
-        async with session.put(proxy.url + "/api/settings", data=b"{broken") as response:
+        broken = {"data": b"{broken", "headers": {"Content-Type": "application/json"}}
+        async with session.put(proxy.url + "/api/settings", **broken) as response:
             assert response.status == 400
         status, body = await _json(session, "GET", proxy.url + "/api/settings")
         assert body == {"upstream_stream_transport": "auto", "api_key_auth_enabled": False}

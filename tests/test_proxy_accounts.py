@@ -59,8 +59,10 @@ async def test_bad_files_get_a_clear_error_and_good_ones_still_land(proxy):
 
 
 async def test_import_without_files_is_a_400(proxy):
+    form = aiohttp.FormData()
+    form.add_field("other", b"x", filename="other.txt")  # multipart, but not the auth_json field
     async with aiohttp.ClientSession() as session:
-        async with session.post(proxy.url + "/api/accounts/import", data={"other": "x"}) as response:
+        async with session.post(proxy.url + "/api/accounts/import", data=form) as response:
             assert response.status == 400
             assert (await response.json())["error"]["message"].startswith("Upload one or more")
 

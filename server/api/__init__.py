@@ -2,10 +2,10 @@
 
 from sanic import Request, Sanic
 
-from server.api import accounts, api_keys, settings
-from server.auth.firewall import require_local
+from server.api import accounts, api_keys, audit, auth, settings
+from server.auth.gate import authorize_api
 
-BLUEPRINTS = (accounts.bp, settings.bp, api_keys.bp)
+BLUEPRINTS = (accounts.bp, settings.bp, api_keys.bp, auth.bp, audit.bp)
 
 
 def install(app: Sanic) -> None:
@@ -13,6 +13,6 @@ def install(app: Sanic) -> None:
         app.blueprint(bp, url_prefix="/api")
 
     @app.on_request
-    async def dashboard_api_is_local_only(request: Request) -> None:
+    async def dashboard_api_needs_sign_in(request: Request) -> None:
         if request.path.startswith("/api/"):
-            require_local(request, "The dashboard API")
+            await authorize_api(request)

@@ -1,7 +1,8 @@
 """The local-only rule: until authentication is configured, only requests from this machine are served.
 
 The socket peer decides, and forwarding headers make a request non-local (never local): a remote client
-cannot claim to be local through a header, nor reach us through a reverse proxy on this host.
+cannot claim to be local through a header, nor reach us through a reverse proxy on this host. Only a
+trusted proxy (server/auth/clients.py) on this host that forwards for a loopback client is local.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from functools import lru_cache
 
 from sanic import Request
 
+from server.auth.clients import client_address, forwarded_chain, peer_address, via_trusted_proxy
 from server.errors import ProxyError
 
 
@@ -41,16 +43,15 @@ def is_local_request(request: Request) -> bool:
     reverse proxy on this host relays someone else)."""
     if not is_loopback(peer_address(request)):
         return False
+    if via_trusted_proxy(request):
+        # A proxy that names no client fails closed: it might relay anyone.
+        return bool(forwarded_chain(request)) and is_loopback(client_address(request))
     headers = request.headers
     if any(name in headers for name in FORWARDING_HEADERS):
         return False
     host = headers.get("host", "")
     hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     return hostname.lower() in LOCAL_HOSTS
-
-
-def peer_address(request: Request) -> str:
-    return request.conn_info.client_ip if request.conn_info else ""
 
 
 def require_local(request: Request, what: str) -> None:

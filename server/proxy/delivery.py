@@ -18,10 +18,11 @@ from sanic.response import json
 from server.errors import ProxyError
 from server.keys.admission import Admission
 from server.keys.admission import settle as admission_settle
-from server.proxy.assemble import ResponseAssembler
+from server.proxy.assemble import OutputFiller, ResponseAssembler
 from server.proxy.context import ProxyContext
 from server.proxy.failover import TERMINAL_EVENTS, OpenedStream, Trace
 from server.upstream.sse import SSEEvent, encode_event
+from server.upstream.websocket import FrameStream
 from server.usage.records import RequestRecord, new_request_id
 from server.usage.tokens import TokenUsage
 
@@ -74,10 +75,16 @@ def response_headers(opened: OpenedStream, trace: Trace, request_id: str) -> dic
 
 
 async def stream_to_client(
-    request: Request, opened: OpenedStream, trace: Trace, request_id: str, outcome: Outcome
+    request: Request,
+    opened: OpenedStream,
+    trace: Trace,
+    request_id: str,
+    outcome: Outcome,
+    fill_output: bool = False,
 ) -> None:
     """Send the stream; `outcome` is filled in as it goes, so a client that hangs up right after the
-    terminal event still has its request settled as a success."""
+    terminal event still has its request settled as a success. `fill_output` (/v1 clients): the terminal
+    event carries the stream's output items, sent event by event instead of chunk by chunk."""
     for event in opened.events:
         outcome.observe(event)
     headers = response_headers(opened, trace, request_id)
@@ -85,13 +92,16 @@ async def stream_to_client(
     headers["x-codex-lb-overhead-ms"] = f"{trace.overhead_ms():.2f}"
     headers["cache-control"] = "no-cache"
     client = await request.respond(status=200, headers=headers, content_type="text/event-stream")
-    await client.send(b"".join(opened.buffered))
     scanner = opened.scanner
     try:
-        async for chunk in opened.response.content.iter_any():
-            await client.send(chunk)
-            for event in scanner.feed(chunk):
-                outcome.observe(event)
+        if fill_output:
+            await _send_filled(client, opened, outcome)
+        else:
+            await client.send(b"".join(opened.buffered))
+            async for chunk in opened.response.content.iter_any():
+                await client.send(chunk)
+                for event in scanner.feed(chunk):
+                    outcome.observe(event)
     except (aiohttp.ClientError, TimeoutError):
         pass  # reported below as an incomplete stream
     if not outcome.terminal_seen:
@@ -99,6 +109,24 @@ async def stream_to_client(
         outcome.status, outcome.error_code = 502, "stream_incomplete"
         await client.send(_incomplete_event(outcome.response_id))
     await client.eof()
+
+
+async def _send_filled(client, opened: OpenedStream, outcome: Outcome) -> None:
+    filler = OutputFiller()
+    if isinstance(opened.response, FrameStream):
+        # A socket turn's buffered events are whole events already (and hold no output items yet).
+        filler.sse(opened.events)
+        await client.send(b"".join(opened.buffered))
+    else:
+        # Whole events only: a partial one stays in the scanner until its end arrives.
+        await client.send(filler.sse(opened.events))
+    scanner = opened.scanner
+    async for chunk in opened.response.content.iter_any():
+        events = scanner.feed(chunk)
+        for event in events:
+            outcome.observe(event)
+        if events:
+            await client.send(filler.sse(events))
 
 
 async def collect_response(opened: OpenedStream, trace: Trace) -> tuple[Outcome, dict | None]:

@@ -25,6 +25,7 @@ from server.errors import ProxyError
 from server.keys.admission import admit, check_model
 from server.keys.store import KeyRecord
 from server.proxy import normalize, transport, websocket_handshake
+from server.proxy.assemble import OutputFiller
 from server.proxy.conversation import Conversation
 from server.proxy.delivery import Outcome, Settlement
 from server.proxy.failover import OpenedStream, Trace, open_stream
@@ -297,12 +298,17 @@ class ClientSocket:
     async def _relay(self, opened: OpenedStream, outcome: Outcome) -> list[SSEEvent]:
         """Send the turn's events as text frames until its terminal event; return the output items."""
         produced: list[SSEEvent] = []
+        filler = None if self.codex else OutputFiller()  # SDK clients get the output in the terminal event
 
         async def forward(event: SSEEvent) -> None:
             outcome.observe(event)
             if event.name == "response.output_item.done":
                 produced.append(event)
-            await self.ws.send(event.text if isinstance(event, FrameEvent) else _sse_data(event.raw))
+            filled = filler.fill(event) if filler is not None else None
+            if filled is not None:
+                await self.ws.send(orjson.dumps(filled).decode())
+            else:
+                await self.ws.send(event.text if isinstance(event, FrameEvent) else _sse_data(event.raw))
 
         for event in opened.events:
             await forward(event)
