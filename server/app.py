@@ -12,7 +12,7 @@ import logging
 
 from sanic import Sanic
 
-from server import api, errors, health, intake, logs, startup
+from server import api, errors, health, intake, logs, startup, static_site
 from server.api import openapi
 from server.auth import lifecycle as auth_lifecycle
 from server.balancer.slots import AccountSlots, SharedPrimitives
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     app.blueprint(transcription.bp)
     api.install(app)
     openapi.install(app)
+    static_site.install(app)  # last: its catch-all route yields to every other route
     _install_listeners(app, settings, secret_key)
     auth_lifecycle.install(app)  # after the listener that opens the database
     startup.install(app)
