@@ -18,6 +18,7 @@ from sanic.response import json
 from server.errors import ProxyError
 from server.keys.admission import Admission
 from server.keys.admission import settle as admission_settle
+from server.lifecycle import drain
 from server.proxy import keepalive
 from server.proxy.assemble import OutputFiller, ResponseAssembler
 from server.proxy.context import ProxyContext
@@ -36,7 +37,7 @@ _PASSED_BACK_PREFIXES = ("x-codex-primary-", "x-codex-secondary-", "x-codex-cred
 class Outcome:
     """What the stream said about the request, filled in as events pass."""
 
-    __slots__ = ("status", "error_code", "usage", "terminal_seen", "response_id")
+    __slots__ = ("status", "error_code", "usage", "terminal_seen", "response_id", "cut_reason")
 
     def __init__(self) -> None:
         self.status = 200
@@ -44,6 +45,7 @@ class Outcome:
         self.usage: TokenUsage | None = None
         self.terminal_seen = False
         self.response_id = ""
+        self.cut_reason = ""  # set when the server cut the stream (shutdown deadline)
 
     def observe(self, event: SSEEvent) -> None:
         if event.name not in TERMINAL_EVENTS:
@@ -107,8 +109,8 @@ async def stream_to_client(
         pass  # reported below as an incomplete stream
     if not outcome.terminal_seen:
         # The upstream went away after content reached the client: end with a proper failure event.
-        outcome.status, outcome.error_code = 502, "stream_incomplete"
-        await client.send(_incomplete_event(outcome.response_id))
+        outcome.status, outcome.error_code = 502, outcome.cut_reason or "stream_incomplete"
+        await client.send(_incomplete_event(outcome.response_id, outcome.error_code))
     await client.eof()
 
 
@@ -172,9 +174,8 @@ def json_answer(opened: OpenedStream, trace: Trace, request_id: str, outcome: Ou
     return json(body, headers=headers, dumps=orjson.dumps)
 
 
-def _incomplete_event(response_id: str) -> bytes:
-    message = "The upstream stream ended before the response completed."
-    return failed_event(response_id, "stream_incomplete", message)
+def _incomplete_event(response_id: str, code: str = "stream_incomplete") -> bytes:
+    return failed_event(response_id, code, incomplete_message(code))
 
 
 def failed_event(response_id: str, code: str, message: str) -> bytes:
@@ -191,6 +192,12 @@ def failed_event(response_id: str, code: str, message: str) -> bytes:
             },
         }
     )
+
+
+def incomplete_message(code: str) -> str:
+    if code == drain.CUT_CODE:
+        return "The server is shutting down and cut the stream at its drain deadline; retry the request."
+    return "The upstream stream ended before the response completed."
 
 
 class Settlement:
@@ -215,6 +222,7 @@ class Settlement:
         "opened",
         "outcome",
         "admission",
+        "__weakref__",
     )
 
     def __init__(
@@ -240,6 +248,7 @@ class Settlement:
         self.opened: OpenedStream | None = None
         self.outcome: Outcome | None = None
         self.admission: Admission | None = None
+        drain.track(self)
 
     def ended(self, outcome: Outcome) -> None:
         """The stream ran to its end (or the upstream went away): the outcome says how it went."""
@@ -253,6 +262,7 @@ class Settlement:
     def finish(self, ctx: ProxyContext) -> None:
         """Free the account's slot, feed what we learned to the balancer, queue the request-log row, and
         settle the API key's reservation to the real usage (in the background)."""
+        drain.untrack(self)
         outcome, opened, trace = self.outcome, self.opened, self.trace
         if outcome is not None and outcome.terminal_seen:
             # A client that hangs up right after the terminal event was still served.
