@@ -67,6 +67,11 @@ class Settings:
     # Refresh access tokens this long before they expire (checked every token_refresh_check_s).
     token_refresh_ahead_s: float = 3600.0
     token_refresh_check_s: float = 300.0
+    # On SIGTERM, in-flight streams and WebSocket turns get this long to finish before they are cut.
+    shutdown_drain_s: float = 60.0
+    # Upstream WebSockets one worker keeps open, per account and in all.
+    upstream_ws_per_account: int = 64
+    upstream_ws_total: int = 1024
     # Intake (issue 12): a request body must arrive within this time; a worker receives at most this many
     # body bytes at once (more: 503 with retry-after).
     request_body_timeout_s: float = 60.0
@@ -225,6 +230,13 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
         token_refresh_check_s=_seconds(
             "TOKEN_REFRESH_CHECK_SECONDS", get("TOKEN_REFRESH_CHECK_SECONDS", "300")
         ),
+        shutdown_drain_s=_seconds(
+            "SHUTDOWN_DRAIN_SECONDS", get("SHUTDOWN_DRAIN_SECONDS", "60"), 0.0, 24 * 3600
+        ),
+        upstream_ws_per_account=_int(
+            raw, "UPSTREAM_WS_PER_ACCOUNT", get("UPSTREAM_WS_PER_ACCOUNT", "64"), 1, 100_000
+        ),
+        upstream_ws_total=_int(raw, "UPSTREAM_WS_TOTAL", get("UPSTREAM_WS_TOTAL", "1024"), 1, 1_000_000),
         **_reliability(raw, get),
         dashboard_auth_mode=_choice(
             "DASHBOARD_AUTH_MODE",

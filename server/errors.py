@@ -116,8 +116,8 @@ def render(request: Request, exception: Exception) -> HTTPResponse:
 
 
 SERVED = (
-    "codex-lb serves /v1/* (OpenAI API), /backend-api/codex/* (Codex CLI), /api/* (dashboard API) "
-    "and /health/*"
+    "codex-lb serves /v1/* (OpenAI API), /backend-api/codex/* (Codex CLI), /api/* (dashboard API, "
+    "described at /api/openapi.json) and /health/*"
 )
 
 
