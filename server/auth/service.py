@@ -92,6 +92,12 @@ class DashboardAuth:
             await self.reload()
         return self._creds
 
+    async def fresh_credentials(self) -> Credentials:
+        """For sign-in steps: what the database says now, not up to CACHE_TTL_S ago."""
+        self._creds = await self._db.run(store.load_credentials)
+        self._creds_at = time.monotonic()
+        return self._creds
+
     def changed(self) -> None:
         """This worker changed credentials or sessions: drop its copies and tell the host's other workers."""
         self._sessions.clear()
@@ -221,8 +227,9 @@ class DashboardAuth:
             return await asyncio.to_thread(cred.hash_password, password)
 
     async def password_role(self, password: str) -> str | None:
-        """Which role this password opens; both hashes are always checked (same time for every answer)."""
-        creds = await self.credentials()
+        """Which role this password opens; both hashes are always checked (same time for every answer).
+        Read afresh: a password set on another replica a moment ago counts."""
+        creds = await self.fresh_credentials()
         admin = await self.verify(creds.admin_hash, password)
         viewer = await self.verify(creds.viewer_hash, password)
         return ADMIN if admin else VIEWER if viewer else None
@@ -239,7 +246,7 @@ class DashboardAuth:
         fixed = self.settings.dashboard_bootstrap_token
         if fixed:
             return cred.same(token, fixed)
-        stored = (await self.credentials()).bootstrap_hash
+        stored = (await self.fresh_credentials()).bootstrap_hash
         return bool(stored) and cred.same(cred.digest(token), stored)
 
     # ---- sessions
