@@ -180,7 +180,9 @@ class DashboardAuth:
         identity = await self.identify(request)
         if not identity.authenticated:
             creds = await self.credentials()
-            if self.proxy_required(identity, creds):
+            required = self.proxy_required(identity, creds)
+            _log_refusal(request, "proxy_required" if required else "sign_in_required")
+            if required:
                 raise refusal(
                     "This dashboard is configured to sign people in through a reverse proxy "
                     f"(the {self.settings.dashboard_auth_proxy_header} header), and this request did not "
@@ -189,6 +191,7 @@ class DashboardAuth:
                 )
             raise refusal("Sign in to the dashboard first.", "sign_in_required")
         if write and identity.role != ADMIN:
+            _log_refusal(request, "read_only")
             raise refusal("The viewer role can look but not change anything.", "read_only", status=403)
         return identity
 
@@ -283,6 +286,16 @@ class DashboardAuth:
         if await self._db.run(store.claim_bootstrap_token, cred.digest(token), self._box.encrypt(token)):
             self.changed()
             log.warning(bootstrap_banner(token))
+
+
+def _log_refusal(request: Request, code: str) -> None:
+    log.info(
+        "dashboard api refused client=%s method=%s path=%s code=%s",
+        client_address(request),
+        request.method,
+        request.path,
+        code,
+    )
 
 
 def bootstrap_banner(token: str) -> str:
