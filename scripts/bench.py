@@ -2,8 +2,8 @@
 
 Starts the fake upstream and `sanic server.app --workers N` as subprocesses on loopback, imports fake
 accounts, then measures requests/s, p50/p99 latency and the proxy's CPU milliseconds per request for
-streamed and non-streamed Responses calls and Chat Completions calls (translated both ways) at several
-concurrencies, and prints the ratios.
+streamed and non-streamed Responses calls (Codex route and /v1) and Chat Completions calls (translated
+both ways) at several concurrencies, and prints the ratios.
 
     scripts/bench [--workers 2] [--requests 400] [--concurrency 1,16,64] [--accounts 16] [--ws-turns 20]
 
@@ -236,6 +236,7 @@ async def main() -> None:
 
         stream_body = orjson.dumps(responses_body("benchmark prompt " * 20))
         json_body = orjson.dumps({"model": "gpt-5.4", "input": "benchmark prompt " * 20, "stream": False})
+        v1_stream_body = orjson.dumps({"model": "gpt-5.4", "input": "benchmark prompt " * 20, "stream": True})
         chat_messages = [{"role": "user", "content": "benchmark prompt " * 20}]
         chat_stream_body = orjson.dumps(
             {
@@ -282,6 +283,15 @@ async def main() -> None:
                 proxy.pid,
                 "proxy json",
             )
+            v1_streamed = await run_load(
+                proxy_url + "/v1/responses",
+                v1_stream_body,
+                {"content-type": "application/json"},
+                total,
+                concurrency,
+                proxy.pid,
+                "v1 stream",
+            )
             chat_streamed = await run_load(
                 proxy_url + "/v1/chat/completions",
                 chat_stream_body,
@@ -300,7 +310,7 @@ async def main() -> None:
                 proxy.pid,
                 "chat json",
             )
-            rows.append((direct, streamed, non_streamed, chat_streamed, chat_json))
+            rows.append((direct, streamed, non_streamed, v1_streamed, chat_streamed, chat_json))
         ws_rows = []
         ws_direct_headers = {**direct_headers, "openai-beta": "responses_websockets=2026-02-06"}
         ws_direct_headers.pop("content-type")

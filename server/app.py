@@ -12,11 +12,13 @@ import logging
 
 from sanic import Sanic
 
-from server import api, errors, health, logs, startup
+from server import api, errors, health, intake, logs, startup, static_site
+from server.api import openapi
 from server.auth import lifecycle as auth_lifecycle
 from server.balancer.slots import AccountSlots, SharedPrimitives
 from server.config import ConfigError, Settings, redact_database_url
 from server.db import Database
+from server.lifecycle import drain, supervisor
 from server.proxy import chat, models, responses, transcription, usage, websocket
 from server.proxy.context import close_proxy_context, open_proxy_context
 from server.secretbox import SecretBox, load_or_create_key
@@ -39,10 +41,11 @@ def create_app(settings: Settings | None = None) -> Sanic:
         KEEP_ALIVE_TIMEOUT=75,
         WEBSOCKET_MAX_SIZE=16 * 1024 * 1024,
         FALLBACK_ERROR_FORMAT="json",
-        OAS=False,
+        AUTO_EXTEND=False,  # sanic-ext on purpose only: see server/api/openapi.py
     )
     app.ctx.settings = settings
     errors.install(app)
+    intake.install(app)
     app.blueprint(health.bp)
     app.blueprint(responses.bp)
     app.blueprint(usage.bp)
@@ -52,6 +55,10 @@ def create_app(settings: Settings | None = None) -> Sanic:
     app.blueprint(models.bp)
     app.blueprint(transcription.bp)
     api.install(app)
+    openapi.install(app)
+    supervisor.install(app, settings.shutdown_drain_s)
+    drain.install(app, settings.shutdown_drain_s)
+    static_site.install(app)  # last: its catch-all route yields to every other route
     _install_listeners(app, settings, secret_key)
     auth_lifecycle.install(app)  # after the listener that opens the database
     startup.install(app)

@@ -6,7 +6,7 @@ The backend's terminal event often carries an empty `output`: the items come fro
 
 from __future__ import annotations
 
-from server.upstream.sse import SSEEvent
+from server.upstream.sse import SSEEvent, encode_event
 
 
 class ResponseAssembler:
@@ -36,3 +36,43 @@ class ResponseAssembler:
         if not response.get("output"):
             response["output"] = [self._items[i] for i in sorted(self._items)]
         return response
+
+
+# Terminal events whose `response` the public Responses API sends with the whole output.
+_FILLED = frozenset({"response.completed", "response.incomplete"})
+
+
+class OutputFiller:
+    """For /v1 streaming clients (OpenAI SDKs): fills the terminal event's empty `output` with the
+    items of this stream's `response.output_item.done` events, in output-index order, as the public
+    Responses API does. An `output` the upstream filled is left alone; Codex routes never use this (the
+    CLI expects the backend's bytes)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self) -> None:
+        self._items: dict[int, dict] = {}
+
+    def fill(self, event: SSEEvent) -> dict | None:
+        """The event's payload with its output filled in when it needs that; None to pass it unchanged."""
+        name = event.name
+        if name == "response.output_item.done":
+            data = event.data()
+            item = data.get("item")
+            if isinstance(item, dict):
+                self._items[int(data.get("output_index", len(self._items)))] = item
+        elif name in _FILLED and self._items:
+            data = event.data()
+            response = data.get("response")
+            if isinstance(response, dict) and not response.get("output"):
+                response["output"] = [self._items[i] for i in sorted(self._items)]
+                return data
+        return None
+
+    def sse(self, events: list[SSEEvent]) -> bytes:
+        """The events as SSE bytes: each one's own bytes, or the filled terminal event re-encoded."""
+        parts = []
+        for event in events:
+            data = self.fill(event)
+            parts.append(event.raw if data is None else encode_event(data, event.name))
+        return b"".join(parts)

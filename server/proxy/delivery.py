@@ -18,10 +18,12 @@ from sanic.response import json
 from server.errors import ProxyError
 from server.keys.admission import Admission
 from server.keys.admission import settle as admission_settle
-from server.proxy.assemble import ResponseAssembler
+from server.lifecycle import drain
+from server.proxy.assemble import OutputFiller, ResponseAssembler
 from server.proxy.context import ProxyContext
 from server.proxy.failover import TERMINAL_EVENTS, OpenedStream, Trace
 from server.upstream.sse import SSEEvent, encode_event
+from server.upstream.websocket import FrameStream
 from server.usage.records import RequestRecord, new_request_id
 from server.usage.tokens import TokenUsage
 
@@ -34,7 +36,7 @@ _PASSED_BACK_PREFIXES = ("x-codex-primary-", "x-codex-secondary-", "x-codex-cred
 class Outcome:
     """What the stream said about the request, filled in as events pass."""
 
-    __slots__ = ("status", "error_code", "usage", "terminal_seen", "response_id")
+    __slots__ = ("status", "error_code", "usage", "terminal_seen", "response_id", "cut_reason")
 
     def __init__(self) -> None:
         self.status = 200
@@ -42,6 +44,7 @@ class Outcome:
         self.usage: TokenUsage | None = None
         self.terminal_seen = False
         self.response_id = ""
+        self.cut_reason = ""  # set when the server cut the stream (shutdown deadline)
 
     def observe(self, event: SSEEvent) -> None:
         if event.name not in TERMINAL_EVENTS:
@@ -74,10 +77,16 @@ def response_headers(opened: OpenedStream, trace: Trace, request_id: str) -> dic
 
 
 async def stream_to_client(
-    request: Request, opened: OpenedStream, trace: Trace, request_id: str, outcome: Outcome
+    request: Request,
+    opened: OpenedStream,
+    trace: Trace,
+    request_id: str,
+    outcome: Outcome,
+    fill_output: bool = False,
 ) -> None:
     """Send the stream; `outcome` is filled in as it goes, so a client that hangs up right after the
-    terminal event still has its request settled as a success."""
+    terminal event still has its request settled as a success. `fill_output` (/v1 clients): the terminal
+    event carries the stream's output items, sent event by event instead of chunk by chunk."""
     for event in opened.events:
         outcome.observe(event)
     headers = response_headers(opened, trace, request_id)
@@ -85,20 +94,41 @@ async def stream_to_client(
     headers["x-codex-lb-overhead-ms"] = f"{trace.overhead_ms():.2f}"
     headers["cache-control"] = "no-cache"
     client = await request.respond(status=200, headers=headers, content_type="text/event-stream")
-    await client.send(b"".join(opened.buffered))
     scanner = opened.scanner
     try:
-        async for chunk in opened.response.content.iter_any():
-            await client.send(chunk)
-            for event in scanner.feed(chunk):
-                outcome.observe(event)
+        if fill_output:
+            await _send_filled(client, opened, outcome)
+        else:
+            await client.send(b"".join(opened.buffered))
+            async for chunk in opened.response.content.iter_any():
+                await client.send(chunk)
+                for event in scanner.feed(chunk):
+                    outcome.observe(event)
     except (aiohttp.ClientError, TimeoutError):
         pass  # reported below as an incomplete stream
     if not outcome.terminal_seen:
         # The upstream went away after content reached the client: end with a proper failure event.
-        outcome.status, outcome.error_code = 502, "stream_incomplete"
-        await client.send(_incomplete_event(outcome.response_id))
+        outcome.status, outcome.error_code = 502, outcome.cut_reason or "stream_incomplete"
+        await client.send(_incomplete_event(outcome.response_id, outcome.error_code))
     await client.eof()
+
+
+async def _send_filled(client, opened: OpenedStream, outcome: Outcome) -> None:
+    filler = OutputFiller()
+    if isinstance(opened.response, FrameStream):
+        # A socket turn's buffered events are whole events already (and hold no output items yet).
+        filler.sse(opened.events)
+        await client.send(b"".join(opened.buffered))
+    else:
+        # Whole events only: a partial one stays in the scanner until its end arrives.
+        await client.send(filler.sse(opened.events))
+    scanner = opened.scanner
+    async for chunk in opened.response.content.iter_any():
+        events = scanner.feed(chunk)
+        for event in events:
+            outcome.observe(event)
+        if events:
+            await client.send(filler.sse(events))
 
 
 async def collect_response(opened: OpenedStream, trace: Trace) -> tuple[Outcome, dict | None]:
@@ -143,7 +173,7 @@ def json_answer(opened: OpenedStream, trace: Trace, request_id: str, outcome: Ou
     return json(body, headers=headers, dumps=orjson.dumps)
 
 
-def _incomplete_event(response_id: str) -> bytes:
+def _incomplete_event(response_id: str, code: str = "stream_incomplete") -> bytes:
     return encode_event(
         {
             "type": "response.failed",
@@ -152,13 +182,16 @@ def _incomplete_event(response_id: str) -> bytes:
                 "id": response_id,
                 "object": "response",
                 "status": "failed",
-                "error": {
-                    "code": "stream_incomplete",
-                    "message": "The upstream stream ended before the response completed.",
-                },
+                "error": {"code": code, "message": incomplete_message(code)},
             },
         }
     )
+
+
+def incomplete_message(code: str) -> str:
+    if code == drain.CUT_CODE:
+        return "The server is shutting down and cut the stream at its drain deadline; retry the request."
+    return "The upstream stream ended before the response completed."
 
 
 class Settlement:
@@ -183,6 +216,7 @@ class Settlement:
         "opened",
         "outcome",
         "admission",
+        "__weakref__",
     )
 
     def __init__(
@@ -208,6 +242,7 @@ class Settlement:
         self.opened: OpenedStream | None = None
         self.outcome: Outcome | None = None
         self.admission: Admission | None = None
+        drain.track(self)
 
     def ended(self, outcome: Outcome) -> None:
         """The stream ran to its end (or the upstream went away): the outcome says how it went."""
@@ -221,6 +256,7 @@ class Settlement:
     def finish(self, ctx: ProxyContext) -> None:
         """Free the account's slot, feed what we learned to the balancer, queue the request-log row, and
         settle the API key's reservation to the real usage (in the background)."""
+        drain.untrack(self)
         outcome, opened, trace = self.outcome, self.opened, self.trace
         if outcome is not None and outcome.terminal_seen:
             # A client that hangs up right after the terminal event was still served.

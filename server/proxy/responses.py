@@ -87,7 +87,8 @@ async def _serve(request: Request, norm: normalize.NormalizedRequest, key: KeyRe
             )
         if norm.client_stream:
             done.outcome = Outcome()
-            await stream_to_client(request, done.opened, trace, request_id, done.outcome)
+            fill = request.path.startswith("/v1/")  # SDK clients; the Codex CLI gets the backend's bytes
+            await stream_to_client(request, done.opened, trace, request_id, done.outcome, fill)
             done.ended(done.outcome)
             return None  # already sent through request.respond()
         done.outcome, body = await collect_response(done.opened, trace)

@@ -24,9 +24,11 @@ from server.auth.guard import authorize_proxy
 from server.errors import ProxyError
 from server.keys.admission import admit, check_model
 from server.keys.store import KeyRecord
+from server.lifecycle import drain
 from server.proxy import normalize, transport, websocket_handshake
+from server.proxy.assemble import OutputFiller
 from server.proxy.conversation import Conversation
-from server.proxy.delivery import Outcome, Settlement
+from server.proxy.delivery import Outcome, Settlement, incomplete_message
 from server.proxy.failover import OpenedStream, Trace, open_stream
 from server.proxy.socket_turns import Binding, FallBackToHttp, open_socket_stream
 from server.upstream import headers
@@ -101,6 +103,16 @@ class ClientSocket:
         self.busy = False
         self.turns = 0
         self.last_activity = time.monotonic()
+        self.drain = request.app.ctx.drain
+        drain.add_socket(self)
+
+    @property
+    def idle(self) -> bool:
+        return not self.busy and self.frames.empty()
+
+    def close_for_restart(self) -> None:
+        """The server is stopping: 1012 tells the Codex CLI to reconnect (to another instance)."""
+        asyncio.create_task(self._close(drain.CLOSE_SERVICE_RESTART, "Service restart"), name="ws-close-1012")
 
     async def run(self) -> None:
         worker = asyncio.create_task(self._work(), name="websocket-turns")
@@ -129,6 +141,7 @@ class ClientSocket:
             await asyncio.gather(worker, return_exceptions=True)
 
     def close(self) -> None:
+        drain.remove_socket(self)
         socket = self.binding.clear()
         if socket is not None:
             self.ctx.sockets.give_back(socket, healthy=True)
@@ -148,6 +161,11 @@ class ClientSocket:
             return CLOSE_POLICY
         kind = frame.get("type")
         if kind == "response.create":
+            if self.drain.draining:
+                await self._send_error(
+                    503, "This codex-lb instance is shutting down; reconnect.", drain.CUT_CODE, "server_error"
+                )
+                return None
             if self.frames.qsize() >= MAX_QUEUED_TURNS:
                 await self._send_error(
                     429, "Too many turns queued on this socket; wait for the current one.", "too_many_turns"
@@ -173,6 +191,9 @@ class ClientSocket:
                 self.busy = False
                 self.turns += 1
                 self.last_activity = time.monotonic()
+            if self.drain.draining:
+                self.close_for_restart()  # the turn is done; queued ones go to the next instance
+                return
 
     async def _turn(self, frame: dict) -> None:
         ctx = self.ctx
@@ -180,6 +201,7 @@ class ClientSocket:
         done = Settlement(self.route, "websocket", model=model, api_key_id=self.key.id if self.key else None)
         trace, request_id = done.trace, done.request_id
         outcome = Outcome()
+        done.outcome = outcome  # so a drain deadline can mark the turn as cut
         upstream = ""
         try:
             turn = self._prepare(frame)
@@ -297,12 +319,17 @@ class ClientSocket:
     async def _relay(self, opened: OpenedStream, outcome: Outcome) -> list[SSEEvent]:
         """Send the turn's events as text frames until its terminal event; return the output items."""
         produced: list[SSEEvent] = []
+        filler = None if self.codex else OutputFiller()  # SDK clients get the output in the terminal event
 
         async def forward(event: SSEEvent) -> None:
             outcome.observe(event)
             if event.name == "response.output_item.done":
                 produced.append(event)
-            await self.ws.send(event.text if isinstance(event, FrameEvent) else _sse_data(event.raw))
+            filled = filler.fill(event) if filler is not None else None
+            if filled is not None:
+                await self.ws.send(orjson.dumps(filled).decode())
+            else:
+                await self.ws.send(event.text if isinstance(event, FrameEvent) else _sse_data(event.raw))
 
         for event in opened.events:
             await forward(event)
@@ -323,8 +350,8 @@ class ClientSocket:
             except (aiohttp.ClientError, TimeoutError) as exc:  # reported as incomplete below
                 log.info("upstream stream broke route=%s error=%s", self.route, exc)
         if not outcome.terminal_seen:
-            outcome.status, outcome.error_code = 502, "stream_incomplete"
-            await self.ws.send(_incomplete(outcome.response_id))
+            outcome.status, outcome.error_code = 502, outcome.cut_reason or "stream_incomplete"
+            await self.ws.send(_incomplete(outcome.response_id, outcome.error_code))
         return produced
 
     async def _prewarm_locally(self, turn: _Turn, outcome: Outcome) -> None:
@@ -392,10 +419,7 @@ def _sse_data(raw: bytes) -> str:
     return b"\n".join(lines).decode("utf-8", "replace")
 
 
-def _incomplete(response_id: str) -> str:
-    error = {
-        "code": "stream_incomplete",
-        "message": "The upstream stream ended before the response completed.",
-    }
+def _incomplete(response_id: str, code: str = "stream_incomplete") -> str:
+    error = {"code": code, "message": incomplete_message(code)}
     response = {"id": response_id, "object": "response", "status": "failed", "error": error}
     return orjson.dumps({"type": "response.failed", "response": response}).decode()

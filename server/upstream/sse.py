@@ -76,6 +76,6 @@ def _event_name(block: bytes) -> str:
     return str(_decode_data(block).get("type", "message"))
 
 
-def encode_event(payload: dict) -> bytes:
-    """An event the proxy creates itself (errors, translated chunks)."""
-    return b"event: " + payload["type"].encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+def encode_event(payload: dict, name: str | None = None) -> bytes:
+    """An event the proxy creates or rewrites (errors, translated chunks, filled terminal events)."""
+    return b"event: " + (name or payload["type"]).encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"

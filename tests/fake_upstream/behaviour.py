@@ -42,6 +42,7 @@ class Behaviour:
     cut_stream: bool = False  # drop the connection after cut_after_deltas deltas
     cut_after_deltas: int = 1
     incomplete: bool = False  # response.incomplete, reason max_output_tokens
+    completed_output: bool = False  # the terminal event carries the output items (backend: empty)
     # WebSocket.
     ws_reject_upgrade: bool = False  # 426 on the upgrade
     ws_connection_limit_after_turns: int | None = None  # then websocket_connection_limit_reached

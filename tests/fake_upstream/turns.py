@@ -300,6 +300,11 @@ def plan_turn(body: dict, ctx: TurnContext) -> Turn:
             reply = _reply_text(body, ctx)
             produced = _message(out, index, structured_reply(body, reply) or reply, ctx.behaviour.deltas)
     usage = TurnUsage(input_tokens, cached, produced + reasoning_tokens, reasoning_tokens)
+    if ctx.behaviour.completed_output:  # the public API's shape; the backend usually sends []
+        response = {
+            **response,
+            "output": [e["item"] for e in out.events if e["type"] == "response.output_item.done"],
+        }
     if ctx.behaviour.incomplete:
         out.add(
             "response.incomplete",
