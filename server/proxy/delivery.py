@@ -19,6 +19,7 @@ from server.errors import ProxyError
 from server.keys.admission import Admission
 from server.keys.admission import settle as admission_settle
 from server.lifecycle import drain
+from server.proxy import keepalive
 from server.proxy.assemble import OutputFiller, ResponseAssembler
 from server.proxy.context import ProxyContext
 from server.proxy.failover import TERMINAL_EVENTS, OpenedStream, Trace
@@ -93,7 +94,7 @@ async def stream_to_client(
     trace.head_sent_mono = time.monotonic()
     headers["x-codex-lb-overhead-ms"] = f"{trace.overhead_ms():.2f}"
     headers["cache-control"] = "no-cache"
-    client = await request.respond(status=200, headers=headers, content_type="text/event-stream")
+    client = await keepalive.respond(request, headers)
     scanner = opened.scanner
     try:
         if fill_output:
@@ -174,6 +175,11 @@ def json_answer(opened: OpenedStream, trace: Trace, request_id: str, outcome: Ou
 
 
 def _incomplete_event(response_id: str, code: str = "stream_incomplete") -> bytes:
+    return failed_event(response_id, code, incomplete_message(code))
+
+
+def failed_event(response_id: str, code: str, message: str) -> bytes:
+    """A `response.failed` event: how a stream whose head has gone out reports an error."""
     return encode_event(
         {
             "type": "response.failed",
@@ -182,7 +188,7 @@ def _incomplete_event(response_id: str, code: str = "stream_incomplete") -> byte
                 "id": response_id,
                 "object": "response",
                 "status": "failed",
-                "error": {"code": code, "message": incomplete_message(code)},
+                "error": {"code": code, "message": message},
             },
         }
     )
