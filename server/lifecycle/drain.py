@@ -170,6 +170,10 @@ def install(app: Sanic, drain_s: float) -> None:
     """Listeners and middleware of the drain, and the watch that stops a worker whose main process
     asked it to (a shared flag: a signal can be lost in a start-up window, the flag cannot)."""
     app.ctx.drain = Drain(drain_s)
+    if os.environ.get("SANIC_WORKER_NAME"):
+        # A worker told to stop while it still starts (Sanic installs its handlers only once it
+        # listens) exits quietly instead of printing a KeyboardInterrupt traceback.
+        signal.signal(signal.SIGINT, _exit_quietly)
     # Our own drain decides how long connections live; Sanic's wait after it is only a backstop.
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = 5.0
 
@@ -197,6 +201,10 @@ def install(app: Sanic, drain_s: float) -> None:
         if watch is not None:
             watch.cancel()
         await app.ctx.drain.run()
+
+
+def _exit_quietly(signum, frame) -> None:
+    raise SystemExit(0)
 
 
 async def _watch_for_stop(app: Sanic, flag) -> None:
