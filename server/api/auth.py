@@ -99,7 +99,7 @@ async def bootstrap(request: Request):
     auth = _auth(request)
     payload = parse_json_object(request.body)
     token = _text(payload, "token")
-    if auth.mode != "standard" or (await auth.credentials()).password_set:
+    if auth.mode != "standard" or (await auth.fresh_credentials()).password_set:
         raise _already_set()
     await auth.throttle(request)
     if not await auth.check_bootstrap_token(token):

@@ -47,7 +47,7 @@ def check_request(request: Request) -> None:
         site = headers.get("sec-fetch-site")
         if site is not None and site.lower() not in SAME_SITE_VALUES:
             raise _refused(request, f"sec_fetch_site={site[:30]}")
-    if path.startswith("/api/") and request.method not in SAFE_METHODS and request.body:
+    if path.startswith("/api/") and request.method not in SAFE_METHODS and _has_body(request):
         content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if content_type == "application/json":
             return
@@ -59,6 +59,14 @@ def check_request(request: Request) -> None:
             type="invalid_request_error",
             code="unsupported_media_type",
         )
+
+
+def _has_body(request: Request) -> bool:
+    """Decided from the headers too, so the check can run before the body is read."""
+    if request.body:
+        return True
+    headers = request.headers
+    return "transfer-encoding" in headers or headers.get("content-length", "0").strip() not in ("", "0")
 
 
 def _refused(request: Request, why: str) -> ProxyError:

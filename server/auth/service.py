@@ -92,6 +92,12 @@ class DashboardAuth:
             await self.reload()
         return self._creds
 
+    async def fresh_credentials(self) -> Credentials:
+        """For sign-in steps: what the database says now, not up to CACHE_TTL_S ago."""
+        self._creds = await self._db.run(store.load_credentials)
+        self._creds_at = time.monotonic()
+        return self._creds
+
     def changed(self) -> None:
         """This worker changed credentials or sessions: drop its copies and tell the host's other workers."""
         self._sessions.clear()
@@ -174,7 +180,9 @@ class DashboardAuth:
         identity = await self.identify(request)
         if not identity.authenticated:
             creds = await self.credentials()
-            if self.proxy_required(identity, creds):
+            required = self.proxy_required(identity, creds)
+            _log_refusal(request, "proxy_required" if required else "sign_in_required")
+            if required:
                 raise refusal(
                     "This dashboard is configured to sign people in through a reverse proxy "
                     f"(the {self.settings.dashboard_auth_proxy_header} header), and this request did not "
@@ -183,6 +191,7 @@ class DashboardAuth:
                 )
             raise refusal("Sign in to the dashboard first.", "sign_in_required")
         if write and identity.role != ADMIN:
+            _log_refusal(request, "read_only")
             raise refusal("The viewer role can look but not change anything.", "read_only", status=403)
         return identity
 
@@ -221,8 +230,9 @@ class DashboardAuth:
             return await asyncio.to_thread(cred.hash_password, password)
 
     async def password_role(self, password: str) -> str | None:
-        """Which role this password opens; both hashes are always checked (same time for every answer)."""
-        creds = await self.credentials()
+        """Which role this password opens; both hashes are always checked (same time for every answer).
+        Read afresh: a password set on another replica a moment ago counts."""
+        creds = await self.fresh_credentials()
         admin = await self.verify(creds.admin_hash, password)
         viewer = await self.verify(creds.viewer_hash, password)
         return ADMIN if admin else VIEWER if viewer else None
@@ -239,7 +249,7 @@ class DashboardAuth:
         fixed = self.settings.dashboard_bootstrap_token
         if fixed:
             return cred.same(token, fixed)
-        stored = (await self.credentials()).bootstrap_hash
+        stored = (await self.fresh_credentials()).bootstrap_hash
         return bool(stored) and cred.same(cred.digest(token), stored)
 
     # ---- sessions
@@ -276,6 +286,16 @@ class DashboardAuth:
         if await self._db.run(store.claim_bootstrap_token, cred.digest(token), self._box.encrypt(token)):
             self.changed()
             log.warning(bootstrap_banner(token))
+
+
+def _log_refusal(request: Request, code: str) -> None:
+    log.info(
+        "dashboard api refused client=%s method=%s path=%s code=%s",
+        client_address(request),
+        request.method,
+        request.path,
+        code,
+    )
 
 
 def bootstrap_banner(token: str) -> str:

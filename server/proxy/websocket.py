@@ -31,6 +31,7 @@ from server.proxy.conversation import Conversation
 from server.proxy.delivery import Outcome, Settlement, incomplete_message
 from server.proxy.failover import OpenedStream, Trace, open_stream
 from server.proxy.socket_turns import Binding, FallBackToHttp, open_socket_stream
+from server.proxy.turn_queue import TurnQueue, worker_bytes
 from server.upstream import headers
 from server.upstream.sse import SSEEvent, SSEScanner
 from server.upstream.websocket import FrameEvent, FrameStream, UpstreamSocket
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("responses_websocket")
 
 MAX_BAD_FRAMES = 3  # consecutive unusable frames before the socket is closed
-MAX_QUEUED_TURNS = 8  # turns run one at a time; a client may queue a few behind the current one
 CLOSE_IDLE = 1001
 CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_POLICY = 1008
@@ -99,7 +99,7 @@ class ClientSocket:
         self.binding = Binding()
         self.session_key: str | None = None
         self.cache_key: str | None = None
-        self.frames: asyncio.Queue = asyncio.Queue()
+        self.frames = TurnQueue(self.ctx.settings.websocket_queued_bytes, worker_bytes(request.app))
         self.busy = False
         self.turns = 0
         self.last_activity = time.monotonic()
@@ -142,6 +142,7 @@ class ClientSocket:
 
     def close(self) -> None:
         drain.remove_socket(self)
+        self.frames.clear()
         socket = self.binding.clear()
         if socket is not None:
             self.ctx.sockets.give_back(socket, healthy=True)
@@ -166,12 +167,10 @@ class ClientSocket:
                     503, "This codex-lb instance is shutting down; reconnect.", drain.CUT_CODE, "server_error"
                 )
                 return None
-            if self.frames.qsize() >= MAX_QUEUED_TURNS:
-                await self._send_error(
-                    429, "Too many turns queued on this socket; wait for the current one.", "too_many_turns"
-                )
+            refusal = self.frames.offer(frame, len(message))
+            if refusal is not None:
+                await self._send_error(refusal.status, refusal.message, refusal.code, refusal.kind)
                 return None  # refused, not unusable: the queued turns still run
-            self.frames.put_nowait(frame)
         elif kind != "response.processed":
             log.debug("ignored WebSocket frame type=%r route=%s", kind, self.route)
         return None
