@@ -78,6 +78,7 @@ class DashboardAuth:
         self._creds_at = -1e9
         self._sessions: dict[str, tuple[SessionRow, float]] = {}
         self._argon2 = asyncio.Semaphore(ARGON2_AT_ONCE)
+        self.session_lookups = 0  # database round trips for sessions (the cache should spare most)
 
     # ---- caches
 
@@ -115,6 +116,7 @@ class DashboardAuth:
             if time.monotonic() - fetched < CACHE_TTL_S and now < row.expires_at:
                 return row
         idle_s = self.settings.dashboard_session_idle_s
+        self.session_lookups += 1
         row = await self._db.run(store.find_session, key, idle_s, TOUCH_AFTER_S)
         if row is None:
             self._sessions.pop(key, None)
