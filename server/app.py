@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
         RESPONSE_TIMEOUT=3600,  # long agent turns stream for many minutes
         KEEP_ALIVE_TIMEOUT=75,
         WEBSOCKET_MAX_SIZE=16 * 1024 * 1024,
+        WEBSOCKET_PING_INTERVAL=settings.websocket_ping_s,  # answered by the Codex CLI and browsers
         FALLBACK_ERROR_FORMAT="json",
         AUTO_EXTEND=False,  # sanic-ext on purpose only: see server/api/openapi.py
     )
