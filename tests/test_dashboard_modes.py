@@ -71,10 +71,17 @@ async def test_totp_codes_work_once_and_recovery_codes_once(server):
         assert (await _login(browser, code=totp.at((step + 1) * 30)))[0] == 401  # replayed
         assert (await _login(browser, code=recovery[0]))[0] == 200
         assert (await _login(browser, code=recovery[0]))[0] == 401
+        assert (await _login(browser, code=recovery[2].replace("-", "").upper()))[0] == 200
         assert (await browser.call("POST", "/api/auth/totp/disable", {"code": recovery[1]}))[0] == 204
         assert not (await browser.status())["totp_enabled"]
     async with Browser(server.url) as browser:
         assert (await _login(browser))[0] == 200
+
+
+async def test_two_factor_sign_in_needs_a_password_first(server):
+    async with Browser(server.url, LOCAL) as local:
+        code, body, _ = await local.call("POST", "/api/auth/totp/setup")
+        assert code == 409 and body["error"]["code"] == "password_required"
 
 
 async def test_the_viewer_sees_everything_and_changes_nothing(server):
@@ -337,3 +344,23 @@ async def test_a_revoked_session_fails_on_the_next_request_of_this_worker(server
             assert (await admin.call("DELETE", f"/api/auth/sessions/{target['id']}"))[0] == 204
             assert (await other.call("GET", "/api/settings"))[0] == 401
     await asyncio.sleep(0)
+
+
+async def test_a_signed_in_request_costs_no_database_round_trip_while_cached(server):
+    auth = server.app.ctx.dashboard_auth
+    async with await _admin(server.url) as admin:
+        before = auth.session_lookups
+        for _ in range(20):
+            assert (await admin.call("GET", "/api/settings"))[0] == 200
+        assert auth.session_lookups - before <= 1
+
+
+async def test_expired_sessions_and_old_failures_are_pruned(server):
+    db = server.app.ctx.db
+    async with await _admin(server.url) as admin:
+        token_hash = cred.digest(admin.cookie())
+    await db.run(store.record_failure, "192.0.2.1")
+    await db.run(_age_session, token_hash, 8 * 86400.0)
+    assert await db.run(store.prune, 3600.0, 0.0) == 1
+    mine, everyone = await db.run(store.recent_failures, "192.0.2.1", 0.0)
+    assert mine == [] and everyone == []

@@ -13,7 +13,7 @@ import logging
 
 from sanic import Request
 
-from server.auth.clients import client_address, request_host, request_scheme
+from server.auth.clients import client_address, request_host
 from server.errors import ProxyError
 
 log = logging.getLogger(__name__)
@@ -24,13 +24,20 @@ SAME_SITE_VALUES = frozenset({"same-origin", "none"})
 UPLOAD_SUFFIXES = ("/import",)  # routes that take multipart file uploads
 
 
-def own_origin(request: Request) -> str:
-    return f"{request_scheme(request)}://{request_host(request)}"
+def _authority(host: str) -> str:
+    """host[:port] without a default port: `Origin: https://x.example` and `Host: x.example:443` agree."""
+    return host.removesuffix(":443").removesuffix(":80")
 
 
 def origin_allowed(request: Request, origin: str) -> bool:
+    """The page's host is the one the request was sent to (X-Forwarded-Host from a trusted proxy counts).
+    The scheme is not compared: a TLS proxy that is not configured as trusted still forwards plain HTTP,
+    and a foreign site cannot share the host name anyway."""
     origin = origin.strip().rstrip("/").lower()
-    return origin == own_origin(request) or origin in request.app.ctx.settings.allowed_origins
+    if origin in request.app.ctx.settings.allowed_origins:
+        return True
+    scheme, sep, host = origin.partition("://")
+    return bool(sep) and scheme in ("http", "https") and _authority(host) == _authority(request_host(request))
 
 
 def check_request(request: Request) -> None:

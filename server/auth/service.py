@@ -78,6 +78,7 @@ class DashboardAuth:
         self._creds_at = -1e9
         self._sessions: dict[str, tuple[SessionRow, float]] = {}
         self._argon2 = asyncio.Semaphore(ARGON2_AT_ONCE)
+        self.session_lookups = 0  # database round trips for sessions (the cache should spare most)
 
     # ---- caches
 
@@ -115,6 +116,7 @@ class DashboardAuth:
             if time.monotonic() - fetched < CACHE_TTL_S and now < row.expires_at:
                 return row
         idle_s = self.settings.dashboard_session_idle_s
+        self.session_lookups += 1
         row = await self._db.run(store.find_session, key, idle_s, TOUCH_AFTER_S)
         if row is None:
             self._sessions.pop(key, None)
@@ -240,7 +242,7 @@ class DashboardAuth:
     async def check_second_factor(self, code: str) -> bool:
         """A TOTP code (each time step accepted once) or an unused recovery code."""
         creds = await self.credentials()
-        if "-" in code or len(code.strip()) > 8:
+        if cred.is_recovery_code(code):
             return await self._db.run(store.use_recovery_code, cred.recovery_digest(code))
         step = cred.totp_step(self._box.decrypt(creds.totp_secret), code, time.time())
         return step is not None and await self._db.run(store.use_totp_step, step)
