@@ -18,7 +18,7 @@ from server.auth import lifecycle as auth_lifecycle
 from server.balancer.slots import AccountSlots, SharedPrimitives
 from server.config import ConfigError, Settings, redact_database_url
 from server.db import Database
-from server.lifecycle import drain, supervisor
+from server.lifecycle import drain, reclaim, supervisor
 from server.proxy import chat, models, responses, transcription, usage, websocket
 from server.proxy.context import close_proxy_context, open_proxy_context
 from server.secretbox import SecretBox, load_or_create_key
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
         RESPONSE_TIMEOUT=3600,  # long agent turns stream for many minutes
         KEEP_ALIVE_TIMEOUT=75,
         WEBSOCKET_MAX_SIZE=16 * 1024 * 1024,
+        WEBSOCKET_PING_INTERVAL=settings.websocket_ping_s,  # answered by the Codex CLI and browsers
         FALLBACK_ERROR_FORMAT="json",
         AUTO_EXTEND=False,  # sanic-ext on purpose only: see server/api/openapi.py
     )
@@ -85,11 +86,13 @@ def _install_listeners(app: Sanic, settings: Settings, secret_key: bytes) -> Non
         primitives = SharedPrimitives.create()
         app.shared_ctx.account_slots = primitives.slots
         app.shared_ctx.roster_generation = primitives.generation
+        app.shared_ctx.inflight_shares = primitives.shares
+        reclaim.watch(primitives, settings)  # what a worker that dies held is given back
 
     @app.before_server_start
     async def open_worker_resources(app: Sanic) -> None:
         app.ctx.secretbox = SecretBox(secret_key)
-        app.ctx.slots = AccountSlots(_shared_primitives(app))
+        app.ctx.slots = AccountSlots(_shared_primitives(app), reclaim.this_worker())
         db = Database(settings)
         report = await asyncio.get_running_loop().run_in_executor(None, db.open)
         app.ctx.db = db
@@ -117,4 +120,6 @@ def _shared_primitives(app: Sanic) -> SharedPrimitives:
     if slots is None:
         primitives = SharedPrimitives.create()
         return primitives
-    return SharedPrimitives(slots=slots, generation=app.shared_ctx.roster_generation)
+    return SharedPrimitives(
+        slots=slots, generation=app.shared_ctx.roster_generation, shares=app.shared_ctx.inflight_shares
+    )

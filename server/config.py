@@ -72,6 +72,8 @@ class Settings:
     # Upstream WebSockets one worker keeps open, per account and in all.
     upstream_ws_per_account: int = 64
     upstream_ws_total: int = 1024
+    # Client WebSockets get a protocol ping this often, so proxies in between see traffic on idle sockets.
+    websocket_ping_s: float = 20.0
     # Intake (issue 12): a request body must arrive within this time; a worker receives at most this many
     # body bytes at once (more: 503 with retry-after).
     request_body_timeout_s: float = 60.0
@@ -237,6 +239,7 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
             raw, "UPSTREAM_WS_PER_ACCOUNT", get("UPSTREAM_WS_PER_ACCOUNT", "64"), 1, 100_000
         ),
         upstream_ws_total=_int(raw, "UPSTREAM_WS_TOTAL", get("UPSTREAM_WS_TOTAL", "1024"), 1, 1_000_000),
+        websocket_ping_s=_seconds("WEBSOCKET_PING_SECONDS", get("WEBSOCKET_PING_SECONDS", "20"), 0.5, 3600),
         **_reliability(raw, get),
         dashboard_auth_mode=_choice(
             "DASHBOARD_AUTH_MODE",

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 
+import aiohttp
 import pytest
 
 from tests.support.live_server import ServerProcess
@@ -44,3 +47,33 @@ async def test_sigterm_as_the_first_worker_answers_stops_the_server(tmp_path):
     assert code == 0, server.output()[-3000:]
     assert took < 10, server.output()[-3000:]
     assert "stopping (drain up to" in server.output()
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+async def test_workers_stop_when_the_main_process_is_killed(tmp_path):
+    """A main process killed outright (SIGKILL, OOM) must not leave workers serving an orphaned port."""
+    server = ServerProcess({"CODEX_LB_DATA_DIR": str(tmp_path)}, workers=2)
+    server.start(tmp_path / "server.log")
+    await server.wait_ready()
+    pids: set[int] = set()
+    deadline = time.monotonic() + 30
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        while len(pids) < 2:
+            assert time.monotonic() < deadline, server.output()[-3000:]
+            async with session.get(server.url + "/health/live") as answer:
+                pids.add((await answer.json())["worker"])
+    os.kill(server.proc.pid, signal.SIGKILL)
+    server.proc.wait()
+    deadline = time.monotonic() + 10
+    while any(_running(pid) for pid in pids):
+        assert time.monotonic() < deadline, server.output()[-3000:]
+        await asyncio.sleep(0.1)
+    assert "stopping: main process gone" in server.output()

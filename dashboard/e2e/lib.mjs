@@ -19,6 +19,7 @@ export async function launch() {
     viewport: DESKTOP,
     colorScheme: 'light',
     baseURL: base,
+    extraHTTPHeaders: config.headers ?? {},
     args: [
       '--headless',
       '--no-sandbox',
@@ -84,6 +85,12 @@ export async function toast(page, text) {
   const locator = page.locator('.n-message', { hasText: text }).last()
   await locator.waitFor({ timeout: 10000 })
   return locator.innerText()
+}
+
+/** The clipboard once it holds `expected` (copying is asynchronous). */
+export async function clipboard(page, expected) {
+  await page.waitForFunction(async (text) => (await navigator.clipboard.readText()).includes(text), expected, { timeout: 10000 })
+  return page.evaluate(() => navigator.clipboard.readText())
 }
 
 export async function run(scenario) {

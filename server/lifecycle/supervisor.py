@@ -251,22 +251,23 @@ class Supervisor(WorkerManager):
             self._deaths.append(now)
             while self._deaths and now - self._deaths[0] > RESTART_WINDOW_S:
                 self._deaths.popleft()
+            giving_up = len(self._deaths) > RESTARTS_ALLOWED
+            log.error(
+                "worker %s pid=%s died (exit code %s); %s",
+                process.name,
+                pid,
+                code,
+                f"{len(self._deaths)} deaths in {RESTART_WINDOW_S:.0f}s: stopping the server"
+                if giving_up
+                else "restarting it",
+            )
             index = worker_index(process.name)
             for reclaim in hooks.on_worker_death:
                 try:
                     reclaim(index if index is not None else -1, pid)
                 except Exception:  # reclaiming is best effort; the restart must still happen
                     log.exception("reclaiming worker %s pid=%s failed", process.name, pid)
-            if len(self._deaths) > RESTARTS_ALLOWED:
-                log.error(
-                    "worker %s pid=%s died (exit code %s); %d deaths in %.0fs: stopping the server",
-                    process.name,
-                    pid,
-                    code,
-                    len(self._deaths),
-                    RESTART_WINDOW_S,
-                )
+            if giving_up:
                 self._fail()
                 return
-            log.error("worker %s pid=%s died (exit code %s); restarting it", process.name, pid, code)
             process.restart()

@@ -25,7 +25,7 @@ from server.errors import ProxyError
 from server.keys.admission import admit, check_model
 from server.keys.store import KeyRecord
 from server.lifecycle import drain
-from server.proxy import normalize, transport, websocket_handshake
+from server.proxy import normalize, socket_keepalive, transport, websocket_handshake
 from server.proxy.assemble import OutputFiller
 from server.proxy.conversation import Conversation
 from server.proxy.delivery import Outcome, Settlement, incomplete_message
@@ -202,6 +202,7 @@ class ClientSocket:
         outcome = Outcome()
         done.outcome = outcome  # so a drain deadline can mark the turn as cut
         upstream = ""
+        waiting = socket_keepalive.start(self.ws, ctx.settings.stream_keepalive_s) if self.codex else None
         try:
             turn = self._prepare(frame)
             effort = done.reasoning_effort = turn.effort
@@ -237,6 +238,8 @@ class ClientSocket:
                     self.allowed_accounts,
                     model_plans,
                 )
+            if waiting is not None:
+                waiting.cancel()
             produced = await self._relay(done.opened, outcome)
             done.ended(outcome)
             if outcome.terminal_seen and outcome.status == 200:
@@ -245,6 +248,8 @@ class ClientSocket:
             done.status, done.error_code = exc.status, exc.code or ""
             await self._send_error(exc.status, exc.message, exc.code, exc.type, exc.param, exc.extra)
         finally:
+            if waiting is not None:
+                waiting.cancel()
             if outcome.terminal_seen:
                 done.ended(outcome)
             # A prewarm answered here, without an upstream, used nothing.

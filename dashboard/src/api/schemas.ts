@@ -172,6 +172,7 @@ export const totpEnabled = z.object({ recovery_codes: z.array(z.string()) })
 export const session = z.object({
   id: z.union([z.string(), z.number()]),
   role: z.string(),
+  user: z.string().nullable().optional(),
   created_at: z.number(),
   last_seen_at: z.number(),
   expires_at: z.number(),
