@@ -71,10 +71,17 @@ async def test_totp_codes_work_once_and_recovery_codes_once(server):
         assert (await _login(browser, code=totp.at((step + 1) * 30)))[0] == 401  # replayed
         assert (await _login(browser, code=recovery[0]))[0] == 200
         assert (await _login(browser, code=recovery[0]))[0] == 401
+        assert (await _login(browser, code=recovery[2].replace("-", "").upper()))[0] == 200
         assert (await browser.call("POST", "/api/auth/totp/disable", {"code": recovery[1]}))[0] == 204
         assert not (await browser.status())["totp_enabled"]
     async with Browser(server.url) as browser:
         assert (await _login(browser))[0] == 200
+
+
+async def test_two_factor_sign_in_needs_a_password_first(server):
+    async with Browser(server.url, LOCAL) as local:
+        code, body, _ = await local.call("POST", "/api/auth/totp/setup")
+        assert code == 409 and body["error"]["code"] == "password_required"
 
 
 async def test_the_viewer_sees_everything_and_changes_nothing(server):

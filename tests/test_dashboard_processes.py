@@ -32,11 +32,14 @@ def server_env(tmp_path, url: str, **extra: str) -> dict[str, str]:
 
 
 async def dashboard_cli(env: dict[str, str], *args: str, stdin: bytes = b"") -> tuple[int, str, str]:
+    return await codex_lb(env, "dashboard", *args, stdin=stdin)
+
+
+async def codex_lb(env: dict[str, str], *args: str, stdin: bytes = b"") -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "server.cli",
-        "dashboard",
         *args,
         cwd=ROOT,
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env},
@@ -137,6 +140,8 @@ async def test_the_operator_commands(tmp_path):
     assert code == 0 and "viewer password set" in out
     code, out, _ = await dashboard_cli(env, "reset-totp")
     assert code == 0 and "two-factor sign-in is off" in out
+    code, _, err = await codex_lb(env, "keys", "create", "ci bot")
+    assert code == 0, err
     server = ServerProcess(env)
     server.start(tmp_path / "server.log")
     try:
@@ -144,8 +149,9 @@ async def test_the_operator_commands(tmp_path):
         assert BANNER not in server.output()
         async with Browser(server.url) as admin:
             assert (await admin.call("POST", "/api/auth/login", {"password": PASSWORD}))[0] == 200
-            _, body, _ = await admin.call("GET", "/api/audit?actor=operator (codex-lb dashboard)")
+            _, body, _ = await admin.call("GET", "/api/audit?actor=operator (codex-lb command)")
             assert [e["action"] for e in body["events"]] == [
+                "keys.create_key",
                 "auth.totp_disabled",
                 "auth.viewer_password_changed",
                 "auth.password_changed",

@@ -87,7 +87,7 @@ async def login(request: Request):
         if not await auth.check_second_factor(code):
             await audit.write(request, "auth.sign_in_failed", reason="code")
             raise await auth.failed(request, "code")
-        second_factor = "recovery_code" if "-" in code else "totp"
+        second_factor = "recovery_code" if cred.is_recovery_code(code) else "totp"
     await auth.succeeded(request)
     token, row = await auth.start_session(request, role)
     await audit.write(request, "auth.sign_in", row.id, role=role, second_factor=second_factor or None)
@@ -162,6 +162,10 @@ async def totp_setup(request: Request):
     if creds.totp_enabled:
         raise ProxyError(
             "Two-factor sign-in is already on: turn it off first.", status=409, code="totp_enabled"
+        )
+    if not creds.password_set:
+        raise ProxyError(
+            "Set a password first: the code is asked after it.", status=409, code="password_required"
         )
     secret = cred.new_totp_secret()
     await request.app.ctx.db.run(store.set_totp_pending, request.app.ctx.secretbox.encrypt(secret))

@@ -11,8 +11,6 @@ import sys
 
 from server.config import Settings
 
-OPERATOR = "operator (codex-lb dashboard)"
-
 
 def add_arguments(commands) -> None:
     dashboard = commands.add_parser("dashboard", help="dashboard sign-in, for an operator on the host")
@@ -86,7 +84,7 @@ async def _set_password(db, box, password: str, viewer: bool) -> int:
     else:
         ended = await db.run(store.set_admin_password, password_hash, None)
         action, who = "auth.password_changed", "dashboard"
-    await db.run(audit.record, audit.AuditEvent(OPERATOR, "host", action, details={"sessions_ended": ended}))
+    await audit.record_operator(db, action, sessions_ended=ended)
     print(f"{who} password set; {ended} session(s) ended")
     return 0
 
@@ -95,7 +93,7 @@ async def _reset_totp(db, box) -> int:
     from server.auth import audit, store
 
     await db.run(store.disable_totp)
-    await db.run(audit.record, audit.AuditEvent(OPERATOR, "host", "auth.totp_disabled"))
+    await audit.record_operator(db, "auth.totp_disabled")
     print("two-factor sign-in is off; the password alone signs in (turn it on again in the dashboard)")
     return 0
 

@@ -242,7 +242,7 @@ class DashboardAuth:
     async def check_second_factor(self, code: str) -> bool:
         """A TOTP code (each time step accepted once) or an unused recovery code."""
         creds = await self.credentials()
-        if "-" in code or len(code.strip()) > 8:
+        if cred.is_recovery_code(code):
             return await self._db.run(store.use_recovery_code, cred.recovery_digest(code))
         step = cred.totp_step(self._box.decrypt(creds.totp_secret), code, time.time())
         return step is not None and await self._db.run(store.use_totp_step, step)
