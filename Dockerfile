@@ -2,11 +2,19 @@
 #   docker build -t codex-lb .
 #   docker run -d -p 2455:2455 -p 1455:1455 -v codex-lb-data:/var/lib/codex-lb codex-lb
 
+FROM node:20-slim AS dashboard
+WORKDIR /src/dashboard
+COPY dashboard/package.json dashboard/package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+COPY dashboard ./
+RUN npm run build
+
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md requirements.lock ./
 COPY server ./server
 COPY schema ./schema
+COPY --from=dashboard /src/server/static ./server/static
 # The exact versions of requirements.lock (scripts/lock refreshes it), then codex-lb itself.
 RUN pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.lock \
     && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .

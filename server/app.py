@@ -12,11 +12,13 @@ import logging
 
 from sanic import Sanic
 
-from server import api, errors, freshness, health, logs, replicas, startup
+from server import api, errors, freshness, health, intake, logs, replicas, startup, static_site
+from server.api import openapi
 from server.auth import lifecycle as auth_lifecycle
 from server.balancer.slots import AccountSlots, SharedPrimitives
 from server.config import ConfigError, Settings, redact_database_url
 from server.db import Database
+from server.lifecycle import drain, reclaim, supervisor
 from server.proxy import access, chat, models, responses, transcription, usage, websocket
 from server.proxy.context import close_proxy_context, open_proxy_context
 from server.secretbox import SecretBox, load_or_create_key
@@ -38,11 +40,13 @@ def create_app(settings: Settings | None = None) -> Sanic:
         RESPONSE_TIMEOUT=3600,  # long agent turns stream for many minutes
         KEEP_ALIVE_TIMEOUT=75,
         WEBSOCKET_MAX_SIZE=16 * 1024 * 1024,
+        WEBSOCKET_PING_INTERVAL=settings.websocket_ping_s,  # answered by the Codex CLI and browsers
         FALLBACK_ERROR_FORMAT="json",
-        OAS=False,
+        AUTO_EXTEND=False,  # sanic-ext on purpose only: see server/api/openapi.py
     )
     app.ctx.settings = settings
     errors.install(app)
+    intake.install(app)
     app.blueprint(health.bp)
     app.blueprint(responses.bp)
     app.blueprint(usage.bp)
@@ -52,6 +56,10 @@ def create_app(settings: Settings | None = None) -> Sanic:
     app.blueprint(models.bp)
     app.blueprint(transcription.bp)
     api.install(app)
+    openapi.install(app)
+    supervisor.install(app, settings.shutdown_drain_s)
+    drain.install(app, settings.shutdown_drain_s)
+    static_site.install(app)  # last: its catch-all route yields to every other route
     _install_listeners(app, settings, secret_key)
     freshness.install(app)  # these two after the listener that opens app.ctx.proxy
     replicas.install(app)
@@ -81,11 +89,13 @@ def _install_listeners(app: Sanic, settings: Settings, secret_key: bytes) -> Non
         primitives = SharedPrimitives.create()
         app.shared_ctx.account_slots = primitives.slots
         app.shared_ctx.roster_generation = primitives.generation
+        app.shared_ctx.inflight_shares = primitives.shares
+        reclaim.watch(primitives, settings)  # what a worker that dies held is given back
 
     @app.before_server_start
     async def open_worker_resources(app: Sanic) -> None:
         app.ctx.secretbox = SecretBox(secret_key)
-        app.ctx.slots = AccountSlots(_shared_primitives(app))
+        app.ctx.slots = AccountSlots(_shared_primitives(app), reclaim.this_worker())
         db = Database(settings)
         report = await asyncio.get_running_loop().run_in_executor(None, db.open)
         app.ctx.db = db
@@ -113,4 +123,6 @@ def _shared_primitives(app: Sanic) -> SharedPrimitives:
     if slots is None:
         primitives = SharedPrimitives.create()
         return primitives
-    return SharedPrimitives(slots=slots, generation=app.shared_ctx.roster_generation)
+    return SharedPrimitives(
+        slots=slots, generation=app.shared_ctx.roster_generation, shares=app.shared_ctx.inflight_shares
+    )

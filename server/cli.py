@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in account_commands.choices.values():
         sub.add_argument("--data-dir", help="the server's data dir (default ~/.codex-lb; CODEX_LB_DATA_DIR)")
     _add_key_commands(commands)
+    from server.auth import operator as dashboard_operator
+
+    dashboard_operator.add_arguments(commands)
     demo = commands.add_parser(
         "demo", help="try codex-lb against a fake ChatGPT backend with three fake accounts (needs a clone)"
     )
@@ -79,7 +82,9 @@ def _add_key_commands(commands) -> None:
     create.add_argument("--model", action="append", default=[], help="allow only this model (repeatable)")
     create.add_argument("--account", action="append", type=int, default=[], help="use only this account id")
     create.add_argument("--expires-in-days", type=float, help="the key stops working after this many days")
-    key_commands.add_parser("list", help="list keys with their limits and usage (never the secrets)")
+    key_commands.add_parser(
+        "list", help="list keys with their limits and usage (never the secrets)"
+    ).add_argument("--json", action="store_true", help="print JSON (what GET /api/api-keys answers)")
     revoke = key_commands.add_parser("revoke", help="disable a key (or --delete it with its counters)")
     revoke.add_argument("id", type=int, help="the key's id (first column of `codex-lb keys list`)")
     revoke.add_argument("--delete", action="store_true", help="delete the key instead of disabling it")
@@ -112,14 +117,19 @@ def main(argv: list[str] | None = None) -> int:
         from server import demo
 
         return demo.main(args)
-    if args.command in ("accounts", "keys"):
+    if args.command in ("accounts", "keys", "dashboard"):
         from server import operator_commands
+        from server.auth import operator as dashboard_operator
 
         settings = _load_settings(args)
         if settings is None:
             return 2
         warn_unknown_variables(settings)
-        run = operator_commands.run_accounts if args.command == "accounts" else operator_commands.run_keys
+        run = {
+            "accounts": operator_commands.run_accounts,
+            "keys": operator_commands.run_keys,
+            "dashboard": dashboard_operator.run,
+        }[args.command]
         return operator_commands.in_one_line(run, args, settings)
     return serve(args, sanic_options)
 

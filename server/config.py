@@ -67,6 +67,25 @@ class Settings:
     # Refresh access tokens this long before they expire (checked every token_refresh_check_s).
     token_refresh_ahead_s: float = 3600.0
     token_refresh_check_s: float = 300.0
+    # On SIGTERM, in-flight streams and WebSocket turns get this long to finish before they are cut.
+    shutdown_drain_s: float = 60.0
+    # Upstream WebSockets one worker keeps open, per account and in all.
+    upstream_ws_per_account: int = 64
+    upstream_ws_total: int = 1024
+    # Client WebSockets get a protocol ping this often, so proxies in between see traffic on idle sockets.
+    websocket_ping_s: float = 20.0
+    # Intake (issue 12): a request body must arrive within this time; a worker receives at most this many
+    # body bytes at once (more: 503 with retry-after).
+    request_body_timeout_s: float = 60.0
+    body_bytes_in_flight: int = 128 * 1024 * 1024
+    # Upstream: time to the response head per attempt, and for the whole failover of one request;
+    # streaming clients get an SSE comment every stream_keepalive_s while they wait.
+    upstream_first_byte_timeout_s: float = 60.0
+    upstream_failover_timeout_s: float = 120.0
+    stream_keepalive_s: float = 10.0
+    # Client WebSockets: bytes of turns queued behind the running one, per socket and per worker.
+    websocket_queued_bytes: int = 32 * 1024 * 1024
+    websocket_queued_bytes_per_worker: int = 256 * 1024 * 1024
     # Dashboard sign-in (server/auth): standard, trusted_header or disabled.
     dashboard_auth_mode: str = "standard"
     dashboard_auth_proxy_header: str = "Remote-User"
@@ -213,6 +232,15 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
         token_refresh_check_s=_seconds(
             "TOKEN_REFRESH_CHECK_SECONDS", get("TOKEN_REFRESH_CHECK_SECONDS", "300")
         ),
+        shutdown_drain_s=_seconds(
+            "SHUTDOWN_DRAIN_SECONDS", get("SHUTDOWN_DRAIN_SECONDS", "60"), 0.0, 24 * 3600
+        ),
+        upstream_ws_per_account=_int(
+            raw, "UPSTREAM_WS_PER_ACCOUNT", get("UPSTREAM_WS_PER_ACCOUNT", "64"), 1, 100_000
+        ),
+        upstream_ws_total=_int(raw, "UPSTREAM_WS_TOTAL", get("UPSTREAM_WS_TOTAL", "1024"), 1, 1_000_000),
+        websocket_ping_s=_seconds("WEBSOCKET_PING_SECONDS", get("WEBSOCKET_PING_SECONDS", "20"), 0.5, 3600),
+        **_reliability(raw, get),
         dashboard_auth_mode=_choice(
             "DASHBOARD_AUTH_MODE",
             get("DASHBOARD_AUTH_MODE", "standard").lower(),
@@ -242,6 +270,36 @@ def _closest(name: str, known: set[str]) -> str | None:
     suffixes = {k[len(PREFIX) :]: k for k in known}
     matches = difflib.get_close_matches(name[len(PREFIX) :], sorted(suffixes), n=1, cutoff=0.6)
     return suffixes[matches[0]] if matches else None
+
+
+def _reliability(raw: dict[str, str], get) -> dict:
+    mib = 1024 * 1024
+    values = {
+        "request_body_timeout_s": _seconds(
+            "REQUEST_BODY_TIMEOUT_SECONDS", get("REQUEST_BODY_TIMEOUT_SECONDS", "60")
+        ),
+        "body_bytes_in_flight": _int(
+            raw, "BODY_BYTES_IN_FLIGHT", get("BODY_BYTES_IN_FLIGHT", str(128 * mib)), 1024, 64 * 1024**3
+        ),
+        "upstream_first_byte_timeout_s": _seconds(
+            "UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS", get("UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS", "60")
+        ),
+        "upstream_failover_timeout_s": _seconds(
+            "UPSTREAM_FAILOVER_TIMEOUT_SECONDS", get("UPSTREAM_FAILOVER_TIMEOUT_SECONDS", "120")
+        ),
+        "stream_keepalive_s": _seconds("STREAM_KEEPALIVE_SECONDS", get("STREAM_KEEPALIVE_SECONDS", "10")),
+        "websocket_queued_bytes": _int(
+            raw, "WEBSOCKET_QUEUED_BYTES", get("WEBSOCKET_QUEUED_BYTES", str(32 * mib)), 1024, 1024**3
+        ),
+        "websocket_queued_bytes_per_worker": _int(
+            raw,
+            "WEBSOCKET_QUEUED_BYTES_PER_WORKER",
+            get("WEBSOCKET_QUEUED_BYTES_PER_WORKER", str(256 * mib)),
+            1024,
+            64 * 1024**3,
+        ),
+    }
+    return values
 
 
 def _int(raw: dict[str, str], name: str, value: str, low: int, high: int) -> int:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 
+from pony.orm.core import CommitException, RollbackException
+from pony.orm.dbapiprovider import InterfaceError, OperationalError
 from sanic import Request, Sanic
 from sanic.exceptions import SanicException
 from sanic.response import HTTPResponse, json
@@ -63,6 +65,17 @@ class NotFound(ProxyError):
     code = "not_found"
 
 
+class DatabaseUnavailable(ProxyError):
+    """The database is busy (SQLite's write lock held past its timeout) or unreachable: retry soon."""
+
+    status = 503
+    type = "server_error"
+    code = "database_unavailable"
+
+    def __init__(self, message: str = "The database is busy or unreachable; retry in a moment.") -> None:
+        super().__init__(message, headers={"retry-after": "2"})
+
+
 _SANIC_TYPES = {
     400: ("invalid_request_error", "invalid_request_error"),
     401: ("invalid_request_error", "invalid_api_key"),
@@ -77,6 +90,10 @@ _SANIC_TYPES = {
 def render(request: Request, exception: Exception) -> HTTPResponse:
     if isinstance(exception, ProxyError):
         status, error = exception.status, exception
+    elif is_database_unavailable(exception):
+        log.warning("database unavailable path=%s error=%s", request.path, exception)
+        error = DatabaseUnavailable()
+        status = error.status
     elif isinstance(exception, SanicException):
         status = exception.status_code
         kind, code = _SANIC_TYPES.get(status, ("server_error", "server_error"))
@@ -99,8 +116,8 @@ def render(request: Request, exception: Exception) -> HTTPResponse:
 
 
 SERVED = (
-    "codex-lb serves /v1/* (OpenAI API), /backend-api/codex/* (Codex CLI), /api/* (dashboard API) "
-    "and /health/*"
+    "codex-lb serves /v1/* (OpenAI API), /backend-api/codex/* (Codex CLI), /api/* (dashboard API, "
+    "described at /api/openapi.json) and /health/*"
 )
 
 
@@ -108,6 +125,15 @@ def unknown_path_message(request: Request) -> str:
     """Sanic's own text loses the path for `/` ("Requested URL  not found"): name it, and what exists."""
     path = request.path or "/"
     return f"Nothing is served at {request.method} {path}: {SERVED}."
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """A lock timeout or a lost connection (Pony wraps the driver's error, or a commit's)."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, CommitException | RollbackException):
+        return any(isinstance(e[1], OperationalError | InterfaceError) for e in exc.exceptions)
+    return False
 
 
 def install(app: Sanic) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from sanic import Blueprint, Request
@@ -15,7 +16,8 @@ bp = Blueprint("health", url_prefix="/health")
 
 @bp.get("/live")
 async def live(request: Request):
-    return json({"status": "ok", "worker": os.getpid()})
+    # Live asyncio tasks: a number that grows under steady load means something leaks (scripts/soak).
+    return json({"status": "ok", "worker": os.getpid(), "tasks": len(asyncio.all_tasks())})
 
 
 @bp.get("/ready")

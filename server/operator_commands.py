@@ -23,6 +23,7 @@ from server.accounts.keycheck import WrongEncryptionKey, verify_encryption_key
 from server.accounts.login import LoginError, LoginService
 from server.accounts.refresh import RefreshFailed, TokenRefresher
 from server.app import prepare_data_dir
+from server.auth import audit
 from server.config import ConfigError, Settings, redact_database_url
 from server.db import Database
 from server.errors import ProxyError
@@ -132,12 +133,13 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.keys_command == "create":
             key, secret_key = await db.run(key_store.create, spec)
+            await audit.record_operator(db, "keys.create_key", f"key {key.id}")
             print(f"created key {key.id} ({key.name}); it is shown only now:")
             print(secret_key)
             return 0
         if args.keys_command == "revoke":
             return await _revoke(db, args.id, args.delete)
-        return await _list_keys(db)
+        return await _list_keys(db, args.json)
     except ProxyError as exc:
         print(f"codex-lb keys: {exc.message}", file=sys.stderr)
         return 1
@@ -176,15 +178,24 @@ def _limit_rule(text: str) -> dict:
 async def _revoke(db: Database, key_id: int, delete: bool) -> int:
     if delete:
         await db.run(key_store.delete, key_id)
+        await audit.record_operator(db, "keys.delete_key", f"key {key_id}")
         print(f"deleted key {key_id}")
     else:
         await db.run(key_store.update, key_id, KeySpec.parse({"enabled": False}, creating=False))
+        await audit.record_operator(db, "keys.edit_key", f"key {key_id}", fields=["enabled"])
         print(f"disabled key {key_id}: requests with it are refused within a couple of seconds")
     return 0
 
 
-async def _list_keys(db: Database) -> int:
+async def _list_keys(db: Database, as_json: bool) -> int:
     keys = await db.run(key_store.load_keys)
+    if as_json:  # what GET /api/api-keys answers
+        now = time.time()
+        usage = await db.run(key_store.current_usage, [rule.id for key in keys for rule in key.limits], now)
+        totals = await db.run(key_store.totals, [key.id for key in keys])
+        shown = [key_store.public(k, usage, totals.get(k.id, key_store.KeyTotals()), now) for k in keys]
+        print(orjson.dumps({"api_keys": shown}, option=orjson.OPT_INDENT_2).decode())
+        return 0
     if not keys:
         print('no API keys yet: codex-lb keys create "my laptop"')
         return 0
@@ -219,12 +230,14 @@ async def _account_action(db: Database, box: SecretBox, settings: Settings, args
         account = await db.run(store.set_label, account_id, args.label.strip()[:100])
     elif command == "delete":
         account = await db.run(store.delete_account, account_id)
+        await audit.record_operator(db, "accounts.delete_account", f"account {account_id}")
         print(f"deleted account {account.id} ({account.email or account.chatgpt_account_id})")
         return 0
     elif command == "export":
         return await _export(db, box, account_id, args.output)
     else:  # refresh
         return await _refresh(db, box, settings, account_id)
+    await audit.record_operator(db, f"accounts.{command}_account", f"account {account_id}")
     print(f"account {account.id}: {account.status}" + (f" [{account.label}]" if account.label else ""))
     return 0
 
@@ -241,6 +254,7 @@ async def _export(db: Database, box: SecretBox, account_id: int, path: str) -> i
     )
     _write_private(path, orjson.dumps(document, option=orjson.OPT_INDENT_2))
     await db.run(store.record_audit, account_id, "exported auth.json with the codex-lb command")
+    await audit.record_operator(db, "accounts.export_account", f"account {account_id}")
     print(f"wrote {path} (account {account_id}); it holds live tokens: keep it private")
     return 0
 

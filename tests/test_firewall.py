@@ -1,4 +1,4 @@
-"""The local-only rule decides by the socket peer, never by forwarded headers."""
+"""The local-only rule, the client address behind trusted proxies, and which browser origins count as ours."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import pytest
 from sanic import Sanic
 from sanic.request import Request
 
-from server.auth.firewall import is_loopback, require_local
+from server.auth.clients import client_address
+from server.auth.crosssite import origin_allowed
+from server.auth.firewall import is_local_request, is_loopback, require_local
 from server.errors import ProxyError
+from tests.conftest import make_settings
 
 
 @pytest.mark.parametrize(
@@ -58,3 +61,60 @@ def test_a_relayed_or_rebound_request_is_not_local_even_from_loopback():
         with pytest.raises(ProxyError) as caught:
             require_local(_request("127.0.0.1", headers), "The dashboard API")
         assert caught.value.code == "local_only"
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "allowed"),
+    [
+        ("http://127.0.0.1:2455", "127.0.0.1:2455", True),
+        ("https://codex.example.com", "codex.example.com", True),  # TLS proxy, not configured as trusted
+        ("https://codex.example.com", "codex.example.com:443", True),
+        ("https://evil.example", "codex.example.com", False),
+        ("http://localhost:5173", "127.0.0.1:2455", False),
+        ("http://127.0.0.1:2456", "127.0.0.1:2455", False),
+        ("null", "127.0.0.1:2455", False),
+        ("https://tools.example", "127.0.0.1:2455", True),  # CODEX_LB_ALLOWED_ORIGINS
+    ],
+)
+def test_an_origin_is_the_servers_own_host_or_an_allowed_one(tmp_path, origin, host, allowed):
+    request = _request("127.0.0.1", {"Host": host})
+    request.app.ctx.settings = make_settings(tmp_path, allowed_origins="https://tools.example")
+    assert origin_allowed(request, origin) is allowed
+
+
+@pytest.mark.parametrize(
+    ("peer", "headers", "trust", "address"),
+    [
+        ("10.0.0.5", {"X-Forwarded-For": "203.0.113.1"}, True, "203.0.113.1"),
+        ("10.0.0.5", {"X-Forwarded-For": "203.0.113.1, 10.0.0.7"}, True, "203.0.113.1"),  # two proxies
+        ("10.0.0.5", {"X-Forwarded-For": "127.0.0.1, 203.0.113.1"}, True, "203.0.113.1"),  # client's spoof
+        ("10.0.0.5", {"Forwarded": 'for="[2001:db8::1]:4711";proto=https'}, True, "2001:db8::1"),
+        ("10.0.0.5", {"Forwarded": "for=192.0.2.60:80, for=10.0.0.9"}, True, "192.0.2.60"),
+        ("10.0.0.5", {}, True, "10.0.0.5"),
+        ("192.0.2.10", {"X-Forwarded-For": "127.0.0.1"}, True, "192.0.2.10"),  # peer is not a proxy of ours
+        ("10.0.0.5", {"X-Forwarded-For": "203.0.113.1"}, False, "10.0.0.5"),  # trust switched off
+    ],
+)
+def test_the_client_address_believes_forwarding_headers_only_from_trusted_proxies(
+    tmp_path, peer, headers, trust, address
+):
+    request = _request(peer, headers)
+    request.app.ctx.settings = make_settings(
+        tmp_path, firewall_trusted_proxy_cidrs="10.0.0.0/8", firewall_trust_proxy_headers=str(trust).lower()
+    )
+    assert client_address(request) == address
+
+
+def test_a_trusted_proxy_on_this_host_makes_a_request_local_only_when_it_names_a_loopback_client(tmp_path):
+    settings = make_settings(
+        tmp_path, firewall_trusted_proxy_cidrs="127.0.0.1/32", firewall_trust_proxy_headers="true"
+    )
+    cases = [
+        ({"X-Forwarded-For": "127.0.0.1"}, True),
+        ({"X-Forwarded-For": "203.0.113.1"}, False),
+        ({}, False),
+    ]
+    for headers, local in cases:
+        request = _request("127.0.0.1", {"Host": "127.0.0.1:2455", **headers})
+        request.app.ctx.settings = settings
+        assert is_local_request(request) is local, headers

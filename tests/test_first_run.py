@@ -95,8 +95,8 @@ def test_the_container_defaults_need_the_explicit_signal(tmp_path):
 
 async def test_unknown_paths_answer_a_404_naming_the_path(live_server):
     served = (
-        "codex-lb serves /v1/* (OpenAI API), /backend-api/codex/* (Codex CLI), /api/* (dashboard API) "
-        "and /health/*."
+        "codex-lb serves /v1/* (OpenAI API), /backend-api/codex/* (Codex CLI), /api/* (dashboard API, "
+        "described at /api/openapi.json) and /health/*."
     )
     async with aiohttp.ClientSession() as session:
         for path in ("/nothing-here", "/api/nothing-here", "/v1/nothing-here"):

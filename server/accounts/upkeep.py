@@ -134,7 +134,7 @@ class Upkeep:
             PeriodicJob(
                 "token-refresh", settings.token_refresh_check_s, self.refresh_expiring, run_at_start=False
             ),
-            PeriodicJob("usage-history-retention", 6 * 3600.0, self.prune_history, lease_ttl_s=3600.0),
+            PeriodicJob("usage-history-retention", 6 * 3600.0, self.prune_history),
         ]
 
     async def poll_usage(self) -> None:

@@ -87,7 +87,7 @@ async def login(request: Request):
         if not await auth.check_second_factor(code):
             await audit.write(request, "auth.sign_in_failed", reason="code")
             raise await auth.failed(request, "code")
-        second_factor = "recovery_code" if "-" in code else "totp"
+        second_factor = "recovery_code" if cred.is_recovery_code(code) else "totp"
     await auth.succeeded(request)
     token, row = await auth.start_session(request, role)
     await audit.write(request, "auth.sign_in", row.id, role=role, second_factor=second_factor or None)
@@ -99,7 +99,7 @@ async def bootstrap(request: Request):
     auth = _auth(request)
     payload = parse_json_object(request.body)
     token = _text(payload, "token")
-    if auth.mode != "standard" or (await auth.credentials()).password_set:
+    if auth.mode != "standard" or (await auth.fresh_credentials()).password_set:
         raise _already_set()
     await auth.throttle(request)
     if not await auth.check_bootstrap_token(token):
@@ -163,6 +163,10 @@ async def totp_setup(request: Request):
         raise ProxyError(
             "Two-factor sign-in is already on: turn it off first.", status=409, code="totp_enabled"
         )
+    if not creds.password_set:
+        raise ProxyError(
+            "Set a password first: the code is asked after it.", status=409, code="password_required"
+        )
     secret = cred.new_totp_secret()
     await request.app.ctx.db.run(store.set_totp_pending, request.app.ctx.secretbox.encrypt(secret))
     uri = cred.otpauth_uri(secret)
@@ -209,7 +213,11 @@ async def viewer_password(request: Request):
     auth = _auth(request)
     payload = parse_json_object(request.body)
     removing = payload.get("password") is None
-    password_hash = "" if removing else await auth.hash(_new_password(payload, "password"))
+    if not removing:
+        password = _new_password(payload, "password")
+        if await auth.verify((await auth.fresh_credentials()).admin_hash, password):
+            raise BadRequest("The viewer password must differ from the admin password.", code="weak_password")
+    password_hash = "" if removing else await auth.hash(password)
     ended = await request.app.ctx.db.run(store.set_viewer_password, password_hash)
     auth.changed()
     action = "auth.viewer_password_removed" if removing else "auth.viewer_password_changed"

@@ -21,6 +21,7 @@ from server.auth.clients import client_address
 log = logging.getLogger(__name__)
 MAX_PAGE = 500
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+OPERATOR = "operator (codex-lb command)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,11 @@ def actor_of(request: Request) -> str:
 async def write(request: Request, action: str, target: str = "", **details) -> None:
     event = AuditEvent(actor_of(request), client_address(request), action, target, details)
     await request.app.ctx.db.run(record, event)
+
+
+async def record_operator(db, action: str, target: str = "", **details) -> None:
+    """A change made with the `codex-lb` command on the host (db: server.db.Database)."""
+    await db.run(record, AuditEvent(OPERATOR, "host", action, target, details))
 
 
 async def record_api_change(request: Request, response: BaseHTTPResponse) -> None:

@@ -100,4 +100,10 @@ def new_recovery_codes() -> list[str]:
 
 
 def recovery_digest(code: str) -> str:
-    return digest(code.strip().lower().replace(" ", ""))
+    """Typed with or without the dashes, in any case."""
+    return digest(code.strip().lower().replace(" ", "").replace("-", ""))
+
+
+def is_recovery_code(code: str) -> bool:
+    """A TOTP code is six digits; anything longer is tried as a recovery code."""
+    return len(code.strip().replace(" ", "")) > 6

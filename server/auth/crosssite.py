@@ -13,7 +13,7 @@ import logging
 
 from sanic import Request
 
-from server.auth.clients import client_address, request_host, request_scheme
+from server.auth.clients import client_address, request_host
 from server.errors import ProxyError
 
 log = logging.getLogger(__name__)
@@ -24,13 +24,20 @@ SAME_SITE_VALUES = frozenset({"same-origin", "none"})
 UPLOAD_SUFFIXES = ("/import",)  # routes that take multipart file uploads
 
 
-def own_origin(request: Request) -> str:
-    return f"{request_scheme(request)}://{request_host(request)}"
+def _authority(host: str) -> str:
+    """host[:port] without a default port: `Origin: https://x.example` and `Host: x.example:443` agree."""
+    return host.removesuffix(":443").removesuffix(":80")
 
 
 def origin_allowed(request: Request, origin: str) -> bool:
+    """The page's host is the one the request was sent to (X-Forwarded-Host from a trusted proxy counts).
+    The scheme is not compared: a TLS proxy that is not configured as trusted still forwards plain HTTP,
+    and a foreign site cannot share the host name anyway."""
     origin = origin.strip().rstrip("/").lower()
-    return origin == own_origin(request) or origin in request.app.ctx.settings.allowed_origins
+    if origin in request.app.ctx.settings.allowed_origins:
+        return True
+    scheme, sep, host = origin.partition("://")
+    return bool(sep) and scheme in ("http", "https") and _authority(host) == _authority(request_host(request))
 
 
 def check_request(request: Request) -> None:
@@ -47,7 +54,7 @@ def check_request(request: Request) -> None:
         site = headers.get("sec-fetch-site")
         if site is not None and site.lower() not in SAME_SITE_VALUES:
             raise _refused(request, f"sec_fetch_site={site[:30]}")
-    if path.startswith("/api/") and request.method not in SAFE_METHODS and request.body:
+    if path.startswith("/api/") and request.method not in SAFE_METHODS and _has_body(request):
         content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if content_type == "application/json":
             return
@@ -59,6 +66,14 @@ def check_request(request: Request) -> None:
             type="invalid_request_error",
             code="unsupported_media_type",
         )
+
+
+def _has_body(request: Request) -> bool:
+    """Decided from the headers too, so the check can run before the body is read."""
+    if request.body:
+        return True
+    headers = request.headers
+    return "transfer-encoding" in headers or headers.get("content-length", "0").strip() not in ("", "0")
 
 
 def _refused(request: Request, why: str) -> ProxyError:

@@ -8,7 +8,7 @@ import logging
 from sanic import Sanic
 
 from server.auth import audit, crosssite, headers, store
-from server.auth.service import DashboardAuth
+from server.auth.service import FAILURE_WINDOW_S, DashboardAuth
 from server.jobs import PeriodicJob
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def install(app: Sanic) -> None:
         await auth.ensure_bootstrap_token()
 
         async def prune() -> None:
-            await app.ctx.db.run(store.prune_sessions, settings.dashboard_session_idle_s)
+            await app.ctx.db.run(store.prune, settings.dashboard_session_idle_s, FAILURE_WINDOW_S)
 
         proxy.jobs.start([PeriodicJob("dashboard-sessions-prune", PRUNE_INTERVAL_S, prune)])
 

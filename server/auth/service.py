@@ -78,6 +78,7 @@ class DashboardAuth:
         self._creds_at = -1e9
         self._sessions: dict[str, tuple[SessionRow, float]] = {}
         self._argon2 = asyncio.Semaphore(ARGON2_AT_ONCE)
+        self.session_lookups = 0  # database round trips for sessions (the cache should spare most)
 
     # ---- caches
 
@@ -90,6 +91,12 @@ class DashboardAuth:
     async def credentials(self) -> Credentials:
         if time.monotonic() - self._creds_at > CACHE_TTL_S:
             await self.reload()
+        return self._creds
+
+    async def fresh_credentials(self) -> Credentials:
+        """For sign-in steps: what the database says now, not up to CACHE_TTL_S ago."""
+        self._creds = await self._db.run(store.load_credentials)
+        self._creds_at = time.monotonic()
         return self._creds
 
     def changed(self) -> None:
@@ -109,6 +116,7 @@ class DashboardAuth:
             if time.monotonic() - fetched < CACHE_TTL_S and now < row.expires_at:
                 return row
         idle_s = self.settings.dashboard_session_idle_s
+        self.session_lookups += 1
         row = await self._db.run(store.find_session, key, idle_s, TOUCH_AFTER_S)
         if row is None:
             self._sessions.pop(key, None)
@@ -174,7 +182,9 @@ class DashboardAuth:
         identity = await self.identify(request)
         if not identity.authenticated:
             creds = await self.credentials()
-            if self.proxy_required(identity, creds):
+            required = self.proxy_required(identity, creds)
+            _log_refusal(request, "proxy_required" if required else "sign_in_required")
+            if required:
                 raise refusal(
                     "This dashboard is configured to sign people in through a reverse proxy "
                     f"(the {self.settings.dashboard_auth_proxy_header} header), and this request did not "
@@ -183,6 +193,7 @@ class DashboardAuth:
                 )
             raise refusal("Sign in to the dashboard first.", "sign_in_required")
         if write and identity.role != ADMIN:
+            _log_refusal(request, "read_only")
             raise refusal("The viewer role can look but not change anything.", "read_only", status=403)
         return identity
 
@@ -221,8 +232,9 @@ class DashboardAuth:
             return await asyncio.to_thread(cred.hash_password, password)
 
     async def password_role(self, password: str) -> str | None:
-        """Which role this password opens; both hashes are always checked (same time for every answer)."""
-        creds = await self.credentials()
+        """Which role this password opens; both hashes are always checked (same time for every answer).
+        Read afresh: a password set on another replica a moment ago counts."""
+        creds = await self.fresh_credentials()
         admin = await self.verify(creds.admin_hash, password)
         viewer = await self.verify(creds.viewer_hash, password)
         return ADMIN if admin else VIEWER if viewer else None
@@ -230,7 +242,7 @@ class DashboardAuth:
     async def check_second_factor(self, code: str) -> bool:
         """A TOTP code (each time step accepted once) or an unused recovery code."""
         creds = await self.credentials()
-        if "-" in code or len(code.strip()) > 8:
+        if cred.is_recovery_code(code):
             return await self._db.run(store.use_recovery_code, cred.recovery_digest(code))
         step = cred.totp_step(self._box.decrypt(creds.totp_secret), code, time.time())
         return step is not None and await self._db.run(store.use_totp_step, step)
@@ -239,7 +251,7 @@ class DashboardAuth:
         fixed = self.settings.dashboard_bootstrap_token
         if fixed:
             return cred.same(token, fixed)
-        stored = (await self.credentials()).bootstrap_hash
+        stored = (await self.fresh_credentials()).bootstrap_hash
         return bool(stored) and cred.same(cred.digest(token), stored)
 
     # ---- sessions
@@ -276,6 +288,16 @@ class DashboardAuth:
         if await self._db.run(store.claim_bootstrap_token, cred.digest(token), self._box.encrypt(token)):
             self.changed()
             log.warning(bootstrap_banner(token))
+
+
+def _log_refusal(request: Request, code: str) -> None:
+    log.info(
+        "dashboard api refused client=%s method=%s path=%s code=%s",
+        client_address(request),
+        request.method,
+        request.path,
+        code,
+    )
 
 
 def bootstrap_banner(token: str) -> str:

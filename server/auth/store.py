@@ -281,8 +281,10 @@ def _delete_sessions(db: orm.Database, keep: str | None = None, role: str | None
 
 
 @orm.db_session(retry=3)
-def prune_sessions(db: orm.Database, idle_s: float) -> int:
+def prune(db: orm.Database, idle_s: float, failure_window_s: float) -> int:
+    """Expired sessions and sign-in failures too old to count; returns the sessions removed."""
     now = time.time()
+    orm.delete(f for f in db.DashboardAuthFailure if f.at < now - failure_window_s)
     return orm.delete(s for s in db.DashboardSession if s.expires_at <= now or s.last_seen_at <= now - idle_s)
 
 

@@ -117,13 +117,12 @@ class Balancer:
 
     def acquire(self, candidate: Candidate) -> None:
         """Count a request in flight on the account (atomic across the host's workers)."""
-        self._slots.add(candidate.slot, Field.INFLIGHT, 1)
+        self._slots.add_inflight(candidate.slot, 1)
         self._slots.add(candidate.slot, Field.REQUESTS, 1)
 
     def release(self, candidate: Candidate) -> None:
         """The request ended (any way). Never below zero, even if the slot was reset meanwhile."""
-        if self._slots.add(candidate.slot, Field.INFLIGHT, -1) < 0:
-            self._slots.add(candidate.slot, Field.INFLIGHT, 1)
+        self._slots.add_inflight(candidate.slot, -1)
 
     def record_success(self, candidate: Candidate, snapshot: RateLimitSnapshot | None, now: float) -> None:
         """The upstream answered: clear the failure streak and take the windows it reported."""

@@ -13,6 +13,9 @@ from enum import IntEnum
 from multiprocessing.sharedctypes import Synchronized, SynchronizedArray
 
 DEFAULT_CAPACITY = 512
+# Worker processes whose in-flight counts are kept apart, so a dead worker's share can be given back
+# (server/lifecycle/reclaim.py). Workers numbered beyond this still count, without a share.
+MAX_WORKERS = 64
 
 
 class Field(IntEnum):
@@ -38,20 +41,28 @@ class SharedPrimitives:
 
     slots: SynchronizedArray
     generation: Synchronized
+    # In-flight count per (worker, slot), guarded by the lock of `slots`; None: not kept (tests).
+    shares: object | None = None
 
     @classmethod
     def create(cls, capacity: int = DEFAULT_CAPACITY, context=None) -> SharedPrimitives:
         ctx = context or multiprocessing.get_context("spawn")
-        return cls(slots=ctx.Array("d", capacity * WIDTH), generation=ctx.Value("q", 1))
+        return cls(
+            slots=ctx.Array("d", capacity * WIDTH),
+            generation=ctx.Value("q", 1),
+            shares=ctx.RawArray("d", capacity * MAX_WORKERS),
+        )
 
 
 class AccountSlots:
     """One worker's view of the shared slot table and the roster generation counter."""
 
-    def __init__(self, primitives: SharedPrimitives) -> None:
+    def __init__(self, primitives: SharedPrimitives, worker: int | None = None) -> None:
         self._array = primitives.slots
         self._generation = primitives.generation
         self.capacity = len(self._array) // WIDTH
+        self._shares = primitives.shares if worker is not None and 0 <= worker < MAX_WORKERS else None
+        self._share_base = (worker or 0) * self.capacity
         # Lock-free reads for the hot path: aligned 8-byte floats cannot tear on the platforms we run
         # on, and a row read a moment early only makes one routing choice slightly stale.
         self._view = memoryview(primitives.slots.get_obj()).cast("B").cast("d")
@@ -68,6 +79,19 @@ class AccountSlots:
             index = slot * WIDTH + field
             value = self._array[index] + delta
             self._array[index] = value
+            return value
+
+    def add_inflight(self, slot: int, delta: float) -> float:
+        """Count a request in or out of flight on the account, and in this worker's share of it."""
+        with self._array.get_lock():
+            index = slot * WIDTH + Field.INFLIGHT
+            value = self._array[index] + delta
+            if value < 0:  # the slot was reset while the request ran
+                value = 0.0
+            self._array[index] = value
+            if self._shares is not None:
+                share = self._share_base + slot
+                self._shares[share] = max(0.0, self._shares[share] + delta)
             return value
 
     def snapshot(self, slot: int) -> tuple[float, ...]:

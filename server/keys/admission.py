@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from server.errors import ProxyError
+from server.errors import DatabaseUnavailable, ProxyError, is_database_unavailable
 from server.keys.ledger import Hold, Refusal
 from server.keys.store import KeyRecord, LimitRule
 from server.keys.windows import bounds, iso
@@ -74,7 +74,13 @@ async def admit(ctx, key: KeyRecord | None, request_id: str, model: str, effort:
         start, end = bounds(rule.window, now)
         amount = _amount(rule.quantity, estimate, ctx.prices.cost_usd(model, estimate))
         holds.append(Hold(rule.id, start, end, min(amount, rule.max_value), rule.max_value))
-    refusal = await ctx.ledger.reserve(request_id, holds)
+    try:
+        refusal = await ctx.ledger.reserve(request_id, holds)
+    except Exception as exc:
+        if is_database_unavailable(exc):  # e.g. SQLite's write lock held past its timeout
+            log.warning("api key reservation failed request_id=%s error=%s", request_id, exc)
+            raise DatabaseUnavailable() from None
+        raise
     if not isinstance(refusal, Refusal):
         return Admission(key, request_id, rules, tuple(refusal))  # the holds as granted
     rule, hold = rules[refusal.index], holds[refusal.index]

@@ -6,6 +6,7 @@ Every problem raises BadRequest naming the field, so the dashboard and scripts g
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -66,7 +67,11 @@ class KeySpec:
             "allowed_account_ids": _account_ids,
             "limits": _limits,
         }
-        return cls({name: parsers[name](value) for name, value in payload.items()})
+        changes = {name: parsers[name](value) for name, value in payload.items()}
+        expires_at = changes.get("expires_at")
+        if creating and expires_at is not None and expires_at <= time.time():
+            raise _bad("expires_at", "is already past: a new key must expire in the future")
+        return cls(changes)
 
 
 def _bad(field: str, message: str) -> BadRequest:

@@ -122,12 +122,17 @@ def openai_model(entry: dict) -> dict:
     }
 
 
+MAX_VERSION_CHARS = 64
+
+
 def parse_version(text) -> tuple[int, ...] | None:
-    if not isinstance(text, str) or not text.strip():
+    # Real versions are short ("0.169.0"); anything else is unparsable, never an int() of 4,300 digits
+    # (Python refuses those) or of a non-ASCII digit such as "²".
+    if not isinstance(text, str) or not text.strip() or len(text) > MAX_VERSION_CHARS:
         return None
     parts = []
     for piece in text.strip().lstrip("v").split("-")[0].split("."):
-        if not piece.isdigit():
+        if not (piece.isascii() and piece.isdigit()) or len(piece) > 9:
             return None
         parts.append(int(piece))
     return tuple(parts)

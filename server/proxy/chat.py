@@ -14,7 +14,7 @@ from sanic.response import raw
 from server.auth.guard import authorize_proxy
 from server.errors import ProxyError
 from server.keys.admission import admit
-from server.proxy import chat_request, normalize
+from server.proxy import chat_request, keepalive, normalize
 from server.proxy.bodies import decoded_body
 from server.proxy.chat_stream import ChatTranslator
 from server.proxy.delivery import Outcome, Settlement, response_headers
@@ -50,16 +50,17 @@ async def chat_completions(request: Request):
     try:
         model_plans = ctx.models.current.require(chat.model)
         done.admission = await admit(ctx, key, request_id, chat.model, chat.reasoning_effort, len(chat.body))
-        done.opened = opened = await open_stream(
-            ctx,
-            ctx.upstream.responses_url,
-            chat.body,
-            headers.forwardable(request.headers),
-            chat.session_key,
-            trace,
-            key.allowed_accounts if key else None,
-            model_plans,
-        )
+        async with keepalive.while_opening(request, chat.stream, ctx.settings.stream_keepalive_s):
+            done.opened = opened = await open_stream(
+                ctx,
+                ctx.upstream.responses_url,
+                chat.body,
+                headers.forwardable(request.headers),
+                chat.session_key,
+                trace,
+                key.allowed_accounts if key else None,
+                model_plans,
+            )
         done.outcome = outcome = Outcome()
         if chat.stream:
             await _stream(request, opened, trace, request_id, outcome, translator)
@@ -70,6 +71,10 @@ async def chat_completions(request: Request):
         return _completion(opened, trace, request_id, translator)
     except ProxyError as exc:
         done.failed(exc)
+        if keepalive.head_sent(request):
+            # The OpenAI SDKs raise an APIError for a chunk that carries "error".
+            await keepalive.fail(request, exc, b"data: " + orjson.dumps(exc.body()) + b"\n\n")
+            return None
         raise
     finally:
         done.finish(ctx)
@@ -92,7 +97,7 @@ async def _stream(
     trace.head_sent_mono = time.monotonic()
     answer_headers["x-codex-lb-overhead-ms"] = f"{trace.overhead_ms():.2f}"
     answer_headers["cache-control"] = "no-cache"
-    client = await request.respond(status=200, headers=answer_headers, content_type="text/event-stream")
+    client = await keepalive.respond(request, answer_headers)
     if first:
         await client.send(b"".join(first))
     scanner = opened.scanner

@@ -30,10 +30,7 @@ from server.upstream.websocket_pool import SocketPool
 from server.usage.pricing import PriceBook
 from server.usage.writer import RequestLogWriter
 
-# Upstream WebSockets one worker keeps open, per account and in all.
-WS_POOL_PER_ACCOUNT = 64
-WS_POOL_TOTAL = 1024
-WS_POOL_IDLE_S = 120.0
+WS_POOL_IDLE_S = 120.0  # an idle upstream WebSocket is closed after this long
 
 
 @dataclass(slots=True)
@@ -107,7 +104,7 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
             *logins.jobs(),
         ]
     )
-    sockets = SocketPool(WS_POOL_PER_ACCOUNT, WS_POOL_TOTAL, WS_POOL_IDLE_S)
+    sockets = SocketPool(settings.upstream_ws_per_account, settings.upstream_ws_total, WS_POOL_IDLE_S)
     sockets.start()
     return ProxyContext(
         settings=settings,

@@ -18,7 +18,8 @@ from sanic.response import json
 from server.errors import ProxyError
 from server.keys.admission import Admission
 from server.keys.admission import settle as admission_settle
-from server.proxy import access
+from server.lifecycle import drain
+from server.proxy import access, keepalive
 from server.proxy.assemble import OutputFiller, ResponseAssembler
 from server.proxy.context import ProxyContext
 from server.proxy.failover import TERMINAL_EVENTS, OpenedStream, Trace
@@ -36,7 +37,7 @@ _PASSED_BACK_PREFIXES = ("x-codex-primary-", "x-codex-secondary-", "x-codex-cred
 class Outcome:
     """What the stream said about the request, filled in as events pass."""
 
-    __slots__ = ("status", "error_code", "usage", "terminal_seen", "response_id")
+    __slots__ = ("status", "error_code", "usage", "terminal_seen", "response_id", "cut_reason")
 
     def __init__(self) -> None:
         self.status = 200
@@ -44,6 +45,7 @@ class Outcome:
         self.usage: TokenUsage | None = None
         self.terminal_seen = False
         self.response_id = ""
+        self.cut_reason = ""  # set when the server cut the stream (shutdown deadline)
 
     def observe(self, event: SSEEvent) -> None:
         if event.name not in TERMINAL_EVENTS:
@@ -92,7 +94,7 @@ async def stream_to_client(
     trace.head_sent_mono = time.monotonic()
     headers["x-codex-lb-overhead-ms"] = f"{trace.overhead_ms():.2f}"
     headers["cache-control"] = "no-cache"
-    client = await request.respond(status=200, headers=headers, content_type="text/event-stream")
+    client = await keepalive.respond(request, headers)
     scanner = opened.scanner
     try:
         if fill_output:
@@ -107,8 +109,8 @@ async def stream_to_client(
         pass  # reported below as an incomplete stream
     if not outcome.terminal_seen:
         # The upstream went away after content reached the client: end with a proper failure event.
-        outcome.status, outcome.error_code = 502, "stream_incomplete"
-        await client.send(_incomplete_event(outcome.response_id))
+        outcome.status, outcome.error_code = 502, outcome.cut_reason or "stream_incomplete"
+        await client.send(_incomplete_event(outcome.response_id, outcome.error_code))
     await client.eof()
 
 
@@ -172,7 +174,12 @@ def json_answer(opened: OpenedStream, trace: Trace, request_id: str, outcome: Ou
     return json(body, headers=headers, dumps=orjson.dumps)
 
 
-def _incomplete_event(response_id: str) -> bytes:
+def _incomplete_event(response_id: str, code: str = "stream_incomplete") -> bytes:
+    return failed_event(response_id, code, incomplete_message(code))
+
+
+def failed_event(response_id: str, code: str, message: str) -> bytes:
+    """A `response.failed` event: how a stream whose head has gone out reports an error."""
     return encode_event(
         {
             "type": "response.failed",
@@ -181,13 +188,16 @@ def _incomplete_event(response_id: str) -> bytes:
                 "id": response_id,
                 "object": "response",
                 "status": "failed",
-                "error": {
-                    "code": "stream_incomplete",
-                    "message": "The upstream stream ended before the response completed.",
-                },
+                "error": {"code": code, "message": message},
             },
         }
     )
+
+
+def incomplete_message(code: str) -> str:
+    if code == drain.CUT_CODE:
+        return "The server is shutting down and cut the stream at its drain deadline; retry the request."
+    return "The upstream stream ended before the response completed."
 
 
 class Settlement:
@@ -214,6 +224,7 @@ class Settlement:
         "admission",
         "upstream_transport",
         "reason",
+        "__weakref__",
     )
 
     def __init__(
@@ -241,6 +252,7 @@ class Settlement:
         self.admission: Admission | None = None
         self.upstream_transport = ""  # set by routes that may go upstream over a WebSocket
         self.reason = ""
+        drain.track(self)
 
     def ended(self, outcome: Outcome) -> None:
         """The stream ran to its end (or the upstream went away): the outcome says how it went."""
@@ -254,6 +266,7 @@ class Settlement:
     def finish(self, ctx: ProxyContext) -> None:
         """Free the account's slot, feed what we learned to the balancer, queue the request-log row, and
         settle the API key's reservation to the real usage (in the background)."""
+        drain.untrack(self)
         outcome, opened, trace = self.outcome, self.opened, self.trace
         if outcome is not None and outcome.terminal_seen:
             # A client that hangs up right after the terminal event was still served.

@@ -54,6 +54,15 @@ class Trace:
     # The windows a usage-limit refusal reported: the account's own, and per-model buckets by name.
     last_snapshot: ratelimits.RateLimitSnapshot | None = None
     last_buckets: dict[str, ratelimits.UsageWindow] | None = None
+    deadline_mono: float = 0.0  # the whole failover's end (CODEX_LB_UPSTREAM_FAILOVER_TIMEOUT_SECONDS)
+
+    def attempt_budget(self, settings) -> float:
+        """Seconds this attempt may wait for its first content: the per-attempt first-byte timeout,
+        within what is left of the whole failover's."""
+        if not self.deadline_mono:
+            self.deadline_mono = self.started_mono + settings.upstream_failover_timeout_s
+        left = self.deadline_mono - time.monotonic()
+        return min(settings.upstream_first_byte_timeout_s, left)
 
     def overhead_ms(self) -> float:
         """Time the proxy added before the client saw the head: total minus the upstream's own wait."""
@@ -244,8 +253,12 @@ async def _try_stream(
 ) -> OpenedStream | UpstreamFailure:
     request_headers = headers.for_responses(forwarded, account.access_token, account.chatgpt_account_id)
     trace.upstream_sent_mono = time.monotonic()
+    # An upstream that hangs before its head (or before its first content) is given up on after the
+    # attempt's budget, not after the 300 s read timeout, so failover still has time to work.
+    first_byte = asyncio.get_running_loop().time() + trace.attempt_budget(ctx.settings)
     try:
-        response = await ctx.upstream.open_stream(url, body, request_headers)
+        async with asyncio.timeout_at(first_byte):
+            response = await ctx.upstream.open_stream(url, body, request_headers)
     except (aiohttp.ClientError, TimeoutError) as exc:
         return failures.classify_connection_error(exc)
     now = time.time()
@@ -259,26 +272,38 @@ async def _try_stream(
             raw = b""
         response.release()
         return model_limits.noted(trace, failures.classify_http(response.status, raw, now), response.headers)
-    scanner = SSEScanner()
-    buffered: list[bytes] = []
-    events: list[SSEEvent] = []
     try:
-        async for chunk in response.content.iter_any():
-            buffered.append(chunk)
-            fresh = scanner.feed(chunk)
-            events.extend(fresh)
-            for event in fresh:
-                if event.name in PRELUDE_EVENTS:
-                    continue
-                if event.name in FAILURE_EVENTS:
-                    response.close()
-                    failure = failures.classify_event(event.data(), time.time())
-                    return model_limits.noted(trace, failure, response.headers)
-                trace.first_content_mono = time.monotonic()
-                return OpenedStream(response, candidate, account, buffered, events, scanner, snapshot)
+        async with asyncio.timeout_at(first_byte):
+            return await _read_prelude(response, candidate, account, trace, snapshot)
     except (aiohttp.ClientError, TimeoutError) as exc:
         response.close()
         return failures.classify_connection_error(exc)
+
+
+async def _read_prelude(
+    response: aiohttp.ClientResponse,
+    candidate: Candidate,
+    account: AccountRecord,
+    trace: Trace,
+    snapshot: ratelimits.RateLimitSnapshot | None,
+) -> OpenedStream | UpstreamFailure:
+    """Read until the first content event (the stream is open) or a failure event (it is not)."""
+    scanner = SSEScanner()
+    buffered: list[bytes] = []
+    events: list[SSEEvent] = []
+    async for chunk in response.content.iter_any():
+        buffered.append(chunk)
+        fresh = scanner.feed(chunk)
+        events.extend(fresh)
+        for event in fresh:
+            if event.name in PRELUDE_EVENTS:
+                continue
+            if event.name in FAILURE_EVENTS:
+                response.close()
+                failure = failures.classify_event(event.data(), time.time())
+                return model_limits.noted(trace, failure, response.headers)
+            trace.first_content_mono = time.monotonic()
+            return OpenedStream(response, candidate, account, buffered, events, scanner, snapshot)
     response.close()
     return UpstreamFailure(
         kind=FailureKind.TRANSIENT,
@@ -473,7 +498,7 @@ def _exhausted_error(last: UpstreamFailure | None) -> ProxyError:
         )
     return ProxyError(
         f"Upstream failed on every attempt: {last.message or last.code}",
-        status=502,
+        status=504 if last.status == 504 else 502,
         type="server_error",
         code=last.code or "upstream_error",
     )

@@ -12,9 +12,16 @@ from server.auth.guard import authorize_proxy
 from server.errors import ProxyError
 from server.keys.admission import admit
 from server.keys.store import KeyRecord
-from server.proxy import normalize, transport
+from server.proxy import keepalive, normalize, transport
 from server.proxy.bodies import decoded_body
-from server.proxy.delivery import Outcome, Settlement, collect_response, json_answer, stream_to_client
+from server.proxy.delivery import (
+    Outcome,
+    Settlement,
+    collect_response,
+    failed_event,
+    json_answer,
+    stream_to_client,
+)
 from server.proxy.failover import open_stream, post_json
 from server.proxy.socket_turns import open_over_socket
 from server.upstream import headers
@@ -71,21 +78,24 @@ async def _serve(request: Request, norm: normalize.NormalizedRequest, key: KeyRe
             model_prefers=ctx.models.current.prefers_websockets(norm.model),
             conversation=norm.client_session,
         )
-        if choice == transport.WEBSOCKET:
-            done.opened = await open_over_socket(ctx, norm, forwarded, trace, allowed_accounts, model_plans)
-            upstream = transport.WEBSOCKET if done.opened is not None else transport.HTTP
-        done.upstream_transport = upstream
-        if done.opened is None:
-            done.opened = await open_stream(
-                ctx,
-                ctx.upstream.responses_url,
-                norm.body,
-                forwarded,
-                norm.session_key,
-                trace,
-                allowed_accounts,
-                model_plans,
-            )
+        async with keepalive.while_opening(request, norm.client_stream, ctx.settings.stream_keepalive_s):
+            if choice == transport.WEBSOCKET:
+                done.opened = await open_over_socket(
+                    ctx, norm, forwarded, trace, allowed_accounts, model_plans
+                )
+                upstream = transport.WEBSOCKET if done.opened is not None else transport.HTTP
+            done.upstream_transport = upstream
+            if done.opened is None:
+                done.opened = await open_stream(
+                    ctx,
+                    ctx.upstream.responses_url,
+                    norm.body,
+                    forwarded,
+                    norm.session_key,
+                    trace,
+                    allowed_accounts,
+                    model_plans,
+                )
         if norm.client_stream:
             done.outcome = Outcome()
             fill = request.path.startswith("/v1/")  # SDK clients; the Codex CLI gets the backend's bytes
@@ -97,6 +107,9 @@ async def _serve(request: Request, norm: normalize.NormalizedRequest, key: KeyRe
         return json_answer(done.opened, trace, request_id, done.outcome, body)
     except ProxyError as exc:
         done.failed(exc)
+        if keepalive.head_sent(request):
+            await keepalive.fail(request, exc, failed_event("", exc.code or "upstream_error", exc.message))
+            return None
         raise
     finally:
         done.finish(ctx)

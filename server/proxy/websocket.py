@@ -24,12 +24,14 @@ from server.auth.guard import authorize_proxy
 from server.errors import ProxyError
 from server.keys.admission import admit, check_model
 from server.keys.store import KeyRecord
-from server.proxy import normalize, transport, websocket_handshake
+from server.lifecycle import drain
+from server.proxy import normalize, socket_keepalive, transport, websocket_handshake
 from server.proxy.assemble import OutputFiller
 from server.proxy.conversation import Conversation
-from server.proxy.delivery import Outcome, Settlement
+from server.proxy.delivery import Outcome, Settlement, incomplete_message
 from server.proxy.failover import OpenedStream, Trace, open_stream
 from server.proxy.socket_turns import Binding, FallBackToHttp, open_socket_stream
+from server.proxy.turn_queue import TurnQueue, worker_bytes
 from server.upstream import headers
 from server.upstream.sse import SSEEvent, SSEScanner
 from server.upstream.websocket import FrameEvent, FrameStream, UpstreamSocket
@@ -38,7 +40,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("responses_websocket")
 
 MAX_BAD_FRAMES = 3  # consecutive unusable frames before the socket is closed
-MAX_QUEUED_TURNS = 8  # turns run one at a time; a client may queue a few behind the current one
 CLOSE_IDLE = 1001
 CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_POLICY = 1008
@@ -99,10 +100,20 @@ class ClientSocket:
         self.binding = Binding()
         self.session_key: str | None = None
         self.cache_key: str | None = None
-        self.frames: asyncio.Queue = asyncio.Queue()
+        self.frames = TurnQueue(self.ctx.settings.websocket_queued_bytes, worker_bytes(request.app))
         self.busy = False
         self.turns = 0
         self.last_activity = time.monotonic()
+        self.drain = request.app.ctx.drain
+        drain.add_socket(self)
+
+    @property
+    def idle(self) -> bool:
+        return not self.busy and self.frames.empty()
+
+    def close_for_restart(self) -> None:
+        """The server is stopping: 1012 tells the Codex CLI to reconnect (to another instance)."""
+        asyncio.create_task(self._close(drain.CLOSE_SERVICE_RESTART, "Service restart"), name="ws-close-1012")
 
     async def run(self) -> None:
         worker = asyncio.create_task(self._work(), name="websocket-turns")
@@ -131,6 +142,8 @@ class ClientSocket:
             await asyncio.gather(worker, return_exceptions=True)
 
     def close(self) -> None:
+        drain.remove_socket(self)
+        self.frames.clear()
         socket = self.binding.clear()
         if socket is not None:
             self.ctx.sockets.give_back(socket, healthy=True)
@@ -150,12 +163,15 @@ class ClientSocket:
             return CLOSE_POLICY
         kind = frame.get("type")
         if kind == "response.create":
-            if self.frames.qsize() >= MAX_QUEUED_TURNS:
+            if self.drain.draining:
                 await self._send_error(
-                    429, "Too many turns queued on this socket; wait for the current one.", "too_many_turns"
+                    503, "This codex-lb instance is shutting down; reconnect.", drain.CUT_CODE, "server_error"
                 )
+                return None
+            refusal = self.frames.offer(frame, len(message))
+            if refusal is not None:
+                await self._send_error(refusal.status, refusal.message, refusal.code, refusal.kind)
                 return None  # refused, not unusable: the queued turns still run
-            self.frames.put_nowait(frame)
         elif kind != "response.processed":
             log.debug("ignored WebSocket frame type=%r route=%s", kind, self.route)
         return None
@@ -175,6 +191,9 @@ class ClientSocket:
                 self.busy = False
                 self.turns += 1
                 self.last_activity = time.monotonic()
+            if self.drain.draining:
+                self.close_for_restart()  # the turn is done; queued ones go to the next instance
+                return
 
     async def _turn(self, frame: dict) -> None:
         ctx = self.ctx
@@ -182,7 +201,9 @@ class ClientSocket:
         done = Settlement(self.route, "websocket", model=model, api_key_id=self.key.id if self.key else None)
         trace, request_id = done.trace, done.request_id
         outcome = Outcome()
+        done.outcome = outcome  # so a drain deadline can mark the turn as cut
         upstream = ""
+        waiting = socket_keepalive.start(self.ws, ctx.settings.stream_keepalive_s) if self.codex else None
         try:
             turn = self._prepare(frame)
             effort = done.reasoning_effort = turn.effort
@@ -218,6 +239,8 @@ class ClientSocket:
                     self.allowed_accounts,
                     model_plans,
                 )
+            if waiting is not None:
+                waiting.cancel()
             produced = await self._relay(done.opened, outcome)
             done.ended(outcome)
             if outcome.terminal_seen and outcome.status == 200:
@@ -226,6 +249,8 @@ class ClientSocket:
             done.status, done.error_code, done.reason = exc.status, exc.code or "", exc.message
             await self._send_error(exc.status, exc.message, exc.code, exc.type, exc.param, exc.extra)
         finally:
+            if waiting is not None:
+                waiting.cancel()
             if outcome.terminal_seen:
                 done.ended(outcome)
             # A prewarm answered here, without an upstream, used nothing.
@@ -322,8 +347,8 @@ class ClientSocket:
             except (aiohttp.ClientError, TimeoutError) as exc:  # reported as incomplete below
                 log.info("upstream stream broke route=%s error=%s", self.route, exc)
         if not outcome.terminal_seen:
-            outcome.status, outcome.error_code = 502, "stream_incomplete"
-            await self.ws.send(_incomplete(outcome.response_id))
+            outcome.status, outcome.error_code = 502, outcome.cut_reason or "stream_incomplete"
+            await self.ws.send(_incomplete(outcome.response_id, outcome.error_code))
         return produced
 
     async def _prewarm_locally(self, turn: _Turn, outcome: Outcome) -> None:
@@ -391,10 +416,7 @@ def _sse_data(raw: bytes) -> str:
     return b"\n".join(lines).decode("utf-8", "replace")
 
 
-def _incomplete(response_id: str) -> str:
-    error = {
-        "code": "stream_incomplete",
-        "message": "The upstream stream ended before the response completed.",
-    }
+def _incomplete(response_id: str, code: str = "stream_incomplete") -> str:
+    error = {"code": code, "message": incomplete_message(code)}
     response = {"id": response_id, "object": "response", "status": "failed", "error": error}
     return orjson.dumps({"type": "response.failed", "response": response}).decode()

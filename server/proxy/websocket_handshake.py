@@ -16,6 +16,21 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 
+class ClientWebsocket(WebsocketImplProtocol):
+    """Sanic's WebSocket, failing a text frame that is not UTF-8 with close code 1007 (RFC 6455 §8.1):
+    Sanic decodes it in a task of its own, whose error nobody awaits, and then drops the message."""
+
+    async def process_events(self, events) -> None:
+        try:
+            await super().process_events(events)
+        except UnicodeDecodeError:
+            websockets_logger.info("WebSocket text frame is not UTF-8: closing with 1007")
+            self.assembler.decoder = None
+            self.fail_connection(1007, "Invalid UTF-8 in text frame")
+            if self.recv_cancel:
+                self.recv_cancel.cancel()
+
+
 async def accept(request: Request, extra_headers: dict[str, str] | None = None) -> WebsocketImplProtocol:
     """Answer the upgrade (101, with `extra_headers`) and hand the connection to Sanic's WebSocket
     implementation."""
@@ -34,7 +49,7 @@ async def accept(request: Request, extra_headers: dict[str, str] | None = None) 
     head = f"HTTP/1.1 {answer.status_code} {answer.reason_phrase}\r\n"
     head += "".join(f"{name}: {value}\r\n" for name, value in answer.headers.raw_items())
     await protocol.send((head + "\r\n").encode())
-    ws = WebsocketImplProtocol(
+    ws = ClientWebsocket(
         ws_proto,
         ping_interval=protocol.websocket_ping_interval,
         ping_timeout=protocol.websocket_ping_timeout,

@@ -1,43 +1,38 @@
 """Header templates for upstream calls: what of the client's headers passes through, what is set.
 
-The client's Authorization and our API keys never go upstream; forwarding/proxy headers are dropped.
+Client headers pass through an allow-list: the client's Authorization, our API keys, cookies, Origin and
+forwarding/proxy headers never go upstream.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-_DROPPED = frozenset(
+# An allow-list: only what the Codex backend reads travels upstream (identity, conversation and turn
+# headers, beta flags, tracing). Anything else a client sends (x-api-key, api-key, cookies, Origin,
+# proxy and forwarding headers, SDK fingerprints) stays here, whatever new header a client invents.
+_FORWARDED = frozenset(
     {
-        "authorization",
-        "chatgpt-account-id",
-        "content-length",
-        "content-encoding",
-        "host",
-        "forwarded",
-        "x-real-ip",
-        "true-client-ip",
-        "x-codex-installation-id",
-        "connection",
-        "keep-alive",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "accept-encoding",
-        "cookie",
-        "content-type",
-        "accept",
-        "proxy-authorization",
-        "proxy-connection",
-        "expect",
-        "sec-websocket-key",
-        "sec-websocket-version",
-        "sec-websocket-protocol",
-        "sec-websocket-extensions",
+        "originator",
+        "user-agent",
+        "version",
+        "openai-beta",
+        "session-id",
+        "session_id",
+        "thread-id",
+        "thread_id",
+        "conversation-id",
+        "conversation_id",
+        "x-client-request-id",
+        "traceparent",
+        "tracestate",
     }
 )
-_DROPPED_PREFIXES = ("x-forwarded-", "cf-", "x-codex-lb-", "x-stainless-")
+# Codex and OpenAI families (x-codex-turn-state, -turn-metadata, -window-id, -beta-features,
+# x-openai-subagent, …), except our own and the installation id the CLI ties to its machine.
+_FORWARDED_PREFIXES = ("x-codex-", "x-openai-")
+_WITHHELD = frozenset({"x-codex-installation-id"})
+_WITHHELD_PREFIXES = ("x-codex-lb-", "x-openai-internal-")
 DEFAULT_USER_AGENT = "codex_cli_rs/0.169.0 (codex-lb)"
 DEFAULT_ORIGINATOR = "codex_cli_rs"
 
@@ -47,9 +42,12 @@ def forwardable(inbound: Mapping[str, str]) -> dict[str, str]:
     kept = {}
     for name, value in inbound.items():
         lower = name.lower()
-        if lower in _DROPPED or lower.startswith(_DROPPED_PREFIXES):
-            continue
-        kept[lower] = value
+        if lower in _FORWARDED or (
+            lower.startswith(_FORWARDED_PREFIXES)
+            and lower not in _WITHHELD
+            and not lower.startswith(_WITHHELD_PREFIXES)
+        ):
+            kept[lower] = value
     kept.setdefault("user-agent", DEFAULT_USER_AGENT)
     kept.setdefault("originator", DEFAULT_ORIGINATOR)
     return kept

@@ -46,13 +46,18 @@ class Behaviour:
     in_stream_failure_as: str = "failed"  # "failed" or "error"
     cut_stream: bool = False  # drop the connection after cut_after_deltas deltas
     cut_after_deltas: int = 1
+    # Garbage before the real events: a data line that is not JSON, an event with no data, stray
+    # carriage returns, bytes that are not UTF-8 and a comment (fault tests of the SSE parsing).
+    malformed_sse: bool = False
     incomplete: bool = False  # response.incomplete, reason max_output_tokens
     completed_output: bool = False  # the terminal event carries the output items (backend: empty)
     # WebSocket.
     ws_reject_upgrade: bool = False  # 426 on the upgrade
     ws_connection_limit_after_turns: int | None = None  # then websocket_connection_limit_reached
     # OAuth.
-    refresh_error: str | None = None  # refresh_token_expired, refresh_token_invalidated, invalid_grant
+    # refresh_token_expired, refresh_token_invalidated, invalid_grant; "unavailable": the token endpoint
+    # is down (503, not JSON)
+    refresh_error: str | None = None
     token_latency_ms: float = 0
     access_token_ttl_s: int = 10 * 24 * 3600
 

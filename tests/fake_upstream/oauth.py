@@ -29,6 +29,8 @@ def _oauth_error(status: int, error: str, description: str) -> web.Response:
 
 
 def _refresh_error(code: str) -> web.Response:
+    if code == "unavailable":
+        return web.Response(status=503, text="upstream connect error or disconnect/reset before headers")
     if code not in REFRESH_ERROR_MESSAGES:
         return _oauth_error(400 if code == "invalid_grant" else 401, code, f"Refresh failed: {code}.")
     body = {

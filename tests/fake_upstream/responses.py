@@ -64,6 +64,9 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     try:
         await response.prepare(request)
 
+        if behaviour.malformed_sse:
+            await response.write(MALFORMED_SSE)
+
         async def send(events: list[dict]) -> None:
             await response.write(b"".join(map(encode_sse, events)))
 
@@ -75,6 +78,15 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     finally:
         account.stream_ended()
     return response
+
+
+MALFORMED_SSE = (
+    b"event: response.output_text.delta\ndata: {not json\n\n"
+    b"event: mystery\n\n"
+    b"\r\n"
+    b": a comment\n\n"
+    b"data: \xff\xfe\x00 not utf-8\n\n"
+)
 
 
 async def compact(request: web.Request) -> web.Response:

@@ -112,11 +112,6 @@ class ServerProcess:
     def stop(self, timeout: float = 15.0) -> int:
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else 0
-        # Sanic's main process ignores a signal that lands while it still collects worker acks (it
-        # polls them every 100 ms after the workers are up), then hangs; give that window time to pass.
-        settle = self.ready_at + 1.0 - time.monotonic()
-        if settle > 0:
-            time.sleep(settle)
         self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout)

@@ -1,0 +1,63 @@
+// Accounts: the empty state, importing auth.json by drag and drop, pause and resume, the detail page.
+import { config, dropFiles, run, shoot, toast } from './lib.mjs'
+
+await run(async ({ page, result }) => {
+  await page.goto('/')
+  await page.waitForURL('**/accounts')
+  await page.getByText('No accounts in the pool yet').waitFor()
+  result.screenshots.push(...(await shoot(page, 'accounts-empty')))
+
+  await dropFiles(page, '[data-testid=auth-json-drop]', config.auth_json_files)
+  await toast(page, 'Added')
+  const row = page.locator('[data-account]').first()
+  await row.waitFor()
+  if ((await page.locator('[data-account]').count()) !== config.auth_json_files.length) throw new Error('not every account was imported')
+  await page.getByText('All accounts serving').waitFor()
+  // The usage poller (every 2 s in this test) fills in the bars.
+  await page.locator('[data-account] [role=progressbar]:not([aria-valuenow="0"])').first().waitFor()
+  result.screenshots.push(...(await shoot(page, 'accounts')))
+
+  await row.locator('[data-testid=pause]').click()
+  await toast(page, 'Paused')
+  await page.locator('[data-account][data-status=paused]').waitFor()
+  result.paused = await page.locator('[data-account][data-status=paused]').count()
+  result.screenshots.push(...(await shoot(page, 'accounts-one-paused', { phone: false })))
+  await page.locator('[data-account][data-status=paused] [data-testid=resume]').click()
+  await toast(page, 'Resumed')
+  await page.locator('[data-account][data-status=paused]').waitFor({ state: 'detached' })
+
+  // Keyboard: Tab reaches "Add account" and Enter opens it.
+  await page.evaluate(() => document.activeElement?.blur?.())
+  let focused = ''
+  result.tab_order = []
+  for (let i = 0; i < 30 && focused !== 'add-account-button'; i++) {
+    await page.keyboard.press('Tab')
+    focused = await page.evaluate(() => document.activeElement?.closest('[data-testid]')?.getAttribute('data-testid') ?? '')
+    result.tab_order.push(await page.evaluate(() => {
+      const e = document.activeElement
+      return e ? `${e.tagName.toLowerCase()}:${(e.getAttribute('aria-label') || e.textContent || '').trim().slice(0, 30)}` : ''
+    }))
+  }
+  if (focused !== 'add-account-button') throw new Error(`Tab does not reach the Add account button: ${result.tab_order.join(' | ')}`)
+  await page.keyboard.press('Enter')
+  await page.getByRole('dialog').waitFor()
+  result.screenshots.push(...(await shoot(page, 'add-account')))
+  await page.getByRole('dialog').getByText('Device code', { exact: true }).click()
+  await page.getByRole('button', { name: 'Get a device code' }).click()
+  await page.getByTestId('device-code').waitFor()
+  result.device_code = (await page.getByTestId('device-code').innerText()).trim()
+  result.screenshots.push(...(await shoot(page, 'add-account-device-code')))
+  await page.keyboard.press('Escape')
+
+  // The theme button: system (light here) → dark → light → system.
+  await page.getByTestId('theme-toggle').click()
+  result.forced_theme = await page.evaluate(() => document.documentElement.classList.contains('dark'))
+  await page.getByTestId('theme-toggle').click()
+  await page.getByTestId('theme-toggle').click()
+
+  await page.locator('[data-account] a').first().click()
+  await page.waitForURL(/\/accounts\/\d+$/)
+  await page.getByText('State history').waitFor()
+  await page.getByText('Identity').waitFor()
+  result.screenshots.push(...(await shoot(page, 'account-detail')))
+})

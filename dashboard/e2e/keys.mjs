@@ -1,0 +1,56 @@
+// API keys and settings: create a key with a limit, copy its snippet, turn on "Require API keys", use
+// the key through the proxy, and see its usage against the limit.
+import { clipboard, run, shoot, toast } from './lib.mjs'
+
+await run(async ({ page, result }) => {
+  await page.goto('/api-keys')
+  await page.getByText('No API keys yet').waitFor()
+  result.screenshots.push(...(await shoot(page, 'api-keys-empty')))
+
+  await page.getByTestId('create-key').click()
+  await page.locator('#key-name').fill('ci-runner')
+  await page.getByTestId('add-limit').click()
+  await page.getByLabel('Rule 1 maximum').fill('100')
+  result.screenshots.push(...(await shoot(page, 'api-key-form')))
+  await page.getByTestId('save-key').click()
+
+  const reveal = page.getByTestId('key-reveal')
+  await reveal.waitFor()
+  result.key = (await page.getByTestId('new-key').innerText()).trim()
+  await page.getByRole('button', { name: 'Copy Codex CLI snippet' }).click()
+  await toast(page, 'Copied')
+  result.codex_snippet = await clipboard(page, 'model_provider')
+  await reveal.getByText('curl', { exact: true }).click()
+  await page.getByRole('button', { name: 'Copy curl snippet' }).click()
+  result.curl_snippet = await clipboard(page, 'curl ')
+  result.screenshots.push(...(await shoot(page, 'api-key-created')))
+  await page.getByRole('button', { name: 'I have copied it' }).click()
+
+  // Settings: require API keys (asks for confirmation first).
+  await page.goto('/settings')
+  const apiKeyAuth = page.locator('[data-setting=api_key_auth_enabled]')
+  await apiKeyAuth.waitFor()
+  await apiKeyAuth.getByRole('switch').click()
+  await page.getByRole('button', { name: 'Turn it on' }).click()
+  await toast(page, 'Saved: Require API keys')
+  await apiKeyAuth.getByText('On: clients without a key get 401').waitFor()
+  result.screenshots.push(...(await shoot(page, 'settings')))
+
+  // The key from the copied curl snippet, through the proxy, as a client would send it.
+  const bearer = result.curl_snippet.match(/Bearer (sk-clb-[A-Za-z0-9_-]+)/)[1]
+  const url = result.curl_snippet.match(/curl (\S+)/)[1]
+  const answer = await fetch(url, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'gpt-5.4', input: 'Say hi' }),
+  })
+  result.proxy_status = answer.status
+  result.proxy_text = (await answer.json()).output?.[0]?.content?.[0]?.text ?? null
+  const keyless = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"gpt-5.4","input":"hi"}' })
+  result.keyless_status = keyless.status
+
+  await page.goto('/api-keys')
+  const card = page.locator('[data-key=ci-runner]')
+  await card.getByText('1 req of 100 req').waitFor({ timeout: 15000 })
+  result.screenshots.push(...(await shoot(page, 'api-keys')))
+})

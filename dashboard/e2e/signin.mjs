@@ -1,0 +1,56 @@
+// Sign-in: set a password and two-factor sign-in from Settings (admitted as a local request), sign out,
+// sign in with password + TOTP code, look at sessions and the audit log, sign out.
+import { run, shoot, toast } from './lib.mjs'
+import { totp } from './totp.mjs'
+
+await run(async ({ page, result }) => {
+  await page.goto('/settings?tab=security')
+  await page.getByText('Dashboard password').waitFor()
+  await page.locator('#new-password').fill('correct horse battery')
+  await page.locator('#repeat-password').fill('correct horse battery')
+  await page.getByTestId('save-password').click()
+  await toast(page, 'Password set')
+
+  await page.getByTestId('totp-setup').click()
+  const secret = (await page.getByTestId('totp-secret').innerText()).trim()
+  result.screenshots.push(...(await shoot(page, 'settings-totp-setup')))
+  // The previous time step's code: the sign-in below then uses the current one (each is accepted once).
+  await page.locator('#totp-enable-code').fill(totp(secret, Math.floor(Date.now() / 1000 / 30) - 1))
+  await page.getByTestId('totp-enable').click()
+  await page.getByTestId('recovery-codes').waitFor()
+  result.recovery_codes = (await page.getByTestId('recovery-codes').innerText()).trim().split('\n').length
+  await page.getByRole('button', { name: 'I have saved them' }).click()
+  result.screenshots.push(...(await shoot(page, 'settings-security')))
+
+  await page.getByTestId('user-menu').click()
+  await page.getByText('Sign out', { exact: true }).click()
+  await page.waitForURL('**/sign-in**')
+  await page.locator('#password').waitFor()
+  result.screenshots.push(...(await shoot(page, 'sign-in')))
+
+  await page.locator('#password').fill('wrong password')
+  await page.getByTestId('sign-in').click()
+  result.wrong_password = await page.getByTestId('sign-in-error').innerText()
+
+  await page.locator('#password').fill('correct horse battery')
+  await page.getByTestId('sign-in').click()
+  await page.locator('#totp-code').waitFor()
+  result.screenshots.push(...(await shoot(page, 'sign-in-totp')))
+  await page.locator('#totp-code').fill(totp(secret))
+  await page.getByTestId('sign-in').click()
+  await page.waitForURL('**/accounts')
+  result.signed_in = true
+
+  await page.goto('/settings?tab=sessions')
+  await page.getByText('this one').waitFor()
+  result.screenshots.push(...(await shoot(page, 'settings-sessions')))
+  await page.goto('/settings?tab=audit')
+  await page.getByText('auth.sign_in_failed').first().waitFor()
+  result.screenshots.push(...(await shoot(page, 'settings-audit')))
+
+  await page.getByTestId('user-menu').click()
+  await page.getByText('Sign out', { exact: true }).click()
+  await page.waitForURL('**/sign-in**')
+  // Signed out for real: the API refuses this browser now.
+  result.after_sign_out = await page.evaluate(async () => (await fetch('/api/accounts')).status)
+})

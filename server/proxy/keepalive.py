@@ -1,0 +1,69 @@
+"""Keeping a streaming client alive while the upstream opens: after a quiet interval the SSE head goes
+out early, followed by an SSE comment line every interval until the stream (or its failure) is ready.
+
+The head is normally held back until the first content event, so that failover stays invisible and an
+upstream rejection can still be an HTTP error; a client whose SDK times out a silent connection (or a
+user watching nothing happen) is worth more than that once the wait gets long. Comment lines (": …")
+are ignored by every SSE parser, the Codex CLI's and the OpenAI SDKs' included. Owns the early head,
+kept on request.ctx.sse_head.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sanic import Request
+
+from server.errors import ProxyError
+
+log = logging.getLogger(__name__)
+COMMENT = b": keepalive\n\n"
+
+
+@asynccontextmanager
+async def while_opening(request: Request, streaming: bool, interval: float) -> AsyncIterator[None]:
+    """Run the body of the `async with` (opening the upstream) with keepalives for a streaming client."""
+    if not streaming:
+        yield
+        return
+    keeper = asyncio.create_task(_keep_alive(request, interval), name="sse-keepalive")
+    try:
+        yield
+    finally:
+        keeper.cancel()
+        await asyncio.gather(keeper, return_exceptions=True)
+
+
+async def _keep_alive(request: Request, interval: float) -> None:
+    await asyncio.sleep(interval)
+    client = await request.respond(
+        status=200, headers={"cache-control": "no-cache"}, content_type="text/event-stream"
+    )
+    request.ctx.sse_head = client
+    log.info("upstream slow to open: SSE head sent early path=%s", request.path)
+    while True:
+        await client.send(COMMENT)
+        await asyncio.sleep(interval)
+
+
+def head_sent(request: Request) -> bool:
+    return getattr(request.ctx, "sse_head", None) is not None
+
+
+async def respond(request: Request, headers: dict[str, str]):
+    """The SSE response to write to: the early one if it went out, else a new one with `headers`."""
+    early = getattr(request.ctx, "sse_head", None)
+    if early is not None:
+        return early
+    return await request.respond(status=200, headers=headers, content_type="text/event-stream")
+
+
+async def fail(request: Request, exc: ProxyError, event: bytes) -> None:
+    """After an early head the error can no longer be an HTTP status: it ends the stream as `event`."""
+    log.info("stream failed after early head path=%s status=%d code=%s", request.path, exc.status, exc.code)
+    client = request.ctx.sse_head
+    await client.send(event)
+    await client.eof()

@@ -1,0 +1,96 @@
+"""Client WebSockets stay alive through proxies in between: protocol pings on idle sockets, and
+`codex.keepalive` frames while a Codex turn waits for the upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import orjson
+import pytest
+
+from tests.conftest import make_settings
+from tests.support.live_server import free_port, serve_in_process
+from tests.support.proxy import ProxyHarness
+from tests.test_proxy_websocket import SESSION, codex_frame, set_transport, ws_url
+
+
+@pytest.fixture
+async def quick_keepalive_proxy(tmp_path, database_url, fake_upstream):
+    settings = make_settings(
+        tmp_path / "data",
+        database_url,
+        upstream_base_url=fake_upstream.base_url,
+        auth_base_url=fake_upstream.auth_url,
+        oauth_callback_host="127.0.0.1",
+        oauth_callback_port=str(free_port()),
+        stream_keepalive_seconds="0.5",
+        websocket_ping_seconds="0.5",
+    )
+    async with serve_in_process(settings) as server:
+        yield ProxyHarness(server=server, fake=fake_upstream, settings=settings)
+
+
+async def test_an_idle_client_socket_is_pinged(quick_keepalive_proxy):
+    proxy = quick_keepalive_proxy
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(ws_url(proxy), headers=SESSION, autoping=False) as ws:
+            message = await ws.receive(timeout=3)
+            assert message.type is aiohttp.WSMsgType.PING
+            await ws.pong(message.data)
+
+
+async def test_a_codex_turn_waiting_for_its_upstream_gets_keepalive_frames(quick_keepalive_proxy):
+    proxy = quick_keepalive_proxy
+    await proxy.add_accounts("acct-keepalive")
+    await set_transport(proxy, "http")
+    proxy.fake.configure(defaults={"ttfb_ms": 1800})
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(ws_url(proxy), headers=SESSION) as ws:
+            started = time.monotonic()
+            await ws.send_str(orjson.dumps({"type": "response.create", **codex_frame("slow start")}).decode())
+            kinds = []
+            while not kinds or kinds[-1] not in ("response.completed", "response.failed", "error"):
+                message = await ws.receive(timeout=10)
+                assert message.type is aiohttp.WSMsgType.TEXT, message
+                kinds.append(orjson.loads(message.data)["type"])
+    waited = kinds.index("response.created") if "response.created" in kinds else len(kinds)
+    assert kinds[:waited].count("codex.keepalive") >= 2, kinds
+    assert "codex.keepalive" not in kinds[waited:]  # none once the turn streams
+    assert kinds[-1] == "response.completed"
+    assert time.monotonic() - started >= 1.8
+
+
+async def test_a_draining_worker_finishes_the_running_turn_then_closes_with_1012(quick_keepalive_proxy):
+    proxy = quick_keepalive_proxy
+    await proxy.add_accounts("acct-drain")
+    await set_transport(proxy, "http")
+    proxy.fake.configure(defaults={"deltas": 8, "delta_interval_ms": 150})
+    app = proxy.server.app
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(ws_url(proxy), headers=SESSION) as ws:
+            await ws.send_str(orjson.dumps({"type": "response.create", **codex_frame("long")}).decode())
+            first = orjson.loads((await ws.receive(timeout=10)).data)
+            assert first["type"] != "error", first
+            drain = asyncio.create_task(app.ctx.drain.run())
+            await asyncio.sleep(0.1)
+            async with session.get(proxy.url + "/health/ready") as ready:
+                assert ready.status == 503 and (await ready.json())["status"] == "draining"
+            async with session.post(proxy.url + "/backend-api/codex/responses", json={}) as refused:
+                assert refused.status == 503
+                assert (await refused.json())["error"]["code"] == "server_shutting_down"
+            await ws.send_str(orjson.dumps({"type": "response.create", **codex_frame("late")}).decode())
+            kinds, closed = [], None
+            while closed is None:
+                message = await ws.receive(timeout=10)
+                if message.type is aiohttp.WSMsgType.TEXT:
+                    event = orjson.loads(message.data)
+                    kinds.append(event["type"] if event["type"] != "error" else event["error"]["code"])
+                else:
+                    closed = message
+            await asyncio.wait_for(drain, 10)
+    assert "response.completed" in kinds  # the running turn finished
+    assert "server_shutting_down" in kinds  # the late one was refused, not queued
+    assert closed.type is aiohttp.WSMsgType.CLOSE and closed.data == 1012
+    app.ctx.drain.draining = False  # the fixture's own stop drains again
