@@ -120,6 +120,7 @@ async def test_accounts_import_by_drop_pause_resume_and_detail(dashboard, fake_u
     result = await run_scenario("accounts", tmp_path, dashboard, auth_json_files=files)
     assert result["paused"] == 1
     assert len(result["device_code"]) >= 6
+    assert result["forced_theme"] is True  # the theme button overrides the (light) system theme
     assert len(result["screenshots"]) == 22  # 5 views x light/dark x desktop/phone, and 1 x 2
 
 

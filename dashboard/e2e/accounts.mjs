@@ -26,7 +26,20 @@ await run(async ({ page, result }) => {
   await toast(page, 'Resumed')
   await page.locator('[data-account][data-status=paused]').waitFor({ state: 'detached' })
 
-  await page.getByTestId('add-account-button').click()
+  // Keyboard: Tab reaches "Add account" and Enter opens it.
+  await page.evaluate(() => document.activeElement?.blur?.())
+  let focused = ''
+  result.tab_order = []
+  for (let i = 0; i < 30 && focused !== 'add-account-button'; i++) {
+    await page.keyboard.press('Tab')
+    focused = await page.evaluate(() => document.activeElement?.closest('[data-testid]')?.getAttribute('data-testid') ?? '')
+    result.tab_order.push(await page.evaluate(() => {
+      const e = document.activeElement
+      return e ? `${e.tagName.toLowerCase()}:${(e.getAttribute('aria-label') || e.textContent || '').trim().slice(0, 30)}` : ''
+    }))
+  }
+  if (focused !== 'add-account-button') throw new Error(`Tab does not reach the Add account button: ${result.tab_order.join(' | ')}`)
+  await page.keyboard.press('Enter')
   await page.getByRole('dialog').waitFor()
   result.screenshots.push(...(await shoot(page, 'add-account')))
   await page.getByRole('dialog').getByText('Device code', { exact: true }).click()
@@ -35,6 +48,12 @@ await run(async ({ page, result }) => {
   result.device_code = (await page.getByTestId('device-code').innerText()).trim()
   result.screenshots.push(...(await shoot(page, 'add-account-device-code')))
   await page.keyboard.press('Escape')
+
+  // The theme button: system (light here) → dark → light → system.
+  await page.getByTestId('theme-toggle').click()
+  result.forced_theme = await page.evaluate(() => document.documentElement.classList.contains('dark'))
+  await page.getByTestId('theme-toggle').click()
+  await page.getByTestId('theme-toggle').click()
 
   await page.locator('[data-account] a').first().click()
   await page.waitForURL(/\/accounts\/\d+$/)
