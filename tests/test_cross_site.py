@@ -42,6 +42,23 @@ async def test_a_foreign_page_cannot_pause_an_account_but_the_cli_and_the_dashbo
             assert response.status == 200
 
 
+async def test_a_foreign_page_cannot_import_an_account_or_create_a_key(proxy):
+    form = aiohttp.FormData()
+    form.add_field("auth_json", b"{}", filename="auth.json")
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            proxy.url + "/api/accounts/import", data=form, headers={"Origin": EVIL}
+        ) as response:
+            assert response.status == 403
+        text_plain = {"Content-Type": "text/plain"}
+        async with http.post(
+            proxy.url + "/api/api-keys", data=b'{"name": "x"}', headers=text_plain
+        ) as response:
+            assert response.status == 415
+        async with http.get(proxy.url + "/api/api-keys") as response:
+            assert (await response.json())["api_keys"] == []
+
+
 async def test_a_foreign_page_cannot_run_a_turn_over_http(proxy):
     await proxy.add_accounts("acc_cs_http")
     foreign = {"Origin": EVIL, "Content-Type": "text/plain"}

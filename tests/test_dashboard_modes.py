@@ -86,6 +86,8 @@ async def test_two_factor_sign_in_needs_a_password_first(server):
 
 async def test_the_viewer_sees_everything_and_changes_nothing(server):
     async with await _admin(server.url) as admin:
+        code, body, _ = await admin.call("PUT", "/api/auth/viewer-password", {"password": PASSWORD})
+        assert code == 400 and body["error"]["code"] == "weak_password"  # the admin's own
         code, body, _ = await admin.call("PUT", "/api/auth/viewer-password", {"password": VIEWER_PASSWORD})
         assert code == 204, body
         async with Browser(server.url) as viewer:

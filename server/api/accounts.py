@@ -17,6 +17,7 @@ from server.balancer.slots import Field
 from server.errors import BadRequest, NotFound, ProxyError
 from server.proxy.normalize import parse_json_object
 from server.upstream.oauth import BROWSER_REDIRECT_URI
+from server.usage import queries
 
 MAX_LABEL_CHARS = 100
 
@@ -27,8 +28,12 @@ bp = Blueprint("api_accounts")
 async def list_accounts(request: Request):
     ctx = request.app.ctx.proxy
     summaries = await importing.list_accounts(ctx.db)
+    last_used = await ctx.db.run(queries.last_used_by_account)
     now = time.time()
-    return json({"accounts": [_with_live_state(ctx, summary.public(), now) for summary in summaries]})
+    accounts = [_with_live_state(ctx, summary.public(), now) for summary in summaries]
+    for account in accounts:
+        account["last_used_at"] = last_used.get(account["id"])
+    return json({"accounts": accounts})
 
 
 @bp.post("/accounts/import")
@@ -77,6 +82,7 @@ async def show_account(request: Request, account_id: int):
     ctx = request.app.ctx.proxy
     summary = await _account(ctx, account_id)
     answer = _with_live_state(ctx, summary.public(), time.time())
+    answer["last_used_at"] = (await ctx.db.run(queries.last_used_by_account)).get(account_id)
     answer["events"] = await ctx.db.run(store.account_events, account_id)
     return json(answer)
 

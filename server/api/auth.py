@@ -213,7 +213,11 @@ async def viewer_password(request: Request):
     auth = _auth(request)
     payload = parse_json_object(request.body)
     removing = payload.get("password") is None
-    password_hash = "" if removing else await auth.hash(_new_password(payload, "password"))
+    if not removing:
+        password = _new_password(payload, "password")
+        if await auth.verify((await auth.fresh_credentials()).admin_hash, password):
+            raise BadRequest("The viewer password must differ from the admin password.", code="weak_password")
+    password_hash = "" if removing else await auth.hash(password)
     ended = await request.app.ctx.db.run(store.set_viewer_password, password_hash)
     auth.changed()
     action = "auth.viewer_password_removed" if removing else "auth.viewer_password_changed"

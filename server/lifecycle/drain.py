@@ -172,7 +172,7 @@ def install(app: Sanic, drain_s: float) -> None:
     app.ctx.drain = Drain(drain_s)
     if os.environ.get("SANIC_WORKER_NAME"):
         # A worker told to stop while it still starts (Sanic installs its handlers only once it
-        # listens) exits quietly instead of printing a KeyboardInterrupt traceback.
+        # listens) exits at once and quietly, instead of a KeyboardInterrupt traceback.
         signal.signal(signal.SIGINT, _exit_quietly)
     # Our own drain decides how long connections live; Sanic's wait after it is only a backstop.
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = 5.0
@@ -204,7 +204,9 @@ def install(app: Sanic, drain_s: float) -> None:
 
 
 def _exit_quietly(signum, frame) -> None:
-    raise SystemExit(0)
+    # Nothing to drain yet; an unwinding exit would wait for database threads still opening (seen:
+    # a worker stopped during start-up kept its process alive until the main process gave up).
+    os._exit(0)
 
 
 async def _watch_for_stop(app: Sanic, flag) -> None:

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 ACK_TIMEOUT_S = 60.0  # a worker that has not come up by then (migrations included) stops the server
 EXIT_GRACE_S = 10.0  # after the drain deadline: time to settle, flush logs and exit before SIGKILL
+STARTING_GRACE_S = 5.0  # a worker stopped while starting exits at once; killed if it has not by then
 RESTARTS_ALLOWED = 5  # dead workers replaced within RESTART_WINDOW_S before the server gives up
 RESTART_WINDOW_S = 60.0
 POLL_S = 0.1
@@ -168,7 +169,7 @@ class Supervisor(WorkerManager):
                 return
             if self.monitor_subscriber.poll(POLL_S):
                 message = self.monitor_subscriber.recv()
-                if message == "__TERMINATE_EARLY__":
+                if message == "__TERMINATE_EARLY__" and self._stop_at is None:
                     log.error("a worker failed during start-up; stopping (see its error above)")
                     self._fail()
                     return
@@ -177,7 +178,7 @@ class Supervisor(WorkerManager):
                     return
                 self._held_messages.append(message)  # handled once every worker is up
             for process in self._server_processes():
-                if process.pid and not process.is_alive():
+                if self._stop_at is None and process.pid and not process.is_alive():
                     log.error(
                         "worker %s exited during start-up (exit code %s); stopping",
                         process.name,
@@ -185,7 +186,7 @@ class Supervisor(WorkerManager):
                     )
                     self._fail()
                     return
-            if time.monotonic() > deadline:
+            if self._stop_at is None and time.monotonic() > deadline:
                 log.error("workers did not come up within %.0fs; stopping", ACK_TIMEOUT_S)
                 self._fail()
                 return
@@ -208,11 +209,24 @@ class Supervisor(WorkerManager):
 
     def join(self) -> None:
         """Wait for the workers to drain and exit; past the deadline, kill them."""
-        deadline = (self._stop_at or time.monotonic()) + hooks.drain_s + EXIT_GRACE_S
+        stopped_at = self._stop_at or time.monotonic()
+        deadline = stopped_at + hooks.drain_s + EXIT_GRACE_S
+        # A worker still starting has nothing to drain: it gets seconds, not the drain deadline.
+        starting = [process for process in self._server_processes() if not self._acked(process)]
         while time.monotonic() < deadline:
             self._signal_workers()  # also reaches a worker started while the stop began
             if not any(process.is_alive() for process in self.processes):
                 break
+            if starting and time.monotonic() > stopped_at + STARTING_GRACE_S:
+                for process in starting:
+                    if process.is_alive():
+                        log.warning(
+                            "worker %s still starting %.0fs after the stop: killing it",
+                            process.name,
+                            STARTING_GRACE_S,
+                        )
+                        os.kill(process.pid, signal.SIGKILL)
+                starting = []
             time.sleep(POLL_S)
         else:
             alive = [process.name for process in self.processes if process.is_alive()]
@@ -222,6 +236,12 @@ class Supervisor(WorkerManager):
             end = time.monotonic() + 5.0
             while any(process.is_alive() for process in self.processes) and time.monotonic() < end:
                 time.sleep(POLL_S)
+
+    def _acked(self, process: WorkerProcess) -> bool:
+        try:
+            return self.worker_state.get(process.name, {}).get("state") in ("ACKED", "JOINED")
+        except (BrokenPipeError, ConnectionResetError, EOFError):
+            return True  # cannot tell: give it the whole drain
 
     def terminate(self) -> None:
         self.shutdown()

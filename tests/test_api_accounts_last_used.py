@@ -1,0 +1,27 @@
+"""The accounts list says when each account last served a request (the dashboard's "last used")."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from tests.support.proxy import CODEX_ROUTE, codex_body
+
+
+async def test_an_account_that_served_a_request_shows_when(proxy):
+    first, second = await proxy.add_accounts("acct-a", "acct-b")
+    before = time.time()
+    answer = await proxy.post(CODEX_ROUTE, codex_body("hi"), headers={"session_id": "s-1"})
+    assert answer.status == 200
+    (served,) = await proxy.request_logs(1)
+
+    deadline = time.monotonic() + 10
+    while True:
+        accounts = {a["id"]: a for a in await proxy.accounts()}
+        if accounts[served["account_id"]]["last_used_at"] or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    used = accounts[served["account_id"]]
+    idle = accounts[({first["id"], second["id"]} - {served["account_id"]}).pop()]
+    assert before - 1 <= used["last_used_at"] <= time.time()
+    assert idle["last_used_at"] is None
