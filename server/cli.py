@@ -82,7 +82,9 @@ def _add_key_commands(commands) -> None:
     create.add_argument("--model", action="append", default=[], help="allow only this model (repeatable)")
     create.add_argument("--account", action="append", type=int, default=[], help="use only this account id")
     create.add_argument("--expires-in-days", type=float, help="the key stops working after this many days")
-    key_commands.add_parser("list", help="list keys with their limits and usage (never the secrets)")
+    key_commands.add_parser(
+        "list", help="list keys with their limits and usage (never the secrets)"
+    ).add_argument("--json", action="store_true", help="print JSON (what GET /api/api-keys answers)")
     revoke = key_commands.add_parser("revoke", help="disable a key (or --delete it with its counters)")
     revoke.add_argument("id", type=int, help="the key's id (first column of `codex-lb keys list`)")
     revoke.add_argument("--delete", action="store_true", help="delete the key instead of disabling it")

@@ -139,7 +139,7 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         if args.keys_command == "revoke":
             return await _revoke(db, args.id, args.delete)
-        return await _list_keys(db)
+        return await _list_keys(db, args.json)
     except ProxyError as exc:
         print(f"codex-lb keys: {exc.message}", file=sys.stderr)
         return 1
@@ -187,8 +187,15 @@ async def _revoke(db: Database, key_id: int, delete: bool) -> int:
     return 0
 
 
-async def _list_keys(db: Database) -> int:
+async def _list_keys(db: Database, as_json: bool) -> int:
     keys = await db.run(key_store.load_keys)
+    if as_json:  # what GET /api/api-keys answers
+        now = time.time()
+        usage = await db.run(key_store.current_usage, [rule.id for key in keys for rule in key.limits], now)
+        totals = await db.run(key_store.totals, [key.id for key in keys])
+        shown = [key_store.public(k, usage, totals.get(k.id, key_store.KeyTotals()), now) for k in keys]
+        print(orjson.dumps({"api_keys": shown}, option=orjson.OPT_INDENT_2).decode())
+        return 0
     if not keys:
         print('no API keys yet: codex-lb keys create "my laptop"')
         return 0

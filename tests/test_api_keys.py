@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import orjson
+
 from server import migrator
 from tests.support.keys import api, bearer, create_key, set_key_auth
 from tests.support.live_server import ROOT, serve_in_process
@@ -156,6 +158,9 @@ async def test_cli_create_list_revoke(proxy):
     listed = await asyncio.to_thread(_cli, proxy.settings, "list")
     assert listed.returncode == 0 and "nightly" in listed.stdout and key[:12] in listed.stdout
     assert key not in listed.stdout and "50000 tokens per day" in listed.stdout
+    as_json = await asyncio.to_thread(_cli, proxy.settings, "list", "--json")
+    [shown] = orjson.loads(as_json.stdout)["api_keys"]
+    assert shown["name"] == "nightly" and shown["key_prefix"] == key[:12] and key not in as_json.stdout
     await set_key_auth(proxy.url, True)
     deadline = time.monotonic() + 5
     while (status := await _post(proxy.url, bearer(key))) != 200 and time.monotonic() < deadline:

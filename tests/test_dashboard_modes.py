@@ -45,8 +45,10 @@ async def _login(browser: Browser, password: str = PASSWORD, code: str | None = 
     return await browser.call("POST", "/api/auth/login", body)
 
 
-async def test_totp_codes_work_once_and_recovery_codes_once(server):
+async def test_totp_codes_work_once_and_recovery_codes_once(server, caplog):
+    caplog.set_level(logging.DEBUG)
     async with await _admin(server.url) as admin:
+        cookie = admin.cookie()
         code, setup, _ = await admin.call("POST", "/api/auth/totp/setup")
         assert code == 200 and setup["otpauth_uri"].startswith("otpauth://totp/")
         assert setup["qr_svg"].startswith("<svg")
@@ -76,6 +78,8 @@ async def test_totp_codes_work_once_and_recovery_codes_once(server):
         assert not (await browser.status())["totp_enabled"]
     async with Browser(server.url) as browser:
         assert (await _login(browser))[0] == 200
+    for secret in (PASSWORD, setup["secret"], cookie, *recovery):
+        assert secret not in caplog.text
 
 
 async def test_two_factor_sign_in_needs_a_password_first(server):

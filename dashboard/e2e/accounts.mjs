@@ -26,7 +26,20 @@ await run(async ({ page, result }) => {
   await toast(page, 'Resumed')
   await page.locator('[data-account][data-status=paused]').waitFor({ state: 'detached' })
 
-  await page.getByTestId('add-account-button').click()
+  // Keyboard: Tab reaches "Add account" and Enter opens it.
+  await page.evaluate(() => document.activeElement?.blur?.())
+  let focused = ''
+  result.tab_order = []
+  for (let i = 0; i < 30 && focused !== 'add-account-button'; i++) {
+    await page.keyboard.press('Tab')
+    focused = await page.evaluate(() => document.activeElement?.closest('[data-testid]')?.getAttribute('data-testid') ?? '')
+    result.tab_order.push(await page.evaluate(() => {
+      const e = document.activeElement
+      return e ? `${e.tagName.toLowerCase()}:${(e.getAttribute('aria-label') || e.textContent || '').trim().slice(0, 30)}` : ''
+    }))
+  }
+  if (focused !== 'add-account-button') throw new Error(`Tab does not reach the Add account button: ${result.tab_order.join(' | ')}`)
+  await page.keyboard.press('Enter')
   await page.getByRole('dialog').waitFor()
   result.screenshots.push(...(await shoot(page, 'add-account')))
   await page.getByRole('dialog').getByText('Device code', { exact: true }).click()
@@ -34,7 +47,39 @@ await run(async ({ page, result }) => {
   await page.getByTestId('device-code').waitFor()
   result.device_code = (await page.getByTestId('device-code').innerText()).trim()
   result.screenshots.push(...(await shoot(page, 'add-account-device-code')))
-  await page.keyboard.press('Escape')
+  // Someone enters the code on the (fake) sign-in page: the polled status completes and the dialog closes.
+  const approved = await fetch(`${config.fake_url}/__device/approve`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ user_code: result.device_code, account: null, deny: false }),
+  })
+  if (!approved.ok) throw new Error(`the fake refused the device approval: ${approved.status}`)
+  await toast(page, 'Account added')
+  await page.getByRole('dialog').waitFor({ state: 'detached' })
+  await page.locator('[data-account]').nth(config.auth_json_files.length).waitFor()
+  result.accounts_after_device = await page.locator('[data-account]').count()
+
+  // Browser on another machine: start a browser sign-in, let the (fake) sign-in page redirect, paste
+  // the address it ended on.
+  await page.getByTestId('add-account-button').click()
+  const dialog = page.getByRole('dialog')
+  await dialog.getByText('Callback URL', { exact: true }).click()
+  await dialog.getByRole('button', { name: '1. Start a browser sign-in' }).click()
+  const authorize = await dialog.locator('a', { hasText: '1. Open the sign-in page' }).getAttribute('href')
+  const redirect = await fetch(authorize, { redirect: 'manual' })
+  result.callback_url = redirect.headers.get('location')
+  await page.locator('#callback-url').fill(result.callback_url)
+  result.screenshots.push(...(await shoot(page, 'add-account-callback', { phone: false })))
+  await dialog.getByRole('button', { name: '3. Finish sign-in' }).click()
+  await toast(page, 'Account added')
+  await page.locator('[data-account]').nth(config.auth_json_files.length + 1).waitFor()
+  result.accounts_after_callback = await page.locator('[data-account]').count()
+
+  // The theme button: system (light here) → dark → light → system.
+  await page.getByTestId('theme-toggle').click()
+  result.forced_theme = await page.evaluate(() => document.documentElement.classList.contains('dark'))
+  await page.getByTestId('theme-toggle').click()
+  await page.getByTestId('theme-toggle').click()
 
   await page.locator('[data-account] a').first().click()
   await page.waitForURL(/\/accounts\/\d+$/)

@@ -1,6 +1,11 @@
 """What an optional part of the demo plugs into: its command-line options, a step before the server
 starts (the database exists and is migrated: bulk seeding goes here), a step once the server serves
-(background work), its lines in the printed guide, and its clean-up on Ctrl-C."""
+(background work), its lines in the printed guide, and its clean-up on Ctrl-C.
+
+A new part, e.g. `--history` (a million request-log rows): a module `server/demo/history.py` with a
+`DemoExtra` subclass whose `add_arguments` adds the flag, `wanted` reads it, and `before_server` writes
+the rows into `ctx.settings.database_url` (no server yet, so no writer to race); then one line in
+`registered()` below. `traffic.py` is the worked example of an extra that runs alongside the server."""
 
 from __future__ import annotations
 

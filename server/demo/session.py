@@ -131,6 +131,8 @@ class Demo:
                 PREFIX + "OAUTH_CALLBACK_PORT": str(free_port()),
                 # Fresh window percentages in the dashboard within seconds of the start.
                 PREFIX + "USAGE_POLL_INTERVAL_SECONDS": "5",
+                # Ctrl-C should not wait a minute for streams nobody watches.
+                PREFIX + "SHUTDOWN_DRAIN_SECONDS": "3",
             }
         )
         return env

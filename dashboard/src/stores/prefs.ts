@@ -9,8 +9,11 @@ export const usePrefs = defineStore('prefs', () => {
   const theme = useStorage<ThemeChoice>('codex-lb.theme', 'system')
   const systemDark = usePreferredDark()
   const dark = computed(() => (theme.value === 'system' ? systemDark.value : theme.value === 'dark'))
+  /** system → the other look → the same look as the system, forced → back to following the system. */
   function cycleTheme() {
-    theme.value = theme.value === 'system' ? (systemDark.value ? 'light' : 'dark') : theme.value === 'dark' ? 'light' : 'dark'
+    const other: ThemeChoice = systemDark.value ? 'light' : 'dark'
+    const same: ThemeChoice = systemDark.value ? 'dark' : 'light'
+    theme.value = theme.value === 'system' ? other : theme.value === other ? same : 'system'
   }
   return { theme, dark, cycleTheme }
 })
