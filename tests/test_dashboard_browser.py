@@ -125,8 +125,9 @@ async def test_accounts_import_by_drop_pause_resume_and_detail(dashboard, fake_u
     assert result["accounts_after_device"] == 4  # the device-code sign-in completed while polled
     assert result["callback_url"].startswith("http://localhost:1455/auth/callback?code=")
     assert result["accounts_after_callback"] == 5  # ... and so did the pasted callback address
+    assert result["accounts_after_delete"] == 4  # deleted after typing its name
     assert result["forced_theme"] is True  # the theme button overrides the (light) system theme
-    assert len(result["screenshots"]) == 24  # 5 views x light/dark x desktop/phone, and 2 x 2
+    assert len(result["screenshots"]) == 30  # 5 views x light/dark x desktop/phone, and 5 x 2
 
 
 async def import_accounts(server: ServerProcess, files: list[str]) -> None:

@@ -86,4 +86,25 @@ await run(async ({ page, result }) => {
   await page.getByText('State history').waitFor()
   await page.getByText('Identity').waitFor()
   result.screenshots.push(...(await shoot(page, 'account-detail')))
+
+  // Delete asks for the account's name to be typed.
+  const name = (await page.locator('h1').innerText()).split('\n')[0].trim()
+  await page.getByRole('button', { name: 'Delete', exact: true }).click()
+  const confirm = page.getByTestId('confirm-delete')
+  if (!(await confirm.isDisabled())) throw new Error('delete was possible without typing the name')
+  await page.locator('#typed-confirm').fill(name)
+  result.screenshots.push(...(await shoot(page, 'account-delete', { phone: false })))
+  await confirm.click()
+  await toast(page, 'Deleted')
+  await page.waitForURL('**/accounts')
+  await page.locator('[data-account]').nth(config.auth_json_files.length).waitFor()
+  result.accounts_after_delete = await page.locator('[data-account]').count()
+
+  // Nothing is ever blank: a missing account shows the server's message with a retry, an unknown page says so.
+  await page.goto('/accounts/999999')
+  await page.getByText('No account 999999').waitFor()
+  result.screenshots.push(...(await shoot(page, 'account-missing', { phone: false })))
+  await page.goto('/no-such-page')
+  await page.getByText('No such page').waitFor()
+  result.screenshots.push(...(await shoot(page, 'not-found', { phone: false })))
 })
