@@ -120,7 +120,8 @@ class Supervisor(WorkerManager):
         self._signal_workers()
 
     def _signal_workers(self) -> None:
-        for process in self._server_processes():
+        # Every managed process: the servers, and Sanic's reloader or inspector when they run.
+        for process in list(self.processes):
             pid = process.pid
             if pid and pid not in self._signalled and process.is_alive():
                 self._signalled.add(pid)
@@ -130,7 +131,7 @@ class Supervisor(WorkerManager):
                     pass
 
     def _kill_workers(self) -> None:
-        for process in self._server_processes():
+        for process in list(self.processes):
             if process.pid and process.is_alive():
                 try:
                     os.kill(process.pid, signal.SIGKILL)
