@@ -117,11 +117,17 @@ async def test_accounts_import_by_drop_pause_resume_and_detail(dashboard, fake_u
         ("acct-pro", "pro", 8_600_000),
         ("acct-team", "team", 9_700_000),
     )
-    result = await run_scenario("accounts", tmp_path, dashboard, auth_json_files=files)
+    result = await run_scenario(
+        "accounts", tmp_path, dashboard, auth_json_files=files, fake_url=fake_upstream.url
+    )
     assert result["paused"] == 1
     assert len(result["device_code"]) >= 6
+    assert result["accounts_after_device"] == 4  # the device-code sign-in completed while polled
+    assert result["callback_url"].startswith("http://localhost:1455/auth/callback?code=")
+    assert result["accounts_after_callback"] == 5  # ... and so did the pasted callback address
+    assert result["accounts_after_delete"] == 4  # deleted after typing its name
     assert result["forced_theme"] is True  # the theme button overrides the (light) system theme
-    assert len(result["screenshots"]) == 22  # 5 views x light/dark x desktop/phone, and 1 x 2
+    assert len(result["screenshots"]) == 30  # 5 views x light/dark x desktop/phone, and 5 x 2
 
 
 async def import_accounts(server: ServerProcess, files: list[str]) -> None:

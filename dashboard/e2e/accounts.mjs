@@ -47,7 +47,33 @@ await run(async ({ page, result }) => {
   await page.getByTestId('device-code').waitFor()
   result.device_code = (await page.getByTestId('device-code').innerText()).trim()
   result.screenshots.push(...(await shoot(page, 'add-account-device-code')))
-  await page.keyboard.press('Escape')
+  // Someone enters the code on the (fake) sign-in page: the polled status completes and the dialog closes.
+  const approved = await fetch(`${config.fake_url}/__device/approve`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ user_code: result.device_code, account: null, deny: false }),
+  })
+  if (!approved.ok) throw new Error(`the fake refused the device approval: ${approved.status}`)
+  await toast(page, 'Account added')
+  await page.getByRole('dialog').waitFor({ state: 'detached' })
+  await page.locator('[data-account]').nth(config.auth_json_files.length).waitFor()
+  result.accounts_after_device = await page.locator('[data-account]').count()
+
+  // Browser on another machine: start a browser sign-in, let the (fake) sign-in page redirect, paste
+  // the address it ended on.
+  await page.getByTestId('add-account-button').click()
+  const dialog = page.getByRole('dialog')
+  await dialog.getByText('Callback URL', { exact: true }).click()
+  await dialog.getByRole('button', { name: '1. Start a browser sign-in' }).click()
+  const authorize = await dialog.locator('a', { hasText: '1. Open the sign-in page' }).getAttribute('href')
+  const redirect = await fetch(authorize, { redirect: 'manual' })
+  result.callback_url = redirect.headers.get('location')
+  await page.locator('#callback-url').fill(result.callback_url)
+  result.screenshots.push(...(await shoot(page, 'add-account-callback', { phone: false })))
+  await dialog.getByRole('button', { name: '3. Finish sign-in' }).click()
+  await toast(page, 'Account added')
+  await page.locator('[data-account]').nth(config.auth_json_files.length + 1).waitFor()
+  result.accounts_after_callback = await page.locator('[data-account]').count()
 
   // The theme button: system (light here) → dark → light → system.
   await page.getByTestId('theme-toggle').click()
@@ -60,4 +86,25 @@ await run(async ({ page, result }) => {
   await page.getByText('State history').waitFor()
   await page.getByText('Identity').waitFor()
   result.screenshots.push(...(await shoot(page, 'account-detail')))
+
+  // Delete asks for the account's name to be typed.
+  const name = (await page.locator('h1').innerText()).split('\n')[0].trim()
+  await page.getByRole('button', { name: 'Delete', exact: true }).click()
+  const confirm = page.getByTestId('confirm-delete')
+  if (!(await confirm.isDisabled())) throw new Error('delete was possible without typing the name')
+  await page.locator('#typed-confirm').fill(name)
+  result.screenshots.push(...(await shoot(page, 'account-delete', { phone: false })))
+  await confirm.click()
+  await toast(page, 'Deleted')
+  await page.waitForURL('**/accounts')
+  await page.locator('[data-account]').nth(config.auth_json_files.length).waitFor()
+  result.accounts_after_delete = await page.locator('[data-account]').count()
+
+  // Nothing is ever blank: a missing account shows the server's message with a retry, an unknown page says so.
+  await page.goto('/accounts/999999')
+  await page.getByText('No account 999999').waitFor()
+  result.screenshots.push(...(await shoot(page, 'account-missing', { phone: false })))
+  await page.goto('/no-such-page')
+  await page.getByText('No such page').waitFor()
+  result.screenshots.push(...(await shoot(page, 'not-found', { phone: false })))
 })

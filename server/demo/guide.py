@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 from server.demo.extras import DemoContext
+from server.static_site import STATIC_DIR
 
 MODEL = "gpt-5.4"
+NOT_BUILT = " (not built in this clone: run scripts/build-dashboard, or start with scripts/demo)"
 
 
 def codex_config(url: str, model: str) -> str:
@@ -55,6 +57,10 @@ def cli_command() -> str:
     return "codex-lb" if shutil.which("codex-lb") == str(beside) or not beside.exists() else str(beside)
 
 
+def dashboard_built() -> bool:
+    return (STATIC_DIR / "index.html").is_file()
+
+
 def indent(text: str, by: str = "    ") -> list[str]:
     return [by + line if line else "" for line in text.rstrip("\n").splitlines()]
 
@@ -65,7 +71,7 @@ def render(ctx: DemoContext, model: str, codex_home: Path, extra_lines: list[str
         "",
         "codex-lb demo is running against a fake ChatGPT backend (no real account is used).",
         "",
-        f"  Dashboard:   {ctx.url}/",
+        f"  Dashboard:   {ctx.url}/" + ("" if dashboard_built() else NOT_BUILT),
         f"  Data dir:    {ctx.data_dir} (deleted when the demo stops)",
         f"  Fake backend: {ctx.fake_url}",
         "  Accounts:    "

@@ -8,8 +8,10 @@ import orjson
 
 from server.demo.extras import DemoAccount
 
-# Small 5-hour budgets so that the spent share shows as a plain percentage on the first usage poll.
+# Small budgets so that the spent share shows as a plain percentage on the first usage poll; what is
+# spent counts against both windows (5 h: 12/55/91 %, weekly: 3/14/23 %).
 PRIMARY_BUDGET_TOKENS = 1_000_000
+SECONDARY_BUDGET_TOKENS = 4_000_000
 ACCOUNTS = (
     DemoAccount("demo-plus", "ada@example.com", "plus", 12),
     DemoAccount("demo-pro", "grace@example.com", "pro", 55),
@@ -26,6 +28,7 @@ async def register_on_fake(session: aiohttp.ClientSession, fake_url: str, accoun
         "plan_type": account.plan_type,
         "behaviour": {
             "primary_budget_tokens": PRIMARY_BUDGET_TOKENS,
+            "secondary_budget_tokens": SECONDARY_BUDGET_TOKENS,
             "reply_text": "Hello from the codex-lb demo: fake account {account_id} answered ({model}).",
             "delta_interval_ms": 30,
         },
