@@ -43,9 +43,10 @@ class SSEScanner:
         self._buffer = b""
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        if b"\r" in chunk:
-            chunk = chunk.replace(b"\r\n", b"\n")
         buffer = self._buffer + chunk if self._buffer else chunk
+        if b"\r" in chunk or self._buffer.endswith(b"\r"):
+            # On the joined buffer: a CRLF may be cut between two chunks (a lone CR at the end waits).
+            buffer = buffer.replace(b"\r\n", b"\n")
         events = []
         start = 0
         while True:
