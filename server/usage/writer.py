@@ -44,6 +44,7 @@ COLUMNS = (
     "attempts",
     "session_key_hash",
     "routing",
+    "upstream_transport",
 )
 _SQLITE_INSERT = f"INSERT INTO request_log ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _POSTGRES_INSERT = f"INSERT INTO request_log ({', '.join(COLUMNS)}) VALUES %s"
@@ -87,6 +88,7 @@ def _row(record: RequestRecord) -> tuple:
         record.attempts,
         record.session_key_hash,
         record.routing,
+        record.upstream_transport,
     )
 
 
