@@ -178,3 +178,24 @@ def test_demo_knows_whether_it_runs_from_a_clone(tmp_path):
     assert clone_root() == ROOT
     installed = tmp_path / "site-packages" / "server" / "demo" / "session.py"
     assert clone_root(str(installed)) is None  # a wheel: the demo says to use a clone
+
+
+def test_a_taken_port_is_one_line():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "server.cli", "demo", "--port", str(port)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"codex-lb demo: port {port} is in use: choose another --port, or leave it out "
+        "(2455, or a free port when that is taken)\n"
+    )

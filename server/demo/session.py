@@ -40,11 +40,14 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    try:
-        return asyncio.run(Demo(root, args).run())
-    except ChildFailed as exc:
-        print(f"codex-lb demo: {exc}", file=sys.stderr)
-        return 1
+    if args.port and free_port(args.port) != args.port:
+        print(
+            f"codex-lb demo: port {args.port} is in use: choose another --port, or leave it out "
+            f"({DEFAULT_PORT}, or a free port when that is taken)",
+            file=sys.stderr,
+        )
+        return 2
+    return asyncio.run(Demo(root, args).run())
 
 
 def clone_root(module: str = __file__) -> Path | None:
@@ -74,15 +77,20 @@ class Demo:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, self.stopping.set)
         data_dir = Path(tempfile.mkdtemp(prefix="codex-lb-demo-"))
+        keep = self.args.keep
         try:
             return await self._run(data_dir)
+        except ChildFailed as exc:
+            print(f"codex-lb demo: {exc}", file=sys.stderr, flush=True)
+            keep = True  # the logs explain what went wrong
+            return 1
         finally:
             for extra in self.extras:
                 await extra.stop()
             for child in reversed(self.children):
                 await child.stop()
-            if self.args.keep:
-                print(f"demo: stopped; data kept in {data_dir}", flush=True)
+            if keep:
+                print(f"demo: stopped; data and logs kept in {data_dir}", flush=True)
             else:
                 shutil.rmtree(data_dir, ignore_errors=True)
                 print("demo: stopped; its data dir is deleted", flush=True)

@@ -44,6 +44,7 @@ COLUMNS = (
     "attempts",
     "session_key_hash",
     "routing",
+    "upstream_transport",
 )
 # A retried batch may have been committed already (the connection died before the commit's answer):
 # request ids are unique, so such rows are skipped instead of counted twice.
@@ -94,6 +95,7 @@ def _row(record: RequestRecord) -> tuple:
         record.attempts,
         record.session_key_hash,
         record.routing,
+        record.upstream_transport,
     )
 
 
