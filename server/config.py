@@ -98,6 +98,10 @@ class Settings:
     # only from socket peers in these networks, and only when trust_proxy_headers is on.
     firewall_trusted_proxy_cidrs: tuple[str, ...] = ()
     firewall_trust_proxy_headers: bool = False
+    # GET /metrics also answers `Authorization: Bearer <metrics_token>` (Prometheus), besides sign-in.
+    metrics_token: str = field(default="", repr=False)
+    # Log lines as text (key=value) or one JSON object per line.
+    log_format: str = "text"
     # CODEX_LB_* variables that are no setting (a typo?), each with the closest known name.
     unknown_variables: tuple[tuple[str, str | None], ...] = field(default=(), repr=False, compare=False)
     # Raw CODEX_LB_* values, for settings later issues add; never logged.
@@ -254,6 +258,8 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
         dashboard_session_max_s=_seconds(
             "DASHBOARD_SESSION_MAX_SECONDS", get("DASHBOARD_SESSION_MAX_SECONDS", "604800"), 60
         ),
+        metrics_token=get("METRICS_TOKEN", ""),
+        log_format=_choice("LOG_FORMAT", get("LOG_FORMAT", "text").lower(), ("text", "json")),
         allowed_origins=_origins(get("ALLOWED_ORIGINS", "")),
         firewall_trusted_proxy_cidrs=_cidrs(get("FIREWALL_TRUSTED_PROXY_CIDRS", "")),
         firewall_trust_proxy_headers=_bool(
