@@ -94,7 +94,7 @@ async def open_socket_stream(
     pool = ctx.sockets
     pool_full = False
     pinned = binding.account is not None  # a bound conversation stays on its account while it can
-    while trace.attempts < ctx.settings.max_attempts:
+    while trace.attempts < ctx.settings.max_attempts and trace.attempt_budget(ctx.settings) > 0:
         if binding.socket is None or not binding.socket.usable:
             stale = binding.clear()
             if stale is not None:
@@ -283,8 +283,10 @@ async def _try_turn(
     stream = FrameStream(socket, done, drop=drop)
     events: list[FrameEvent] = []
     snapshot = None
+    # Like HTTP attempts: a silent socket is given up on after the attempt's first-byte budget.
+    first_content_by = time.monotonic() + trace.attempt_budget(ctx.settings)
     while True:
-        event = await socket.next_event()
+        event = await socket.next_event(max(0.001, first_content_by - time.monotonic()))
         if isinstance(event, UpstreamFailure):
             if reused and not events and event.code in _LINK_GONE:
                 return STALE_SOCKET
