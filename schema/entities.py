@@ -140,6 +140,7 @@ def define_database() -> orm.Database:
         attempts = orm.Required(int, default=1)
         session_key_hash = orm.Optional(str, default="")
         routing = orm.Optional(str, default="")
+        upstream_transport = orm.Optional(str, default="")  # "http", "websocket" or "" (none reached)
 
     class ApiKey(db.Entity):
         """A client API key: only the SHA-256 of the secret and a short display prefix are stored.
@@ -178,7 +179,28 @@ def define_database() -> orm.Database:
         window_end = orm.Required(int, size=64)
         used = orm.Required(float, default=0.0)
         reserved = orm.Required(float, default=0.0)
+        last_grant = orm.Required(float, default=0.0)  # what the latest reservation got (capped at room)
         orm.PrimaryKey(limit_id, window_start)
+
+    class AccountModelBucket(db.Entity):
+        """One account's state in one per-model limit bucket (the backend's `codex_other` family)."""
+
+        _table_ = "account_model_bucket"
+        account_id = orm.Required(int, size=64)
+        bucket = orm.Required(str)
+        models = orm.Required(str, default="[]")  # JSON array of the model slugs it meters
+        used_percent = orm.Optional(float)
+        reset_at = orm.Optional(float)
+        cooling_until = orm.Required(float, default=0.0)
+        updated_at = orm.Required(float)
+        orm.PrimaryKey(account_id, bucket)
+
+    class ReplicaHeartbeat(db.Entity):
+        """One live replica (one server process tree): renewed every few seconds while it runs."""
+
+        _table_ = "replica_heartbeat"
+        replica_id = orm.PrimaryKey(str)
+        seen_at = orm.Required(float)
 
     class ApiKeyReservation(db.Entity):
         """What one in-flight request holds against one counter; expires if its worker stops renewing it."""

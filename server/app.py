@@ -12,14 +12,14 @@ import logging
 
 from sanic import Sanic
 
-from server import api, errors, health, intake, logs, startup, static_site
+from server import api, errors, freshness, health, intake, logs, replicas, startup, static_site
 from server.api import openapi
 from server.auth import lifecycle as auth_lifecycle
 from server.balancer.slots import AccountSlots, SharedPrimitives
 from server.config import ConfigError, Settings, redact_database_url
 from server.db import Database
 from server.lifecycle import drain, reclaim, supervisor
-from server.proxy import chat, models, responses, transcription, usage, websocket
+from server.proxy import access, chat, models, responses, transcription, usage, websocket
 from server.proxy.context import close_proxy_context, open_proxy_context
 from server.secretbox import SecretBox, load_or_create_key
 
@@ -61,6 +61,9 @@ def create_app(settings: Settings | None = None) -> Sanic:
     drain.install(app, settings.shutdown_drain_s)
     static_site.install(app)  # last: its catch-all route yields to every other route
     _install_listeners(app, settings, secret_key)
+    freshness.install(app)  # these two after the listener that opens app.ctx.proxy
+    replicas.install(app)
+    access.install(app)
     auth_lifecycle.install(app)  # after the listener that opens the database
     startup.install(app)
     return app

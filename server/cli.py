@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser("serve", help="start the server (the default command)")
     _add_serve_options(serve)
+    serve.add_argument("--check", action="store_true", help="only check the settings (one line per problem)")
     _add_serve_options(parser)
     accounts = commands.add_parser("accounts", help="manage pooled ChatGPT accounts")
     account_commands = accounts.add_subparsers(dest="accounts_command", metavar="ACTION", required=True)
@@ -149,6 +150,8 @@ def serve(args: argparse.Namespace, sanic_options: list[str] | None = None) -> i
     settings = _load_settings(args)
     if settings is None:
         return 2
+    if getattr(args, "check", False):
+        return 0
     host = args.host or settings.host
     port = args.port or settings.port
     workers = args.workers or settings.workers

@@ -1,6 +1,6 @@
 """Keeps each worker's in-memory copies (roster, run-time settings, later API keys) current.
 
-A change made in this host bumps the shared generation counter (seen within a quarter second); a
+A change made in this host bumps the shared generation counter (seen within 50 ms); a
 change made by another replica bumps the database change marker (polled every 1.5 seconds).
 """
 
@@ -15,7 +15,7 @@ from server.balancer.slots import AccountSlots
 from server.db import Database
 
 log = logging.getLogger(__name__)
-GENERATION_POLL_S = 0.25
+GENERATION_POLL_S = 0.05  # a read of shared memory: cheap enough to do often
 DATABASE_POLL_S = 1.5
 
 Reload = Callable[[], Awaitable[None]]
@@ -29,6 +29,12 @@ class ChangeWatcher:
         self._generation = -1
         self._version = -1
         self._task: asyncio.Task | None = None
+        # Told each generation this worker has loaded (server.freshness: the API waits for the host).
+        self.on_loaded: Callable[[int], None] | None = None
+
+    @property
+    def loaded_generation(self) -> int:
+        return self._generation
 
     def add(self, reload: Reload) -> None:
         """Also call `reload` on every change (a per-worker cache that another module owns)."""
@@ -40,6 +46,8 @@ class ChangeWatcher:
         for reload in self._reloaders:
             await reload()
         self._generation, self._version = generation, version
+        if self.on_loaded is not None:
+            self.on_loaded(generation)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._watch(), name="change-watcher")

@@ -33,7 +33,7 @@ class _Lines(logging.Handler):
 async def test_codex_exec_over_websockets_stays_on_sockets_and_one_account(proxy, tmp_path):
     await proxy.add_accounts("acc_cli_ws_1", "acc_cli_ws_2")
     logged = _Lines()
-    loggers = [logging.getLogger("server.proxy.websocket"), logging.getLogger("server.proxy.responses")]
+    loggers = [logging.getLogger("server.proxy.websocket"), logging.getLogger("server.proxy.access")]
     for logger in loggers:
         logger.addHandler(logged)
     try:
@@ -65,9 +65,9 @@ async def test_codex_exec_over_websockets_stays_on_sockets_and_one_account(proxy
     assert len({row["account_id"] for row in rows}) == 1
     # What README's "verify WebSocket transport" tells users to look for in codex-lb's log.
     assert any(line.startswith("WebSocket /backend-api/codex/responses opened") for line in logged.lines)
-    turns = [line for line in logged.lines if line.startswith("WebSocket /backend-api/codex/responses turn")]
-    assert len(turns) == 3 and all("upstream=websocket status=200" in line for line in turns)
-    assert not [line for line in logged.lines if line.startswith("POST /backend-api/codex/responses")]
+    access = [line for line in logged.lines if line.startswith("access ")]
+    assert len(access) == 3
+    assert all("transport=websocket upstream=websocket" in line and "status=200" in line for line in access)
 
 
 async def test_codex_exec_moves_to_another_account_mid_session_without_noticing(proxy, tmp_path):

@@ -264,11 +264,14 @@ async def test_tokens_per_day_count_the_real_usage(proxy):
     _assert_limit_error(answer, "1000 tokens per day")
     logs = await proxy.request_logs(served + 1)
     usage = await _settled(proxy, key)  # its totals come from the request log, now written
-    spent = sum(row["total_tokens"] for row in logs if row["api_key_id"] == key["id"])
+    mine = [row["total_tokens"] for row in logs if row["api_key_id"] == key["id"] and row["status"] == 200]
+    spent = sum(mine)
     limit = usage["limits"][0]
-    assert served >= 2 and limit["used"] == spent <= 1000
+    # Served until the budget was spent; the last one may overshoot it by no more than its own use.
+    assert served >= 2 and limit["used"] == spent and spent - max(mine) < 1000 <= spent
     assert limit["window_kind"] == "calendar" and limit["resets_at"].endswith("T00:00:00Z")
-    assert usage["total_tokens"] == spent and usage["request_count"] == served + 1  # the 429 is logged too
+    assert usage["total_tokens"] == spent and usage["request_count"] == served
+    assert usage["refused_count"] == 1  # the 429 is logged, and counted apart
 
 
 async def test_cost_per_hour(proxy):
@@ -278,13 +281,16 @@ async def test_cost_per_hour(proxy):
     served = 0
     while (answer := await proxy.post(OPENAI, openai_body(), bearer(key))).status == 200:
         served += 1
-        assert served < 50
+        assert served < 200
         await _settled(proxy, key)
     _assert_limit_error(answer, "$0.005 per hour")
     usage = await _settled(proxy, key)
     logs = await proxy.request_logs(served + 1)
-    cost = sum(row["cost_usd"] or 0 for row in logs if row["api_key_id"] == key["id"])
-    assert served >= 2 and usage["limits"][0]["used"] == pytest.approx(cost) and cost <= 0.005
+    costs = [row["cost_usd"] or 0 for row in logs if row["api_key_id"] == key["id"]]
+    cost = sum(costs)
+    # Served until the budget was spent; the last one may overshoot it by no more than its own cost.
+    assert served >= 2 and usage["limits"][0]["used"] == pytest.approx(cost)
+    assert cost - max(costs) < 0.005 <= cost + 1e-12
 
 
 async def test_a_per_model_rule_counts_only_that_model(proxy):

@@ -36,21 +36,33 @@ async def _counter(db: Database, rule: store.LimitRule, start: int = 1000) -> st
     return (await db.run(store.current_usage, [rule.id], 0)).get((rule.id, start), store.WindowUsage(0, 0))
 
 
-async def test_reservations_stop_at_the_limit_and_settle_to_real_usage(db):
+def _granted(answer) -> list[float]:
+    assert not isinstance(answer, ledger.Refusal), answer
+    return [hold.amount for hold in answer]
+
+
+async def test_reservations_are_capped_at_what_is_left_and_settle_to_real_usage(db):
     key = await _key_with(db, {"quantity": "tokens", "window": "minute", "max": 100})
     rule = key.limits[0]
     now = time.time()
-    assert await db.run(ledger.reserve, "r1", "w1", [_hold(rule, 60)], now) is None
-    refusal = await db.run(ledger.reserve, "r2", "w1", [_hold(rule, 60)], now)  # 60 + 60 > 100
-    assert refusal == ledger.Refusal(0, used=0, reserved=60)
-    assert await db.run(ledger.reserve, "r3", "w1", [_hold(rule, 40)], now) is None
+    assert _granted(await db.run(ledger.reserve, "r1", "w1", [_hold(rule, 60)], now)) == [60]
+    # 60 + 60 > 100: the second request holds the 40 that are left instead of being refused.
+    assert _granted(await db.run(ledger.reserve, "r2", "w1", [_hold(rule, 60)], now)) == [40]
+    refusal = await db.run(ledger.reserve, "r3", "w1", [_hold(rule, 10)], now)  # nothing left
+    assert refusal == ledger.Refusal(0, used=0, reserved=100)
     assert await _counter(db, rule) == store.WindowUsage(0, 100)
     await db.run(ledger.settle, "r1", [_hold(rule, 60)], [25.0])
     assert await _counter(db, rule) == store.WindowUsage(25, 40)
-    assert await db.run(ledger.reserve, "r4", "w1", [_hold(rule, 35)], now) is None
-    await db.run(ledger.settle, "r3", [_hold(rule, 40)], [50.0])  # used more than it reserved
+    assert _granted(await db.run(ledger.reserve, "r4", "w1", [_hold(rule, 35)], now)) == [35]
+    await db.run(ledger.settle, "r2", [_hold(rule, 40)], [50.0])  # used more than it held
     await db.run(ledger.settle, "r4", [_hold(rule, 35)], [0.0])
     assert await _counter(db, rule) == store.WindowUsage(75, 0)
+
+
+async def test_a_first_request_larger_than_the_budget_holds_the_whole_budget(db):
+    key = await _key_with(db, {"quantity": "tokens", "window": "day", "max": 300})
+    rule = key.limits[0]
+    assert _granted(await db.run(ledger.reserve, "big", "w1", [_hold(rule, 4200)], time.time())) == [300]
 
 
 async def test_all_rules_are_reserved_or_none(db):
@@ -60,8 +72,9 @@ async def test_all_rules_are_reserved_or_none(db):
         {"quantity": "tokens", "window": "day", "max": 50},
     )
     requests, tokens = key.limits
+    assert _granted(await db.run(ledger.reserve, "r0", "w1", [_hold(tokens, 60)], time.time())) == [50]
     holds = [_hold(requests, 1), _hold(tokens, 60)]
-    assert (await db.run(ledger.reserve, "r1", "w1", holds, time.time())).index == 1
+    assert (await db.run(ledger.reserve, "r1", "w1", holds, time.time())).index == 1  # tokens: none left
     assert await _counter(db, requests) == store.WindowUsage(0, 0)  # rolled back with the full rule
 
 
@@ -69,8 +82,8 @@ async def test_abandoned_reservations_expire_and_settling_later_does_not_release
     key = await _key_with(db, {"quantity": "tokens", "window": "minute", "max": 100})
     rule = key.limits[0]
     now = time.time()
-    assert await db.run(ledger.reserve, "dead", "gone-worker", [_hold(rule, 70)], now) is None
-    assert await db.run(ledger.reserve, "live", "live-worker", [_hold(rule, 20)], now) is None
+    assert _granted(await db.run(ledger.reserve, "dead", "gone-worker", [_hold(rule, 70)], now)) == [70]
+    assert _granted(await db.run(ledger.reserve, "live", "live-worker", [_hold(rule, 20)], now)) == [20]
     later = now + ledger.RESERVATION_TTL_S / 2
     assert await db.run(ledger.renew, "live-worker", later) == 1
     assert await db.run(ledger.expire, now + ledger.RESERVATION_TTL_S + 1) == 1  # only the dead one
@@ -87,7 +100,7 @@ async def test_racing_threads_never_overspend(db):
     now = time.time()
 
     def one(i: int) -> bool:
-        return ledger.reserve(db.orm, f"r{i}", "w", [_hold(rule, 1)], now) is None
+        return not isinstance(ledger.reserve(db.orm, f"r{i}", "w", [_hold(rule, 1)], now), ledger.Refusal)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         admitted = sum(pool.map(one, range(120)))

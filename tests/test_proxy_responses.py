@@ -11,7 +11,7 @@ from tests.support.proxy import codex_body
 
 
 async def test_codex_route_streams_the_upstream_events_unchanged(proxy):
-    await proxy.add_accounts("acc_1")
+    [account] = await proxy.add_accounts("acc_1")
     answer = await proxy.post("/backend-api/codex/responses", codex_body("hi"), {"session-id": "s1"})
     assert answer.status == 200
     assert answer.headers["Content-Type"].startswith("text/event-stream")
@@ -20,7 +20,7 @@ async def test_codex_route_streams_the_upstream_events_unchanged(proxy):
     assert types[-1] == "response.completed"
     assert "response.output_text.delta" in types
     assert answer.text()
-    assert answer.headers["x-codex-lb-account"] == "slot-0"
+    assert answer.headers["x-codex-lb-account"] == str(account["id"])  # its id, as logs and the API say
     assert answer.headers["x-codex-lb-attempts"] == "1"
     assert float(answer.headers["x-codex-lb-overhead-ms"]) >= 0
     assert "x-codex-primary-used-percent" in answer.headers

@@ -11,8 +11,9 @@ import time
 import aiohttp
 import orjson
 
-from server.accounts import store
+from server.accounts import buckets, store
 from server.accounts.refresh import RefreshFailed, TokenRefresher
+from server.balancer.buckets import BucketState
 from server.balancer.slots import AccountSlots, Field
 from server.db import Database
 from server.jobs import PeriodicJob
@@ -67,6 +68,22 @@ def usage_row(snapshot: ratelimits.RateLimitSnapshot) -> store.UsageRow:
         secondary_reset_at=s.reset_at if s else None,
         credits_balance=snapshot.credits_balance,
     )
+
+
+def polled_buckets(account_id: int, windows: dict, now: float) -> list[BucketState]:
+    """The usage poll's per-model buckets (it does not say which models they meter: kept as known)."""
+    return [
+        BucketState(
+            account_id,
+            name,
+            window.used_percent,
+            window.reset_at,
+            (window.reset_at or now + 3600.0) if window.exhausted else 0.0,
+            (),
+            now,
+        )
+        for name, window in windows.items()
+    ]
 
 
 def apply_stored_usage(slots: AccountSlots, slot: int, status: str, usage_json: str, now: float) -> None:
@@ -170,6 +187,11 @@ class Upkeep:
             ratelimits.apply_to_slots(self._slots, target.slot, snapshot)
             if new_status == "active" and self._slots.get(target.slot, Field.COOLDOWN_UNTIL) > now:
                 self._slots.set(target.slot, Field.COOLDOWN_UNTIL, 0.0)
+            model_buckets = ratelimits.model_buckets_from_wham(document, now)
+            if model_buckets and await self._db.run(
+                buckets.save, polled_buckets(target.id, model_buckets, now)
+            ):
+                return True  # a bucket started or stopped refusing its models: every worker reloads
             return new_status != target.status
         failure = failures.classify_usage_poll(status, body, now)
         if failure.kind is FailureKind.AUTH and not retried:

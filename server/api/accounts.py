@@ -74,6 +74,9 @@ def _with_live_state(ctx, account: dict, now: float) -> dict:
         "secondary_used_percent": slots.get(slot, Field.SECONDARY_USED),
         "secondary_reset_at": slots.get(slot, Field.SECONDARY_RESET_AT) or None,
     }
+    # Per-model limits (the backend's `codex_other` family…): the account may be out of one model's
+    # bucket while serving the others.
+    account["model_buckets"] = ctx.buckets.of_account(account["id"], now)
     return account
 
 

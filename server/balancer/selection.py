@@ -3,7 +3,7 @@ Owns Balancer and Selection; pure and synchronous (no I/O, no database, no waiti
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from server.upstream.failures import UpstreamFailure
@@ -51,8 +51,10 @@ class Balancer:
         exclude: Collection[int] = (),
         now: float,
         model_plans: Collection[str] | None = None,
+        blocked_until: Mapping[int, float] | None = None,
     ) -> Selection:
-        """The account for the next attempt; raises NoAccountAvailable when none can take it."""
+        """The account for the next attempt; raises NoAccountAvailable when none can take it.
+        `blocked_until`: accounts whose bucket for the requested model is spent, until its reset."""
         snapshot = self._slots.snapshot
         open_accounts: list[Open] = []
         blocked: list[tuple[Candidate, Block, float]] = []
@@ -64,6 +66,9 @@ class Balancer:
                 if block is not None:
                     blocked.append((candidate, block, 0.0))
                     continue
+            if blocked_until is not None and candidate.account_id in blocked_until:
+                blocked.append((candidate, Block.EXHAUSTED, blocked_until[candidate.account_id]))
+                continue
             row = snapshot(candidate.slot)
             passing = passing_block(candidate, row, candidate.account_id in exclude, now)
             if passing is None:

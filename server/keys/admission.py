@@ -3,7 +3,8 @@ that applies, settled to the real usage when the request ends.
 
 Estimates: input tokens = request body bytes / 4 (an over-estimate for JSON), plus
 `CODEX_LB_KEY_OUTPUT_ALLOWANCE_TOKENS` of output; cost = those tokens at the model's price; requests = 1.
-A request larger than a whole budget reserves the whole budget (it runs only when the window is empty).
+A request holds its estimate capped at what the rule has left, so small budgets serve requests whose
+estimate exceeds them; one that then uses more than it holds is the documented overshoot.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 from server.errors import DatabaseUnavailable, ProxyError, is_database_unavailable
-from server.keys.ledger import Hold
+from server.keys.ledger import Hold, Refusal
 from server.keys.store import KeyRecord, LimitRule
 from server.keys.windows import bounds, iso
 from server.usage.tokens import TokenUsage
@@ -80,8 +81,8 @@ async def admit(ctx, key: KeyRecord | None, request_id: str, model: str, effort:
             log.warning("api key reservation failed request_id=%s error=%s", request_id, exc)
             raise DatabaseUnavailable() from None
         raise
-    if refusal is None:
-        return Admission(key, request_id, rules, tuple(holds))
+    if not isinstance(refusal, Refusal):
+        return Admission(key, request_id, rules, tuple(refusal))  # the holds as granted
     rule, hold = rules[refusal.index], holds[refusal.index]
     log.info(
         "api key limit refused request_id=%s key=%d rule=%d used=%.6g reserved=%.6g asked=%.6g max=%.6g",
@@ -93,7 +94,7 @@ async def admit(ctx, key: KeyRecord | None, request_id: str, model: str, effort:
         hold.amount,
         rule.max_value,
     )
-    if refusal.reserved > 0 and refusal.used + hold.amount <= rule.max_value:
+    if refusal.reserved > 0 and refusal.used < rule.max_value:
         raise held_by_running_requests(rule)
     raise limit_reached(rule, hold.window_end)
 

@@ -1,13 +1,22 @@
 """One worker's copy of every API key, looked up by the digest of the presented secret.
 
-Read on the hot path without touching the database; server.reloader reloads it when keys change.
+Read on the hot path without touching the database; server.reloader reloads it when keys change. A key
+the copy does not know is looked up in the database once before it is refused (a key created a moment
+ago on another worker or replica works at once); digests the database did not know either are
+remembered for a few seconds, so a flood of wrong keys costs one lookup each, not one per request.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from server.db import Database
 from server.keys import secret, store
 from server.keys.store import KeyRecord
+
+UNKNOWN_TTL_S = 5.0
+UNKNOWN_MAX = 10_000  # remembered wrong digests per worker; past that the memory starts over
 
 
 class KeyCache:
@@ -15,6 +24,8 @@ class KeyCache:
         self._db = db
         self._by_hash: dict[str, KeyRecord] = {}
         self._by_id: dict[int, KeyRecord] = {}
+        self._unknown: dict[str, float] = {}  # digest -> monotonic time until which it is refused as is
+        self._looking: dict[str, asyncio.Future] = {}  # single flight per digest
 
     async def reload(self) -> None:
         records = await self._db.run(store.load_keys)
@@ -26,3 +37,22 @@ class KeyCache:
 
     def get(self, key_id: int) -> KeyRecord | None:
         return self._by_id.get(key_id)
+
+    async def learn(self, presented: str) -> None:
+        """Before a key this copy does not know is refused: ask the database once, and keep the answer."""
+        digest = secret.digest(presented)
+        if digest in self._by_hash or self._unknown.get(digest, 0.0) > time.monotonic():
+            return
+        pending = self._looking.get(digest)
+        if pending is None:
+            pending = asyncio.ensure_future(self._db.run(store.load_key_by_hash, digest))
+            self._looking[digest] = pending
+            pending.add_done_callback(lambda _f: self._looking.pop(digest, None))
+        record = await asyncio.shield(pending)
+        if record is not None:
+            self._by_hash[digest] = record
+            self._by_id[record.id] = record
+            return
+        if len(self._unknown) >= UNKNOWN_MAX:
+            self._unknown.clear()
+        self._unknown[digest] = time.monotonic() + UNKNOWN_TTL_S

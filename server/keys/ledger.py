@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pony import orm
 
@@ -30,13 +30,20 @@ SWEEP_INTERVAL_S = 10.0
 COUNTER_RETENTION_S = 40 * 86400  # keep closed windows a little longer than the longest window
 SETTLE_ATTEMPTS = 5
 
-_RESERVE = """
-INSERT INTO api_key_counter (limit_id, window_start, window_end, used, reserved)
-SELECT $limit_id, $start, $end, 0, $amount WHERE $amount <= $cap
-ON CONFLICT (limit_id, window_start) DO UPDATE SET reserved = api_key_counter.reserved + excluded.reserved
-WHERE api_key_counter.used + api_key_counter.reserved + excluded.reserved <= $cap
-  AND api_key_counter.used + api_key_counter.reserved < $cap
-RETURNING used
+# A request holds its estimate, capped at what the rule has left (a small budget still serves requests
+# whose estimate exceeds it; what one then uses beyond its hold is the documented overshoot). The row is
+# locked for the statement, so `last_grant` returns this reservation's own amount.
+_ROOM = "$cap - api_key_counter.used - api_key_counter.reserved"
+_GRANT = f"CASE WHEN {_ROOM} < $amount THEN {_ROOM} ELSE $amount END"
+_RESERVE = f"""
+INSERT INTO api_key_counter (limit_id, window_start, window_end, used, reserved, last_grant)
+SELECT $limit_id, $start, $end, 0, CASE WHEN $amount < $cap THEN $amount ELSE $cap END,
+       CASE WHEN $amount < $cap THEN $amount ELSE $cap END
+WHERE $cap > 0
+ON CONFLICT (limit_id, window_start) DO UPDATE SET reserved = api_key_counter.reserved + {_GRANT},
+    last_grant = {_GRANT}
+WHERE api_key_counter.used + api_key_counter.reserved < $cap
+RETURNING last_grant
 """
 _HOLD = """
 INSERT INTO api_key_reservation (request_id, limit_id, window_start, amount, holder, expires_at)
@@ -66,8 +73,9 @@ class _Full(Exception):
 
 
 @orm.db_session
-def _reserve(db: orm.Database, request_id: str, holder: str, holds: list[Hold], now: float) -> None:
+def _reserve(db: orm.Database, request_id: str, holder: str, holds: list[Hold], now: float) -> list[Hold]:
     expires_at = now + RESERVATION_TTL_S
+    granted = []
     for index, hold in enumerate(holds):
         params = {
             "limit_id": hold.limit_id,
@@ -76,13 +84,17 @@ def _reserve(db: orm.Database, request_id: str, holder: str, holds: list[Hold], 
             "amount": hold.amount,
             "cap": hold.cap,
         }
-        if db.execute(_RESERVE, {}, params).fetchone() is None:
+        row = db.execute(_RESERVE, {}, params).fetchone()
+        if row is None:
             raise _Full(index)  # rolls back the rules already reserved in this transaction
+        params["amount"] = float(row[0])
+        granted.append(replace(hold, amount=params["amount"]))
         db.execute(
             _HOLD,
             {},
             {**params, "request_id": request_id, "holder": holder, "expires_at": expires_at},
         )
+    return granted
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,14 +106,16 @@ class Refusal:
     reserved: float
 
 
-def reserve(db: orm.Database, request_id: str, holder: str, holds: list[Hold], now: float) -> Refusal | None:
-    """Reserve every hold or none; None when all were reserved."""
+def reserve(
+    db: orm.Database, request_id: str, holder: str, holds: list[Hold], now: float
+) -> list[Hold] | Refusal:
+    """Reserve every hold or none: the holds as granted (each capped at what its rule had left), or the
+    Refusal of a rule with nothing left."""
     try:
-        _reserve(db, request_id, holder, holds, now)
+        return _reserve(db, request_id, holder, holds, now)
     except _Full as full:
         hold = holds[full.index]
         return Refusal(full.index, *_counter(db, hold.limit_id, hold.window_start))
-    return None
 
 
 @orm.db_session
@@ -194,22 +208,23 @@ class KeyLedger:
             self._renewer.cancel()
             await asyncio.gather(self._renewer, return_exceptions=True)
 
-    async def reserve(self, request_id: str, holds: list[Hold]) -> Refusal | None:
+    async def reserve(self, request_id: str, holds: list[Hold]) -> list[Hold] | Refusal:
         write = asyncio.ensure_future(self._db.run(reserve, request_id, self.holder, holds, time.time()))
         try:
-            full = await asyncio.shield(write)
+            answer = await asyncio.shield(write)
         except asyncio.CancelledError:
             # The client went away while the database worked: whatever was reserved goes straight back.
-            write.add_done_callback(lambda done: self._abandoned(done, request_id, holds))
+            write.add_done_callback(lambda done: self._abandoned(done, request_id))
             raise
-        if full is None:
+        if not isinstance(answer, Refusal):
             self._live += 1
-        return full
+        return answer
 
-    def _abandoned(self, done: asyncio.Future, request_id: str, holds: list[Hold]) -> None:
-        if not done.cancelled() and done.exception() is None and done.result() is None:
+    def _abandoned(self, done: asyncio.Future, request_id: str) -> None:
+        if not done.cancelled() and done.exception() is None and not isinstance(done.result(), Refusal):
             self._live += 1
-            self.settle(request_id, holds, [0.0] * len(holds))
+            granted = done.result()
+            self.settle(request_id, granted, [0.0] * len(granted))
 
     def settle(self, request_id: str, holds: list[Hold], actuals: list[float]) -> None:
         """Called when the request ends (from sync code): the database write happens in the background."""

@@ -68,6 +68,11 @@ class KeyTotals:
     cached_input_tokens: int = 0
     cost_usd: float = 0.0
     last_used_at: float | None = None
+    refused_count: int = 0
+
+
+# Error codes of requests a key's own rules refused (request-log rows with no attempt).
+REFUSAL_CODES = ("api_key_limit_reached", "model_not_allowed", "reasoning_effort_not_allowed")
 
 
 def public(
@@ -93,6 +98,7 @@ def public(
         "limits": [limit_status(rule, usage, now) for rule in key.limits],
         "usage": {
             "request_count": totals.request_count,
+            "refused_count": totals.refused_count,
             "total_tokens": totals.total_tokens,
             "cached_input_tokens": totals.cached_input_tokens,
             "cost_usd": round(totals.cost_usd, 6),
@@ -155,6 +161,15 @@ def load_keys(db: orm.Database) -> list[KeyRecord]:
     for rule in db.ApiKeyLimit.select():
         rules.setdefault(rule.api_key_id, []).append(rule)
     return [_record(row, rules.get(row.id, [])) for row in db.ApiKey.select().order_by(lambda k: k.id)]
+
+
+@orm.db_session
+def load_key_by_hash(db: orm.Database, key_hash: str) -> KeyRecord | None:
+    """One key by the digest of its secret (a key this worker's copy does not know yet)."""
+    row = db.ApiKey.get(key_hash=key_hash)
+    if row is None:
+        return None
+    return _record(row, list(db.ApiKeyLimit.select(lambda r: r.api_key_id == row.id)))
 
 
 def _check_accounts(db: orm.Database, ids) -> None:
@@ -286,14 +301,21 @@ def totals(db: orm.Database, key_ids: list[int]) -> dict[int, KeyTotals]:
     """All-time usage per key from the request log (requests made with it, tokens, cost, last use)."""
     if not key_ids:
         return {}
+    # Served: requests that reached an account. Refused: requests the key's own rules turned away (its
+    # limits, models, efforts); other failures (a bad body, an empty pool) are neither.
+    refused = ", ".join(f"'{code}'" for code in REFUSAL_CODES)
     rows = db.select(
-        "SELECT api_key_id, COUNT(*), COALESCE(SUM(total_tokens), 0), COALESCE(SUM(cached_input_tokens), 0), "
-        "COALESCE(SUM(cost_usd), 0), MAX(started_at) FROM request_log WHERE api_key_id IS NOT NULL "
-        "GROUP BY api_key_id"
+        "SELECT api_key_id, COUNT(CASE WHEN attempts > 0 THEN 1 END), COALESCE(SUM(total_tokens), 0), "
+        "COALESCE(SUM(cached_input_tokens), 0), COALESCE(SUM(cost_usd), 0), "
+        "MAX(CASE WHEN attempts > 0 THEN started_at END), "
+        f"COUNT(CASE WHEN attempts = 0 AND error_code IN ({refused}) THEN 1 END) "
+        "FROM request_log WHERE api_key_id IS NOT NULL GROUP BY api_key_id"
     )
     wanted = set(key_ids)
     return {
-        int(r[0]): KeyTotals(int(r[1]), int(r[2]), int(r[3]), float(r[4]), float(r[5]) if r[5] else None)
+        int(r[0]): KeyTotals(
+            int(r[1]), int(r[2]), int(r[3]), float(r[4]), float(r[5]) if r[5] else None, int(r[6])
+        )
         for r in rows
         if int(r[0]) in wanted
     }

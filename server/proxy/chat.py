@@ -14,7 +14,7 @@ from sanic.response import raw
 from server.auth.guard import authorize_proxy
 from server.errors import ProxyError
 from server.keys.admission import admit
-from server.proxy import chat_request, keepalive
+from server.proxy import chat_request, keepalive, normalize
 from server.proxy.bodies import decoded_body
 from server.proxy.chat_stream import ChatTranslator
 from server.proxy.delivery import Outcome, Settlement, response_headers
@@ -29,7 +29,9 @@ ROUTE = "/v1/chat/completions"
 async def chat_completions(request: Request):
     key = authorize_proxy(request)
     ctx = request.app.ctx.proxy
-    chat = chat_request.translate(decoded_body(request, ctx.settings.request_max_bytes), request.headers)
+    scope = normalize.cache_scope(key.id if key else None, request.remote_addr or request.ip)
+    raw_body = decoded_body(request, ctx.settings.request_max_bytes)
+    chat = chat_request.translate(raw_body, request.headers, scope)
     translator = ChatTranslator(
         chat.model,
         streaming=chat.stream,

@@ -69,7 +69,8 @@ def translate(raw: bytes, headers, key_scope: str = "") -> ChatRequest:
         body["reasoning"] = reasoning
     if not body.get("prompt_cache_key"):
         user = payload.get("user") if isinstance(payload.get("user"), str) else ""
-        body["prompt_cache_key"] = normalize.derived_cache_key(key_scope or user, model, instructions, items)
+        scope = f"{key_scope}|user:{user}" if user else key_scope
+        body["prompt_cache_key"] = normalize.derived_cache_key(scope, model, instructions, items)
     body["store"] = False
     body["stream"] = True
     return ChatRequest(

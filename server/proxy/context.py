@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from server import leases, runtime_settings
+from server.accounts import buckets as bucket_store
 from server.accounts.callback_listener import CallbackListener
 from server.accounts.login import LoginService
 from server.accounts.refresh import TokenRefresher
 from server.accounts.roster import Roster
 from server.accounts.upkeep import Upkeep
+from server.balancer.buckets import ModelBuckets
 from server.balancer.selection import Balancer
 from server.balancer.slots import AccountSlots
 from server.config import Settings
@@ -54,6 +56,7 @@ class ProxyContext:
     logins: LoginService
     callbacks: CallbackListener
     upkeep: Upkeep
+    buckets: ModelBuckets
 
 
 async def open_proxy_context(settings: Settings, db: Database, box, slots) -> ProxyContext:
@@ -64,7 +67,14 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
     runtime = RuntimeSettingsCache(db, runtime_settings.defaults(settings))
     keys = KeyCache(db)
     models = ModelRegistry(db)
-    watcher = ChangeWatcher(db, slots, [roster.reload, runtime.reload, keys.reload, models.reload])
+    model_buckets = ModelBuckets()
+
+    async def reload_buckets() -> None:
+        model_buckets.install(await db.run(bucket_store.load))
+
+    watcher = ChangeWatcher(
+        db, slots, [roster.reload, runtime.reload, keys.reload, models.reload, reload_buckets]
+    )
     await watcher.reload_all()
     watcher.start()
     refresher = TokenRefresher(db, box, settings.auth_base_url, leases.new_holder_id())
@@ -120,6 +130,7 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
         logins=logins,
         callbacks=callbacks,
         upkeep=upkeep,
+        buckets=model_buckets,
     )
 
 

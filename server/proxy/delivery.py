@@ -19,7 +19,7 @@ from server.errors import ProxyError
 from server.keys.admission import Admission
 from server.keys.admission import settle as admission_settle
 from server.lifecycle import drain
-from server.proxy import keepalive
+from server.proxy import access, keepalive
 from server.proxy.assemble import OutputFiller, ResponseAssembler
 from server.proxy.context import ProxyContext
 from server.proxy.failover import TERMINAL_EVENTS, OpenedStream, Trace
@@ -72,7 +72,7 @@ def response_headers(opened: OpenedStream, trace: Trace, request_id: str) -> dic
         if name.lower().startswith(_PASSED_BACK_PREFIXES):
             out[name.lower()] = value
     out["x-request-id"] = request_id
-    out["x-codex-lb-account"] = f"slot-{opened.account.slot}"
+    out["x-codex-lb-account"] = str(opened.account.id)
     out["x-codex-lb-attempts"] = str(trace.attempts)
     return out
 
@@ -222,6 +222,8 @@ class Settlement:
         "opened",
         "outcome",
         "admission",
+        "upstream_transport",
+        "reason",
         "__weakref__",
     )
 
@@ -242,12 +244,14 @@ class Settlement:
         self.reasoning_effort = reasoning_effort
         self.session_key = session_key
         self.api_key_id = api_key_id
-        self.trace = Trace()
+        self.trace = Trace(model=model)
         self.status = 499
         self.error_code = "client_disconnected"
         self.opened: OpenedStream | None = None
         self.outcome: Outcome | None = None
         self.admission: Admission | None = None
+        self.upstream_transport = ""  # set by routes that may go upstream over a WebSocket
+        self.reason = ""
         drain.track(self)
 
     def ended(self, outcome: Outcome) -> None:
@@ -256,7 +260,7 @@ class Settlement:
 
     def failed(self, exc: ProxyError) -> None:
         """The client gets this error; record it, and let the client quote our request id."""
-        self.status, self.error_code = exc.status, exc.code or ""
+        self.status, self.error_code, self.reason = exc.status, exc.code or "", exc.message
         exc.headers.setdefault("x-request-id", self.request_id)
 
     def finish(self, ctx: ProxyContext) -> None:
@@ -279,6 +283,23 @@ class Settlement:
         cost_usd = ctx.prices.cost_usd(self.model, usage) if usage else None
         admission_settle(ctx, self.admission, usage, cost_usd, served=trace.attempts > 0)
         ttft = (trace.first_content_mono - trace.started_mono) * 1000 if trace.first_content_mono else None
+        upstream = self.upstream_transport or ("http" if trace.attempts else "")
+        latency_ms = (time.monotonic() - trace.started_mono) * 1000
+        account_id = trace.account.id if trace.account else None
+        access.served(
+            request_id=self.request_id,
+            route=self.route,
+            transport=self.transport,
+            upstream=upstream,
+            account_id=account_id,
+            model=self.model,
+            status=self.status,
+            tokens=usage.total_tokens if usage else None,
+            latency_ms=latency_ms,
+            attempts=trace.attempts,
+            error=self.error_code if self.status != 200 else "",
+            reason=self.reason if self.status != 200 else "",
+        )
         ctx.writer.submit(
             RequestRecord(
                 request_id=self.request_id,
@@ -286,18 +307,19 @@ class Settlement:
                 route=self.route,
                 transport=self.transport,
                 status=self.status,
-                account_id=trace.account.id if trace.account else None,
+                account_id=account_id,
                 api_key_id=self.api_key_id,
                 model=self.model,
                 reasoning_effort=self.reasoning_effort,
                 error_code=self.error_code,
                 usage=usage,
                 cost_usd=cost_usd,
-                latency_ms=(time.monotonic() - trace.started_mono) * 1000,
+                latency_ms=latency_ms,
                 ttft_ms=ttft,
                 attempts=trace.attempts,
                 session_key_hash=_hash_session(self.session_key),
                 routing=trace.routing,
+                upstream_transport=upstream,
             )
         )
 

@@ -21,6 +21,7 @@ from server.accounts.store import AccountRecord
 from server.balancer.candidates import Candidate
 from server.balancer.shortage import ALL_EXHAUSTED, NoAccountAvailable
 from server.errors import ProxyError
+from server.proxy import model_limits
 from server.proxy.context import ProxyContext
 from server.upstream import failures, headers, ratelimits
 from server.upstream.failures import FailureKind, UpstreamFailure
@@ -49,6 +50,10 @@ class Trace:
     first_content_mono: float = 0.0
     head_sent_mono: float = 0.0
     last_failure: UpstreamFailure | None = None
+    model: str = ""  # routes around accounts whose bucket for this model is spent
+    # The windows a usage-limit refusal reported: the account's own, and per-model buckets by name.
+    last_snapshot: ratelimits.RateLimitSnapshot | None = None
+    last_buckets: dict[str, ratelimits.UsageWindow] | None = None
     deadline_mono: float = 0.0  # the whole failover's end (CODEX_LB_UPSTREAM_FAILOVER_TIMEOUT_SECONDS)
 
     def attempt_budget(self, settings) -> float:
@@ -187,7 +192,8 @@ async def _with_failover(
                 continue
         if not result.allows_failover:
             raise _client_error(result)
-        await _penalise(ctx, candidate, account, result)
+        if not model_limits.record(ctx, trace, account, result):  # a model's bucket, not the account
+            await _penalise(ctx, candidate, account, result)
         excluded.add(account.id)
     raise _exhausted_error(trace.last_failure)
 
@@ -212,13 +218,15 @@ async def _choose(
                     type="server_error",
                     code="no_accounts",
                 )
+        now = time.time()
         try:
             selection = ctx.balancer.select(
                 candidates,
                 session_key=session_key,
                 exclude=excluded,
-                now=time.time(),
+                now=now,
                 model_plans=model_plans,
+                blocked_until=ctx.buckets.blocked(trace.model, now) if trace.model else None,
             )
         except NoAccountAvailable as exc:
             if excluded and trace.last_failure is not None and exc.reason != ALL_EXHAUSTED:
@@ -263,7 +271,7 @@ async def _try_stream(
         except (aiohttp.ClientError, TimeoutError):
             raw = b""
         response.release()
-        return failures.classify_http(response.status, raw, now)
+        return model_limits.noted(trace, failures.classify_http(response.status, raw, now), response.headers)
     try:
         async with asyncio.timeout_at(first_byte):
             return await _read_prelude(response, candidate, account, trace, snapshot)
@@ -292,7 +300,8 @@ async def _read_prelude(
                 continue
             if event.name in FAILURE_EVENTS:
                 response.close()
-                return failures.classify_event(event.data(), time.time())
+                failure = failures.classify_event(event.data(), time.time())
+                return model_limits.noted(trace, failure, response.headers)
             trace.first_content_mono = time.monotonic()
             return OpenedStream(response, candidate, account, buffered, events, scanner, snapshot)
     response.close()
@@ -328,7 +337,7 @@ async def _try_json(
     if snapshot is not None:
         ratelimits.apply_to_slots(ctx.slots, candidate.slot, snapshot)
     if status != 200:
-        return failures.classify_http(status, raw, now)
+        return model_limits.noted(trace, failures.classify_http(status, raw, now), answer_headers)
     trace.first_content_mono = time.monotonic()
     ctx.balancer.record_success(candidate, snapshot, now)
     return JsonAnswer(status, answer_headers, raw, account)

@@ -236,3 +236,9 @@ def _derived_cache_key(scope: str, model: str, instructions: str, items: list) -
 
 
 derived_cache_key = _derived_cache_key  # also used by the Chat Completions translation
+
+
+def cache_scope(key_id: int | None, client_address: str) -> str:
+    """Whose conversations a derived cache key separates: the API key's, else the client address's, so
+    identical prompts from different clients do not all land on one account."""
+    return f"key:{key_id}" if key_id is not None else f"addr:{client_address}"

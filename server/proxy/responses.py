@@ -42,7 +42,7 @@ async def codex_responses(request: Request):
 async def openai_responses(request: Request):
     key = authorize_proxy(request)
     body = decoded_body(request, request.app.ctx.settings.request_max_bytes)
-    scope = f"key:{key.id}" if key else ""
+    scope = normalize.cache_scope(key.id if key else None, request.remote_addr or request.ip)
     return await _serve(request, normalize.normalize_openai(body, request.headers, scope), key)
 
 
@@ -84,6 +84,7 @@ async def _serve(request: Request, norm: normalize.NormalizedRequest, key: KeyRe
                     ctx, norm, forwarded, trace, allowed_accounts, model_plans
                 )
                 upstream = transport.WEBSOCKET if done.opened is not None else transport.HTTP
+            done.upstream_transport = upstream
             if done.opened is None:
                 done.opened = await open_stream(
                     ctx,
@@ -111,7 +112,6 @@ async def _serve(request: Request, norm: normalize.NormalizedRequest, key: KeyRe
             return None
         raise
     finally:
-        log.info("POST %s request_id=%s upstream=%s status=%d", done.route, request_id, upstream, done.status)
         done.finish(ctx)
 
 
@@ -156,7 +156,7 @@ async def _compact(request: Request, key: KeyRecord | None):
             content_type="application/json",
             headers={
                 "x-request-id": done.request_id,
-                "x-codex-lb-account": f"slot-{answer.account.slot}",
+                "x-codex-lb-account": str(answer.account.id),
                 "x-codex-lb-attempts": str(done.trace.attempts),
             },
         )

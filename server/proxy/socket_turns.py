@@ -19,6 +19,7 @@ import orjson
 from server.accounts.store import AccountRecord
 from server.balancer.candidates import Candidate
 from server.errors import ProxyError
+from server.proxy import model_limits
 from server.proxy.context import ProxyContext
 from server.proxy.failover import (
     FAILURE_EVENTS,
@@ -92,7 +93,7 @@ async def open_socket_stream(
     pool = ctx.sockets
     pool_full = False
     pinned = binding.account is not None  # a bound conversation stays on its account while it can
-    while trace.attempts < ctx.settings.max_attempts:
+    while trace.attempts < ctx.settings.max_attempts and trace.attempt_budget(ctx.settings) > 0:
         if binding.socket is None or not binding.socket.usable:
             stale = binding.clear()
             if stale is not None:
@@ -236,7 +237,8 @@ async def _after_failure(
             return True
     if not failure.allows_failover or failure.kind is FailureKind.PREVIOUS_RESPONSE_NOT_FOUND:
         raise _client_error(failure)
-    await _penalise(ctx, candidate, account, failure)
+    if not model_limits.record(ctx, trace, account, failure):  # a model's bucket, not the account
+        await _penalise(ctx, candidate, account, failure)
     excluded.add(account.id)
     log.info("moving conversation off account=%d code=%s", account.id, failure.code)
     return False
@@ -279,8 +281,10 @@ async def _try_turn(
     stream = FrameStream(socket, done, drop=drop)
     events: list[FrameEvent] = []
     snapshot = None
+    # Like HTTP attempts: a silent socket is given up on after the attempt's first-byte budget.
+    first_content_by = time.monotonic() + trace.attempt_budget(ctx.settings)
     while True:
-        event = await socket.next_event()
+        event = await socket.next_event(max(0.001, first_content_by - time.monotonic()))
         if isinstance(event, UpstreamFailure):
             if reused and not events and event.code in _LINK_GONE:
                 return STALE_SOCKET
@@ -295,7 +299,9 @@ async def _try_turn(
             continue
         if name in FAILURE_EVENTS:
             stream.note(event)  # the socket is ready for the next turn
-            return failures.classify_event(event.data(), time.time())
+            data = event.data()
+            headers = data.get("headers") if isinstance(data.get("headers"), dict) else None
+            return model_limits.noted(trace, failures.classify_event(data, time.time()), headers)
         stream.note(event)
         events.append(event)
         trace.first_content_mono = time.monotonic()

@@ -29,7 +29,8 @@ async def key_usage(request: Request):
                 "key_prefix": key.key_prefix,
                 "expires_at": key.expires_at,
             },
-            "request_count": totals.request_count,
+            "request_count": totals.request_count,  # served: reached an account
+            "refused_count": totals.refused_count,  # turned away by this key's limits or rules
             "total_tokens": totals.total_tokens,
             "cached_input_tokens": totals.cached_input_tokens,
             "total_cost_usd": round(totals.cost_usd, 6),

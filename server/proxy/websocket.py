@@ -94,6 +94,7 @@ class ClientSocket:
         self.codex = codex
         self.route = request.path
         self.inbound = request.headers
+        self.cache_scope = normalize.cache_scope(key.id if key else None, request.remote_addr or request.ip)
         self.forwarded = headers.forwardable(request.headers)
         self.conversation = Conversation()
         self.binding = Binding()
@@ -245,7 +246,7 @@ class ClientSocket:
             if outcome.terminal_seen and outcome.status == 200:
                 self.conversation.record(outcome.response_id, turn.full_input, produced)
         except ProxyError as exc:
-            done.status, done.error_code = exc.status, exc.code or ""
+            done.status, done.error_code, done.reason = exc.status, exc.code or "", exc.message
             await self._send_error(exc.status, exc.message, exc.code, exc.type, exc.param, exc.extra)
         finally:
             if waiting is not None:
@@ -255,16 +256,8 @@ class ClientSocket:
             # A prewarm answered here, without an upstream, used nothing.
             done.outcome = outcome if done.opened is not None else None
             done.session_key = self.session_key
+            done.upstream_transport = upstream if trace.attempts else ""
             done.finish(ctx)
-            log.info(
-                "WebSocket %s turn request_id=%s upstream=%s status=%d account=%s attempts=%d",
-                self.route,
-                request_id,
-                upstream or "-",
-                done.status,
-                trace.account.slot if trace.account else "-",
-                trace.attempts,
-            )
 
     def _prepare(self, frame: dict) -> _Turn:
         body = {k: v for k, v in frame.items() if k != "type"}
@@ -296,7 +289,7 @@ class ClientSocket:
         raw = orjson.dumps(body)
         if self.codex:
             return normalize.normalize_codex(raw, self.inbound)
-        return normalize.normalize_openai(raw, self.inbound)
+        return normalize.normalize_openai(raw, self.inbound, self.cache_scope)
 
     async def _open_socket(self, turn: _Turn, trace: Trace, model_plans) -> OpenedStream:
         return await open_socket_stream(

@@ -281,3 +281,61 @@ def snapshot_from_json(document: dict) -> RateLimitSnapshot | None:
         _number(credits.get("balance")),
         _text(document.get("plan_type")),
     )
+
+
+# Per-model buckets: header families `x-<limit id>-primary-…` besides the account's own `x-codex-…`
+# (limit id with _ → -, e.g. x-codex-other-primary-used-percent, named by x-codex-other-limit-name), and
+# /wham/usage `additional_rate_limits`. A bucket is keyed by its limit name ("codex_other").
+_FAMILY_USED = ("-primary-used-percent", "-secondary-used-percent")
+
+
+def model_buckets_from_headers(headers: Mapping[str, str], now: float) -> dict[str, UsageWindow]:
+    """Each per-model bucket's tighter window (the spent one, else the fuller), by limit name."""
+    families: dict[str, dict[str, Any]] = {}
+    try:
+        for name, value in headers.items():
+            lower = name.lower()
+            if not lower.startswith("x-") or lower.startswith(("x-codex-primary-", "x-codex-secondary-")):
+                continue
+            for suffix in (*_FAMILY_USED, "-primary-window-minutes", "-primary-reset-at",
+                           "-secondary-window-minutes", "-secondary-reset-at", "-limit-name"):  # fmt: skip
+                if lower.endswith(suffix):
+                    family = lower[2 : -len(suffix)]
+                    if family and family not in ("codex", "codex-credits"):
+                        families.setdefault(family, {})[suffix[1:]] = value
+                    break
+    except (AttributeError, TypeError):
+        return {}
+    buckets = {}
+    for family, found in families.items():
+        windows = [w for w in (_header_window(found, p, now) for p in ("primary-", "secondary-")) if w]
+        if windows:
+            name = _text(found.get("limit-name")) or family.replace("-", "_")
+            buckets[name] = _tighter(windows)
+    return buckets
+
+
+def model_buckets_from_wham(body: dict, now: float) -> dict[str, UsageWindow]:
+    """`additional_rate_limits` of GET /wham/usage, by limit name."""
+    buckets = {}
+    entries = body.get("additional_rate_limits") if isinstance(body, dict) else None
+    for entry in entries if isinstance(entries, list) else ():
+        if not isinstance(entry, dict):
+            continue
+        name = _text(entry.get("limit_name")) or _text(entry.get("metered_feature"))
+        limits = _mapping(entry.get("rate_limit"))
+        windows = [
+            w
+            for w in (_object_window(limits.get(k), now) for k in ("primary_window", "secondary_window"))
+            if w is not None
+        ]
+        if name and windows:
+            buckets[name] = _tighter(windows)
+    return buckets
+
+
+def _tighter(windows: list[UsageWindow]) -> UsageWindow:
+    spent = [w for w in windows if w.exhausted]
+    if spent:
+        return max(spent, key=lambda w: w.reset_at or 0.0)
+    return max(windows, key=lambda w: w.used_percent)

@@ -21,7 +21,7 @@ class RequestRecord:
     request_id: str
     started_at: float  # epoch seconds
     route: str
-    transport: str
+    transport: str  # the client's: "http" or "websocket"
     status: int
     account_id: int | None = None
     api_key_id: int | None = None
@@ -35,3 +35,4 @@ class RequestRecord:
     attempts: int = 1
     session_key_hash: str = ""
     routing: str = ""
+    upstream_transport: str = ""  # "http" or "websocket"; "" when no account was reached

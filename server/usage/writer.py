@@ -44,9 +44,17 @@ COLUMNS = (
     "attempts",
     "session_key_hash",
     "routing",
+    "upstream_transport",
 )
-_SQLITE_INSERT = f"INSERT INTO request_log ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-_POSTGRES_INSERT = f"INSERT INTO request_log ({', '.join(COLUMNS)}) VALUES %s"
+# A retried batch may have been committed already (the connection died before the commit's answer):
+# request ids are unique, so such rows are skipped instead of counted twice.
+_SQLITE_INSERT = (
+    f"INSERT INTO request_log ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+    "ON CONFLICT (request_id) DO NOTHING"
+)
+_POSTGRES_INSERT = (
+    f"INSERT INTO request_log ({', '.join(COLUMNS)}) VALUES %s ON CONFLICT (request_id) DO NOTHING"
+)
 _NO_USAGE = TokenUsage()
 DROP_LOG_INTERVAL_S = 10.0
 
@@ -87,6 +95,7 @@ def _row(record: RequestRecord) -> tuple:
         record.attempts,
         record.session_key_hash,
         record.routing,
+        record.upstream_transport,
     )
 
 

@@ -71,6 +71,7 @@ class Account:
         "identity",
         "primary",
         "secondary",
+        "other",
         "prompt_cache",
         "stats",
         "failure_counter",
@@ -82,6 +83,7 @@ class Account:
         self.identity = identity
         self.primary = Window(now)
         self.secondary = Window(now)
+        self.other = Window(now)  # the per-model bucket's window
         self.prompt_cache: dict[str, int] = {}
         self.stats = AccountStats()
         self.failure_counter = 0

@@ -40,6 +40,9 @@ def admit(account: Account, behaviour: Behaviour, model: str, now: float) -> Quo
         raise model_not_supported(model)
     if quota.exhausted_window is not None:
         raise usage_limit_reached(quota)
+    bucket = quota.bucket_of(model)
+    if bucket is not None and bucket.exhausted:
+        raise usage_limit_reached(quota, bucket)
     if behaviour.rate_limited:
         raise rate_limit_exceeded(model, behaviour.retry_after_s)
     if account.should_inject_failure(behaviour.failure_rate, behaviour.failure_limit):
@@ -47,12 +50,14 @@ def admit(account: Account, behaviour: Behaviour, model: str, now: float) -> Quo
     return quota
 
 
-def settle(account: Account, behaviour: Behaviour, prompt_cache_key: object, turn: Turn) -> None:
+def settle(
+    account: Account, behaviour: Behaviour, prompt_cache_key: object, turn: Turn, model: str | None = None
+) -> None:
     """Book a planned turn: quota consumption, token counters, and the account's prompt cache."""
     if not turn.billable:
         return
     usage = turn.usage
-    consume(account, behaviour, usage.total_tokens, time.time())
+    consume(account, behaviour, usage.total_tokens, time.time(), model)
     stats = account.stats
     stats.tokens_in += usage.input_tokens
     stats.tokens_out += usage.output_tokens

@@ -21,6 +21,11 @@ class Behaviour:
     secondary_budget_tokens: int = 100_000_000
     primary_window_minutes: int = 300
     secondary_window_minutes: int = 10080
+    # A per-model bucket (the backend's "codex_other" limit family): these models spend its window
+    # instead of the main ones, and are refused once it is spent while other models still work.
+    other_models: tuple[str, ...] | list[str] = ()
+    other_budget_tokens: int = 10_000_000
+    other_window_minutes: int = 300
     credits_has_credits: bool = False
     credits_unlimited: bool = False
     credits_balance: str = "0"

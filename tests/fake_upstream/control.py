@@ -105,9 +105,10 @@ class FakeUpstreamControl:
         """Access tokens issued so far answer 401 `code`; refreshed ones work."""
         self._call("POST", f"/__accounts/{account_id}/expire-tokens", {"code": code})
 
-    def consume(self, account_id: str, tokens: int) -> dict:
-        """Spend `tokens` of the account's window budgets, as if turns had used them."""
-        return self._call("POST", f"/__accounts/{account_id}/consume", {"tokens": tokens})  # type: ignore
+    def consume(self, account_id: str, tokens: int, model: str | None = None) -> dict:
+        """Spend `tokens` of the account's window budgets, as if turns (of `model`) had used them."""
+        body = {"tokens": tokens, "model": model}
+        return self._call("POST", f"/__accounts/{account_id}/consume", body)  # type: ignore
 
     def approve_device(self, user_code: str, account: str | None = None, deny: bool = False) -> bool:
         try:

@@ -3,7 +3,7 @@ Owns `Rejection`, raised by any handler and rendered by the app's middleware."""
 
 from __future__ import annotations
 
-from .quota import Quota
+from .quota import Quota, WindowUse
 
 PREVIOUS_NOT_FOUND = "previous_response_not_found"
 
@@ -84,8 +84,8 @@ def account_deactivated(status: int = 403) -> Rejection:
     )
 
 
-def usage_limit_error(quota: Quota) -> dict:
-    window = quota.exhausted_window or quota.primary
+def usage_limit_error(quota: Quota, window: WindowUse | None = None) -> dict:
+    window = window or quota.exhausted_window or quota.primary
     return {
         "type": "usage_limit_reached",
         "code": "usage_limit_reached",
@@ -96,8 +96,9 @@ def usage_limit_error(quota: Quota) -> dict:
     }
 
 
-def usage_limit_reached(quota: Quota) -> Rejection:
-    error = usage_limit_error(quota)
+def usage_limit_reached(quota: Quota, window: WindowUse | None = None) -> Rejection:
+    """The plan's windows are spent, or (`window`) the per-model bucket of the requested model."""
+    error = usage_limit_error(quota, window)
     del error["code"]  # the HTTP 429 carries only `type`, as observed
     return Rejection(429, {"error": error})
 

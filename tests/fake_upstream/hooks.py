@@ -85,7 +85,9 @@ async def consume_tokens(request: web.Request) -> web.Response:
     account = state.accounts.get(request.match_info["account_id"])
     if account is None:
         return _json({"error": "unknown account"}, 404)
-    consume(account, state.book.of(account.account_id), int((await _body(request))["tokens"]), time.time())
+    body = await _body(request)
+    # `model`: spend the windows that meter it (a per-model bucket's for one of `other_models`).
+    consume(account, state.book.of(account.account_id), int(body["tokens"]), time.time(), body.get("model"))
     return _json(
         {
             "primary_used_tokens": account.primary.used_tokens,

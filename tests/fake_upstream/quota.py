@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from .accounts import Account
 from .behaviour import Behaviour
 
+OTHER_LIMIT = "codex_other"  # the per-model bucket's limit name, as /wham/usage spells it
+
 
 @dataclass(frozen=True, slots=True)
 class WindowUse:
@@ -30,6 +32,11 @@ class Quota:
     has_credits: bool
     unlimited: bool
     balance: str
+    other: WindowUse | None = None  # the per-model bucket, when the account has one
+    other_models: tuple[str, ...] = ()
+
+    def bucket_of(self, model: str) -> WindowUse | None:
+        return self.other if model in self.other_models else None
 
     @property
     def exhausted_window(self) -> WindowUse | None:
@@ -68,6 +75,16 @@ def quota_of(account: Account, behaviour: Behaviour, now: float) -> Quota:
             account.secondary.started_at,
             now,
         )
+    other = None
+    if behaviour.other_models:
+        account.other.roll(behaviour.other_window_minutes, now)
+        other = _use(
+            account.other.used_tokens,
+            behaviour.other_budget_tokens,
+            behaviour.other_window_minutes,
+            account.other.started_at,
+            now,
+        )
     return Quota(
         plan_type=behaviour.plan_type or account.identity.plan_type,
         primary=primary,
@@ -75,10 +92,19 @@ def quota_of(account: Account, behaviour: Behaviour, now: float) -> Quota:
         has_credits=behaviour.credits_has_credits,
         unlimited=behaviour.credits_unlimited,
         balance=behaviour.credits_balance,
+        other=other,
+        other_models=tuple(behaviour.other_models),
     )
 
 
-def consume(account: Account, behaviour: Behaviour, tokens: int, now: float) -> None:
+def consume(
+    account: Account, behaviour: Behaviour, tokens: int, now: float, model: str | None = None
+) -> None:
+    """Spend the windows that meter `model`: its bucket's for a per-model one, else the main ones."""
+    if model is not None and model in behaviour.other_models:
+        account.other.roll(behaviour.other_window_minutes, now)
+        account.other.used_tokens += tokens
+        return
     account.primary.roll(behaviour.primary_window_minutes, now)
     account.primary.used_tokens += tokens
     if behaviour.secondary_window_minutes > 0:
@@ -105,6 +131,12 @@ def rate_limit_headers(quota: Quota) -> dict[str, str]:
         headers["x-codex-secondary-used-percent"] = repr(float(s.used_percent))
         headers["x-codex-secondary-window-minutes"] = str(s.window_minutes)
         headers["x-codex-secondary-reset-at"] = str(s.reset_at)
+    o = quota.other
+    if o is not None:  # the per-model family: x-<limit id>-…, limit id codex_other with _ → -
+        headers["x-codex-other-primary-used-percent"] = repr(float(o.used_percent))
+        headers["x-codex-other-primary-window-minutes"] = str(o.window_minutes)
+        headers["x-codex-other-primary-reset-at"] = str(o.reset_at)
+        headers["x-codex-other-limit-name"] = OTHER_LIMIT
     return headers
 
 
@@ -165,5 +197,13 @@ def usage_body(account: Account, quota: Quota) -> dict:
         },
         "credits": _credits(quota),
         "rate_limit_reset_credits": {"available_count": 0},
-        "additional_rate_limits": [],
+        "additional_rate_limits": [
+            {
+                "limit_name": OTHER_LIMIT,
+                "metered_feature": OTHER_LIMIT,
+                "rate_limit": {"primary_window": _usage_window(quota.other), "secondary_window": None},
+            }
+        ]
+        if quota.other is not None
+        else [],
     }

@@ -56,7 +56,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
             cached_prefix=account.cached_prefix(key) if isinstance(key, str) else 0,
         ),
     )
-    settle(account, behaviour, key, turn)
+    settle(account, behaviour, key, turn, body["model"])
     if behaviour.ttfb_ms:
         await asyncio.sleep(behaviour.ttfb_ms / 1000)
     response = web.StreamResponse(headers=SSE_HEADERS)

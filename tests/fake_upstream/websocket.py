@@ -181,7 +181,7 @@ async def _on_text(request: web.Request, ws: web.WebSocketResponse, conn: Connec
             prewarm=frame.get("generate") is False,
         ),
     )
-    settle(account, behaviour, key, turn)
+    settle(account, behaviour, key, turn, body["model"])
     if turn.billable:
         conn.responses[turn.response_id] = turn.context_tokens
     conn.turns += 1

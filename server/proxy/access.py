@@ -1,0 +1,92 @@
+"""The access log: one line per proxied request (or WebSocket turn), the same fields on every route,
+and one for each request refused at the door (a missing or wrong API key, a non-local client)."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from sanic import Request, Sanic
+
+from server.usage.records import new_request_id
+
+log = logging.getLogger(__name__)
+PROXY_PREFIXES = ("/v1/", "/backend-api/codex/", "/backend-api/transcribe")
+_REASON_CHARS = 200
+
+
+def served(
+    *,
+    request_id: str,
+    route: str,
+    transport: str,
+    upstream: str,
+    account_id: int | None,
+    model: str,
+    status: int,
+    tokens: int | None,
+    latency_ms: float,
+    attempts: int,
+    error: str = "",
+    reason: str = "",
+) -> None:
+    """The line of a request that got as far as its route: served, failed, or refused by its key."""
+    log.info(
+        "access request_id=%s route=%s transport=%s upstream=%s account=%s model=%s status=%d tokens=%s "
+        "latency_ms=%.1f attempts=%d%s",
+        request_id,
+        route,
+        transport,
+        upstream or "-",
+        account_id if account_id is not None else "-",
+        model or "-",
+        status,
+        tokens if tokens is not None else "-",
+        latency_ms,
+        attempts,
+        _outcome(error, reason),
+    )
+
+
+def _outcome(error: str, reason: str) -> str:
+    text = f" error={error}" if error else ""
+    if reason:
+        text += " reason=" + orjson.dumps(reason[:_REASON_CHARS]).decode()
+    return text
+
+
+def install(app: Sanic) -> None:
+    """Refusals at the door (401) never reach a route's settlement: log them from the response."""
+
+    @app.on_response
+    async def log_refused_at_the_door(request: Request, response) -> None:
+        if response is None or response.status != 401 or not request.path.startswith(PROXY_PREFIXES):
+            return
+        code, message = _error_of(response.body)
+        request_id = response.headers.get("x-request-id") or new_request_id()
+        response.headers["x-request-id"] = request_id  # the client can quote it
+        upgrade = request.headers.get("upgrade", "").lower() == "websocket"
+        served(
+            request_id=request_id,
+            route=request.path,
+            transport="websocket" if upgrade else "http",
+            upstream="",
+            account_id=None,
+            model="",
+            status=401,
+            tokens=None,
+            latency_ms=0.0,
+            attempts=0,
+            error=code or "unauthorized",
+            reason=message,
+        )
+
+
+def _error_of(body: bytes | None) -> tuple[str, str]:
+    try:
+        error = orjson.loads(body or b"{}").get("error")
+    except (orjson.JSONDecodeError, AttributeError):
+        return "", ""
+    if not isinstance(error, dict):
+        return "", ""
+    return str(error.get("code") or ""), str(error.get("message") or "")

@@ -1,0 +1,55 @@
+"""The per-account in-flight cap holds for the deployment: each live replica routes with its share of
+it (cap // live replicas, at least 1), learned from the replicas' heartbeat rows."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import aiohttp
+import orjson
+import pytest
+
+from tests.conftest import make_settings
+from tests.support.live_server import free_port, serve_in_process
+from tests.support.proxy import CODEX_ROUTE, ProxyHarness, codex_body
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_two_replicas_run_at_most_the_cap_on_one_account(tmp_path, database_url, fake_upstream):
+    def replica(name: str):
+        return make_settings(
+            tmp_path / name,
+            database_url,
+            upstream_base_url=fake_upstream.base_url,
+            auth_base_url=fake_upstream.auth_url,
+            encryption_key_file=str(tmp_path / "shared.key"),
+            account_inflight_cap="2",
+            oauth_callback_host="127.0.0.1",
+            oauth_callback_port=str(free_port()),
+        )
+
+    async with contextlib.AsyncExitStack() as stack:
+        servers = [await stack.enter_async_context(serve_in_process(replica(n))) for n in ("a", "b")]
+        first = ProxyHarness(server=servers[0], fake=fake_upstream, settings=replica("a"))
+        await first.add_accounts("acc_busy", deltas=6, delta_interval_ms=80)
+        deadline = time.monotonic() + 15
+        while any(s.app.ctx.replica_heartbeat.replicas != 2 for s in servers):
+            assert time.monotonic() < deadline, "the replicas never saw each other"
+            await asyncio.sleep(0.1)
+        assert {s.app.ctx.proxy.balancer.inflight_cap for s in servers} == {1}
+        while not all(s.app.ctx.proxy.roster.candidates for s in servers):  # B reloads from the database
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+            async def call(url: str) -> int:
+                async with session.post(url + CODEX_ROUTE, data=orjson.dumps(codex_body())) as answer:
+                    await answer.read()
+                    return answer.status
+
+            statuses = await asyncio.gather(*(call(s.url) for s in servers for _ in range(4)))
+        assert statuses == [200] * 8
+        assert fake_upstream.account_stats("acc_busy")["max_concurrent_streams"] <= 2
