@@ -173,6 +173,7 @@ def _row(
         attempts,
         session,
         routing,
+        "websocket" if transport == "websocket" or rng.random() < 0.3 else "http",  # upstream_transport
     )
 
 
