@@ -22,9 +22,7 @@ DEFAULT_AUTH_BASE_URL = "https://auth.openai.com"
 
 # CODEX_LB_* names that are not server settings but are ours all the same: the key clients export
 # (README's Codex CLI and OpenCode set-ups) and the test suite's database.
-NOT_SETTINGS = frozenset(
-    {PREFIX + "IN_CONTAINER", PREFIX + "API_KEY", PREFIX + "TEST_DATABASE_URL"}
-)
+NOT_SETTINGS = frozenset({PREFIX + "IN_CONTAINER", PREFIX + "API_KEY", PREFIX + "TEST_DATABASE_URL"})
 
 
 class ConfigError(ValueError):
@@ -64,6 +62,8 @@ class Settings:
     oauth_callback_host: str = "127.0.0.1"
     oauth_callback_port: int = 1455
     usage_poll_interval_s: float = 60.0
+    request_log_retention_days: float = 30.0
+    usage_rollup_interval_s: float = 60.0
     # Refresh access tokens this long before they expire (checked every token_refresh_check_s).
     token_refresh_ahead_s: float = 3600.0
     token_refresh_check_s: float = 300.0
@@ -230,6 +230,10 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
         usage_poll_interval_s=_seconds(
             "USAGE_POLL_INTERVAL_SECONDS", get("USAGE_POLL_INTERVAL_SECONDS", "60")
         ),
+        request_log_retention_days=_days(get("REQUEST_LOG_RETENTION_DAYS", "30")),
+        usage_rollup_interval_s=_seconds(
+            "USAGE_ROLLUP_INTERVAL_SECONDS", get("USAGE_ROLLUP_INTERVAL_SECONDS", "60"), 1, 86400
+        ),
         token_refresh_ahead_s=_seconds(
             "TOKEN_REFRESH_AHEAD_SECONDS", get("TOKEN_REFRESH_AHEAD_SECONDS", "3600")
         ),
@@ -315,6 +319,17 @@ def _int(raw: dict[str, str], name: str, value: str, low: int, high: int) -> int
         raise ConfigError(f"{PREFIX}{name}={value!r} is not a whole number") from None
     if not low <= number <= high:
         raise ConfigError(f"{PREFIX}{name}={number} is out of range ({low}..{high})")
+    return number
+
+
+def _days(value: str) -> float:
+    """Request-log retention in days; 0 keeps raw rows forever."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{PREFIX}REQUEST_LOG_RETENTION_DAYS={value!r} is not a number of days") from None
+    if not 0 <= number <= 36500:
+        raise ConfigError(f"{PREFIX}REQUEST_LOG_RETENTION_DAYS={number} is out of range (0..36500 days)")
     return number
 
 
