@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser("serve", help="start the server (the default command)")
     _add_serve_options(serve)
+    serve.add_argument("--check", action="store_true", help="only check the settings (one line per problem)")
     _add_serve_options(parser)
     accounts = commands.add_parser("accounts", help="manage pooled ChatGPT accounts")
     account_commands = accounts.add_subparsers(dest="accounts_command", metavar="ACTION", required=True)
@@ -57,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     from server.auth import operator as dashboard_operator
 
     dashboard_operator.add_arguments(commands)
+    from server import codex_sessions
+
+    codex_sessions.add_arguments(commands)
     demo = commands.add_parser(
         "demo", help="try codex-lb against a fake ChatGPT backend with three fake accounts (needs a clone)"
     )
@@ -113,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     args, sanic_options = parser.parse_known_args(argv)
     if sanic_options and args.command not in (None, "serve"):
         parser.error(f"unrecognized arguments: {' '.join(sanic_options)}")
+    if args.command == "codex-sessions":
+        from server import codex_sessions
+
+        return codex_sessions.run(args)
     if args.command == "demo":
         from server import demo
 
@@ -149,6 +157,8 @@ def serve(args: argparse.Namespace, sanic_options: list[str] | None = None) -> i
     settings = _load_settings(args)
     if settings is None:
         return 2
+    if getattr(args, "check", False):
+        return 0
     host = args.host or settings.host
     port = args.port or settings.port
     workers = args.workers or settings.workers

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from pony.orm.core import CommitException, RollbackException
+from pony.orm.core import CommitException, OrmError, RollbackException
 from pony.orm.dbapiprovider import InterfaceError, OperationalError
 from sanic import Request, Sanic
 from sanic.exceptions import SanicException
@@ -127,12 +127,20 @@ def unknown_path_message(request: Request) -> str:
     return f"Nothing is served at {request.method} {path}: {SERVED}."
 
 
-def is_database_unavailable(exc: BaseException) -> bool:
-    """A lock timeout or a lost connection (Pony wraps the driver's error, or a commit's)."""
-    if isinstance(exc, OperationalError | InterfaceError):
-        return True
-    if isinstance(exc, CommitException | RollbackException):
-        return any(isinstance(e[1], OperationalError | InterfaceError) for e in exc.exceptions)
+def is_database_unavailable(exc: BaseException | None) -> bool:
+    """A lock timeout or a lost connection: the driver's error as Pony wraps it, directly, in a commit's
+    or a flush's error ("Object … cannot be stored in the database. OperationalError: …")."""
+    driver = OperationalError | InterfaceError
+    for _ in range(5):
+        if exc is None:
+            return False
+        if isinstance(exc, driver):
+            return True
+        if isinstance(exc, CommitException | RollbackException):
+            return any(isinstance(e[1], driver) for e in exc.exceptions)
+        if isinstance(exc, OrmError) and any(isinstance(a, driver) for a in exc.args):
+            return True
+        exc = exc.__context__
     return False
 
 

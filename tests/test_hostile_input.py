@@ -90,6 +90,8 @@ async def test_a_locked_database_answers_503_with_retry_after(short_sqlite_busy_
             await ws.send(orjson.dumps(frame).decode())
             event = orjson.loads(await ws.recv())
             assert event["type"] == "error" and event["status"] == 503, event
+        status, body = await api(proxy.url, "POST", "/api/api-keys", {"name": "while locked"})
+        assert status == 503 and body["error"]["code"] == "database_unavailable", body
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()

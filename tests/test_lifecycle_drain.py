@@ -72,6 +72,14 @@ def logged(server: ServerProcess) -> list[tuple[int, str]]:
         conn.close()
 
 
+def held_leases(server: ServerProcess) -> list[str]:
+    conn = sqlite3.connect(server.env["CODEX_LB_DATA_DIR"] + "/store.db")
+    try:
+        return [row[0] for row in conn.execute("SELECT name FROM lease WHERE expires_at > ?", (time.time(),))]
+    finally:
+        conn.close()
+
+
 class Streams:
     """N streaming requests, each known to be streaming once its first bytes arrived."""
 
@@ -133,6 +141,7 @@ async def test_sigterm_during_twenty_streams_lets_every_one_complete_and_be_logg
     assert len(rows) == warm + 20
     assert rows[-20:] == [(200, "")] * 20
     assert "drain deadline reached" not in server.output()
+    assert held_leases(server) == []  # released on the way out: the next instance need not wait
 
 
 async def test_streams_still_running_at_the_deadline_end_with_response_failed_and_are_logged(

@@ -117,3 +117,18 @@ def test_worker_numbers_are_read_from_sanic_process_names():
     assert supervisor.worker_index("Sanic-Server-12-0") == 12
     assert supervisor.worker_index("Sanic-Inspector-0") is None
     assert supervisor.worker_index("") is None
+
+
+def test_the_sanic_worker_manager_still_has_what_the_supervisor_builds_on():
+    """The supervisor subclasses Sanic's WorkerManager (25.12) and uses some of its internals: an
+    upgrade of Sanic that moves them fails here, not in a production stop."""
+    import sanic.mixins.startup
+    from sanic.worker.manager import WorkerManager
+    from sanic.worker.process import WorkerProcess
+
+    for name in ("_poll_monitor", "_sync_states", "_cleanup_non_tracked_workers", "_all_workers_ack"):
+        assert callable(getattr(WorkerManager, name)), name
+    for name in ("restart", "is_alive", "pid", "exitcode", "set_state"):
+        assert hasattr(WorkerProcess, name), name
+    assert hasattr(sanic.mixins.startup, "WorkerManager")  # the name serve() builds its manager from
+    assert WorkerProcess.SERVER_LABEL == "Server"

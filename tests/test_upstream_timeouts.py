@@ -100,3 +100,40 @@ async def test_a_stream_that_stalls_before_content_fails_over(proxy):
         assert time.monotonic() - started < 1.5
     assert proxy.served_by()().count("acc_ok") == 3
     assert not [e for e in parse_sse(answer.raw) if e["type"] == "error"]
+
+
+async def test_a_silent_upstream_socket_costs_one_first_byte_budget(proxy):
+    """The same budget on upstream WebSockets: a turn on a socket that never answers fails over."""
+    import aiohttp
+    import orjson
+
+    await proxy.add_accounts("acc_ws_hang", ttfb_ms=3_000)
+    await proxy.add_accounts("acc_ws_fine")
+    async with aiohttp.ClientSession() as session:
+        async with session.put(proxy.url + "/api/settings", json={"upstream_stream_transport": "websocket"}):
+            pass
+        url = proxy.url.replace("http://", "ws://") + CODEX_ROUTE
+        for n in range(3):
+            async with session.ws_connect(url) as ws:
+                frame = codex_body(f"socket {n}")
+                frame.pop("stream")
+                started = time.monotonic()
+                await ws.send_str(orjson.dumps({"type": "response.create", **frame}).decode())
+                while (event := orjson.loads((await ws.receive(timeout=5)).data))["type"] not in (
+                    "response.completed",
+                    "response.failed",
+                    "error",
+                ):
+                    pass
+                assert event["type"] == "response.completed", event
+                assert time.monotonic() - started < 1.5
+
+
+async def test_chat_streams_get_keepalives_and_an_error_chunk(proxy):
+    await proxy.add_accounts("acc_chat_slow", ttfb_ms=3_000)
+    await _http_only(proxy)
+    body = {"model": "gpt-5.4", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    answer = await proxy.post("/v1/chat/completions", body)
+    assert answer.status == 200 and answer.raw.startswith(b": keepalive\n\n")
+    last = [line for line in answer.raw.split(b"\n\n") if line.startswith(b"data: ")][-1]
+    assert b'"error"' in last and b"upstream_request_timeout" in last

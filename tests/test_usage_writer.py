@@ -320,3 +320,12 @@ async def test_a_dropped_postgres_connection_is_survived(postgres_url, tmp_path)
         assert await db.run(_row_count) == 40
     finally:
         db.close()
+
+
+def test_a_batch_written_twice_is_stored_once(db):
+    """A retry after a lost commit answer must not count the requests again."""
+    batch = [record(n) for n in range(5)]
+    db_orm = db.orm
+    assert insert_records(db_orm, batch) == 5
+    insert_records(db_orm, batch[2:] + [record(9)])
+    assert _row_count(db_orm) == 6

@@ -53,6 +53,11 @@ def remove_socket(client) -> None:
     _notify()
 
 
+def open_counts() -> tuple[int, int]:
+    """Requests (and turns) in flight and client WebSockets open in this process (for /metrics)."""
+    return len(_inflight), len(_sockets)
+
+
 def _notify() -> None:
     for event in _watchers:
         event.set()
@@ -108,11 +113,8 @@ class Drain:
                 client.close_for_restart()
         await _wait_until(lambda: not _inflight and not _busy_sockets(), deadline)
         if _inflight:
-            self.cut = len(_inflight)
-            log.warning("drain deadline reached: cutting streams=%d", self.cut)
-            for settlement in list(_inflight):
-                cut(settlement)
-            await _wait_until(lambda: not _inflight, time.monotonic() + CUT_GRACE_S)
+            log.warning("drain deadline reached: cutting streams=%d", len(_inflight))
+            await self._cut_all(time.monotonic() + CUT_GRACE_S)
         for client in list(_sockets):
             client.close_for_restart()
         self.finished = max(0, at_start - self.cut)
@@ -124,24 +126,40 @@ class Drain:
             len(_inflight),
         )
 
+    async def _cut_all(self, until: float) -> None:
+        """Cut every stream, again and again: one still choosing an account is cut once it opens."""
+        done: set[int] = set()
+
+        def cut_new() -> bool:
+            for settlement in list(_inflight):
+                if id(settlement) not in done and cut(settlement):
+                    done.add(id(settlement))
+            return not _inflight
+
+        while not cut_new() and time.monotonic() < until:
+            await _wait_until(lambda: not _inflight, min(until, time.monotonic() + 0.1))
+        self.cut = len(done)
+
 
 def _busy_sockets() -> bool:
     return any(not client.idle for client in list(_sockets))
 
 
-def cut(settlement) -> None:
-    """End one in-flight stream now: its reader sees the upstream go away and sends response.failed."""
+def cut(settlement) -> bool:
+    """End one in-flight stream now: its reader sees the upstream go away and sends response.failed.
+    False while it has no upstream stream yet (still choosing an account)."""
     outcome = settlement.outcome
     if outcome is not None:
         outcome.cut_reason = CUT_CODE
     opened = settlement.opened
     if opened is None:
-        return  # still choosing an account: its stream is cut on the next round, or it fails by itself
+        return False
     response = opened.response
     if isinstance(response, FrameStream):
         asyncio.create_task(response.socket.close(), name="drain-cut-socket")
     else:
         response.close()
+    return True
 
 
 def refusal(path: str):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import aiohttp
 import orjson
 
+from server import metrics
 from server.accounts.store import AccountRecord
 from server.balancer.candidates import Candidate
 from server.errors import ProxyError
@@ -93,7 +94,7 @@ async def open_socket_stream(
     pool = ctx.sockets
     pool_full = False
     pinned = binding.account is not None  # a bound conversation stays on its account while it can
-    while trace.attempts < ctx.settings.max_attempts:
+    while trace.attempts < ctx.settings.max_attempts and trace.attempt_budget(ctx.settings) > 0:
         if binding.socket is None or not binding.socket.usable:
             stale = binding.clear()
             if stale is not None:
@@ -239,6 +240,7 @@ async def _after_failure(
         raise _client_error(failure)
     if not model_limits.record(ctx, trace, account, failure):  # a model's bucket, not the account
         await _penalise(ctx, candidate, account, failure)
+    metrics.failover(failure.kind.value)
     excluded.add(account.id)
     log.info("moving conversation off account=%d code=%s", account.id, failure.code)
     return False
@@ -281,8 +283,10 @@ async def _try_turn(
     stream = FrameStream(socket, done, drop=drop)
     events: list[FrameEvent] = []
     snapshot = None
+    # Like HTTP attempts: a silent socket is given up on after the attempt's first-byte budget.
+    first_content_by = time.monotonic() + trace.attempt_budget(ctx.settings)
     while True:
-        event = await socket.next_event()
+        event = await socket.next_event(max(0.001, first_content_by - time.monotonic()))
         if isinstance(event, UpstreamFailure):
             if reused and not events and event.code in _LINK_GONE:
                 return STALE_SOCKET

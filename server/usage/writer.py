@@ -46,8 +46,15 @@ COLUMNS = (
     "routing",
     "upstream_transport",
 )
-_SQLITE_INSERT = f"INSERT INTO request_log ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-_POSTGRES_INSERT = f"INSERT INTO request_log ({', '.join(COLUMNS)}) VALUES %s"
+# A retried batch may have been committed already (the connection died before the commit's answer):
+# request ids are unique, so such rows are skipped instead of counted twice.
+_SQLITE_INSERT = (
+    f"INSERT INTO request_log ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+    "ON CONFLICT (request_id) DO NOTHING"
+)
+_POSTGRES_INSERT = (
+    f"INSERT INTO request_log ({', '.join(COLUMNS)}) VALUES %s ON CONFLICT (request_id) DO NOTHING"
+)
 _NO_USAGE = TokenUsage()
 DROP_LOG_INTERVAL_S = 10.0
 

@@ -1,5 +1,6 @@
-"""Client WebSockets stay alive through proxies in between: protocol pings on idle sockets, and
-`codex.keepalive` frames while a Codex turn waits for the upstream."""
+"""Client WebSockets through keepalive and drain: protocol pings on idle sockets, `codex.keepalive`
+frames while a Codex turn waits for the upstream; on a stop the running turn finishes (or is cut with
+response.failed at the deadline) and the socket closes with 1012."""
 
 from __future__ import annotations
 
@@ -94,3 +95,36 @@ async def test_a_draining_worker_finishes_the_running_turn_then_closes_with_1012
     assert "server_shutting_down" in kinds  # the late one was refused, not queued
     assert closed.type is aiohttp.WSMsgType.CLOSE and closed.data == 1012
     app.ctx.drain.draining = False  # the fixture's own stop drains again
+
+
+@pytest.mark.parametrize("upstream", ["http", "websocket"])
+async def test_a_turn_still_running_at_the_drain_deadline_ends_with_response_failed(
+    quick_keepalive_proxy, upstream
+):
+    proxy = quick_keepalive_proxy
+    await proxy.add_accounts("acct-cut")
+    await set_transport(proxy, upstream)
+    proxy.fake.configure(defaults={"deltas": 30, "delta_interval_ms": 150})  # ~4.5 s
+    app = proxy.server.app
+    app.ctx.drain.drain_s = 0.5
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(ws_url(proxy), headers=SESSION) as ws:
+            await ws.send_str(orjson.dumps({"type": "response.create", **codex_frame("endless")}).decode())
+            first = orjson.loads((await ws.receive(timeout=10)).data)
+            assert first["type"] != "error", first
+            started = time.monotonic()
+            drain = asyncio.create_task(app.ctx.drain.run())
+            last, closed = None, None
+            while closed is None:
+                message = await ws.receive(timeout=10)
+                if message.type is aiohttp.WSMsgType.TEXT:
+                    last = orjson.loads(message.data)
+                else:
+                    closed = message
+            await asyncio.wait_for(drain, 10)
+    assert last["type"] == "response.failed", last
+    assert last["response"]["error"]["code"] == "server_shutting_down"
+    assert closed.data == 1012
+    assert time.monotonic() - started < 3.0
+    assert app.ctx.drain.cut == 1
+    app.ctx.drain.draining = False

@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest'
+import { flushPromises, mount } from '@vue/test-utils'
+import { createPinia, setActivePinia } from 'pinia'
+import { NDialogProvider, NMessageProvider } from 'naive-ui'
+import { defineComponent, h, ref } from 'vue'
+import SettingRow from '@/components/SettingRow.vue'
+import LimitRules, { type RuleDraft } from '@/components/LimitRules.vue'
+
+function inProviders(render: () => ReturnType<typeof h>) {
+  return defineComponent({ setup: () => () => h(NMessageProvider, null, () => h(NDialogProvider, null, render)) })
+}
+
+describe('SettingRow', () => {
+  it('says what requiring API keys does to clients and asks before turning it on', async () => {
+    setActivePinia(createPinia())
+    const changes: unknown[] = []
+    const wrapper = mount(
+      inProviders(() => h(SettingRow, { name: 'api_key_auth_enabled', value: false, disabled: false, saving: false, onChange: (v: unknown) => changes.push(v) })),
+      { attachTo: document.body },
+    )
+    expect(wrapper.text()).toContain('Require API keys')
+    expect(wrapper.text()).toContain('must send an API key')
+    await wrapper.get('[role=switch]').trigger('click')
+    await flushPromises()
+    expect(changes).toEqual([]) // nothing changes before the confirmation
+    expect(document.body.textContent).toContain('gets 401')
+    const turnOn = [...document.querySelectorAll('button')].find((b) => b.textContent?.includes('Turn it on'))!
+    turnOn.click()
+    await flushPromises()
+    expect(changes).toEqual([true])
+    wrapper.unmount()
+  })
+
+  it('shows the effect of the chosen transport and sends a new choice at once', async () => {
+    setActivePinia(createPinia())
+    const changes: unknown[] = []
+    const wrapper = mount(
+      inProviders(() => h(SettingRow, { name: 'upstream_stream_transport', value: 'http', disabled: false, saving: false, onChange: (v: unknown) => changes.push(v) })),
+    )
+    expect(wrapper.text()).toContain('One HTTP request per turn')
+    await wrapper.findAll('input[type=radio]').find((r) => (r.element as HTMLInputElement).value === 'websocket')!.setValue(true)
+    expect(changes).toEqual(['websocket'])
+  })
+
+  it('edits a setting it does not know yet with a plain editor', async () => {
+    setActivePinia(createPinia())
+    const wrapper = mount(inProviders(() => h(SettingRow, { name: 'request_log_sample_rate', value: 0.5, disabled: false, saving: false })))
+    expect(wrapper.text()).toContain('Request log sample rate')
+    expect(wrapper.find('input').exists()).toBe(true)
+  })
+})
+
+describe('LimitRules', () => {
+  it('adds and removes rules, each with a quantity, a maximum, a window and an optional model', async () => {
+    const rules = ref<RuleDraft[]>([])
+    const wrapper = mount(defineComponent({ setup: () => () => h(LimitRules, { modelValue: rules.value, 'onUpdate:modelValue': (v: RuleDraft[]) => (rules.value = v) }) }))
+    expect(wrapper.text()).toContain('No limits')
+    await wrapper.get('[data-testid=add-limit]').trigger('click')
+    await wrapper.get('[data-testid=add-limit]').trigger('click')
+    expect(rules.value).toEqual([
+      { quantity: 'requests', window: 'day', max: 1000, model: '' },
+      { quantity: 'requests', window: 'day', max: 1000, model: '' },
+    ])
+    expect(wrapper.find('[aria-label="Rule 2 maximum"]').exists()).toBe(true)
+    await wrapper.get('[aria-label="Remove rule 1"]').trigger('click')
+    expect(rules.value).toHaveLength(1)
+  })
+})
