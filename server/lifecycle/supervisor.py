@@ -208,6 +208,13 @@ class Supervisor(WorkerManager):
             self._cleanup_non_tracked_workers()
             self._replace_dead_workers()
 
+    def _handle_message(self, message: str) -> MonitorCycle | None:
+        if message == "__TERMINATE_EARLY__":
+            # A replacement worker failed while starting: _replace_dead_workers sees it exit and
+            # counts it (Sanic would read the message as a process name to restart).
+            return MonitorCycle.CONTINUE
+        return super()._handle_message(message)
+
     def join(self) -> None:
         """Wait for the workers to drain and exit; past the deadline, kill them."""
         stopped_at = self._stop_at or time.monotonic()
