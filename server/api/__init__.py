@@ -2,10 +2,10 @@
 
 from sanic import Request, Sanic
 
-from server.api import accounts, api_keys, audit, auth, settings
+from server.api import accounts, api_keys, audit, auth, proxies, settings
 from server.auth.gate import authorize_api
 
-BLUEPRINTS = (accounts.bp, settings.bp, api_keys.bp, auth.bp, audit.bp)
+BLUEPRINTS = (accounts.bp, settings.bp, api_keys.bp, auth.bp, audit.bp, proxies.bp)
 
 
 def install(app: Sanic) -> None:
