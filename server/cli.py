@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     from server.auth import operator as dashboard_operator
 
     dashboard_operator.add_arguments(commands)
+    from server import codex_sessions
+
+    codex_sessions.add_arguments(commands)
     from server.egress import commands as proxy_commands
 
     proxy_commands.add_arguments(commands)
@@ -117,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     args, sanic_options = parser.parse_known_args(argv)
     if sanic_options and args.command not in (None, "serve"):
         parser.error(f"unrecognized arguments: {' '.join(sanic_options)}")
+    if args.command == "codex-sessions":
+        from server import codex_sessions
+
+        return codex_sessions.run(args)
     if args.command == "demo":
         from server import demo
 

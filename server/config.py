@@ -22,9 +22,7 @@ DEFAULT_AUTH_BASE_URL = "https://auth.openai.com"
 
 # CODEX_LB_* names that are not server settings but are ours all the same: the key clients export
 # (README's Codex CLI and OpenCode set-ups) and the test suite's database.
-NOT_SETTINGS = frozenset(
-    {PREFIX + "IN_CONTAINER", PREFIX + "API_KEY", PREFIX + "TEST_DATABASE_URL"}
-)
+NOT_SETTINGS = frozenset({PREFIX + "IN_CONTAINER", PREFIX + "API_KEY", PREFIX + "TEST_DATABASE_URL"})
 
 
 class ConfigError(ValueError):
@@ -66,6 +64,8 @@ class Settings:
     oauth_callback_host: str = "127.0.0.1"
     oauth_callback_port: int = 1455
     usage_poll_interval_s: float = 60.0
+    request_log_retention_days: float = 30.0
+    usage_rollup_interval_s: float = 60.0
     # Refresh access tokens this long before they expire (checked every token_refresh_check_s).
     token_refresh_ahead_s: float = 3600.0
     token_refresh_check_s: float = 300.0
@@ -100,6 +100,10 @@ class Settings:
     # only from socket peers in these networks, and only when trust_proxy_headers is on.
     firewall_trusted_proxy_cidrs: tuple[str, ...] = ()
     firewall_trust_proxy_headers: bool = False
+    # GET /metrics also answers `Authorization: Bearer <metrics_token>` (Prometheus), besides sign-in.
+    metrics_token: str = field(default="", repr=False)
+    # Log lines as text (key=value) or one JSON object per line.
+    log_format: str = "text"
     # CODEX_LB_* variables that are no setting (a typo?), each with the closest known name.
     unknown_variables: tuple[tuple[str, str | None], ...] = field(default=(), repr=False, compare=False)
     # Raw CODEX_LB_* values, for settings later issues add; never logged.
@@ -231,6 +235,10 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
         usage_poll_interval_s=_seconds(
             "USAGE_POLL_INTERVAL_SECONDS", get("USAGE_POLL_INTERVAL_SECONDS", "60")
         ),
+        request_log_retention_days=_days(get("REQUEST_LOG_RETENTION_DAYS", "30")),
+        usage_rollup_interval_s=_seconds(
+            "USAGE_ROLLUP_INTERVAL_SECONDS", get("USAGE_ROLLUP_INTERVAL_SECONDS", "60"), 1, 86400
+        ),
         token_refresh_ahead_s=_seconds(
             "TOKEN_REFRESH_AHEAD_SECONDS", get("TOKEN_REFRESH_AHEAD_SECONDS", "3600")
         ),
@@ -259,6 +267,8 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
         dashboard_session_max_s=_seconds(
             "DASHBOARD_SESSION_MAX_SECONDS", get("DASHBOARD_SESSION_MAX_SECONDS", "604800"), 60
         ),
+        metrics_token=get("METRICS_TOKEN", ""),
+        log_format=_choice("LOG_FORMAT", get("LOG_FORMAT", "text").lower(), ("text", "json")),
         allowed_origins=_origins(get("ALLOWED_ORIGINS", "")),
         firewall_trusted_proxy_cidrs=_cidrs(get("FIREWALL_TRUSTED_PROXY_CIDRS", "")),
         firewall_trust_proxy_headers=_bool(
@@ -314,6 +324,17 @@ def _int(raw: dict[str, str], name: str, value: str, low: int, high: int) -> int
         raise ConfigError(f"{PREFIX}{name}={value!r} is not a whole number") from None
     if not low <= number <= high:
         raise ConfigError(f"{PREFIX}{name}={number} is out of range ({low}..{high})")
+    return number
+
+
+def _days(value: str) -> float:
+    """Request-log retention in days; 0 keeps raw rows forever."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{PREFIX}REQUEST_LOG_RETENTION_DAYS={value!r} is not a number of days") from None
+    if not 0 <= number <= 36500:
+        raise ConfigError(f"{PREFIX}REQUEST_LOG_RETENTION_DAYS={number} is out of range (0..36500 days)")
     return number
 
 

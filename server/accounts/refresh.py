@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import aiohttp
 
-from server import leases
+from server import leases, metrics
 from server.accounts import store
 from server.accounts.claims import InvalidToken, read_claims
 from server.db import Database
@@ -83,6 +83,7 @@ class TokenRefresher:
         try:
             answer = await oauth.refresh_grant(session, self._auth_base_url, stored.refresh_token)
         except oauth.RefreshError as exc:
+            metrics.refresh(ok=False)
             log.warning(
                 "token refresh failed account=%d code=%s permanent=%s", account_id, exc.code, exc.permanent
             )
@@ -103,5 +104,6 @@ class TokenRefresher:
             access_expires_at=expires_at,
         )
         await self._db.run(store.save_refreshed_tokens, account_id, tokens, self._box, lease)
+        metrics.refresh(ok=True)
         log.info("token refreshed account=%d", account_id)
         return answer.access_token

@@ -30,6 +30,7 @@ from server.runtime_settings import RuntimeSettingsCache
 from server.upstream.client import UpstreamClient
 from server.upstream.websocket_pool import SocketPool
 from server.usage.pricing import PriceBook
+from server.usage.upkeep import RequestLogUpkeep
 from server.usage.writer import RequestLogWriter
 
 WS_POOL_IDLE_S = 120.0  # an idle upstream WebSocket is closed after this long
@@ -106,6 +107,7 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
     # Periodic jobs: every worker runs the loop, one holder of each job's lease does the work.
     jobs = JobRunner(db, key_ledger.holder)
     syncer = ModelSyncer(db, upstream, roster, refresher, models, settings.models_sync_interval_s)
+    request_log = RequestLogUpkeep(db, settings.request_log_retention_days, settings.usage_rollup_interval_s)
     jobs.start(
         [
             PeriodicJob("key-reservations", ledger.SWEEP_INTERVAL_S, lambda: ledger.sweep(db)),
@@ -113,6 +115,7 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
             *upkeep.jobs(settings),
             PeriodicJob("egress-check", egress_probe.CHECK_INTERVAL_S, check_proxies, run_at_start=False),
             *logins.jobs(),
+            *request_log.jobs(),
         ]
     )
     sockets = SocketPool(settings.upstream_ws_per_account, settings.upstream_ws_total, WS_POOL_IDLE_S)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import aiohttp
 
+from server import metrics
 from server.accounts import store
 from server.accounts.refresh import RefreshFailed
 from server.accounts.store import AccountRecord
@@ -56,6 +57,7 @@ class Trace:
     last_snapshot: ratelimits.RateLimitSnapshot | None = None
     last_buckets: dict[str, ratelimits.UsageWindow] | None = None
     deadline_mono: float = 0.0  # the whole failover's end (CODEX_LB_UPSTREAM_FAILOVER_TIMEOUT_SECONDS)
+    request_id: str = ""  # ours: sent upstream as x-client-request-id unless the client sent one
 
     def attempt_budget(self, settings) -> float:
         """Seconds this attempt may wait for its first content: the per-attempt first-byte timeout,
@@ -195,6 +197,7 @@ async def _with_failover(
             raise _client_error(result)
         if not model_limits.record(ctx, trace, account, result):  # a model's bucket, not the account
             await _penalise(ctx, candidate, account, result)
+        metrics.failover(result.kind.value)
         excluded.add(account.id)
     raise _exhausted_error(trace.last_failure)
 
@@ -270,6 +273,8 @@ async def _try_stream(
     trace: Trace,
 ) -> OpenedStream | UpstreamFailure:
     request_headers = headers.for_responses(forwarded, account.access_token, account.chatgpt_account_id)
+    if trace.request_id:
+        request_headers.setdefault("x-client-request-id", trace.request_id)
     trace.upstream_sent_mono = time.monotonic()
     # An upstream that hangs before its head (or before its first content) is given up on after the
     # attempt's budget, not after the 300 s read timeout, so failover still has time to work.

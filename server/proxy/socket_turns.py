@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import aiohttp
 import orjson
 
+from server import metrics
 from server.accounts.store import AccountRecord
 from server.balancer.candidates import Candidate
 from server.errors import ProxyError
@@ -240,6 +241,7 @@ async def _after_failure(
         raise _client_error(failure)
     if not model_limits.record(ctx, trace, account, failure):  # a model's bucket, not the account
         await _penalise(ctx, candidate, account, failure)
+    metrics.failover(failure.kind.value)
     excluded.add(account.id)
     log.info("moving conversation off account=%d code=%s", account.id, failure.code)
     return False

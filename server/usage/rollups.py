@@ -1,0 +1,216 @@
+"""Hourly and daily rollups of the request log, kept by one lease-holding job; the usage API reads them.
+
+Owns `usage_rollup` and `usage_rollup_state`. An hour's rollup is recomputed whole from the raw rows
+whenever rows landed in it since the previous pass (found by id), so it always equals the raw sums; a day
+is the sum of its hours. Hours older than the retention cut are never recomputed: their rollups outlive
+the raw rows, and the retention pass deletes only rows a finished pass has already counted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from pony import orm
+from psycopg2.extras import execute_values
+
+from server.usage.histogram import BUCKET_COUNT, LATENCY_COLUMNS, TTFT_COLUMNS, bucket_of
+
+HOUR = 3600
+DAY = 86400
+GRAINS = {"hour": HOUR, "day": DAY}
+DIMENSIONS = ("account_id", "api_key_id", "model", "route", "transport", "error_code")
+SUMS = (
+    "requests",
+    "errors",
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+    "cost_usd",
+    "unpriced_requests",
+    "latency_sum_ms",
+    "ttft_count",
+    "ttft_sum_ms",
+)
+MEASURES = (*SUMS, *LATENCY_COLUMNS, *TTFT_COLUMNS)
+_COLUMNS = ("grain", "bucket_start", *DIMENSIONS, *MEASURES)
+_RAW = (
+    "SELECT account_id, api_key_id, model, route, transport, status, error_code, input_tokens, "
+    "cached_input_tokens, output_tokens, reasoning_tokens, total_tokens, cost_usd, latency_ms, ttft_ms "
+    "FROM request_log WHERE started_at >= $start AND started_at < $end"
+)
+_LAST, _OLDER = "scanned_last", "scanned_older"
+
+
+@dataclass(frozen=True, slots=True)
+class RollupPlan:
+    """What one pass will do: the hours to recompute and the watermark to record when done."""
+
+    hours: tuple[int, ...]
+    days: tuple[int, ...]
+    watermark: int  # the highest request_log id seen when the pass began
+    previous: int  # the watermark of the pass before
+
+
+def retention_cut(now: float, retention_days: float) -> int:
+    """The first hour whose raw rows are kept (and whose rollups may still be recomputed); 0 keeps all."""
+    if retention_days <= 0:
+        return 0
+    return int((now - retention_days * DAY) // HOUR) * HOUR
+
+
+def failed(status: int, error_code: str) -> bool:
+    return status >= 400 or bool(error_code)
+
+
+def error_label(status: int, error_code: str) -> str:
+    """The code a failed request is counted under: its error code, else its HTTP status."""
+    if error_code:
+        return error_code
+    return str(status) if status >= 400 else ""
+
+
+@orm.db_session
+def plan(orm_db: orm.Database, now: float, retention_days: float) -> RollupPlan:
+    """Hours touched by rows added since the pass before last (so a batch still committing while the
+    last pass read is caught now), plus the current and previous hour."""
+    state = dict(orm_db.select("SELECT name, value FROM usage_rollup_state"))
+    watermark = int(orm_db.select("SELECT COALESCE(MAX(id), 0) FROM request_log")[0])
+    scan_from = int(state.get(_OLDER, 0)) if _LAST in state else 0  # first pass ever: everything is new
+    hour_of = _hour_expression(orm_db)
+    touched = orm_db.select(
+        f"SELECT DISTINCT {hour_of} FROM request_log WHERE id > $scan_from", {}, {"scan_from": scan_from}
+    )
+    current = int(now // HOUR) * HOUR
+    hours = {int(h) * HOUR for h in touched} | {current, current - HOUR}
+    cut = retention_cut(now, retention_days)
+    kept = tuple(sorted(h for h in hours if h >= cut))
+    days = tuple(sorted({h // DAY * DAY for h in kept}))
+    return RollupPlan(kept, days, watermark, int(state.get(_LAST, watermark)))
+
+
+def _hour_expression(orm_db: orm.Database) -> str:
+    if orm_db.provider.dialect == "PostgreSQL":
+        return "CAST(FLOOR(started_at / 3600) AS BIGINT)"
+    return "CAST(started_at / 3600 AS INTEGER)"  # started_at is positive: truncation is floor
+
+
+@orm.db_session
+def roll_hour(orm_db: orm.Database, hour: int) -> int:
+    """Recompute one hour's rollup rows from the raw rows; the number of rows written."""
+    cells: dict[tuple, list] = {}
+    cursor = orm_db.execute(_RAW, {}, {"start": float(hour), "end": float(hour + HOUR)})
+    for row in iter(lambda: cursor.fetchmany(5000), []):
+        for r in row:
+            _add(cells, r)
+    orm_db.execute(
+        "DELETE FROM usage_rollup WHERE grain = 'hour' AND bucket_start = $hour", {}, {"hour": hour}
+    )
+    _insert(orm_db, [("hour", hour, *key, *values) for key, values in cells.items()])
+    return len(cells)
+
+
+def _add(cells: dict[tuple, list], r: tuple) -> None:
+    (
+        account_id,
+        key_id,
+        model,
+        route,
+        transport,
+        status,
+        code,
+        inp,
+        cached,
+        out,
+        reasoning,
+        total,
+        cost,
+        lat,
+        ttft,
+    ) = r
+    key = (account_id or 0, key_id or 0, model, route, transport, error_label(status, code))
+    cell = cells.get(key)
+    if cell is None:
+        cell = cells[key] = [0] * len(MEASURES)
+        cell[7] = cell[9] = cell[11] = 0.0
+    cell[0] += 1
+    cell[1] += failed(status, code)
+    cell[2] += inp
+    cell[3] += cached
+    cell[4] += out
+    cell[5] += reasoning
+    cell[6] += total
+    if cost is None:
+        cell[8] += total > 0
+    else:
+        cell[7] += cost
+    cell[9] += lat
+    cell[len(SUMS) + bucket_of(lat)] += 1
+    if ttft is not None:
+        cell[10] += 1
+        cell[11] += ttft
+        cell[len(SUMS) + BUCKET_COUNT + bucket_of(ttft)] += 1
+
+
+def _insert(orm_db: orm.Database, rows: list[tuple]) -> None:
+    if not rows:
+        return
+    cursor = orm_db.get_connection().cursor()
+    names = ", ".join(_COLUMNS)
+    if orm_db.provider.dialect == "PostgreSQL":
+        execute_values(cursor, f"INSERT INTO usage_rollup ({names}) VALUES %s", rows, page_size=1000)
+    else:
+        marks = ", ".join("?" * len(_COLUMNS))
+        cursor.executemany(f"INSERT INTO usage_rollup ({names}) VALUES ({marks})", rows)
+
+
+@orm.db_session
+def roll_day(orm_db: orm.Database, day: int) -> None:
+    """A day's rollup is the sum of its hours' rollups (never of raw rows, which may be gone)."""
+    dims = ", ".join(DIMENSIONS)
+    sums = ", ".join(f"SUM({m})" for m in MEASURES)
+    orm_db.execute("DELETE FROM usage_rollup WHERE grain = 'day' AND bucket_start = $day", {}, {"day": day})
+    orm_db.execute(
+        f"INSERT INTO usage_rollup ({', '.join(_COLUMNS)}) SELECT 'day', $day, {dims}, {sums} "
+        "FROM usage_rollup WHERE grain = 'hour' AND bucket_start >= $day AND bucket_start < $end "
+        f"GROUP BY {dims}",
+        {},
+        {"day": day, "end": day + DAY},
+    )
+
+
+@orm.db_session
+def finish(orm_db: orm.Database, done: RollupPlan) -> None:
+    """Record the pass: the next one scans from this pass's starting point (one pass of overlap)."""
+    for name, value in ((_OLDER, done.previous), (_LAST, done.watermark)):
+        orm_db.execute(
+            "INSERT INTO usage_rollup_state (name, value) VALUES ($name, $value) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            {},
+            {"name": name, "value": value},
+        )
+
+
+@orm.db_session
+def counted_up_to(orm_db: orm.Database) -> int:
+    """Every request_log row with an id at or below this is inside a finished rollup pass."""
+    rows = orm_db.select(f"SELECT value FROM usage_rollup_state WHERE name = '{_OLDER}'")
+    return int(rows[0]) if rows else 0
+
+
+def roll_up_now(orm_db: orm.Database, now: float, retention_days: float = 0) -> RollupPlan:
+    """One whole pass in this thread (tests, the history generator); the job does the same step by step."""
+    todo = plan(orm_db, now, retention_days)
+    for hour in todo.hours:
+        roll_hour(orm_db, hour)
+    for day in todo.days:
+        roll_day(orm_db, day)
+    finish(orm_db, todo)
+    return todo
+
+
+def floor_to(value: float, grain: str) -> int:
+    step = GRAINS[grain]
+    return int(math.floor(value / step)) * step
