@@ -58,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     from server.auth import operator as dashboard_operator
 
     dashboard_operator.add_arguments(commands)
-    from server import codex_sessions
+    from server import backup, codex_sessions
 
+    backup.add_arguments(commands)
     codex_sessions.add_arguments(commands)
     demo = commands.add_parser(
         "demo", help="try codex-lb against a fake ChatGPT backend with three fake accounts (needs a clone)"
@@ -125,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         from server import demo
 
         return demo.main(args)
+    if args.command in ("backup", "restore"):
+        from server import backup
+
+        settings = _load_settings(args)
+        return 2 if settings is None else backup.run(args, settings)
     if args.command in ("accounts", "keys", "dashboard"):
         from server import operator_commands
         from server.auth import operator as dashboard_operator
