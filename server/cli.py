@@ -58,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     from server.auth import operator as dashboard_operator
 
     dashboard_operator.add_arguments(commands)
-    from server import codex_sessions
+    from server import backup, codex_sessions
 
+    backup.add_arguments(commands)
     codex_sessions.add_arguments(commands)
     from server.egress import commands as proxy_commands
 
@@ -128,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
         from server import demo
 
         return demo.main(args)
+    if args.command in ("backup", "restore"):
+        from server import backup
+
+        settings = _load_settings(args)
+        return 2 if settings is None else backup.run(args, settings)
     if args.command in ("accounts", "keys", "dashboard", "proxies"):
         from server import operator_commands
         from server.auth import operator as dashboard_operator

@@ -77,6 +77,11 @@ async def create_response(request: web.Request) -> web.StreamResponse:
             request.transport.close()
             raise asyncio.CancelledError
         await response.write_eof()
+    except ConnectionResetError:
+        # The client gave up (a proxy's first-byte timeout) while we slept: a hang-up, not a fake's bug.
+        # A traceback here would also be formatted on this thread while the tests' thread compiles
+        # routes, which Python 3.11's ast module does not survive ("AST constructor recursion depth").
+        raise asyncio.CancelledError from None
     finally:
         account.stream_ended()
     return response
