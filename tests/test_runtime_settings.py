@@ -8,13 +8,15 @@ import time
 from collections import Counter
 
 import aiohttp
+import orjson
 import pytest
 from pony import orm
 
 from server.usage import history
 from tests.conftest import make_settings
-from tests.support.live_server import free_port, serve_in_process
+from tests.support.live_server import ServerProcess, free_port, serve_in_process
 from tests.support.proxy import codex_body
+from tests.test_read_your_writes import BURST, burst
 
 DAY = 86400
 PRICE = {"input": 1000.0, "cached_input": 100.0, "output": 2000.0}
@@ -186,3 +188,65 @@ async def test_a_shorter_retention_prunes_old_request_logs_on_the_next_pass(tmp_
 
         await eventually(pruned, timeout=10)
         assert await db.run(_raw_rows_before, now) > 0  # the last two days stay
+
+
+@pytest.fixture
+async def two_workers(tmp_path, fake_upstream):
+    env = {
+        "CODEX_LB_DATA_DIR": str(tmp_path / "data"),
+        "CODEX_LB_UPSTREAM_BASE_URL": fake_upstream.base_url,
+        "CODEX_LB_AUTH_BASE_URL": fake_upstream.auth_url,
+        "CODEX_LB_OAUTH_CALLBACK_HOST": "127.0.0.1",
+        "CODEX_LB_OAUTH_CALLBACK_PORT": str(free_port()),
+    }
+    process = ServerProcess(env, workers=2).start(tmp_path / "server.log")
+    try:
+        await process.wait_ready()
+        yield process
+    finally:
+        process.stop()
+
+
+async def _logs_after(server, seen: int, want: int) -> list[dict]:
+    """The `want` newest request-log rows once the log holds `seen + want` (the writer batches)."""
+    async with aiohttp.ClientSession() as session:
+
+        async def rows() -> list[dict]:
+            _, body = await _json(session, "GET", server.url + "/api/request-logs?limit=200")
+            return body["request_logs"]
+
+        async def written() -> bool:
+            return len(await rows()) >= seen + want
+
+        await eventually(written, timeout=15)
+        return (await rows())[:want]
+
+
+@pytest.mark.slow
+async def test_a_change_is_in_force_on_every_worker_when_the_api_answers(two_workers, fake_upstream):
+    server = two_workers
+    form = aiohttp.FormData()
+    for account_id in ("acc_w1", "acc_w2", "acc_w3"):
+        form.add_field("auth_json", orjson.dumps(fake_upstream.create_account(account_id)), filename="a.json")
+    async with aiohttp.ClientSession() as session:
+        async with session.post(server.url + "/api/accounts/import", data=form) as answer:
+            assert answer.status == 200
+    route = server.url + "/backend-api/codex/responses"
+    sticky = {"session_id": "one-conversation"}
+    seen = 0
+    for _ in range(2):
+        await change(server, {"routing_strategy": "round_robin", "sticky_sessions": False})
+        await change(server, {"pricing_overrides": {"gpt-5.4": PRICE}})
+        assert await burst("POST", route, codex_body("hi"), sticky) == [200] * BURST
+        rows = await _logs_after(server, seen, BURST)
+        seen += BURST
+        assert {row["routing"] for row in rows} == {"round_robin"}, server.output()[-3000:]
+        for row in rows:
+            assert row["cost_usd"] >= row["output_tokens"] * PRICE["output"] / 1e6 > 0
+        await change(server, {"routing_strategy": None, "sticky_sessions": None, "pricing_overrides": None})
+        assert await burst("POST", route, codex_body("hi"), sticky) == [200] * BURST
+        rows = await _logs_after(server, seen, BURST)
+        seen += BURST
+        assert all(row["routing"].startswith("sticky") for row in rows), [r["routing"] for r in rows]
+        for row in rows:
+            assert row["cost_usd"] < row["output_tokens"] * PRICE["output"] / 1e6 / 50
