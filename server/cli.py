@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     backup.add_arguments(commands)
     codex_sessions.add_arguments(commands)
+    from server.egress import commands as proxy_commands
+
+    proxy_commands.add_arguments(commands)
     demo = commands.add_parser(
         "demo", help="try codex-lb against a fake ChatGPT backend with three fake accounts (needs a clone)"
     )
@@ -131,9 +134,10 @@ def main(argv: list[str] | None = None) -> int:
 
         settings = _load_settings(args)
         return 2 if settings is None else backup.run(args, settings)
-    if args.command in ("accounts", "keys", "dashboard"):
+    if args.command in ("accounts", "keys", "dashboard", "proxies"):
         from server import operator_commands
         from server.auth import operator as dashboard_operator
+        from server.egress import commands as proxy_commands
 
         settings = _load_settings(args)
         if settings is None:
@@ -143,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             "accounts": operator_commands.run_accounts,
             "keys": operator_commands.run_keys,
             "dashboard": dashboard_operator.run,
+            "proxies": proxy_commands.run,
         }[args.command]
         return operator_commands.in_one_line(run, args, settings)
     return serve(args, sanic_options)

@@ -56,6 +56,8 @@ class Settings:
     upstream_stream_transport: str = "auto"
     # Upstream WebSocket handshakes honour HTTPS_PROXY/HTTP_PROXY when true; direct by default.
     upstream_websocket_trust_env: bool = False
+    # What an egress proxy's test asks for its exit address (answers {"ip": …} or the bare address).
+    egress_probe_url: str = "https://api.ipify.org?format=json"
     # A client WebSocket with no turn in flight for this long is closed (1001).
     websocket_idle_timeout_seconds: int = 300
     models_sync_interval_s: int = 300
@@ -218,6 +220,9 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
         ),
         upstream_websocket_trust_env=_bool(
             "UPSTREAM_WEBSOCKET_TRUST_ENV", get("UPSTREAM_WEBSOCKET_TRUST_ENV", "false")
+        ),
+        egress_probe_url=_http_url(
+            "EGRESS_PROBE_URL", get("EGRESS_PROBE_URL", "https://api.ipify.org?format=json")
         ),
         websocket_idle_timeout_seconds=_int(
             raw, "WEBSOCKET_IDLE_TIMEOUT_SECONDS", get("WEBSOCKET_IDLE_TIMEOUT_SECONDS", "300"), 1, 86400

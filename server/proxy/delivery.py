@@ -334,6 +334,7 @@ class Settlement:
                 session_key_hash=_hash_session(self.session_key),
                 routing=trace.routing,
                 upstream_transport=upstream,
+                egress=trace.egress,
             )
         )
 

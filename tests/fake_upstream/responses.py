@@ -30,7 +30,9 @@ def encode_sse(event: dict) -> bytes:
 
 
 def _log(request: web.Request) -> dict:
-    entry = request.app[STATE].log.record(request.method, request.path, request.headers, query=request.query)
+    entry = request.app[STATE].log.record(
+        request.method, request.path, request.headers, query=request.query, peer=request.remote
+    )
     request[LOG_ENTRY] = entry
     return entry
 
