@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pony import orm
 
 from server.usage.histogram import LATENCY_COLUMNS, TTFT_COLUMNS, summary
-from server.usage.rollups import GRAINS, floor_to
+from server.usage.rollups import DAY, GRAINS, floor_to
 
 TOKENS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "total_tokens")
 _BASIC = ("requests", "errors", *TOKENS, "cost_usd", "unpriced_requests", "latency_sum_ms")
@@ -35,7 +35,19 @@ def usage(orm_db: orm.Database, spec: UsageQuery) -> dict:
     histograms = (*LATENCY_COLUMNS, *TTFT_COLUMNS)
     sums = ", ".join(f"COALESCE(SUM({m}), 0)" for m in (*_BASIC, *histograms))
 
-    (total,) = orm_db.select(f"SELECT {sums} FROM usage_rollup WHERE {where}", {}, params)
+    # Totals and breakdowns need no time buckets: whole days come from the daily rows (24x fewer), only
+    # the partial days at the edges of an hourly range from hourly rows.
+    day_start, day_end = -(-start // DAY) * DAY, end // DAY * DAY
+    if grain == "hour" and day_start < day_end:
+        span = (
+            "facet = $facet AND ((grain = 'day' AND bucket_start >= $day_start AND bucket_start < $day_end) "
+            "OR (grain = 'hour' AND bucket_start >= $start AND bucket_start < $day_start) "
+            "OR (grain = 'hour' AND bucket_start >= $day_end AND bucket_start < $end))"
+        )
+        params.update(day_start=day_start, day_end=day_end)
+    else:
+        span = where
+    (total,) = orm_db.select(f"SELECT {sums} FROM usage_rollup WHERE {span}", {}, params)
     series = orm_db.select(
         f"SELECT bucket_start, {sums} FROM usage_rollup WHERE {where} "
         "GROUP BY bucket_start ORDER BY bucket_start",
@@ -43,20 +55,19 @@ def usage(orm_db: orm.Database, spec: UsageQuery) -> dict:
         params,
     )
     codes = orm_db.select(
-        f"SELECT value, SUM(errors) FROM usage_rollup WHERE {where} GROUP BY value ORDER BY SUM(errors) DESC",
+        f"SELECT value, SUM(errors) FROM usage_rollup WHERE {span} GROUP BY value ORDER BY SUM(errors) DESC",
         {},
         {**params, "facet": "error_code"},
     )
     by = {}
     for name in BREAKDOWNS:
         rows = orm_db.select(
-            f"SELECT value, {sums} FROM usage_rollup WHERE {where} GROUP BY value "
+            f"SELECT value, {sums} FROM usage_rollup WHERE {span} GROUP BY value "
             f"ORDER BY SUM(requests) DESC LIMIT {int(spec.top)}",
             {},
             {**params, "facet": name},
         )
         by[name] = [{"value": row[0], **_basic(row[1:]), **_percentiles(row[1:])} for row in rows]
-    _name_accounts_and_keys(orm_db, by)
     split = {}
     if spec.split in BREAKDOWNS:
         wanted = [row["value"] for row in by[spec.split][:8]]
@@ -69,6 +80,7 @@ def usage(orm_db: orm.Database, spec: UsageQuery) -> dict:
         for value, t, *rest in rows:
             if value in wanted:
                 split.setdefault(value, []).append({"t": int(t), **_basic(rest)})
+    _name_accounts_and_keys(orm_db, by)
     return {
         "since": start,
         "until": end,

@@ -57,6 +57,7 @@ class RollupPlan:
     days: tuple[int, ...]
     watermark: int  # the highest request_log id seen when the pass began
     previous: int  # the watermark of the pass before
+    scan_from: int = 0  # rows above this id were looked at
 
 
 def retention_cut(now: float, retention_days: float) -> int:
@@ -93,7 +94,7 @@ def plan(orm_db: orm.Database, now: float, retention_days: float) -> RollupPlan:
     cut = retention_cut(now, retention_days)
     kept = tuple(sorted(h for h in hours if h >= cut))
     days = tuple(sorted({h // DAY * DAY for h in kept}))
-    return RollupPlan(kept, days, watermark, int(state.get(_LAST, watermark)))
+    return RollupPlan(kept, days, watermark, int(state.get(_LAST, watermark)), scan_from)
 
 
 def _hour_expression(orm_db: orm.Database) -> str:
@@ -199,6 +200,51 @@ def roll_day(orm_db: orm.Database, day: int) -> None:
     )
 
 
+_SESSION_SUMS = (
+    "SELECT session_key_hash, MIN(started_at), MAX(started_at), COUNT(*), SUM(total_tokens), "
+    "COUNT(DISTINCT account_id), SUM(CASE WHEN routing LIKE 'sticky_moved:%' THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN status >= 400 OR error_code <> '' THEN 1 ELSE 0 END), COALESCE(SUM(cost_usd), 0) "
+    "FROM request_log WHERE session_key_hash IN ({marks}) GROUP BY session_key_hash"
+)
+SESSION_BATCH = 500
+
+
+@orm.db_session
+def touched_sessions(orm_db: orm.Database, scan_from: int) -> list[str]:
+    rows = orm_db.select(
+        "SELECT DISTINCT session_key_hash FROM request_log WHERE id > $scan_from AND session_key_hash <> ''",
+        {},
+        {"scan_from": scan_from},
+    )
+    return [str(s) for s in rows]
+
+
+@orm.db_session
+def roll_sessions(orm_db: orm.Database, sessions: list[str]) -> None:
+    """Recompute these conversations' rows from their raw rows (an index probe per session)."""
+    if not sessions:
+        return
+    names = {f"s{i}": s for i, s in enumerate(sessions)}
+    marks = ", ".join(f"${n}" for n in names)
+    rows = orm_db.select(_SESSION_SUMS.format(marks=marks), {}, names)
+    orm_db.execute(f"DELETE FROM session_rollup WHERE session IN ({marks})", {}, names)
+    cursor = orm_db.get_connection().cursor()
+    values = [
+        (s, float(a), float(b), int(n), int(t or 0), int(c), int(m), int(e), float(cost))
+        for s, a, b, n, t, c, m, e, cost in rows
+    ]
+    if not values:
+        return
+    sql = (
+        "INSERT INTO session_rollup (session, first_seen, last_seen, turns, total_tokens, accounts, moves, "
+        "errors, cost_usd) VALUES "
+    )
+    if orm_db.provider.dialect == "PostgreSQL":
+        execute_values(cursor, sql + "%s", values, page_size=1000)
+    else:
+        cursor.executemany(sql + "(?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+
+
 @orm.db_session
 def finish(orm_db: orm.Database, done: RollupPlan) -> None:
     """Record the pass: the next one scans from this pass's starting point (one pass of overlap)."""
@@ -227,6 +273,9 @@ def roll_up_now(orm_db: orm.Database, now: float, retention_days: float = 0) -> 
         roll_hour(orm_db, hour)
     for day in todo.days:
         roll_day(orm_db, day)
+    sessions = touched_sessions(orm_db, todo.scan_from)
+    for start in range(0, len(sessions), SESSION_BATCH):
+        roll_sessions(orm_db, sessions[start : start + SESSION_BATCH])
     finish(orm_db, todo)
     return todo
 
