@@ -141,6 +141,33 @@ def define_database() -> orm.Database:
         session_key_hash = orm.Optional(str, default="")
         routing = orm.Optional(str, default="")
         upstream_transport = orm.Optional(str, default="")  # "http", "websocket" or "" (none reached)
+        egress = orm.Optional(str, default="")  # the route taken: "" direct, "proxy:<name>"
+
+    class EgressProxy(db.Entity):
+        """An egress proxy accounts can be bound to; username and password are SecretBox ciphertexts."""
+
+        _table_ = "egress_proxy"
+        id = orm.PrimaryKey(int, auto=True, size=64)
+        name = orm.Required(str, unique=True)
+        url = orm.Required(str)  # scheme://host:port, no credentials
+        username = orm.Optional(str, default="")
+        password = orm.Optional(str, default="")
+        pool = orm.Optional(str, default="")
+        weight = orm.Required(int, default=1)
+        created_at = orm.Required(float)
+        checked_at = orm.Required(float, default=0.0)
+        check_ok = orm.Required(bool, default=True)
+        check_detail = orm.Optional(str, default="")
+        exit_address = orm.Optional(str, default="")
+        latency_ms = orm.Required(float, default=0.0)
+
+    class AccountEgress(db.Entity):
+        """An account's route: one proxy, or a pool name; no row means direct."""
+
+        _table_ = "account_egress"
+        account_id = orm.PrimaryKey(int, size=64)
+        proxy_id = orm.Optional(int, size=64)
+        pool = orm.Optional(str, default="")
 
     class ApiKey(db.Entity):
         """A client API key: only the SHA-256 of the secret and a short display prefix are stored.

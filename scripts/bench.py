@@ -6,6 +6,7 @@ streamed and non-streamed Responses calls (Codex route and /v1) and Chat Complet
 both ways) at several concurrencies, and prints the ratios.
 
     scripts/bench [--workers 2] [--requests 400] [--concurrency 1,16,64] [--accounts 16] [--ws-turns 20]
+    scripts/bench --scaling [--requests 400] [--scaling-concurrency 32]   (needs PostgreSQL)
 
 The WebSocket scenario keeps one socket per concurrent client and runs chained turns on it (each turn
 names the previous response), through the proxy (upstream WebSockets) and directly against the fake,
@@ -177,7 +178,16 @@ async def main() -> None:
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--accounts", type=int, default=16)
     parser.add_argument("--ws-turns", type=int, default=20, help="turns per socket in the WebSocket scenario")
+    parser.add_argument(
+        "--scaling", action="store_true", help="1 worker vs 4 workers vs 2 replicas x 2 workers (PostgreSQL)"
+    )
+    parser.add_argument("--scaling-concurrency", type=int, default=32)
     args = parser.parse_args()
+    if args.scaling:
+        from scripts import bench_scaling
+
+        await bench_scaling.main(args)
+        return
     concurrencies = [int(c) for c in args.concurrency.split(",")]
 
     fake_port, proxy_port = free_port(), free_port()

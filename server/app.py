@@ -19,6 +19,7 @@ from server.balancer.slots import AccountSlots, SharedPrimitives
 from server.config import ConfigError, Settings, redact_database_url
 from server.db import Database
 from server.lifecycle import drain, reclaim, supervisor
+from server.metrics import route as metrics_route
 from server.proxy import access, chat, models, responses, transcription, usage, websocket
 from server.proxy.context import close_proxy_context, open_proxy_context
 from server.secretbox import SecretBox, load_or_create_key
@@ -32,7 +33,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     # Fail at start-up, with the variable named, if the data dir or key file is unusable.
     prepare_data_dir(settings)
     secret_key = load_or_create_key(settings.encryption_key_file)
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     app = Sanic(_app_name(), configure_logging=True)
     app.config.update(
         REQUEST_MAX_SIZE=settings.request_max_bytes,
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     app.blueprint(transcription.bp)
     api.install(app)
     openapi.install(app)
+    metrics_route.install(app)
     supervisor.install(app, settings.shutdown_drain_s)
     drain.install(app, settings.shutdown_drain_s)
     static_site.install(app)  # last: its catch-all route yields to every other route

@@ -58,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     from server.auth import operator as dashboard_operator
 
     dashboard_operator.add_arguments(commands)
+    from server import backup, codex_sessions
+
+    backup.add_arguments(commands)
+    codex_sessions.add_arguments(commands)
+    from server.egress import commands as proxy_commands
+
+    proxy_commands.add_arguments(commands)
     demo = commands.add_parser(
         "demo", help="try codex-lb against a fake ChatGPT backend with three fake accounts (needs a clone)"
     )
@@ -114,13 +121,23 @@ def main(argv: list[str] | None = None) -> int:
     args, sanic_options = parser.parse_known_args(argv)
     if sanic_options and args.command not in (None, "serve"):
         parser.error(f"unrecognized arguments: {' '.join(sanic_options)}")
+    if args.command == "codex-sessions":
+        from server import codex_sessions
+
+        return codex_sessions.run(args)
     if args.command == "demo":
         from server import demo
 
         return demo.main(args)
-    if args.command in ("accounts", "keys", "dashboard"):
+    if args.command in ("backup", "restore"):
+        from server import backup
+
+        settings = _load_settings(args)
+        return 2 if settings is None else backup.run(args, settings)
+    if args.command in ("accounts", "keys", "dashboard", "proxies"):
         from server import operator_commands
         from server.auth import operator as dashboard_operator
+        from server.egress import commands as proxy_commands
 
         settings = _load_settings(args)
         if settings is None:
@@ -130,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             "accounts": operator_commands.run_accounts,
             "keys": operator_commands.run_keys,
             "dashboard": dashboard_operator.run,
+            "proxies": proxy_commands.run,
         }[args.command]
         return operator_commands.in_one_line(run, args, settings)
     return serve(args, sanic_options)

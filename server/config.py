@@ -54,6 +54,8 @@ class Settings:
     upstream_stream_transport: str = "auto"
     # Upstream WebSocket handshakes honour HTTPS_PROXY/HTTP_PROXY when true; direct by default.
     upstream_websocket_trust_env: bool = False
+    # What an egress proxy's test asks for its exit address (answers {"ip": …} or the bare address).
+    egress_probe_url: str = "https://api.ipify.org?format=json"
     # A client WebSocket with no turn in flight for this long is closed (1001).
     websocket_idle_timeout_seconds: int = 300
     models_sync_interval_s: int = 300
@@ -98,6 +100,10 @@ class Settings:
     # only from socket peers in these networks, and only when trust_proxy_headers is on.
     firewall_trusted_proxy_cidrs: tuple[str, ...] = ()
     firewall_trust_proxy_headers: bool = False
+    # GET /metrics also answers `Authorization: Bearer <metrics_token>` (Prometheus), besides sign-in.
+    metrics_token: str = field(default="", repr=False)
+    # Log lines as text (key=value) or one JSON object per line.
+    log_format: str = "text"
     # CODEX_LB_* variables that are no setting (a typo?), each with the closest known name.
     unknown_variables: tuple[tuple[str, str | None], ...] = field(default=(), repr=False, compare=False)
     # Raw CODEX_LB_* values, for settings later issues add; never logged.
@@ -212,6 +218,9 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
         upstream_websocket_trust_env=_bool(
             "UPSTREAM_WEBSOCKET_TRUST_ENV", get("UPSTREAM_WEBSOCKET_TRUST_ENV", "false")
         ),
+        egress_probe_url=_http_url(
+            "EGRESS_PROBE_URL", get("EGRESS_PROBE_URL", "https://api.ipify.org?format=json")
+        ),
         websocket_idle_timeout_seconds=_int(
             raw, "WEBSOCKET_IDLE_TIMEOUT_SECONDS", get("WEBSOCKET_IDLE_TIMEOUT_SECONDS", "300"), 1, 86400
         ),
@@ -258,6 +267,8 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
         dashboard_session_max_s=_seconds(
             "DASHBOARD_SESSION_MAX_SECONDS", get("DASHBOARD_SESSION_MAX_SECONDS", "604800"), 60
         ),
+        metrics_token=get("METRICS_TOKEN", ""),
+        log_format=_choice("LOG_FORMAT", get("LOG_FORMAT", "text").lower(), ("text", "json")),
         allowed_origins=_origins(get("ALLOWED_ORIGINS", "")),
         firewall_trusted_proxy_cidrs=_cidrs(get("FIREWALL_TRUSTED_PROXY_CIDRS", "")),
         firewall_trust_proxy_headers=_bool(

@@ -1,4 +1,5 @@
-"""Operator logs: one `key=value` line per event, with every secret-shaped string redacted.
+"""Operator logs: one `key=value` line per event (or, with CODEX_LB_LOG_FORMAT=json, one JSON object
+whose `key=value` pairs are fields), with every secret-shaped string redacted.
 
 The redaction filter sits on the handler, so even a careless log call cannot print a token, an API key
 or a password-bearing URL.
@@ -8,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+
+import orjson
 
 _SECRET_PATTERNS = (
     re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),  # JWTs (access/id tokens)
@@ -41,13 +45,64 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def configure(level: str) -> None:
+# key=value pairs of a message; a value is a bare word or a JSON string (the access line's reason).
+_PAIR = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, the message, and each `key=value` pair as a field
+    (numbers as numbers), so a log shipper needs no parsing rules for the access line."""
+
+    converter = time.gmtime
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        line: dict[str, object] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": message,
+        }
+        head = message.split(" ", 1)[0]
+        if "=" not in head:
+            line["event"] = head
+        for key, value in _PAIR.findall(message):
+            if key not in line:
+                line[key] = _field(value)
+        if record.exc_info:
+            line["exc"] = redact(self.formatException(record.exc_info))
+        return orjson.dumps(line).decode()
+
+
+def _field(value: str) -> object:
+    if value.startswith('"'):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+    if value == "-":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def configure(level: str, log_format: str = "text") -> None:
     logger = logging.getLogger("server")
     logger.setLevel(level)
     if any(isinstance(f, RedactingFilter) for h in logger.handlers for f in h.filters):
         return
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    if log_format == "json":
+        formatter: logging.Formatter = JsonFormatter()
+    else:
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    handler.setFormatter(formatter)
     handler.addFilter(RedactingFilter())
     logger.addHandler(handler)
     logger.propagate = False

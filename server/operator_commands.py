@@ -26,6 +26,8 @@ from server.app import prepare_data_dir
 from server.auth import audit
 from server.config import ConfigError, Settings, redact_database_url
 from server.db import Database
+from server.egress import store as egress_store
+from server.egress.routes import EgressRoutes
 from server.errors import ProxyError
 from server.keys import store as key_store
 from server.keys.spec import KeySpec
@@ -269,13 +271,18 @@ def _write_private(path: str, data: bytes) -> None:
 async def _refresh(db: Database, box: SecretBox, settings: Settings, account_id: int) -> int:
     tokens = await db.run(store.read_tokens, account_id, box)
     refresher = TokenRefresher(db, box, settings.auth_base_url, leases.new_holder_id())
+    routes = EgressRoutes()  # the refresh goes out by the account's route, as the server's would
+    routes.install(*await db.run(egress_store.load, box))
     async with aiohttp.ClientSession() as session:
         refresher.session = session
+        refresher.session_for = lambda account: routes.route(account).session or session
         try:
             await refresher.refresh(account_id, tokens.access_token)
         except RefreshFailed as exc:
             print(f"codex-lb: {exc}", file=sys.stderr)
             return 1
+        finally:
+            await routes.close()
     print(f"account {account_id}: tokens refreshed")
     return 0
 

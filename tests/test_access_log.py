@@ -86,14 +86,16 @@ async def test_refused_requests_get_an_access_line_with_the_reason(proxy, caplog
     caplog.clear()
     answers = [
         await proxy.post("/v1/chat/completions", CHAT),  # no key
+        await proxy.post("/v1/responses", b"{not json", bearer(key)),
         await proxy.post("/v1/responses", {"model": "gpt-5.4", "input": "hi"}, bearer("sk-clb-" + "x" * 43)),
         await proxy.post("/v1/responses", {"model": "gpt-5.4-mini", "input": "hi"}, bearer(key)),
         await proxy.post("/v1/responses", {"model": "gpt-5.4", "input": "hi"}, bearer(key)),
     ]
-    assert [a.status for a in answers] == [401, 401, 403, 429]
+    assert [a.status for a in answers] == [401, 400, 401, 403, 429]
     lines = access_lines(caplog)
     assert [(line["status"], line["error"]) for line in lines] == [
         ("401", "invalid_api_key"),
+        ("400", lines[1]["error"]),
         ("401", "invalid_api_key"),
         ("403", "model_not_allowed"),
         ("429", "api_key_limit_reached"),
@@ -101,3 +103,17 @@ async def test_refused_requests_get_an_access_line_with_the_reason(proxy, caplog
     assert all(tuple(line)[: len(FIELDS)] == FIELDS for line in lines)
     assert [line["request_id"] for line in lines] == [a.headers["X-Request-ID"] for a in answers]
     assert "reached its limit" in lines[-1]["reason"] and lines[0]["route"] == "/v1/chat/completions"
+    assert lines[1]["error"] != "refused" and lines[1]["reason"]
+
+
+async def test_a_websocket_refused_at_the_handshake_gets_an_access_line(proxy, caplog):
+    caplog.set_level(logging.INFO)
+    await set_key_auth(proxy.url, True)
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(ws_url(proxy))
+    assert refused.value.status == 401
+    [line] = access_lines(caplog)
+    assert (line["route"], line["transport"], line["status"], line["error"]) == (
+        CODEX_ROUTE, "websocket", "401", "invalid_api_key"
+    )  # fmt: skip

@@ -121,6 +121,7 @@ async def test_accounts_import_by_drop_pause_resume_and_detail(dashboard, fake_u
         "accounts", tmp_path, dashboard, auth_json_files=files, fake_url=fake_upstream.url
     )
     assert result["paused"] == 1
+    assert result["filtered_after_refresh"] == 1  # the filter held through two background refreshes
     assert len(result["device_code"]) >= 6
     assert result["accounts_after_device"] == 4  # the device-code sign-in completed while polled
     assert result["callback_url"].startswith("http://localhost:1455/auth/callback?code=")

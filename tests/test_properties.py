@@ -5,6 +5,7 @@ answer is a result or a ProxyError (the route's 4xx), never another exception.""
 from __future__ import annotations
 
 import asyncio
+import os
 from types import SimpleNamespace
 
 import orjson
@@ -17,7 +18,12 @@ from server.proxy.turn_queue import QueuedBytes, TurnQueue
 from server.proxy.websocket import ClientSocket
 from server.upstream.sse import SSEScanner
 
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# HYPOTHESIS_EXAMPLES=2000 for a deeper run than the suite's.
+FAST = settings(
+    max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20)
 json_values = st.recursive(
@@ -153,3 +159,31 @@ def test_websocket_frames_are_queued_refused_or_answered_never_raised(messages):
         error = orjson.loads(text)
         assert error["type"] == "error" and 400 <= error["status"] < 600
     assert socket.frames.qsize() <= 8 and socket.frames.bytes <= 64 * 1024 + max(map(len, messages))
+
+
+@FAST
+@given(
+    turns=st.lists(request_like.map(lambda v: {"model": "gpt-5.4", **v}), min_size=1, max_size=3),
+    codex=st.booleans(),
+)
+def test_websocket_turns_are_prepared_or_refused_as_client_errors(turns, codex):
+    """What a queued response.create frame becomes before it goes upstream (both routes)."""
+    from server.proxy.conversation import Conversation
+
+    socket = _client_socket()
+    socket.codex, socket.inbound, socket.conversation = codex, {}, Conversation()
+    socket.session_key = socket.cache_key = None
+    socket.cache_scope = "key:1"
+    for frame in turns:
+        try:
+            frame = orjson.loads(_raw(frame))
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(frame, dict):
+            continue
+        try:
+            turn = socket._prepare(frame)
+        except ProxyError as exc:
+            assert 400 <= exc.status < 500
+        else:
+            assert turn.frame["type"] == "response.create" and orjson.loads(turn.http_body)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
+import pytest
+
 from tests.support.proxy import codex_body
+from tests.test_proxy_websocket import codex_frame, set_transport, turn, ws_url
 
 CODEX = "/backend-api/codex/responses"
 
@@ -33,3 +37,22 @@ async def test_a_refreshed_account_is_retried_even_on_the_last_attempt(proxy, fa
     answer = await proxy.post(CODEX, codex_body("hi"), {"session-id": "one-thread"})
     assert answer.status == 200, answer.raw
     assert answer.headers["x-codex-lb-attempts"] == "1"
+
+
+@pytest.mark.parametrize("upstream", ["websocket", "http"])
+async def test_websocket_turns_on_revoked_tokens_all_succeed_with_one_refresh_each(proxy, upstream):
+    accounts = ("acc_w1", "acc_w2", "acc_w3")
+    await proxy.add_accounts(*accounts, token_latency_ms=150)
+    await set_transport(proxy, upstream)
+    for account in accounts:
+        proxy.fake.expire_tokens(account)
+
+    async def one(i: int) -> str:
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(ws_url(proxy), headers={"session-id": f"w{i}"}) as ws:
+                events = await turn(ws, codex_frame(f"q{i}"))
+        return events[-1]["type"]
+
+    assert await asyncio.gather(*(one(i) for i in range(30))) == ["response.completed"] * 30
+    for account in accounts:
+        assert proxy.fake.account_stats(account).get("refreshes") == 1, account

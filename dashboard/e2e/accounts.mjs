@@ -26,6 +26,12 @@ await run(async ({ page, result }) => {
   await toast(page, 'Resumed')
   await page.locator('[data-account][data-status=paused]').waitFor({ state: 'detached' })
 
+  // Live refresh keeps the user's place: a filter survives two background refreshes of the list.
+  await page.getByLabel('Filter accounts').fill('pro')
+  for (let i = 0; i < 2; i++) await page.waitForResponse((r) => r.url().endsWith('/api/accounts') && r.ok(), { timeout: 15000 })
+  result.filtered_after_refresh = await page.locator('[data-account]').count()
+  await page.getByLabel('Filter accounts').fill('')
+
   // Keyboard: Tab reaches "Add account" and Enter opens it.
   await page.evaluate(() => document.activeElement?.blur?.())
   let focused = ''

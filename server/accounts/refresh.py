@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import aiohttp
 
-from server import leases
+from server import leases, metrics
 from server.accounts import store
 from server.accounts.claims import InvalidToken, read_claims
 from server.db import Database
@@ -39,6 +40,8 @@ class TokenRefresher:
         self._holder = holder
         self._inflight: dict[int, asyncio.Task] = {}
         self.session: aiohttp.ClientSession | None = None
+        # The account's egress route (its proxy's session); None: `session` for every account.
+        self.session_for: Callable[[int], aiohttp.ClientSession] | None = None
 
     async def refresh(self, account_id: int, stale_access_token: str) -> str:
         """A working access token for the account, refreshing it if `stale_access_token` is still stored."""
@@ -74,8 +77,13 @@ class TokenRefresher:
 
     async def _exchange(self, account_id: int, stored: store.StoredTokens, lease: leases.Lease) -> str:
         try:
-            answer = await oauth.refresh_grant(self.session, self._auth_base_url, stored.refresh_token)
+            session = self.session_for(account_id) if self.session_for else self.session
+        except aiohttp.ClientError as exc:  # its egress proxy is down: wait for it, never refresh direct
+            raise RefreshFailed(f"token refresh not possible now: {exc}", reauth_required=False) from exc
+        try:
+            answer = await oauth.refresh_grant(session, self._auth_base_url, stored.refresh_token)
         except oauth.RefreshError as exc:
+            metrics.refresh(ok=False)
             log.warning(
                 "token refresh failed account=%d code=%s permanent=%s", account_id, exc.code, exc.permanent
             )
@@ -96,5 +104,6 @@ class TokenRefresher:
             access_expires_at=expires_at,
         )
         await self._db.run(store.save_refreshed_tokens, account_id, tokens, self._box, lease)
+        metrics.refresh(ok=True)
         log.info("token refreshed account=%d", account_id)
         return answer.access_token

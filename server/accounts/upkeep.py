@@ -160,7 +160,7 @@ class Upkeep:
         """Poll one account; True when its state changed."""
         try:
             status, body = await wham.fetch_usage(
-                self._session(), self._base, target.access_token, target.chatgpt_account_id
+                self._session(target.id), self._base, target.access_token, target.chatgpt_account_id
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("usage poll failed account=%d error=%s", target.id, type(exc).__name__)

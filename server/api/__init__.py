@@ -2,10 +2,10 @@
 
 from sanic import Request, Sanic
 
-from server.api import accounts, api_keys, audit, auth, settings, usage
+from server.api import accounts, api_keys, audit, auth, proxies, settings, usage
 from server.auth.gate import authorize_api
 
-BLUEPRINTS = (accounts.bp, settings.bp, api_keys.bp, auth.bp, audit.bp, usage.bp)
+BLUEPRINTS = (accounts.bp, settings.bp, api_keys.bp, auth.bp, audit.bp, usage.bp, proxies.bp)
 
 
 def install(app: Sanic) -> None:

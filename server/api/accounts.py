@@ -13,6 +13,7 @@ from server.accounts import importing, store
 from server.accounts.authjson import to_auth_json
 from server.accounts.login import LoginError
 from server.accounts.refresh import RefreshFailed
+from server.api import proxies
 from server.balancer.slots import Field
 from server.errors import BadRequest, NotFound, ProxyError
 from server.proxy.normalize import parse_json_object
@@ -77,6 +78,8 @@ def _with_live_state(ctx, account: dict, now: float) -> dict:
     # Per-model limits (the backend's `codex_other` family…): the account may be out of one model's
     # bucket while serving the others.
     account["model_buckets"] = ctx.buckets.of_account(account["id"], now)
+    # Its egress route, and why it cannot be routed when its proxy is down (fail closed).
+    account["egress"] = proxies.account_route(ctx.upstream.egress, account["id"], now)
     return account
 
 

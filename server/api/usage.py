@@ -45,6 +45,7 @@ def _filter(request: Request) -> browse.LogFilter:
         status=_text(request, "status"),
         error_code=_text(request, "error_code"),
         transport=_text(request, "transport"),
+        upstream_transport=_text(request, "upstream_transport"),
         route=_text(request, "route"),
         session=_text(request, "session"),
         request_id=_text(request, "request_id"),

@@ -53,6 +53,11 @@ def remove_socket(client) -> None:
     _notify()
 
 
+def open_counts() -> tuple[int, int]:
+    """Requests (and turns) in flight and client WebSockets open in this process (for /metrics)."""
+    return len(_inflight), len(_sockets)
+
+
 def _notify() -> None:
     for event in _watchers:
         event.set()

@@ -107,7 +107,8 @@ class ModelSyncer:
                 {"user-agent": headers.DEFAULT_USER_AGENT, "originator": headers.DEFAULT_ORIGINATOR},
             )
             try:
-                status, _, raw = await self._upstream.get_json(self.url, request_headers)
+                via = self._upstream.session_for(account.id)  # the account's egress route
+                status, _, raw = await self._upstream.get_json(self.url, request_headers, via)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 log.warning("model sync request failed account=%d error=%s", account.id, type(exc).__name__)
                 return None

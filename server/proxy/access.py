@@ -1,5 +1,6 @@
 """The access log: one line per proxied request (or WebSocket turn), the same fields on every route,
-and one for each request refused at the door (a missing or wrong API key, a non-local client)."""
+and one for each request refused at the door (a missing or wrong API key, a non-local client, a body
+that cannot be read)."""
 
 from __future__ import annotations
 
@@ -56,14 +57,20 @@ def _outcome(error: str, reason: str) -> str:
 
 
 def install(app: Sanic) -> None:
-    """Refusals at the door (401) never reach a route's settlement: log them from the response."""
+    """Requests refused before their route settles them (no key or a wrong one, a body that cannot be
+    read): log them from the response. A settled request's answer carries its x-request-id already."""
 
     @app.on_response
     async def log_refused_at_the_door(request: Request, response) -> None:
-        if response is None or response.status != 401 or not request.path.startswith(PROXY_PREFIXES):
+        if (
+            response is None
+            or response.status < 400
+            or not request.path.startswith(PROXY_PREFIXES)
+            or "x-request-id" in response.headers
+        ):
             return
         code, message = _error_of(response.body)
-        request_id = response.headers.get("x-request-id") or new_request_id()
+        request_id = new_request_id()
         response.headers["x-request-id"] = request_id  # the client can quote it
         upgrade = request.headers.get("upgrade", "").lower() == "websocket"
         served(
@@ -73,11 +80,11 @@ def install(app: Sanic) -> None:
             upstream="",
             account_id=None,
             model="",
-            status=401,
+            status=response.status,
             tokens=None,
             latency_ms=0.0,
             attempts=0,
-            error=code or "unauthorized",
+            error=code or "refused",
             reason=message,
         )
 

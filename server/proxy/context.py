@@ -16,6 +16,8 @@ from server.balancer.selection import Balancer
 from server.balancer.slots import AccountSlots
 from server.config import Settings
 from server.db import Database
+from server.egress import probe as egress_probe
+from server.egress import routes as egress_routes
 from server.jobs import JobRunner, PeriodicJob
 from server.keys import ledger
 from server.keys.cache import KeyCache
@@ -72,13 +74,21 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
     async def reload_buckets() -> None:
         model_buckets.install(await db.run(bucket_store.load))
 
+    async def reload_egress() -> None:
+        await egress_routes.load_into(upstream.egress, db, box)
+
+    async def check_proxies() -> None:
+        if await egress_probe.check_all(db, upstream.egress.proxies, settings.upstream_base_url):
+            roster.changed()
+
     watcher = ChangeWatcher(
-        db, slots, [roster.reload, runtime.reload, keys.reload, models.reload, reload_buckets]
+        db, slots, [roster.reload, runtime.reload, keys.reload, models.reload, reload_buckets, reload_egress]
     )
     await watcher.reload_all()
     watcher.start()
     refresher = TokenRefresher(db, box, settings.auth_base_url, leases.new_holder_id())
     refresher.session = upstream.session
+    refresher.session_for = upstream.session_for
     writer = RequestLogWriter(db)
     writer.start()
 
@@ -90,7 +100,7 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
     callbacks = CallbackListener(db, logins, settings.oauth_callback_host, settings.oauth_callback_port)
     logins.browser_flow_started = callbacks.flow_started
     upkeep = Upkeep(
-        db, box, slots, refresher, lambda: upstream.session, settings.upstream_base_url, accounts_changed
+        db, box, slots, refresher, upstream.session_for, settings.upstream_base_url, accounts_changed
     )
     key_ledger = KeyLedger(db, leases.new_holder_id())
     key_ledger.start()
@@ -103,6 +113,7 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
             PeriodicJob("key-reservations", ledger.SWEEP_INTERVAL_S, lambda: ledger.sweep(db)),
             PeriodicJob("models-sync", syncer.check_interval_s, syncer.run),
             *upkeep.jobs(settings),
+            PeriodicJob("egress-check", egress_probe.CHECK_INTERVAL_S, check_proxies, run_at_start=False),
             *logins.jobs(),
             *request_log.jobs(),
         ]

@@ -30,7 +30,7 @@ class Conversation:
         previous = frame.get("previous_response_id")
         if not previous:
             return items
-        history = self._history.get(previous)
+        history = self._history.get(previous) if isinstance(previous, str) else None  # e.g. a list
         return None if history is None else history + items
 
     def full_frame(self, frame: dict) -> dict | None:

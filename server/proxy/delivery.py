@@ -15,6 +15,7 @@ import orjson
 from sanic import Request
 from sanic.response import json
 
+from server import metrics
 from server.errors import ProxyError
 from server.keys.admission import Admission
 from server.keys.admission import settle as admission_settle
@@ -244,7 +245,7 @@ class Settlement:
         self.reasoning_effort = reasoning_effort
         self.session_key = session_key
         self.api_key_id = api_key_id
-        self.trace = Trace(model=model)
+        self.trace = Trace(model=model, request_id=self.request_id)
         self.status = 499
         self.error_code = "client_disconnected"
         self.opened: OpenedStream | None = None
@@ -284,7 +285,8 @@ class Settlement:
         admission_settle(ctx, self.admission, usage, cost_usd, served=trace.attempts > 0)
         ttft = (trace.first_content_mono - trace.started_mono) * 1000 if trace.first_content_mono else None
         upstream = self.upstream_transport or ("http" if trace.attempts else "")
-        latency_ms = (time.monotonic() - trace.started_mono) * 1000
+        now_mono = time.monotonic()
+        latency_ms = (now_mono - trace.started_mono) * 1000
         account_id = trace.account.id if trace.account else None
         access.served(
             request_id=self.request_id,
@@ -299,6 +301,18 @@ class Settlement:
             attempts=trace.attempts,
             error=self.error_code if self.status != 200 else "",
             reason=self.reason if self.status != 200 else "",
+        )
+        upstream_s = (now_mono - trace.upstream_sent_mono) if trace.upstream_sent_mono else None
+        metrics.request_finished(
+            self.route,
+            self.status,
+            self.transport,
+            latency_ms / 1000,
+            upstream_s,
+            ttft / 1000 if ttft is not None else None,
+            trace.overhead_ms() / 1000 if trace.head_sent_mono else None,
+            usage,
+            cost_usd,
         )
         ctx.writer.submit(
             RequestRecord(
@@ -320,6 +334,7 @@ class Settlement:
                 session_key_hash=_hash_session(self.session_key),
                 routing=trace.routing,
                 upstream_transport=upstream,
+                egress=trace.egress,
             )
         )
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import aiohttp
 
+from server import metrics
 from server.accounts import store
 from server.accounts.refresh import RefreshFailed
 from server.accounts.store import AccountRecord
@@ -46,6 +47,7 @@ class Trace:
     attempts: int = 0
     account: AccountRecord | None = None
     routing: str = ""
+    egress: str = ""  # the route the serving account's traffic took: "" direct, "proxy:<name>"
     upstream_sent_mono: float = 0.0
     first_content_mono: float = 0.0
     head_sent_mono: float = 0.0
@@ -55,6 +57,7 @@ class Trace:
     last_snapshot: ratelimits.RateLimitSnapshot | None = None
     last_buckets: dict[str, ratelimits.UsageWindow] | None = None
     deadline_mono: float = 0.0  # the whole failover's end (CODEX_LB_UPSTREAM_FAILOVER_TIMEOUT_SECONDS)
+    request_id: str = ""  # ours: sent upstream as x-client-request-id unless the client sent one
 
     def attempt_budget(self, settings) -> float:
         """Seconds this attempt may wait for its first content: the per-attempt first-byte timeout,
@@ -194,6 +197,7 @@ async def _with_failover(
             raise _client_error(result)
         if not model_limits.record(ctx, trace, account, result):  # a model's bucket, not the account
             await _penalise(ctx, candidate, account, result)
+        metrics.failover(result.kind.value)
         excluded.add(account.id)
     raise _exhausted_error(trace.last_failure)
 
@@ -219,6 +223,7 @@ async def _choose(
                     code="no_accounts",
                 )
         now = time.time()
+        candidates = _routable(ctx, candidates, now)
         try:
             selection = ctx.balancer.select(
                 candidates,
@@ -242,6 +247,22 @@ async def _choose(
     return selection.candidate, ctx.roster.get(selection.candidate.account_id)
 
 
+def _routable(ctx: ProxyContext, candidates, now: float):
+    """Accounts whose egress proxy is down are not chosen at all (fail closed, before the first byte)."""
+    egress = ctx.upstream.egress
+    if not egress.proxies:
+        return candidates
+    routable = [c for c in candidates if egress.unavailable(c.account_id, now) is None]
+    if candidates and not routable:
+        raise ProxyError(
+            "Every account that could serve this request is bound to an egress proxy that is down.",
+            status=503,
+            type="server_error",
+            code="no_accounts",
+        )
+    return routable
+
+
 async def _try_stream(
     ctx: ProxyContext,
     url: str,
@@ -252,13 +273,17 @@ async def _try_stream(
     trace: Trace,
 ) -> OpenedStream | UpstreamFailure:
     request_headers = headers.for_responses(forwarded, account.access_token, account.chatgpt_account_id)
+    if trace.request_id:
+        request_headers.setdefault("x-client-request-id", trace.request_id)
     trace.upstream_sent_mono = time.monotonic()
     # An upstream that hangs before its head (or before its first content) is given up on after the
     # attempt's budget, not after the 300 s read timeout, so failover still has time to work.
     first_byte = asyncio.get_running_loop().time() + trace.attempt_budget(ctx.settings)
     try:
+        route = ctx.upstream.route(account.id)  # raises (fail closed) when its proxy is down
+        trace.egress = route.label
         async with asyncio.timeout_at(first_byte):
-            response = await ctx.upstream.open_stream(url, body, request_headers)
+            response = await ctx.upstream.open_stream(url, body, request_headers, route.session)
     except (aiohttp.ClientError, TimeoutError) as exc:
         return failures.classify_connection_error(exc)
     now = time.time()
@@ -326,10 +351,16 @@ async def _try_json(
     request_headers = headers.for_json(account.access_token, account.chatgpt_account_id, forwarded)
     trace.upstream_sent_mono = time.monotonic()
     try:
+        route = ctx.upstream.route(account.id)  # raises (fail closed) when its proxy is down
+        trace.egress = route.label
         if callable(body):
-            status, answer_headers, raw = await ctx.upstream.post_form(url, body(), request_headers)
+            status, answer_headers, raw = await ctx.upstream.post_form(
+                url, body(), request_headers, route.session
+            )
         else:
-            status, answer_headers, raw = await ctx.upstream.post_json(url, body, request_headers)
+            status, answer_headers, raw = await ctx.upstream.post_json(
+                url, body, request_headers, route.session
+            )
     except (aiohttp.ClientError, TimeoutError) as exc:
         return failures.classify_connection_error(exc)
     now = time.time()

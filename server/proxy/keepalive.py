@@ -49,13 +49,21 @@ async def _keep_alive(request: Request, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
+def _early(request: Request):
+    early = getattr(request.ctx, "sse_head", None)
+    if early is None:
+        # The keeper may have been cancelled inside request.respond(), after Sanic took the response.
+        early = getattr(request.stream, "response", None) if request.stream is not None else None
+    return early
+
+
 def head_sent(request: Request) -> bool:
-    return getattr(request.ctx, "sse_head", None) is not None
+    return _early(request) is not None
 
 
 async def respond(request: Request, headers: dict[str, str]):
     """The SSE response to write to: the early one if it went out, else a new one with `headers`."""
-    early = getattr(request.ctx, "sse_head", None)
+    early = _early(request)
     if early is not None:
         return early
     return await request.respond(status=200, headers=headers, content_type="text/event-stream")
@@ -64,6 +72,6 @@ async def respond(request: Request, headers: dict[str, str]):
 async def fail(request: Request, exc: ProxyError, event: bytes) -> None:
     """After an early head the error can no longer be an HTTP status: it ends the stream as `event`."""
     log.info("stream failed after early head path=%s status=%d code=%s", request.path, exc.status, exc.code)
-    client = request.ctx.sse_head
+    client = _early(request)
     await client.send(event)
     await client.eof()

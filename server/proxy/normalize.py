@@ -155,7 +155,7 @@ def normalize_openai(raw: bytes, headers, key_scope: str = "") -> NormalizedRequ
     payload["input"] = items
     payload["instructions"] = instructions
     if "include" in payload:
-        payload["include"] = [i for i in payload["include"] or [] if i in INCLUDE_ALLOWED]
+        payload["include"] = _include(payload["include"])
     client_session = _client_session(headers, payload)
     if not payload.get("prompt_cache_key"):
         payload["prompt_cache_key"] = _derived_cache_key(key_scope, model, instructions, items)
@@ -170,6 +170,14 @@ def normalize_openai(raw: bytes, headers, key_scope: str = "") -> NormalizedRequ
         has_previous_response=bool(payload.get("previous_response_id")),
         client_session=client_session,
     )
+
+
+def _include(value) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise BadRequest("'include' must be an array of strings.", param="include", code="invalid_type")
+    return [i for i in value if isinstance(i, str) and i in INCLUDE_ALLOWED]
 
 
 def _user_text(text: str) -> dict:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import aiohttp
 import orjson
 
+from server import metrics
 from server.accounts.store import AccountRecord
 from server.balancer.candidates import Candidate
 from server.errors import ProxyError
@@ -165,6 +166,7 @@ async def open_socket_stream(
         socket, candidate, account = binding.socket, binding.candidate, binding.account
         trace.attempts += 1
         trace.account = account
+        trace.egress = socket.egress
         ctx.balancer.acquire(candidate)
         try:
             result = await _try_turn(ctx, socket, candidate, frame, full_frame, trace, done, drop)
@@ -239,6 +241,7 @@ async def _after_failure(
         raise _client_error(failure)
     if not model_limits.record(ctx, trace, account, failure):  # a model's bucket, not the account
         await _penalise(ctx, candidate, account, failure)
+    metrics.failover(failure.kind.value)
     excluded.add(account.id)
     log.info("moving conversation off account=%d code=%s", account.id, failure.code)
     return False
@@ -253,6 +256,13 @@ async def _connect(
 ) -> UpstreamSocket:
     headers = upstream_ws.handshake_headers(forwarded, account.access_token, account.chatgpt_account_id)
     upstream = ctx.upstream
+    route = upstream.route(account.id)  # raises (fail closed) when its proxy is down
+    if route.session is not None:  # tunnelled through the account's own proxy, never the env proxy
+        socket = await upstream_ws.connect(
+            route.session, upstream.responses_ws_url, headers, account.id, pool_key
+        )
+        socket.egress = route.label
+        return socket
     return await upstream_ws.connect(
         upstream.session, upstream.responses_ws_url, headers, account.id, pool_key, upstream.ws_proxy
     )

@@ -10,6 +10,7 @@ from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
 from server.config import Settings
+from server.egress.routes import DIRECT, EgressRoutes, Route
 from server.upstream.websocket import websocket_url
 
 CONNECT_TIMEOUT_S = 10.0
@@ -31,6 +32,7 @@ class UpstreamClient:
         self.transcribe_url = f"{self.base_url}/transcribe"
         self._session: aiohttp.ClientSession | None = None
         self.ws_proxy: tuple[URL, aiohttp.BasicAuth | None] | None = None
+        self.egress = EgressRoutes()  # per-account proxies; their sessions live as long as this client
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=300)
@@ -52,25 +54,47 @@ class UpstreamClient:
             raise RuntimeError("UpstreamClient.start() was not called")
         return self._session
 
+    def route(self, account_id: int | None) -> Route:
+        """The account's egress route (raises EgressUnavailable, an aiohttp connection error, when its
+        proxy is down: callers fail over as for any connection error, never go direct)."""
+        return DIRECT if account_id is None else self.egress.route(account_id)
+
+    def session_for(self, account_id: int | None) -> aiohttp.ClientSession:
+        return self.route(account_id).session or self.session
+
     async def close(self) -> None:
+        await self.egress.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
 
-    async def open_stream(self, url: str, body: bytes, headers: dict[str, str]) -> aiohttp.ClientResponse:
+    # `via`: the session of the account's egress route (None: direct).
+    async def open_stream(
+        self, url: str, body: bytes, headers: dict[str, str], via: aiohttp.ClientSession | None = None
+    ) -> aiohttp.ClientResponse:
         """POST and return as soon as the status and headers arrive; the caller reads and releases it."""
-        return await self.session.post(url, data=body, headers=headers, timeout=STREAM_TIMEOUT)
+        return await (via or self.session).post(url, data=body, headers=headers, timeout=STREAM_TIMEOUT)
 
-    async def get_json(self, url: str, headers: dict[str, str]) -> tuple[int, dict, bytes]:
-        async with self.session.get(url, headers=headers, timeout=JSON_TIMEOUT) as response:
+    async def get_json(
+        self, url: str, headers: dict[str, str], via: aiohttp.ClientSession | None = None
+    ) -> tuple[int, dict, bytes]:
+        async with (via or self.session).get(url, headers=headers, timeout=JSON_TIMEOUT) as response:
             return response.status, dict(response.headers), await response.read()
 
-    async def post_form(self, url: str, form, headers: dict[str, str]) -> tuple[int, dict, bytes]:
+    async def post_form(
+        self, url: str, form, headers: dict[str, str], via: aiohttp.ClientSession | None = None
+    ) -> tuple[int, dict, bytes]:
         """A multipart POST (aiohttp.FormData sets the content type with its boundary)."""
-        async with self.session.post(url, data=form, headers=headers, timeout=JSON_TIMEOUT) as response:
+        async with (via or self.session).post(
+            url, data=form, headers=headers, timeout=JSON_TIMEOUT
+        ) as response:
             return response.status, dict(response.headers), await response.read()
 
-    async def post_json(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict, bytes]:
+    async def post_json(
+        self, url: str, body: bytes, headers: dict[str, str], via: aiohttp.ClientSession | None = None
+    ) -> tuple[int, dict, bytes]:
         headers = {**headers, "content-type": "application/json"}
-        async with self.session.post(url, data=body, headers=headers, timeout=JSON_TIMEOUT) as response:
+        async with (via or self.session).post(
+            url, data=body, headers=headers, timeout=JSON_TIMEOUT
+        ) as response:
             return response.status, dict(response.headers), await response.read()

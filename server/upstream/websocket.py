@@ -117,6 +117,7 @@ class UpstreamSocket:
     turns: int = 0
     responses: set[str] = field(default_factory=set)
     broken: bool = False
+    egress: str = ""  # the route it was opened through: "" direct, "proxy:<name>"
 
     @property
     def usable(self) -> bool:

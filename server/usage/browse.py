@@ -25,6 +25,7 @@ class LogFilter:
     status: str = ""  # "200", "4xx", "5xx", "error", "ok"
     error_code: str = ""
     transport: str = ""
+    upstream_transport: str = ""
     route: str = ""
     session: str = ""
     request_id: str = ""
@@ -45,6 +46,7 @@ class LogFilter:
             ("model", "model"),
             ("error_code", "error_code"),
             ("transport", "transport"),
+            ("upstream_transport", "upstream_transport"),
             ("route", "route"),
             ("session", "session_key_hash"),
             ("request_id", "request_id"),

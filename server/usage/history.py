@@ -176,6 +176,7 @@ def _row(
         session,
         routing,
         "websocket" if transport == "websocket" or rng.random() < 0.3 else "http",  # upstream_transport
+        "",  # egress: direct
     )
 
 

@@ -36,3 +36,4 @@ class RequestRecord:
     session_key_hash: str = ""
     routing: str = ""
     upstream_transport: str = ""  # "http" or "websocket"; "" when no account was reached
+    egress: str = ""  # the account's route: "" direct, "proxy:<name>"

@@ -45,6 +45,7 @@ COLUMNS = (
     "session_key_hash",
     "routing",
     "upstream_transport",
+    "egress",
 )
 # A retried batch may have been committed already (the connection died before the commit's answer):
 # request ids are unique, so such rows are skipped instead of counted twice.
@@ -96,6 +97,7 @@ def _row(record: RequestRecord) -> tuple:
         record.session_key_hash,
         record.routing,
         record.upstream_transport,
+        record.egress,
     )
 
 

@@ -64,6 +64,7 @@ def create_app(state: FakeState | None = None) -> web.Application:
     r.add_get("/backend-api/codex/models", backend_routes.list_models)
     r.add_get("/backend-api/wham/usage", backend_routes.wham_usage)
     r.add_post("/backend-api/transcribe", backend_routes.transcribe)
+    r.add_get("/ip", backend_routes.exit_address)
     r.add_get("/oauth/authorize", oauth.authorize)
     r.add_post("/oauth/token", oauth.token)
     r.add_post("/api/accounts/deviceauth/usercode", oauth.device_usercode)

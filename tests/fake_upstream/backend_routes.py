@@ -16,7 +16,9 @@ from .quota import quota_of, usage_body
 
 
 def _log(request: web.Request) -> dict:
-    entry = request.app[STATE].log.record(request.method, request.path, request.headers, query=request.query)
+    entry = request.app[STATE].log.record(
+        request.method, request.path, request.headers, query=request.query, peer=request.remote
+    )
     request[LOG_ENTRY] = entry
     return entry
 
@@ -63,3 +65,9 @@ async def transcribe(request: web.Request) -> web.Response:
             "Missing required multipart part: 'file'.", "file", "missing_required_parameter"
         )
     return web.json_response({"text": f"Fake transcription of {audio[1]} bytes from {audio[0]}."})
+
+
+async def exit_address(request: web.Request) -> web.Response:
+    """What an address-echo service (api.ipify.org) answers: the address the request arrived from."""
+    _log(request)
+    return web.json_response({"ip": request.remote})

@@ -46,7 +46,7 @@ def _refresh_error(code: str) -> web.Response:
 
 def _log(request: web.Request, body: object = None) -> dict:
     entry = request.app[STATE].log.record(
-        request.method, request.path, request.headers, query=request.query, body=body
+        request.method, request.path, request.headers, query=request.query, body=body, peer=request.remote
     )
     request[LOG_ENTRY] = entry
     return entry

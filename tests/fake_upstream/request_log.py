@@ -25,6 +25,7 @@ class RequestLog:
         account: str | None = None,
         transport: str = "http",
         kind: str = "request",
+        peer: str | None = None,
     ) -> dict:
         """Append an entry; the caller may fill `status` (and `account`) later on the returned dict."""
         self._seq += 1
@@ -40,6 +41,7 @@ class RequestLog:
             "account": account,
             "transport": transport,
             "status": None,
+            "peer": peer,  # the connecting address: which egress route a request arrived by
         }
         self._entries.append(entry)
         return entry

@@ -76,6 +76,7 @@ async def responses_websocket(request: web.Request) -> web.WebSocketResponse:
         query=request.query,
         transport="websocket",
         kind="handshake",
+        peer=request.remote,
     )
     account, behaviour = authenticate(request)
     if BETA_TOKEN not in request.headers.get("OpenAI-Beta", ""):
@@ -141,6 +142,7 @@ async def _on_text(request: web.Request, ws: web.WebSocketResponse, conn: Connec
         account=account.account_id,
         transport="websocket",
         kind="frame",
+        peer=request.remote,
     )
     account.stats.requests += 1
     account.stats.transports["websocket"] += 1
