@@ -10,8 +10,7 @@ async function choose(page, testid, option) {
 }
 
 await run(async ({ page, result }) => {
-  await page.goto('/')
-  await page.waitForURL('**/overview')
+  await page.goto('/overview')
   await page.locator('[data-range="30d"] [data-figure="requests"]').waitFor()
   result.overview = {}
   for (const range of ['24h', '7d', '30d']) {
