@@ -43,6 +43,8 @@ class Settings:
     log_level: str = "INFO"
     db_threads: int = 8
     routing_strategy: str = "usage_weighted"
+    # Keep a conversation (session key) on one account; run-time override in /api/settings.
+    sticky_sessions: bool = True
     account_inflight_cap: int = 4
     max_attempts: int = 3
     request_max_bytes: int = 32 * 1024 * 1024
@@ -201,6 +203,7 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
             get("ROUTING_STRATEGY", "usage_weighted").lower(),
             ("usage_weighted", "round_robin", "least_inflight"),
         ),
+        sticky_sessions=_bool("STICKY_SESSIONS", get("STICKY_SESSIONS", "true")),
         account_inflight_cap=_int(raw, "ACCOUNT_INFLIGHT_CAP", get("ACCOUNT_INFLIGHT_CAP", "4"), 1, 1000),
         max_attempts=_int(raw, "MAX_ATTEMPTS", get("MAX_ATTEMPTS", "3"), 1, 10),
         request_max_bytes=_int(

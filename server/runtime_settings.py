@@ -1,29 +1,44 @@
 """Run-time settings: what operators change from the dashboard without a restart.
 
-Defaults come from the CODEX_LB_* settings; changes are stored in `app_setting` and reach every worker
-and replica through the change marker within a couple of seconds. Add a setting by adding a field and
-its validator below.
+Defaults come from the CODEX_LB_* settings (a setting `name` defaults to CODEX_LB_<NAME>); a value stored
+in `app_setting` wins over the environment until it is reset (PUT null). Changes reach every worker and
+replica through the change marker; each worker keeps its copy in memory and applies it to the balancer,
+the price book and the request-log upkeep (follow()), so the hot path never reads the database. Add a
+setting by adding a field, its validator and, if something must act on it, a line in the applier.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import orjson
 from pony import orm
 
 from server.accounts.store import bump_roster_version
+from server.balancer.selection import Balancer
+from server.balancer.strategies import STRATEGIES
 from server.config import Settings
 from server.errors import BadRequest
+from server.usage.pricing import Price, PriceBook, parse_overrides, price_table
+from server.usage.upkeep import RequestLogUpkeep
+
+MAX_PRICED_MODELS = 500
+MAX_RETENTION_DAYS = 36500
 
 
 @dataclass(frozen=True, slots=True)
 class RuntimeSettings:
+    routing_strategy: str = "usage_weighted"
+    sticky_sessions: bool = True
     upstream_stream_transport: str = "auto"
     api_key_auth_enabled: bool = False
+    # model -> USD per 1M tokens, on top of the built-in table.
+    pricing_overrides: Mapping[str, Price] = field(default_factory=dict)
+    request_log_retention_days: float = 30.0
 
     def public(self) -> dict:
         return asdict(self)
@@ -44,18 +59,52 @@ def _boolean(value: Any) -> bool:
     return value
 
 
+def _days(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError("must be a number of days (0 keeps request logs forever)")
+    if not 0 <= value <= MAX_RETENTION_DAYS:
+        raise ValueError(f"must be between 0 (keep forever) and {MAX_RETENTION_DAYS} days")
+    return float(value)
+
+
+def _prices(value: Any) -> dict[str, Price]:
+    if not isinstance(value, dict):
+        raise ValueError('must be an object of model -> {"input", "cached_input", "output"} in USD per 1M')
+    if len(value) > MAX_PRICED_MODELS:
+        raise ValueError(f"may price at most {MAX_PRICED_MODELS} models")
+    if any(not isinstance(model, str) for model in value):
+        raise ValueError("must use model names as keys")
+    try:
+        table = price_table(value, "pricing_overrides")
+    except ValueError as exc:  # ConfigError naming the model and the rate
+        raise ValueError(f"is invalid: {exc}") from None
+    return {model.strip().lower(): price for model, price in table.items()}
+
+
 VALIDATORS: dict[str, Callable[[Any], Any]] = {
+    "routing_strategy": _choice(*STRATEGIES),
+    "sticky_sessions": _boolean,
     "upstream_stream_transport": _choice("auto", "http", "websocket"),
     "api_key_auth_enabled": _boolean,
+    "pricing_overrides": _prices,
+    "request_log_retention_days": _days,
 }
 
 
 def defaults(settings: Settings) -> RuntimeSettings:
-    return RuntimeSettings(upstream_stream_transport=settings.upstream_stream_transport)
+    """What the environment says; a stored value replaces any of these."""
+    return RuntimeSettings(
+        routing_strategy=settings.routing_strategy,
+        sticky_sessions=settings.sticky_sessions,
+        upstream_stream_transport=settings.upstream_stream_transport,
+        pricing_overrides=parse_overrides(settings.pricing_overrides),
+        request_log_retention_days=settings.request_log_retention_days,
+    )
 
 
 def parse_changes(payload: Any) -> dict[str, Any]:
-    """Validate a PUT /api/settings body: known names only, each value checked."""
+    """Validate a PUT /api/settings body: known names only, each value checked; null resets a setting
+    to its environment default."""
     if not isinstance(payload, dict) or not payload:
         raise BadRequest("Send a JSON object with the settings to change.", code="invalid_settings")
     known = {f.name for f in fields(RuntimeSettings)}
@@ -63,6 +112,9 @@ def parse_changes(payload: Any) -> dict[str, Any]:
     for name, value in payload.items():
         if name not in known:
             raise BadRequest(f"Unknown setting {name!r}.", param=name, code="invalid_settings")
+        if value is None:
+            changes[name] = None
+            continue
         try:
             changes[name] = VALIDATORS[name](value)
         except ValueError as exc:
@@ -89,6 +141,11 @@ def load(db: orm.Database, base: RuntimeSettings) -> RuntimeSettings:
 def store_changes(db: orm.Database, changes: dict[str, Any]) -> None:
     now = time.time()
     for name, value in changes.items():
+        if value is None:
+            row = db.AppSetting.get(name=name)
+            if row is not None:
+                row.delete()
+            continue
         encoded = orjson.dumps(value).decode()
         row = db.AppSetting.get(name=name)
         if row is None:
@@ -105,11 +162,33 @@ class RuntimeSettingsCache:
         self._db = db
         self._base = base
         self.current = base
+        self._followers: list[Callable[[RuntimeSettings], None]] = []
+
+    def follow(self, apply: Callable[[RuntimeSettings], None]) -> None:
+        """Call `apply` with the current settings now and after every reload (plain, quick, no I/O)."""
+        self._followers.append(apply)
+        apply(self.current)
 
     async def reload(self) -> None:
         self.current = await self._db.run(load, self._base)
+        for apply in self._followers:
+            apply(self.current)
 
     async def update(self, changes: dict[str, Any]) -> RuntimeSettings:
         await self._db.run(store_changes, changes)
         await self.reload()
         return self.current
+
+
+def applier(
+    balancer: Balancer, prices: PriceBook, request_log: RequestLogUpkeep
+) -> Callable[[RuntimeSettings], None]:
+    """What one worker does with new settings: the next request routes and prices with them. The other
+    two settings are read where they act (server.auth.guard, server.proxy transport choice)."""
+
+    def apply(current: RuntimeSettings) -> None:
+        balancer.configure(current.routing_strategy, current.sticky_sessions)
+        prices.install_overrides(current.pricing_overrides)
+        request_log.retention_days = current.request_log_retention_days
+
+    return apply

@@ -19,7 +19,14 @@ async def test_defaults_and_changes(proxy):
     async with aiohttp.ClientSession() as session:
         status, body = await _json(session, "GET", proxy.url + "/api/settings")
         assert status == 200
-        assert body == {"upstream_stream_transport": "auto", "api_key_auth_enabled": False}
+        assert body == {
+            "routing_strategy": "usage_weighted",
+            "sticky_sessions": True,
+            "upstream_stream_transport": "auto",
+            "api_key_auth_enabled": False,
+            "pricing_overrides": {},
+            "request_log_retention_days": 30.0,
+        }
         status, body = await _json(
             session, "PUT", proxy.url + "/api/settings", {"upstream_stream_transport": "http"}
         )
@@ -43,7 +50,7 @@ async def test_bad_changes_are_refused_and_change_nothing(proxy):
         async with session.put(proxy.url + "/api/settings", **broken) as response:
             assert response.status == 400
         status, body = await _json(session, "GET", proxy.url + "/api/settings")
-        assert body == {"upstream_stream_transport": "auto", "api_key_auth_enabled": False}
+        assert body["upstream_stream_transport"] == "auto" and body["api_key_auth_enabled"] is False
 
 
 async def test_a_change_reaches_another_server_on_the_same_database(proxy):

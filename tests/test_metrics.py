@@ -88,6 +88,12 @@ async def test_metrics_need_the_token_or_a_dashboard_sign_in(tmp_path, database_
         right = {**remote, "Authorization": "Bearer prometheus-secret-123"}
         status, text = await scrape(server.url, right)
         assert status == 200 and "# TYPE codex_lb_requests_total counter" in text
+        # A proxy request refused at the door (not local, no key) is counted too.
+        async with aiohttp.ClientSession() as session:
+            async with session.post(server.url + "/v1/responses", json={}, headers=remote) as answer:
+                assert answer.status == 401
+        samples = parse((await scrape(server.url, right))[1])
+        assert samples['codex_lb_requests_total{route="/v1/responses",status="401",transport="http"}'] == 1
 
 
 @pytest.mark.slow

@@ -41,7 +41,16 @@ class Balancer:
         self._slots = slots
         self._pick = picker(strategy)
         self.strategy = strategy
+        self.sticky = True
         self.inflight_cap = inflight_cap
+
+    def configure(self, strategy: str, sticky: bool) -> None:
+        """Apply the run-time routing settings; the next select() uses them. A strategy that did not
+        change keeps its picker (and round robin its position)."""
+        if strategy != self.strategy:
+            self._pick = picker(strategy)
+            self.strategy = strategy
+        self.sticky = sticky
 
     def select(
         self,
@@ -77,7 +86,7 @@ class Balancer:
                 blocked.append((candidate, passing[0], passing[1]))
         if not open_accounts:
             raise shortage([(block, until) for _, block, until in blocked])
-        if session_key:
+        if session_key and self.sticky:
             return self._sticky(session_key, open_accounts, blocked)
         cap = self.inflight_cap
         under_cap = [entry for entry in open_accounts if entry[1] < cap]

@@ -26,11 +26,22 @@ class KeyCache:
         self._by_id: dict[int, KeyRecord] = {}
         self._unknown: dict[str, float] = {}  # digest -> monotonic time until which it is refused as is
         self._looking: dict[str, asyncio.Future] = {}  # single flight per digest
+        # Keys learned one by one, with the time their lookup began: a reload whose read began earlier
+        # must not drop them (seen under load: a key learned between a reload's read and its install
+        # was refused with 401 by the next lookup).
+        self._learned: dict[str, tuple[float, KeyRecord]] = {}
 
     async def reload(self) -> None:
+        started = time.monotonic()
         records = await self._db.run(store.load_keys)
-        self._by_hash = {r.key_hash: r for r in records}
-        self._by_id = {r.id: r for r in records}
+        by_hash = {r.key_hash: r for r in records}
+        for digest, (asked, record) in list(self._learned.items()):
+            if asked < started:
+                del self._learned[digest]  # the reload's read is as fresh: it decides
+            elif digest not in by_hash:
+                by_hash[digest] = record
+        self._by_hash = by_hash
+        self._by_id = {r.id: r for r in by_hash.values()}
 
     def lookup(self, presented: str) -> KeyRecord | None:
         return self._by_hash.get(secret.digest(presented))
@@ -44,6 +55,7 @@ class KeyCache:
         if digest in self._by_hash or self._unknown.get(digest, 0.0) > time.monotonic():
             return
         pending = self._looking.get(digest)
+        asked = time.monotonic()
         if pending is None:
             pending = asyncio.ensure_future(self._db.run(store.load_key_by_hash, digest))
             self._looking[digest] = pending
@@ -52,6 +64,7 @@ class KeyCache:
         if record is not None:
             self._by_hash[digest] = record
             self._by_id[record.id] = record
+            self._learned[digest] = (asked, record)
             return
         if len(self._unknown) >= UNKNOWN_MAX:
             self._unknown.clear()

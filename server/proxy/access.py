@@ -9,6 +9,7 @@ import logging
 import orjson
 from sanic import Request, Sanic
 
+from server import metrics
 from server.usage.records import new_request_id
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ def install(app: Sanic) -> None:
         request_id = new_request_id()
         response.headers["x-request-id"] = request_id  # the client can quote it
         upgrade = request.headers.get("upgrade", "").lower() == "websocket"
+        metrics.request_refused(request.path, 401, "websocket" if upgrade else "http")
         served(
             request_id=request_id,
             route=request.path,

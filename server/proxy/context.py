@@ -120,16 +120,19 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
     )
     sockets = SocketPool(settings.upstream_ws_per_account, settings.upstream_ws_total, WS_POOL_IDLE_S)
     sockets.start()
+    balancer = Balancer(slots, settings.routing_strategy, settings.account_inflight_cap)
+    prices = PriceBook.from_settings(settings)
+    runtime.follow(runtime_settings.applier(balancer, prices, request_log))
     return ProxyContext(
         settings=settings,
         db=db,
         roster=roster,
-        balancer=Balancer(slots, settings.routing_strategy, settings.account_inflight_cap),
+        balancer=balancer,
         slots=slots,
         upstream=upstream,
         refresher=refresher,
         writer=writer,
-        prices=PriceBook.from_settings(settings),
+        prices=prices,
         runtime=runtime,
         watcher=watcher,
         keys=keys,

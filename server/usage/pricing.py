@@ -1,7 +1,8 @@
 """Model prices (USD per 1M tokens) and the cost of one request's tokens.
 
-The built-in table is OpenAI's published API prices (protocol.md §8); CODEX_LB_PRICING_OVERRIDES replaces
-or adds models. A model the book does not know has no price: its cost is None, never guessed.
+The built-in table is OpenAI's published API prices (protocol.md §8); CODEX_LB_PRICING_OVERRIDES (or the
+pricing_overrides run-time setting, which wins) replaces or adds models. A model the book does not know
+has no price: its cost is None, never guessed.
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ class PriceBook:
     def __init__(self, prices: Mapping[str, Price]) -> None:
         self._prices = {model.strip().lower(): price for model, price in prices.items()}
 
+    def install_overrides(self, overrides: Mapping[str, Price]) -> None:
+        """The built-in table with `overrides` on top (a run-time settings change); one reference swap."""
+        merged = {**BUILTIN_PRICES, **overrides}
+        self._prices = {model.strip().lower(): price for model, price in merged.items()}
+
     @classmethod
     def from_settings(cls, settings: Settings) -> PriceBook:
         return cls({**BUILTIN_PRICES, **parse_overrides(settings.pricing_overrides)})
@@ -112,17 +118,22 @@ def parse_overrides(raw: str) -> dict[str, Price]:
         raise ConfigError(f"{OVERRIDES_VARIABLE} is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise ConfigError(f"{OVERRIDES_VARIABLE} must be a JSON object of model -> price")
-    return {_model_name(model): _price(model, spec) for model, spec in document.items()}
+    return price_table(document, OVERRIDES_VARIABLE)
 
 
-def _model_name(model: str) -> str:
+def price_table(document: dict, source: str) -> dict[str, Price]:
+    """Model -> Price from the JSON shape above; ConfigError messages start with `source`."""
+    return {_model_name(model, source): _price(model, spec, source) for model, spec in document.items()}
+
+
+def _model_name(model: str, source: str) -> str:
     if not model.strip():
-        raise ConfigError(f"{OVERRIDES_VARIABLE} has an empty model name")
+        raise ConfigError(f"{source} has an empty model name")
     return model
 
 
-def _price(model: str, spec: object) -> Price:
-    where = f"{OVERRIDES_VARIABLE}[{model!r}]"
+def _price(model: str, spec: object, source: str) -> Price:
+    where = f"{source}[{model!r}]"
     if not isinstance(spec, dict):
         raise ConfigError(f"{where} must be an object with input, cached_input and output")
     unknown = set(spec) - {"input", "cached_input", "output"}

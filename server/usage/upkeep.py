@@ -38,7 +38,7 @@ class RequestLogUpkeep:
         self, db: Database, retention_days: float, interval_s: float, clock: Callable[[], float] = time.time
     ) -> None:
         self._db = db
-        self._retention_days = retention_days
+        self.retention_days = retention_days  # the run-time setting replaces it (server.runtime_settings)
         self._interval_s = interval_s
         self._clock = clock
 
@@ -51,7 +51,7 @@ class RequestLogUpkeep:
 
     async def roll_up(self) -> rollups.RollupPlan:
         # One short transaction per hour and per day, so a long backfill never holds the write lock.
-        todo = await self._db.run(rollups.plan, self._clock(), self._retention_days)
+        todo = await self._db.run(rollups.plan, self._clock(), self.retention_days)
         for hour in todo.hours:
             await self._db.run(rollups.roll_hour, hour)
         for day in todo.days:
@@ -63,7 +63,7 @@ class RequestLogUpkeep:
         return todo
 
     async def prune(self) -> int:
-        cut = rollups.retention_cut(self._clock(), self._retention_days)
+        cut = rollups.retention_cut(self._clock(), self.retention_days)
         if not cut:
             return 0
         counted = await self._db.run(rollups.counted_up_to)
@@ -76,6 +76,6 @@ class RequestLogUpkeep:
             await asyncio.sleep(PRUNE_PAUSE_S)
         if deleted:
             log.info(
-                "request log pruned rows=%d before=%d retention_days=%s", deleted, cut, self._retention_days
+                "request log pruned rows=%d before=%d retention_days=%s", deleted, cut, self.retention_days
             )
         return deleted
