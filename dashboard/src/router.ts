@@ -5,6 +5,11 @@ import { setSignInRequiredHandler } from './api'
 const routes: RouteRecordRaw[] = [
   { path: '/sign-in', name: 'sign-in', component: () => import('./pages/SignIn.vue'), meta: { public: true, bare: true } },
   { path: '/', redirect: '/accounts' },
+  { path: '/overview', name: 'overview', component: () => import('./pages/Overview.vue'), meta: { title: 'Overview' } },
+  { path: '/forecast', name: 'forecast', component: () => import('./pages/Forecast.vue'), meta: { title: 'Where the pool is heading' } },
+  { path: '/request-logs', name: 'request-logs', component: () => import('./pages/RequestLogs.vue'), meta: { title: 'Request logs' } },
+  { path: '/usage', name: 'usage', component: () => import('./pages/Usage.vue'), meta: { title: 'Usage and cost' } },
+  { path: '/sessions', name: 'sessions', component: () => import('./pages/Sessions.vue'), meta: { title: 'Sessions' } },
   { path: '/accounts', name: 'accounts', component: () => import('./pages/Accounts.vue'), meta: { title: 'Accounts' } },
   {
     path: '/accounts/:id(\\d+)',

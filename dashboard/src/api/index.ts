@@ -93,3 +93,4 @@ export interface AuditFilter {
 }
 export const listAudit = (filter: AuditFilter = {}) =>
   request('GET', '/api/audit', s.auditPage, { query: { ...filter } })
+export * from './history'
