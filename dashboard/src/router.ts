@@ -19,6 +19,7 @@ const routes: RouteRecordRaw[] = [
     meta: { title: 'Account' },
   },
   { path: '/api-keys', name: 'api-keys', component: () => import('./pages/ApiKeys.vue'), meta: { title: 'API keys' } },
+  { path: '/proxies', name: 'proxies', component: () => import('./pages/Proxies.vue'), meta: { title: 'Egress proxies' } },
   { path: '/settings', name: 'settings', component: () => import('./pages/Settings.vue'), meta: { title: 'Settings' } },
   { path: '/:rest(.*)*', name: 'not-found', component: () => import('./pages/NotFound.vue'), meta: { title: 'Not found' } },
 ]

@@ -5,6 +5,7 @@ import * as s from './schemas'
 
 export * from './client'
 export * from './schemas'
+export * from './proxies'
 
 // /api/accounts
 export const listAccounts = () => request('GET', '/api/accounts', s.accountList).then((a) => a.accounts)
