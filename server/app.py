@@ -20,7 +20,7 @@ from server.config import ConfigError, Settings, redact_database_url
 from server.db import Database
 from server.lifecycle import drain, reclaim, supervisor
 from server.metrics import route as metrics_route
-from server.proxy import access, chat, models, responses, transcription, usage, websocket
+from server.proxy import access, chat, models, pool_usage, responses, transcription, usage, websocket
 from server.proxy.context import close_proxy_context, open_proxy_context
 from server.secretbox import SecretBox, load_or_create_key
 
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     app.blueprint(health.bp)
     app.blueprint(responses.bp)
     app.blueprint(usage.bp)
+    app.blueprint(pool_usage.bp)
     app.blueprint(websocket.bp)
     app.enable_websocket()  # the WebSocket routes upgrade by hand, after their access check
     app.blueprint(chat.bp)

@@ -60,6 +60,10 @@ class Settings:
     upstream_websocket_trust_env: bool = False
     # What an egress proxy's test asks for its exit address (answers {"ip": …} or the bare address).
     egress_probe_url: str = "https://api.ipify.org?format=json"
+    # The x-codex-* windows a client sees: the pool's combined ones for API-key clients ("keys"), for
+    # every client ("all"), or the serving account's ("off"); and whether key holders see none at all.
+    pool_rate_limits: str = "keys"
+    hide_upstream_quota: bool = False
     # A client WebSocket with no turn in flight for this long is closed (1001).
     websocket_idle_timeout_seconds: int = 300
     models_sync_interval_s: int = 300
@@ -229,6 +233,10 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
         egress_probe_url=_http_url(
             "EGRESS_PROBE_URL", get("EGRESS_PROBE_URL", "https://api.ipify.org?format=json")
         ),
+        pool_rate_limits=_choice(
+            "POOL_RATE_LIMITS", get("POOL_RATE_LIMITS", "keys").lower(), ("keys", "all", "off")
+        ),
+        hide_upstream_quota=_bool("HIDE_UPSTREAM_QUOTA", get("HIDE_UPSTREAM_QUOTA", "false")),
         websocket_idle_timeout_seconds=_int(
             raw, "WEBSOCKET_IDLE_TIMEOUT_SECONDS", get("WEBSOCKET_IDLE_TIMEOUT_SECONDS", "300"), 1, 86400
         ),
