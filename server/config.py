@@ -46,6 +46,8 @@ class Settings:
     # Keep a conversation (session key) on one account; run-time override in /api/settings.
     sticky_sessions: bool = True
     account_inflight_cap: int = 4
+    # Size of the shared-memory slot table: the most accounts the pool holds (import beyond: 409).
+    max_accounts: int = 512
     max_attempts: int = 3
     request_max_bytes: int = 32 * 1024 * 1024
     # JSON {"model": {"input": 1.25, "cached_input": 0.125, "output": 10.0}} (USD per 1M tokens).
@@ -211,6 +213,7 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
         ),
         sticky_sessions=_bool("STICKY_SESSIONS", get("STICKY_SESSIONS", "true")),
         account_inflight_cap=_int(raw, "ACCOUNT_INFLIGHT_CAP", get("ACCOUNT_INFLIGHT_CAP", "4"), 1, 1000),
+        max_accounts=_int(raw, "MAX_ACCOUNTS", get("MAX_ACCOUNTS", "512"), 1, 10_000),
         max_attempts=_int(raw, "MAX_ATTEMPTS", get("MAX_ATTEMPTS", "3"), 1, 10),
         request_max_bytes=_int(
             raw, "REQUEST_MAX_BYTES", get("REQUEST_MAX_BYTES", str(32 * 1024 * 1024)), 1024, 1024**3
