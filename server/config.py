@@ -104,6 +104,8 @@ class Settings:
     firewall_trust_proxy_headers: bool = False
     # GET /metrics also answers `Authorization: Bearer <metrics_token>` (Prometheus), besides sign-in.
     metrics_token: str = field(default="", repr=False)
+    # Non-zero: GET /metrics also on this port of `host`, without sign-in (keep the port private).
+    metrics_port: int = 0
     # Log lines as text (key=value) or one JSON object per line.
     log_format: str = "text"
     # CODEX_LB_* variables that are no setting (a typo?), each with the closest known name.
@@ -271,6 +273,7 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
             "DASHBOARD_SESSION_MAX_SECONDS", get("DASHBOARD_SESSION_MAX_SECONDS", "604800"), 60
         ),
         metrics_token=get("METRICS_TOKEN", ""),
+        metrics_port=_int(raw, "METRICS_PORT", get("METRICS_PORT", "0"), 0, 65535),
         log_format=_choice("LOG_FORMAT", get("LOG_FORMAT", "text").lower(), ("text", "json")),
         allowed_origins=_origins(get("ALLOWED_ORIGINS", "")),
         firewall_trusted_proxy_cidrs=_cidrs(get("FIREWALL_TRUSTED_PROXY_CIDRS", "")),

@@ -14,7 +14,7 @@ import pytest
 from server.logs import JsonFormatter
 from tests.conftest import make_settings
 from tests.support.dashboard import REMOTE, TRUST_LOOPBACK_PROXY
-from tests.support.live_server import ServerProcess, serve_in_process
+from tests.support.live_server import ServerProcess, free_port, serve_in_process
 from tests.support.proxy import CODEX_ROUTE, codex_body
 from tests.test_lifecycle_drain import server_env, start_with_accounts
 from tests.test_proxy_websocket import set_transport
@@ -88,11 +88,27 @@ async def test_metrics_need_the_token_or_a_dashboard_sign_in(tmp_path, database_
         right = {**remote, "Authorization": "Bearer prometheus-secret-123"}
         status, text = await scrape(server.url, right)
         assert status == 200 and "# TYPE codex_lb_requests_total counter" in text
+        # A proxy request refused at the door (not local, no key) is counted too.
+        async with aiohttp.ClientSession() as session:
+            async with session.post(server.url + "/v1/responses", json={}, headers=remote) as answer:
+                assert answer.status == 401
+        samples = parse((await scrape(server.url, right))[1])
+        assert samples['codex_lb_requests_total{route="/v1/responses",status="401",transport="http"}'] == 1
+
+
+async def test_the_metrics_port_answers_without_sign_in(tmp_path, database_url):
+    port = free_port()
+    settings = make_settings(tmp_path / "data", database_url, metrics_port=str(port), **TRUST_LOOPBACK_PROXY)
+    async with serve_in_process(settings) as server:
+        assert (await scrape(server.url, {"X-Forwarded-For": REMOTE}))[0] == 401  # the public port: no
+        status, text = await scrape(f"http://127.0.0.1:{port}", {"X-Forwarded-For": REMOTE})
+        assert status == 200 and "codex_lb_event_loop_lag_max_seconds" in text
 
 
 @pytest.mark.slow
 async def test_two_workers_report_the_same_host_wide_totals(tmp_path, fake_upstream):
-    server = ServerProcess(server_env(tmp_path, fake_upstream), workers=2)
+    metrics_port = free_port()
+    server = ServerProcess(server_env(tmp_path, fake_upstream, metrics_port=str(metrics_port)), workers=2)
     try:
         warm = await start_with_accounts(server, tmp_path, accounts=1)
         connector = aiohttp.TCPConnector(force_close=True)  # new connections reach both workers
@@ -103,8 +119,9 @@ async def test_two_workers_report_the_same_host_wide_totals(tmp_path, fake_upstr
                     await answer.read()
         prefix = f'codex_lb_requests_total{{route="{CODEX_ROUTE}",'
         counts = set()
-        for _ in range(8):  # several scrapes, answered by either worker: the same host-wide count
-            samples = parse((await scrape(server.url))[1])
+        for url in [server.url] * 6 + [f"http://127.0.0.1:{metrics_port}"] * 6:
+            # Several scrapes, answered by either worker, on either port: the same host-wide count.
+            samples = parse((await scrape(url))[1])
             counts.add(sum(v for k, v in samples.items() if k.startswith(prefix)))
         assert counts == {10 + warm}
     finally:

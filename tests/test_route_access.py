@@ -1,8 +1,9 @@
 """Every route in the app's route table has a known access rule, proven by asking it.
 
-Public: the health probes and the dashboard's static files. Proxy routes (/v1, /backend-api): an API
-key, or the local rule while key auth is off. Dashboard API (/api): a dashboard sign-in, except the
-routes that let one sign in. A route outside these families fails the test until it is classified.
+Public: the health probes and the dashboard's static files. /metrics: dashboard sign-in or its token.
+Proxy routes (/v1, /backend-api): an API key, or the local rule while key auth is off. Dashboard API
+(/api): a dashboard sign-in, except the routes that let one sign in. A route outside these families
+fails the test until it is classified.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ async def test_every_route_has_its_access_rule(proxy):
                 status, body = await call(method, path, REMOTE)
                 assert status == 401, (method, path, status, body)
                 assert body["error"]["code"] in ("local_only", "invalid_api_key"), (method, path, body)
+            elif path == "/metrics":  # dashboard sign-in or CODEX_LB_METRICS_TOKEN (tests/test_metrics.py)
+                status, body = await call(method, path, REMOTE)
+                assert status == 401, (method, path, status, body)
             elif path.startswith("/api/"):
                 if (method, path) in PUBLIC_ROUTES:
                     continue

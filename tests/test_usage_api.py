@@ -251,6 +251,7 @@ async def test_the_csv_streams_every_filtered_row_and_defuses_formulas(logged):
 
 
 async def test_sessions_show_their_turns_accounts_and_moves_with_reasons(logged):
+    await RequestLogUpkeep(logged.app.ctx.db, 30, 60, clock=lambda: NOW).roll_up()
     found = await _get(logged, "/api/sessions", since=NOW - 3600, until=NOW + 1)
     (session,) = found["sessions"]
     assert session["session"] == "s1" and session["turns"] == 3 and session["accounts"] == 2

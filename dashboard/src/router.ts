@@ -5,6 +5,11 @@ import { setSignInRequiredHandler } from './api'
 const routes: RouteRecordRaw[] = [
   { path: '/sign-in', name: 'sign-in', component: () => import('./pages/SignIn.vue'), meta: { public: true, bare: true } },
   { path: '/', redirect: '/accounts' },
+  { path: '/overview', name: 'overview', component: () => import('./pages/Overview.vue'), meta: { title: 'Overview' } },
+  { path: '/forecast', name: 'forecast', component: () => import('./pages/Forecast.vue'), meta: { title: 'Where the pool is heading' } },
+  { path: '/request-logs', name: 'request-logs', component: () => import('./pages/RequestLogs.vue'), meta: { title: 'Request logs' } },
+  { path: '/usage', name: 'usage', component: () => import('./pages/Usage.vue'), meta: { title: 'Usage and cost' } },
+  { path: '/sessions', name: 'sessions', component: () => import('./pages/Sessions.vue'), meta: { title: 'Sessions' } },
   { path: '/accounts', name: 'accounts', component: () => import('./pages/Accounts.vue'), meta: { title: 'Accounts' } },
   {
     path: '/accounts/:id(\\d+)',
@@ -14,6 +19,7 @@ const routes: RouteRecordRaw[] = [
     meta: { title: 'Account' },
   },
   { path: '/api-keys', name: 'api-keys', component: () => import('./pages/ApiKeys.vue'), meta: { title: 'API keys' } },
+  { path: '/proxies', name: 'proxies', component: () => import('./pages/Proxies.vue'), meta: { title: 'Egress proxies' } },
   { path: '/settings', name: 'settings', component: () => import('./pages/Settings.vue'), meta: { title: 'Settings' } },
   { path: '/:rest(.*)*', name: 'not-found', component: () => import('./pages/NotFound.vue'), meta: { title: 'Not found' } },
 ]

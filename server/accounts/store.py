@@ -363,9 +363,9 @@ def pause(db: orm.Database, account_id: int) -> AccountSummary:
 def expire_statuses(db: orm.Database, now: float) -> list[int]:
     """rate_limited / quota_exceeded accounts whose reset time has passed become active again."""
     rows = db.Account.select(
-        lambda a: a.status in ("rate_limited", "quota_exceeded")
-        and a.status_until > 0
-        and a.status_until <= now
+        lambda a: (
+            a.status in ("rate_limited", "quota_exceeded") and a.status_until > 0 and a.status_until <= now
+        )
     )[:]
     for row in rows:
         _change_status(db, row, "active", f"{row.status} ended (reset time passed)", 0.0, now)
@@ -397,9 +397,11 @@ def poll_targets(db: orm.Database, box: SecretBox) -> list[PollTarget]:
 def refresh_due(db: orm.Database, box: SecretBox, before: float) -> list[PollTarget]:
     """Accounts whose access token expires before `before` (and can still be refreshed)."""
     rows = db.Account.select(
-        lambda a: a.status not in ("reauth_required", "deactivated")
-        and a.access_expires_at > 0
-        and a.access_expires_at < before
+        lambda a: (
+            a.status not in ("reauth_required", "deactivated")
+            and a.access_expires_at > 0
+            and a.access_expires_at < before
+        )
     )
     return [
         PollTarget(r.id, r.chatgpt_account_id, r.slot, r.status, box.decrypt(r.access_token))

@@ -94,7 +94,8 @@ async def bind_account(request: Request, account_id: int):
     await _reload(request)
     ctx = request.app.ctx.proxy
     return json(
-        account_route(ctx.upstream.egress, account_id, time.time()) | {"binding": binding.describe({})}
+        account_route(ctx.upstream.egress, account_id, time.time())
+        | {"binding": binding.describe({p.id: p.name for p in ctx.upstream.egress.proxies})}
     )
 
 

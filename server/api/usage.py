@@ -110,12 +110,15 @@ async def read_usage(request: Request):
     since = until - 86400 if since is None else since
     if since >= until:
         raise BadRequest("'since' must be before 'until'.", param="since", code="invalid_request")
-    if (until - since) / (3600 if bucket == "hour" else 86400) > reports.MAX_BUCKETS:
+    if bucket == "hour" and (until - since) / 3600 > reports.MAX_BUCKETS:
         raise BadRequest(
-            "Too many buckets: use bucket=day or a shorter range.", param="bucket", code="invalid_request"
+            "Too many hours: use bucket=day or a shorter range.", param="bucket", code="invalid_request"
         )
+    split = _text(request, "split")
+    if split and split not in reports.BREAKDOWNS:
+        raise BadRequest(f"'split' must be one of {', '.join(reports.BREAKDOWNS)}.", param="split")
     spec = reports.UsageQuery(
-        since=since, until=until, bucket=bucket, top=_number(request, "top", int, 1, 100) or 20
+        split=split, since=since, until=until, bucket=bucket, top=_number(request, "top", int, 1, 100) or 20
     )
     return json(await request.app.ctx.db.run(reports.usage, spec))
 

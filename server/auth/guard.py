@@ -28,7 +28,7 @@ def authorize_proxy(request: Request, *, key_required: bool = False) -> KeyRecor
         raise ProxyError(
             "codex-lb only serves requests from this machine while API-key auth is off. To use it from "
             "other hosts, containers or VMs (or through a reverse proxy), enable API-key auth (PUT "
-            "/api/settings {\"api_key_auth_enabled\": true}, or the dashboard's settings) and send a key "
+            '/api/settings {"api_key_auth_enabled": true}, or the dashboard\'s settings) and send a key '
             "as 'Authorization: Bearer sk-clb-…'.",
             status=401,
             type="invalid_request_error",

@@ -59,6 +59,7 @@ class DemoExtra:
 
 
 def registered() -> list[DemoExtra]:
+    from server.demo.history import History
     from server.demo.traffic import Traffic
 
-    return [Traffic()]
+    return [Traffic(), History()]

@@ -131,7 +131,9 @@ async def _list(db: Database, box: SecretBox, as_json: bool) -> int:
         print("no egress proxies: every account goes direct (add one with `codex-lb proxies add NAME URL`)")
     for p in described["proxies"]:
         check = p["check"]
-        health = "up" if p["up"] else f"DOWN ({p['down_reason']})"
+        health = (
+            ("up" if check["checked_at"] else "not checked yet") if p["up"] else f"DOWN ({p['down_reason']})"
+        )
         seen = f" exit={check['exit_address']} {check['latency_ms']} ms" if check["exit_address"] else ""
         pool = f" pool={p['pool']} weight={p['weight']}" if p["pool"] else ""
         print(f"{p['id']:>3} {p['name']:<16} {p['url']:<32} {health}{pool}{seen}")

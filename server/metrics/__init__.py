@@ -5,6 +5,6 @@ Hot-path calls (`request_finished`, `failover`, `refresh`) are a few float addit
 row: no lock (no other process writes the row), no database, no allocation beyond the call itself.
 """
 
-from server.metrics.recorder import failover, refresh, request_finished
+from server.metrics.recorder import failover, refresh, request_finished, request_refused
 
-__all__ = ["failover", "refresh", "request_finished"]
+__all__ = ["failover", "refresh", "request_finished", "request_refused"]

@@ -83,6 +83,12 @@ def request_finished(
         row[LAYOUT.cost] += cost_usd
 
 
+def request_refused(route: str, status: int, transport: str) -> None:
+    """A request refused before its route (no settlement): counted, with no latency to observe."""
+    if _row is not None:
+        _row[LAYOUT.request_cell(route, status, transport)] += 1
+
+
 def failover(reason: str) -> None:
     if _row is not None:
         index = LAYOUT.reason_index.get(reason, len(LAYOUT.reason_index) - 1)

@@ -1,5 +1,6 @@
-"""GET /metrics, behind CODEX_LB_METRICS_TOKEN (a bearer token for Prometheus) or dashboard sign-in,
-and the per-worker probe that publishes gauges (in flight, sockets, writer queue, loop lag) each second."""
+"""GET /metrics, behind CODEX_LB_METRICS_TOKEN (a bearer token for Prometheus) or dashboard sign-in, or
+without either on the private CODEX_LB_METRICS_PORT; and the per-worker probe that publishes gauges (in
+flight, sockets, writer queue, loop lag) each second."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import hmac
 import logging
 import time
 
+from aiohttp import web
 from sanic import Blueprint, Request, Sanic
 from sanic.response import raw
 
@@ -24,11 +26,13 @@ PROBE_INTERVAL_S = 1.0
 @bp.get("/metrics")
 async def metrics(request: Request):
     await _authorize(request)
-    ctx = request.app.ctx
-    proxy = getattr(ctx, "proxy", None)
+    return raw(_text(request.app), content_type=exposition.CONTENT_TYPE)
+
+
+def _text(app: Sanic) -> bytes:
+    proxy = getattr(app.ctx, "proxy", None)
     accounts = proxy.roster.accounts if proxy is not None else []
-    text = exposition.render(_table(request.app), getattr(ctx, "slots", None), accounts)
-    return raw(text.encode(), content_type=exposition.CONTENT_TYPE)
+    return exposition.render(_table(app), getattr(app.ctx, "slots", None), accounts).encode()
 
 
 async def _authorize(request: Request) -> None:
@@ -61,6 +65,7 @@ def install(app: Sanic) -> None:
         app.ctx.metrics_table = table
         recorder.attach(table, reclaim.this_worker())
         app.ctx.metrics_probe = asyncio.create_task(_probe(app), name="metrics-probe")
+        app.ctx.metrics_site = await _open_port(app) if app.ctx.settings.metrics_port else None
 
     @app.after_server_stop
     async def stop_probe(app: Sanic) -> None:
@@ -70,6 +75,24 @@ def install(app: Sanic) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         recorder.detach()
+        site = getattr(app.ctx, "metrics_site", None)
+        if site is not None:
+            await site.cleanup()
+
+
+async def _open_port(app: Sanic) -> web.AppRunner:
+    """The metrics port: every worker listens on it (SO_REUSEPORT), and each answers for the host."""
+
+    async def answer(_request: web.Request) -> web.Response:
+        return web.Response(body=_text(app), headers={"Content-Type": exposition.CONTENT_TYPE})
+
+    metrics_app = web.Application()
+    metrics_app.router.add_get("/metrics", answer)
+    runner = web.AppRunner(metrics_app, access_log=None)
+    await runner.setup()
+    settings = app.ctx.settings
+    await web.TCPSite(runner, settings.host, settings.metrics_port, reuse_port=True).start()
+    return runner
 
 
 async def _probe(app: Sanic) -> None:

@@ -9,6 +9,7 @@ import logging
 import orjson
 from sanic import Request, Sanic
 
+from server import metrics
 from server.usage.records import new_request_id
 
 log = logging.getLogger(__name__)
@@ -70,9 +71,12 @@ def install(app: Sanic) -> None:
         ):
             return
         code, message = _error_of(response.body)
+        upgrade = request.headers.get("upgrade", "").lower() == "websocket"
+        if upgrade and not code:
+            return  # a WebSocket that was served: Sanic hands its ended socket here as a bare 500
         request_id = new_request_id()
         response.headers["x-request-id"] = request_id  # the client can quote it
-        upgrade = request.headers.get("upgrade", "").lower() == "websocket"
+        metrics.request_refused(request.path, response.status, "websocket" if upgrade else "http")
         served(
             request_id=request_id,
             route=request.path,

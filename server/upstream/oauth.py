@@ -221,9 +221,7 @@ async def poll_device_code(
         json={"device_auth_id": device_auth_id, "user_code": user_code},
     )
     if status == 200 and document.get("authorization_code") and document.get("code_verifier"):
-        return DeviceDecision(
-            False, str(document["authorization_code"]), str(document["code_verifier"])
-        )
+        return DeviceDecision(False, str(document["authorization_code"]), str(document["code_verifier"]))
     code, _message = _error_of(document, status)
     if status in (403, 404) or code in _DEVICE_PENDING or document.get("status") == "pending":
         return DeviceDecision(True)

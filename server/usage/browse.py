@@ -146,13 +146,11 @@ def _name(orm_db: orm.Database, sql: str, ident: int | None) -> str | None:
 
 @orm.db_session
 def sessions(orm_db: orm.Database, since: float, until: float, limit: int = 100) -> list[dict]:
-    """Conversations (hashed session keys) active in the range, most recently seen first."""
+    """Conversations active in the range, most recently seen first (from the rollup job's session rows)."""
     rows = orm_db.select(
-        "SELECT session_key_hash, MIN(started_at), MAX(started_at), COUNT(*), SUM(total_tokens), "
-        "COUNT(DISTINCT account_id), SUM(CASE WHEN routing LIKE 'sticky_moved:%' THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN status >= 400 OR error_code <> '' THEN 1 ELSE 0 END), COALESCE(SUM(cost_usd), 0) "
-        "FROM request_log WHERE started_at >= $since AND started_at < $until AND session_key_hash <> '' "
-        f"GROUP BY session_key_hash ORDER BY MAX(started_at) DESC LIMIT {max(1, min(int(limit), PAGE_MAX))}",
+        "SELECT session, first_seen, last_seen, turns, total_tokens, accounts, moves, errors, cost_usd "
+        "FROM session_rollup WHERE last_seen >= $since AND first_seen < $until "
+        f"ORDER BY last_seen DESC LIMIT {max(1, min(int(limit), PAGE_MAX))}",
         {},
         {"since": since, "until": until},
     )
@@ -162,7 +160,7 @@ def sessions(orm_db: orm.Database, since: float, until: float, limit: int = 100)
             "first_seen": float(first),
             "last_seen": float(last),
             "turns": int(turns),
-            "total_tokens": int(tokens or 0),
+            "total_tokens": int(tokens),
             "accounts": int(accounts),
             "moves": int(moves),
             "errors": int(errors),

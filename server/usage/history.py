@@ -120,7 +120,9 @@ def rows(spec: HistorySpec):
                 prices,
             )
             made += 1
-            context *= rng.uniform(1.05, 1.3)
+            context *= rng.uniform(1.03, 1.15)
+            if context > 200_000:  # near the context window the client compacts the conversation
+                context = rng.uniform(20_000, 40_000)
             at += rng.lognormvariate(math.log(45), 0.9)
 
 

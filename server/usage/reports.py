@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pony import orm
 
 from server.usage.histogram import LATENCY_COLUMNS, TTFT_COLUMNS, summary
-from server.usage.rollups import GRAINS, floor_to
+from server.usage.rollups import DAY, GRAINS, floor_to
 
 TOKENS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "total_tokens")
 _BASIC = ("requests", "errors", *TOKENS, "cost_usd", "unpriced_requests", "latency_sum_ms")
-BREAKDOWNS = {"account": "account_id", "key": "api_key_id", "model": "model", "route": "route"}
+BREAKDOWNS = ("account", "key", "model", "route", "transport")
 MAX_BUCKETS = 24 * 400
 
 
@@ -22,6 +22,7 @@ class UsageQuery:
     until: float
     bucket: str = "hour"  # hour | day
     top: int = 20  # rows per breakdown
+    split: str = ""  # a breakdown whose values also get a series each (top ones only)
 
 
 @orm.db_session
@@ -29,12 +30,24 @@ def usage(orm_db: orm.Database, spec: UsageQuery) -> dict:
     grain = spec.bucket
     start = floor_to(spec.since, grain)
     end = floor_to(spec.until, grain) + (GRAINS[grain] if spec.until % GRAINS[grain] else 0)
-    where = "grain = $grain AND bucket_start >= $start AND bucket_start < $end"
-    params = {"grain": grain, "start": start, "end": end}
+    where = "grain = $grain AND facet = $facet AND bucket_start >= $start AND bucket_start < $end"
+    params = {"grain": grain, "facet": "all", "start": start, "end": end}
     histograms = (*LATENCY_COLUMNS, *TTFT_COLUMNS)
     sums = ", ".join(f"COALESCE(SUM({m}), 0)" for m in (*_BASIC, *histograms))
 
-    (total,) = orm_db.select(f"SELECT {sums} FROM usage_rollup WHERE {where}", {}, params)
+    # Totals and breakdowns need no time buckets: whole days come from the daily rows (24x fewer), only
+    # the partial days at the edges of an hourly range from hourly rows.
+    day_start, day_end = -(-start // DAY) * DAY, end // DAY * DAY
+    if grain == "hour" and day_start < day_end:
+        span = (
+            "facet = $facet AND ((grain = 'day' AND bucket_start >= $day_start AND bucket_start < $day_end) "
+            "OR (grain = 'hour' AND bucket_start >= $start AND bucket_start < $day_start) "
+            "OR (grain = 'hour' AND bucket_start >= $day_end AND bucket_start < $end))"
+        )
+        params.update(day_start=day_start, day_end=day_end)
+    else:
+        span = where
+    (total,) = orm_db.select(f"SELECT {sums} FROM usage_rollup WHERE {span}", {}, params)
     series = orm_db.select(
         f"SELECT bucket_start, {sums} FROM usage_rollup WHERE {where} "
         "GROUP BY bucket_start ORDER BY bucket_start",
@@ -42,21 +55,31 @@ def usage(orm_db: orm.Database, spec: UsageQuery) -> dict:
         params,
     )
     codes = orm_db.select(
-        f"SELECT error_code, SUM(errors) FROM usage_rollup WHERE {where} AND errors > 0 "
-        "GROUP BY error_code ORDER BY SUM(errors) DESC",
+        f"SELECT value, SUM(errors) FROM usage_rollup WHERE {span} GROUP BY value ORDER BY SUM(errors) DESC",
         {},
-        params,
+        {**params, "facet": "error_code"},
     )
-    basic = ", ".join(f"SUM({m})" for m in _BASIC)
     by = {}
-    for name, column in BREAKDOWNS.items():
+    for name in BREAKDOWNS:
         rows = orm_db.select(
-            f"SELECT {column}, {basic} FROM usage_rollup WHERE {where} GROUP BY {column} "
+            f"SELECT value, {sums} FROM usage_rollup WHERE {span} GROUP BY value "
             f"ORDER BY SUM(requests) DESC LIMIT {int(spec.top)}",
             {},
-            params,
+            {**params, "facet": name},
         )
-        by[name] = [{name if name in ("model", "route") else "id": row[0], **_basic(row[1:])} for row in rows]
+        by[name] = [{"value": row[0], **_basic(row[1:]), **_percentiles(row[1:])} for row in rows]
+    split = {}
+    if spec.split in BREAKDOWNS:
+        wanted = [row["value"] for row in by[spec.split][:8]]
+        rows = orm_db.select(
+            f"SELECT value, bucket_start, {', '.join(f'SUM({m})' for m in _BASIC)} FROM usage_rollup "
+            f"WHERE {where} GROUP BY value, bucket_start ORDER BY bucket_start",
+            {},
+            {**params, "facet": spec.split},
+        )
+        for value, t, *rest in rows:
+            if value in wanted:
+                split.setdefault(value, []).append({"t": int(t), **_basic(rest)})
     _name_accounts_and_keys(orm_db, by)
     return {
         "since": start,
@@ -66,6 +89,7 @@ def usage(orm_db: orm.Database, spec: UsageQuery) -> dict:
         "series": [{"t": int(row[0]), **_basic(row[1:]), **_percentiles(row[1:])} for row in series],
         "errors_by_code": [{"code": code, "errors": int(n)} for code, n in codes],
         "by": by,
+        "split": split,
     }
 
 
@@ -88,15 +112,15 @@ def _percentiles(row) -> dict:
 
 def _name_accounts_and_keys(orm_db: orm.Database, by: dict) -> None:
     accounts = {
-        int(i): (label or email or f"account {i}")
+        str(i): (label or email or f"account {i}")
         for i, email, label in orm_db.select("SELECT id, email, label FROM account")
     }
-    keys = {int(i): name for i, name in orm_db.select("SELECT id, name FROM api_key")}
-    for row in by["account"]:
-        row["id"] = int(row["id"]) or None
-        row["name"] = accounts.get(
-            row["id"] or 0, "no account" if row["id"] is None else f"account {row['id']}"
-        )
-    for row in by["key"]:
-        row["id"] = int(row["id"]) or None
-        row["name"] = keys.get(row["id"] or 0, "no key" if row["id"] is None else f"key {row['id']}")
+    keys = {str(i): name for i, name in orm_db.select("SELECT id, name FROM api_key")}
+    for facet, names, none in (("account", accounts, "no account"), ("key", keys, "no key")):
+        for row in by[facet]:
+            value = row.pop("value")
+            row["id"] = int(value) if value else None
+            row["name"] = names.get(value, f"{facet} {value}") if value else none
+    for facet in ("model", "route", "transport"):
+        for row in by[facet]:
+            row[facet] = row.pop("value")

@@ -19,7 +19,11 @@ from server.usage.histogram import BUCKET_COUNT, LATENCY_COLUMNS, TTFT_COLUMNS, 
 HOUR = 3600
 DAY = 86400
 GRAINS = {"hour": HOUR, "day": DAY}
-DIMENSIONS = ("account_id", "api_key_id", "model", "route", "transport", "error_code")
+# Each raw row counts once in every facet: the whole pool, and one cell per account, key, model, route,
+# transport and (when it failed) error code. Breakdowns by one dimension need no other; a cell per
+# combination of all of them made nearly as many rollup rows as raw ones.
+FACETS = ("all", "account", "key", "model", "route", "transport", "error_code")
+DIMENSIONS = ("facet", "value")
 SUMS = (
     "requests",
     "errors",
@@ -36,6 +40,7 @@ SUMS = (
 )
 MEASURES = (*SUMS, *LATENCY_COLUMNS, *TTFT_COLUMNS)
 _COLUMNS = ("grain", "bucket_start", *DIMENSIONS, *MEASURES)
+_COST, _LATENCY, _TTFT_SUM = SUMS.index("cost_usd"), SUMS.index("latency_sum_ms"), SUMS.index("ttft_sum_ms")
 _RAW = (
     "SELECT account_id, api_key_id, model, route, transport, status, error_code, input_tokens, "
     "cached_input_tokens, output_tokens, reasoning_tokens, total_tokens, cost_usd, latency_ms, ttft_ms "
@@ -52,6 +57,7 @@ class RollupPlan:
     days: tuple[int, ...]
     watermark: int  # the highest request_log id seen when the pass began
     previous: int  # the watermark of the pass before
+    scan_from: int = 0  # rows above this id were looked at
 
 
 def retention_cut(now: float, retention_days: float) -> int:
@@ -88,7 +94,7 @@ def plan(orm_db: orm.Database, now: float, retention_days: float) -> RollupPlan:
     cut = retention_cut(now, retention_days)
     kept = tuple(sorted(h for h in hours if h >= cut))
     days = tuple(sorted({h // DAY * DAY for h in kept}))
-    return RollupPlan(kept, days, watermark, int(state.get(_LAST, watermark)))
+    return RollupPlan(kept, days, watermark, int(state.get(_LAST, watermark)), scan_from)
 
 
 def _hour_expression(orm_db: orm.Database) -> str:
@@ -130,28 +136,41 @@ def _add(cells: dict[tuple, list], r: tuple) -> None:
         lat,
         ttft,
     ) = r
-    key = (account_id or 0, key_id or 0, model, route, transport, error_label(status, code))
-    cell = cells.get(key)
-    if cell is None:
-        cell = cells[key] = [0] * len(MEASURES)
-        cell[7] = cell[9] = cell[11] = 0.0
-    cell[0] += 1
-    cell[1] += failed(status, code)
-    cell[2] += inp
-    cell[3] += cached
-    cell[4] += out
-    cell[5] += reasoning
-    cell[6] += total
-    if cost is None:
-        cell[8] += total > 0
-    else:
-        cell[7] += cost
-    cell[9] += lat
-    cell[len(SUMS) + bucket_of(lat)] += 1
-    if ttft is not None:
-        cell[10] += 1
-        cell[11] += ttft
-        cell[len(SUMS) + BUCKET_COUNT + bucket_of(ttft)] += 1
+    is_failed = failed(status, code)
+    lat_bucket = len(SUMS) + bucket_of(lat)
+    ttft_bucket = None if ttft is None else len(SUMS) + BUCKET_COUNT + bucket_of(ttft)
+    keys = [
+        ("all", ""),
+        ("account", "" if account_id is None else str(account_id)),
+        ("key", "" if key_id is None else str(key_id)),
+        ("model", model),
+        ("route", route),
+        ("transport", transport),
+    ]
+    if is_failed:
+        keys.append(("error_code", error_label(status, code)))
+    for key in keys:
+        cell = cells.get(key)
+        if cell is None:
+            cell = cells[key] = [0] * len(MEASURES)
+            cell[_COST] = cell[_LATENCY] = cell[_TTFT_SUM] = 0.0
+        cell[0] += 1
+        cell[1] += is_failed
+        cell[2] += inp
+        cell[3] += cached
+        cell[4] += out
+        cell[5] += reasoning
+        cell[6] += total
+        if cost is None:
+            cell[8] += total > 0
+        else:
+            cell[7] += cost
+        cell[9] += lat
+        cell[lat_bucket] += 1
+        if ttft_bucket is not None:
+            cell[10] += 1
+            cell[11] += ttft
+            cell[ttft_bucket] += 1
 
 
 def _insert(orm_db: orm.Database, rows: list[tuple]) -> None:
@@ -181,6 +200,51 @@ def roll_day(orm_db: orm.Database, day: int) -> None:
     )
 
 
+_SESSION_SUMS = (
+    "SELECT session_key_hash, MIN(started_at), MAX(started_at), COUNT(*), SUM(total_tokens), "
+    "COUNT(DISTINCT account_id), SUM(CASE WHEN routing LIKE 'sticky_moved:%' THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN status >= 400 OR error_code <> '' THEN 1 ELSE 0 END), COALESCE(SUM(cost_usd), 0) "
+    "FROM request_log WHERE session_key_hash IN ({marks}) GROUP BY session_key_hash"
+)
+SESSION_BATCH = 500
+
+
+@orm.db_session
+def touched_sessions(orm_db: orm.Database, scan_from: int) -> list[str]:
+    rows = orm_db.select(
+        "SELECT DISTINCT session_key_hash FROM request_log WHERE id > $scan_from AND session_key_hash <> ''",
+        {},
+        {"scan_from": scan_from},
+    )
+    return [str(s) for s in rows]
+
+
+@orm.db_session
+def roll_sessions(orm_db: orm.Database, sessions: list[str]) -> None:
+    """Recompute these conversations' rows from their raw rows (an index probe per session)."""
+    if not sessions:
+        return
+    names = {f"s{i}": s for i, s in enumerate(sessions)}
+    marks = ", ".join(f"${n}" for n in names)
+    rows = orm_db.select(_SESSION_SUMS.format(marks=marks), {}, names)
+    orm_db.execute(f"DELETE FROM session_rollup WHERE session IN ({marks})", {}, names)
+    cursor = orm_db.get_connection().cursor()
+    values = [
+        (s, float(a), float(b), int(n), int(t or 0), int(c), int(m), int(e), float(cost))
+        for s, a, b, n, t, c, m, e, cost in rows
+    ]
+    if not values:
+        return
+    sql = (
+        "INSERT INTO session_rollup (session, first_seen, last_seen, turns, total_tokens, accounts, moves, "
+        "errors, cost_usd) VALUES "
+    )
+    if orm_db.provider.dialect == "PostgreSQL":
+        execute_values(cursor, sql + "%s", values, page_size=1000)
+    else:
+        cursor.executemany(sql + "(?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+
+
 @orm.db_session
 def finish(orm_db: orm.Database, done: RollupPlan) -> None:
     """Record the pass: the next one scans from this pass's starting point (one pass of overlap)."""
@@ -200,13 +264,18 @@ def counted_up_to(orm_db: orm.Database) -> int:
     return int(rows[0]) if rows else 0
 
 
+@orm.db_session
 def roll_up_now(orm_db: orm.Database, now: float, retention_days: float = 0) -> RollupPlan:
-    """One whole pass in this thread (tests, the history generator); the job does the same step by step."""
+    """One whole pass in one transaction (the history generator, benchmarks); the job does the same
+    step by step, a transaction per hour, so the request-log writer never waits long."""
     todo = plan(orm_db, now, retention_days)
     for hour in todo.hours:
         roll_hour(orm_db, hour)
     for day in todo.days:
         roll_day(orm_db, day)
+    sessions = touched_sessions(orm_db, todo.scan_from)
+    for start in range(0, len(sessions), SESSION_BATCH):
+        roll_sessions(orm_db, sessions[start : start + SESSION_BATCH])
     finish(orm_db, todo)
     return todo
 

@@ -56,6 +56,9 @@ class RequestLogUpkeep:
             await self._db.run(rollups.roll_hour, hour)
         for day in todo.days:
             await self._db.run(rollups.roll_day, day)
+        sessions = await self._db.run(rollups.touched_sessions, todo.scan_from)
+        for start in range(0, len(sessions), rollups.SESSION_BATCH):
+            await self._db.run(rollups.roll_sessions, sessions[start : start + rollups.SESSION_BATCH])
         await self._db.run(rollups.finish, todo)
         return todo
 

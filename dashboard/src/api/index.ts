@@ -5,6 +5,7 @@ import * as s from './schemas'
 
 export * from './client'
 export * from './schemas'
+export * from './proxies'
 
 // /api/accounts
 export const listAccounts = () => request('GET', '/api/accounts', s.accountList).then((a) => a.accounts)
@@ -92,3 +93,4 @@ export interface AuditFilter {
 }
 export const listAudit = (filter: AuditFilter = {}) =>
   request('GET', '/api/audit', s.auditPage, { query: { ...filter } })
+export * from './history'
