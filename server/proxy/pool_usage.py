@@ -126,6 +126,34 @@ def view_for(ctx, key, allowed_accounts, now: float) -> dict[str, str] | None:
     return rate_limit_headers(combine(ctx, allowed_accounts, now))
 
 
+def rate_limits_event(ctx, key, allowed_accounts, data: dict, now: float) -> dict | None:
+    """A `codex.rate_limits` event as this client should see it: the pool's windows in place of the
+    serving account's, unchanged when the setting does not apply, None (not sent) when hidden."""
+    mode = ctx.settings.pool_rate_limits
+    if key is not None and ctx.settings.hide_upstream_quota:
+        return None
+    limits = data.get("rate_limits")
+    if mode == "off" or (mode == "keys" and key is None) or not isinstance(limits, dict):
+        return data
+    pool = combine(ctx, allowed_accounts, now)
+    rewritten = dict(limits)
+    for name, window in (("primary", pool.primary), ("secondary", pool.secondary)):
+        before = limits.get(name) if isinstance(limits.get(name), dict) else {}
+        if window is None:
+            rewritten[name] = None
+            continue
+        rewritten[name] = {
+            **before,
+            "used_percent": round(window.used_percent, 1),
+            "window_minutes": before.get("window_minutes") or window.window_minutes,
+            "reset_at": int(window.reset_at) if window.reset_at else None,
+            "reset_after_seconds": max(0, int(window.reset_at - now)) if window.reset_at else None,
+        }
+    rewritten["limit_reached"] = pool.limit_reached
+    rewritten["allowed"] = not pool.limit_reached
+    return {**data, "rate_limits": rewritten}
+
+
 @bp.get("/backend-api/wham/usage")
 async def wham_usage(request: Request):
     """What the Codex CLI's /status asks under a ChatGPT-style base URL."""
