@@ -20,7 +20,7 @@ from server.config import ConfigError, Settings, redact_database_url
 from server.db import Database
 from server.lifecycle import drain, reclaim, supervisor
 from server.metrics import route as metrics_route
-from server.proxy import access, chat, models, responses, transcription, usage, websocket
+from server.proxy import access, chat, models, pool_usage, responses, transcription, usage, websocket
 from server.proxy.context import close_proxy_context, open_proxy_context
 from server.secretbox import SecretBox, load_or_create_key
 
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     app.blueprint(health.bp)
     app.blueprint(responses.bp)
     app.blueprint(usage.bp)
+    app.blueprint(pool_usage.bp)
     app.blueprint(websocket.bp)
     app.enable_websocket()  # the WebSocket routes upgrade by hand, after their access check
     app.blueprint(chat.bp)
@@ -88,7 +89,7 @@ def prepare_data_dir(settings: Settings) -> None:
 def _install_listeners(app: Sanic, settings: Settings, secret_key: bytes) -> None:
     @app.main_process_start
     async def create_shared_state(app: Sanic) -> None:
-        primitives = SharedPrimitives.create()
+        primitives = SharedPrimitives.create(settings.max_accounts)
         app.shared_ctx.account_slots = primitives.slots
         app.shared_ctx.roster_generation = primitives.generation
         app.shared_ctx.inflight_shares = primitives.shares
@@ -97,7 +98,7 @@ def _install_listeners(app: Sanic, settings: Settings, secret_key: bytes) -> Non
     @app.before_server_start
     async def open_worker_resources(app: Sanic) -> None:
         app.ctx.secretbox = SecretBox(secret_key)
-        app.ctx.slots = AccountSlots(_shared_primitives(app), reclaim.this_worker())
+        app.ctx.slots = AccountSlots(_shared_primitives(app, settings), reclaim.this_worker())
         db = Database(settings)
         report = await asyncio.get_running_loop().run_in_executor(None, db.open)
         app.ctx.db = db
@@ -119,11 +120,11 @@ def _install_listeners(app: Sanic, settings: Settings, secret_key: bytes) -> Non
             await asyncio.get_running_loop().run_in_executor(None, db.close)
 
 
-def _shared_primitives(app: Sanic) -> SharedPrimitives:
+def _shared_primitives(app: Sanic, settings: Settings) -> SharedPrimitives:
     """The main process's primitives, or this process's own when run without a main process (tests)."""
     slots = getattr(app.shared_ctx, "account_slots", None)
     if slots is None:
-        primitives = SharedPrimitives.create()
+        primitives = SharedPrimitives.create(settings.max_accounts)
         return primitives
     return SharedPrimitives(
         slots=slots, generation=app.shared_ctx.roster_generation, shares=app.shared_ctx.inflight_shares

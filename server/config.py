@@ -46,6 +46,8 @@ class Settings:
     # Keep a conversation (session key) on one account; run-time override in /api/settings.
     sticky_sessions: bool = True
     account_inflight_cap: int = 4
+    # Size of the shared-memory slot table: the most accounts the pool holds (import beyond: 409).
+    max_accounts: int = 512
     max_attempts: int = 3
     request_max_bytes: int = 32 * 1024 * 1024
     # JSON {"model": {"input": 1.25, "cached_input": 0.125, "output": 10.0}} (USD per 1M tokens).
@@ -58,6 +60,10 @@ class Settings:
     upstream_websocket_trust_env: bool = False
     # What an egress proxy's test asks for its exit address (answers {"ip": …} or the bare address).
     egress_probe_url: str = "https://api.ipify.org?format=json"
+    # The x-codex-* windows a client sees: the pool's combined ones for API-key clients ("keys"), for
+    # every client ("all"), or the serving account's ("off"); and whether key holders see none at all.
+    pool_rate_limits: str = "keys"
+    hide_upstream_quota: bool = False
     # A client WebSocket with no turn in flight for this long is closed (1001).
     websocket_idle_timeout_seconds: int = 300
     models_sync_interval_s: int = 300
@@ -207,6 +213,7 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
         ),
         sticky_sessions=_bool("STICKY_SESSIONS", get("STICKY_SESSIONS", "true")),
         account_inflight_cap=_int(raw, "ACCOUNT_INFLIGHT_CAP", get("ACCOUNT_INFLIGHT_CAP", "4"), 1, 1000),
+        max_accounts=_int(raw, "MAX_ACCOUNTS", get("MAX_ACCOUNTS", "512"), 1, 10_000),
         max_attempts=_int(raw, "MAX_ATTEMPTS", get("MAX_ATTEMPTS", "3"), 1, 10),
         request_max_bytes=_int(
             raw, "REQUEST_MAX_BYTES", get("REQUEST_MAX_BYTES", str(32 * 1024 * 1024)), 1024, 1024**3
@@ -226,6 +233,10 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
         egress_probe_url=_http_url(
             "EGRESS_PROBE_URL", get("EGRESS_PROBE_URL", "https://api.ipify.org?format=json")
         ),
+        pool_rate_limits=_choice(
+            "POOL_RATE_LIMITS", get("POOL_RATE_LIMITS", "keys").lower(), ("keys", "all", "off")
+        ),
+        hide_upstream_quota=_bool("HIDE_UPSTREAM_QUOTA", get("HIDE_UPSTREAM_QUOTA", "false")),
         websocket_idle_timeout_seconds=_int(
             raw, "WEBSOCKET_IDLE_TIMEOUT_SECONDS", get("WEBSOCKET_IDLE_TIMEOUT_SECONDS", "300"), 1, 86400
         ),

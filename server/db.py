@@ -24,6 +24,8 @@ T = TypeVar("T")
 class Database:
     def __init__(self, settings: Settings) -> None:
         self.url = settings.database_url
+        # New accounts get a slot below this (server.accounts.store.PoolFull beyond it).
+        self.account_capacity = settings.max_accounts
         self.orm: orm.Database = define_database()
         self._pool = ThreadPoolExecutor(max_workers=settings.db_threads, thread_name_prefix="db")
 

@@ -163,6 +163,16 @@ async def test_create_a_key_with_a_limit_copy_its_snippet_require_keys_and_use_i
         (listed,) = (await response.json())["api_keys"]
     assert listed["limits"][0]["max"] == 100 and listed["limits"][0]["quantity"] == "requests"
     assert listed["usage"]["request_count"] >= 1
+    # The strategy and the price changed in the browser route and price the proxied requests.
+    assert result["saved_price_model"] == "gpt-5.4" and result["saved_cached_price"] == "1000"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(dashboard.url + "/api/settings") as response:
+            assert (await response.json())["routing_strategy"] == "round_robin"
+        async with session.get(dashboard.url + "/api/request-logs") as response:
+            logs = (await response.json())["request_logs"]
+    assert logs
+    for row in logs:  # at the overridden $2000 per 1M output tokens, not the built-in $15
+        assert row["cost_usd"] >= row["output_tokens"] * 2000 / 1e6 > 0
     assert len(result["screenshots"]) == 20
 
 

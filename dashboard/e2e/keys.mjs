@@ -1,5 +1,6 @@
-// API keys and settings: create a key with a limit, copy its snippet, turn on "Require API keys", use
-// the key through the proxy, and see its usage against the limit.
+// API keys and settings: create a key with a limit, copy its snippet, turn on "Require API keys", switch
+// the routing strategy and override a model's price, use the key through the proxy, and see its usage
+// against the limit.
 import { clipboard, run, shoot, toast } from './lib.mjs'
 
 await run(async ({ page, result }) => {
@@ -34,6 +35,27 @@ await run(async ({ page, result }) => {
   await page.getByRole('button', { name: 'Turn it on' }).click()
   await toast(page, 'Saved: Require API keys')
   await apiKeyAuth.getByText('On: clients without a key get 401').waitFor()
+
+  // Routing strategy: one click, and the line under it says what the new choice does.
+  const strategy = page.locator('[data-setting=routing_strategy]')
+  await strategy.getByText('Round robin', { exact: true }).click()
+  await toast(page, 'Saved: Routing strategy')
+  await strategy.getByText('Each account in turn.').waitFor()
+
+  // A price for gpt-5.4, per million tokens, in dollar fields (cached input left empty: same as input).
+  const prices = page.locator('[data-setting=pricing_overrides]')
+  await prices.getByText('built-in prices').waitFor()
+  await prices.getByTestId('add-price').click()
+  await prices.getByLabel('Row 1 model').fill('gpt-5.4')
+  await prices.getByLabel('Row 1 input price', { exact: true }).fill('1000')
+  await prices.getByLabel('Row 1 output price').fill('2000')
+  await prices.getByLabel('Row 1 model').click() // leave the number field so it commits its value
+  await prices.getByTestId('save-prices').click()
+  await toast(page, 'Saved: Pricing overrides')
+  await page.reload()
+  await prices.getByLabel('Row 1 model').waitFor()
+  result.saved_price_model = await prices.getByLabel('Row 1 model').inputValue()
+  result.saved_cached_price = await prices.getByLabel('Row 1 cached input price').inputValue()
   result.screenshots.push(...(await shoot(page, 'settings')))
 
   // The key from the copied curl snippet, through the proxy, as a client would send it.

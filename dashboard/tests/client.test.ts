@@ -73,9 +73,23 @@ describe('the API client', () => {
   })
 
   it('keeps settings it does not know yet', async () => {
-    vi.stubGlobal('fetch', answer(200, { upstream_stream_transport: 'auto', api_key_auth_enabled: false, routing_strategy: 'usage' }))
+    const known = {
+      routing_strategy: 'round_robin',
+      sticky_sessions: true,
+      upstream_stream_transport: 'auto',
+      api_key_auth_enabled: false,
+      pricing_overrides: { 'gpt-5.4': { input: 2.5, cached_input: 0.25, output: 15 } },
+      request_log_retention_days: 30,
+    }
+    vi.stubGlobal('fetch', answer(200, { ...known, request_log_sample_rate: 0.5 }))
     const settings = await readSettings()
-    expect(settings.routing_strategy).toBe('usage')
+    expect(settings.pricing_overrides['gpt-5.4']!.output).toBe(15)
+    expect(settings.request_log_sample_rate).toBe(0.5)
+  })
+
+  it('notices a setting whose shape changed', async () => {
+    vi.stubGlobal('fetch', answer(200, { routing_strategy: 'usage', sticky_sessions: true, upstream_stream_transport: 'auto', api_key_auth_enabled: false, pricing_overrides: {}, request_log_retention_days: 30 }))
+    await expect(readSettings()).rejects.toThrow()
   })
 
   it('sends the user to sign in when the session is gone', async () => {

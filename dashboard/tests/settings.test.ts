@@ -50,6 +50,43 @@ describe('SettingRow', () => {
   })
 })
 
+describe('PricingEditor', () => {
+  it('edits prices per model in dollar fields and saves them as one change', async () => {
+    setActivePinia(createPinia())
+    const changes: unknown[] = []
+    const value = { 'gpt-5.4': { input: 2.5, cached_input: 0.25, output: 15 } }
+    const wrapper = mount(
+      inProviders(() => h(SettingRow, { name: 'pricing_overrides', value, disabled: false, saving: false, onChange: (v: unknown) => changes.push(v) })),
+    )
+    expect(wrapper.text()).toContain('Pricing overrides')
+    expect((wrapper.get('[aria-label="Row 1 model"]').element as HTMLInputElement).value).toBe('gpt-5.4')
+    const save = () => wrapper.get('[data-testid=save-prices]')
+    expect(save().attributes('disabled')).toBeDefined() // nothing changed yet
+    await wrapper.get('[data-testid=add-price]').trigger('click')
+    await wrapper.get('[aria-label="Row 2 model"]').setValue('My-Model')
+    await flushPromises()
+    expect(wrapper.text()).toContain('my-model needs an input and an output price')
+    expect(save().attributes('disabled')).toBeDefined()
+    for (const [label, price] of [['Row 2 input price', '1.5'], ['Row 2 output price', '6']]) {
+      const input = wrapper.get(`[aria-label="${label}"]`)
+      await input.setValue(price)
+      await input.trigger('blur')
+    }
+    await flushPromises()
+    expect(save().attributes('disabled')).toBeUndefined()
+    await save().trigger('click')
+    expect(changes).toEqual([
+      { 'gpt-5.4': { input: 2.5, cached_input: 0.25, output: 15 }, 'my-model': { input: 1.5, cached_input: 1.5, output: 6 } },
+    ])
+  })
+
+  it('says that the built-in prices apply when there are no overrides', () => {
+    const wrapper = mount(inProviders(() => h(SettingRow, { name: 'pricing_overrides', value: {}, disabled: false, saving: false })))
+    expect(wrapper.text()).toContain('built-in prices')
+    expect(wrapper.find('textarea').exists()).toBe(false)
+  })
+})
+
 describe('LimitRules', () => {
   it('adds and removes rules, each with a quantity, a maximum, a window and an optional model', async () => {
     const rules = ref<RuleDraft[]>([])

@@ -16,11 +16,17 @@ class ImportResult:
     account: store.AccountSummary | None = None
     created: bool = False
     error: str = ""
+    code: str = "invalid_auth_json"
 
     def public(self) -> dict:
         if self.account is None:
-            return {"source": self.source, "error": self.error}
+            return {"source": self.source, "error": self.error, "code": self.code}
         return {"source": self.source, "created": self.created, **self.account.public()}
+
+
+def pool_full(results: list[ImportResult]) -> bool:
+    """Nothing was imported and at least one file was refused only because every slot is taken."""
+    return not any(r.account for r in results) and any(r.code == store.PoolFull.code for r in results)
 
 
 async def import_files(db: Database, box: SecretBox, files: list[tuple[str, bytes]]) -> list[ImportResult]:
@@ -31,7 +37,11 @@ async def import_files(db: Database, box: SecretBox, files: list[tuple[str, byte
         except InvalidAuthJson as exc:
             results.append(ImportResult(source=source, error=str(exc)))
             continue
-        upserted = await db.run(store.upsert_credentials, creds, box)
+        try:
+            upserted = await db.run(store.upsert_credentials, creds, box, db.account_capacity)
+        except store.PoolFull as exc:
+            results.append(ImportResult(source=source, error=str(exc), code=exc.code))
+            continue
         results.append(ImportResult(source=source, account=upserted.account, created=upserted.created))
     return results
 

@@ -243,8 +243,16 @@ class LoginService:
                     store.replace_credentials, flow.reauth_account_id, creds, self._box
                 )
             else:
-                result = await self._db.run(store.upsert_credentials, creds, self._box)
-        except (oauth.OAuthError, InvalidAuthJson, store.AccountMismatch, store.AccountNotFound) as exc:
+                result = await self._db.run(
+                    store.upsert_credentials, creds, self._box, self._db.account_capacity
+                )
+        except (
+            oauth.OAuthError,
+            InvalidAuthJson,
+            store.AccountMismatch,
+            store.AccountNotFound,
+            store.PoolFull,
+        ) as exc:
             message = f"sign-in failed: {exc}"
             await self._db.run(flows.finish, flow.id, flows.FAILED, message)
             log.warning("sign-in failed flow=%s kind=%s error=%s", flow.id, flow.kind, type(exc).__name__)

@@ -5,6 +5,7 @@ The proxy reads it without touching the database; server.reloader reloads it whe
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import replace
 
@@ -14,6 +15,8 @@ from server.balancer.candidates import Candidate
 from server.balancer.slots import AccountSlots
 from server.db import Database
 from server.secretbox import SecretBox
+
+log = logging.getLogger(__name__)
 
 
 class Roster:
@@ -36,6 +39,7 @@ class Roster:
         self._install(await self._db.run(store.load_roster, self._box))
 
     def _install(self, records: list[store.AccountRecord]) -> None:
+        records = self._within_capacity(records)
         self._by_id = {record.id: record for record in records}
         self._sync_polled_usage(records)
         self.candidates = tuple(
@@ -48,6 +52,19 @@ class Roster:
             )
             for r in records
         )
+
+    def _within_capacity(self, records: list[store.AccountRecord]) -> list[store.AccountRecord]:
+        """Accounts whose slot lies beyond the slot table (CODEX_LB_MAX_ACCOUNTS lowered below the
+        pool) cannot be routed to: leave them out, and say so once per reload."""
+        capacity = self._slots.capacity
+        kept = [r for r in records if r.slot < capacity]
+        if len(kept) < len(records):
+            log.warning(
+                "accounts beyond the slot table skipped=%d max_accounts=%d",
+                len(records) - len(kept),
+                capacity,
+            )
+        return kept
 
     def _sync_polled_usage(self, records: list[store.AccountRecord]) -> None:
         """Windows polled by the deployment's one usage poller (maybe on another replica) reach this

@@ -124,12 +124,16 @@ def roster_version(db: orm.Database) -> int:
 
 
 @orm.db_session(retry=5)
-def upsert_credentials(db: orm.Database, creds: Credentials, box: SecretBox) -> UpsertResult:
+def upsert_credentials(
+    db: orm.Database, creds: Credentials, box: SecretBox, capacity: int = DEFAULT_CAPACITY
+) -> UpsertResult:
     """Add an account, or refresh the tokens of the one with the same ChatGPT account id."""
-    return _upsert(db, creds, box)
+    return _upsert(db, creds, box, capacity)
 
 
-def _upsert(db: orm.Database, creds: Credentials, box: SecretBox) -> UpsertResult:
+def _upsert(
+    db: orm.Database, creds: Credentials, box: SecretBox, capacity: int = DEFAULT_CAPACITY
+) -> UpsertResult:
     now = time.time()
     row = db.Account.get(chatgpt_account_id=creds.chatgpt_account_id)
     sealed = {
@@ -143,7 +147,7 @@ def _upsert(db: orm.Database, creds: Credentials, box: SecretBox) -> UpsertResul
             chatgpt_account_id=creds.chatgpt_account_id,
             email=creds.email,
             plan_type=creds.plan_type,
-            slot=_free_slot(db),
+            slot=_free_slot(db, capacity),
             access_expires_at=creds.access_expires_at,
             last_refresh_at=creds.last_refresh_at,
             created_at=now,
@@ -167,12 +171,14 @@ def _upsert(db: orm.Database, creds: Credentials, box: SecretBox) -> UpsertResul
     return UpsertResult(_summary(row), created)
 
 
-def _free_slot(db: orm.Database) -> int:
+def _free_slot(db: orm.Database, capacity: int) -> int:
+    # Every account holds one row of the shared-memory slot table for its life, so the table's size
+    # (CODEX_LB_MAX_ACCOUNTS) is the pool's limit.
     used = set(orm.select(a.slot for a in db.Account)[:])
-    for slot in range(DEFAULT_CAPACITY):
+    for slot in range(capacity):
         if slot not in used:
             return slot
-    raise RuntimeError(f"codex-lb supports at most {DEFAULT_CAPACITY} accounts")
+    raise PoolFull(capacity)
 
 
 @orm.db_session
@@ -273,6 +279,19 @@ def _record_event(
 
 class AccountNotFound(LookupError):
     pass
+
+
+class PoolFull(Exception):
+    """Every slot is taken: a new account needs a deleted one's slot or a larger CODEX_LB_MAX_ACCOUNTS."""
+
+    code = "pool_full"
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(
+            f"the pool is full: codex-lb holds at most {capacity} accounts (CODEX_LB_MAX_ACCOUNTS);"
+            " delete an account or raise CODEX_LB_MAX_ACCOUNTS and restart"
+        )
+        self.capacity = capacity
 
 
 class AccountMismatch(ValueError):

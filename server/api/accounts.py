@@ -53,6 +53,8 @@ async def import_accounts(request: Request):
     if any(r.account for r in results):
         ctx.roster.changed()
         await ctx.roster.reload()
+    if importing.pool_full(results):
+        raise PoolFullError(ctx.db.account_capacity, [r.public() for r in results])
     status = 200 if all(r.account for r in results) else (207 if any(r.account for r in results) else 400)
     return json(
         {
@@ -61,6 +63,20 @@ async def import_accounts(request: Request):
         },
         status=status,
     )
+
+
+class PoolFullError(ProxyError):
+    """409: every slot of the shared table is taken (CODEX_LB_MAX_ACCOUNTS)."""
+
+    status = 409
+    code = "pool_full"
+
+    def __init__(self, capacity: int, errors: list[dict]) -> None:
+        super().__init__(
+            f"The pool is full: codex-lb holds at most {capacity} accounts (CODEX_LB_MAX_ACCOUNTS)."
+            " Delete an account, or raise CODEX_LB_MAX_ACCOUNTS and restart.",
+            extra={"limit": capacity, "errors": errors},
+        )
 
 
 def _with_live_state(ctx, account: dict, now: float) -> dict:

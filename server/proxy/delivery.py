@@ -72,6 +72,9 @@ def response_headers(opened: OpenedStream, trace: Trace, request_id: str) -> dic
     for name, value in upstream.items():
         if name.lower().startswith(_PASSED_BACK_PREFIXES):
             out[name.lower()] = value
+    if trace.rate_limit_view is not None:  # the pool's windows (or none) instead of this account's
+        out = {k: v for k, v in out.items() if not k.startswith(_PASSED_BACK_PREFIXES)}
+        out.update(trace.rate_limit_view)
     out["x-request-id"] = request_id
     out["x-codex-lb-account"] = str(opened.account.id)
     out["x-codex-lb-attempts"] = str(trace.attempts)

@@ -48,6 +48,8 @@ class Trace:
     account: AccountRecord | None = None
     routing: str = ""
     egress: str = ""  # the route the serving account's traffic took: "" direct, "proxy:<name>"
+    # x-codex-* window headers the client sees instead of the serving account's (server.proxy.pool_usage)
+    rate_limit_view: dict[str, str] | None = None
     upstream_sent_mono: float = 0.0
     first_content_mono: float = 0.0
     head_sent_mono: float = 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import orjson
 from sanic import Blueprint, Request
@@ -12,7 +13,7 @@ from server.auth.guard import authorize_proxy
 from server.errors import ProxyError
 from server.keys.admission import admit
 from server.keys.store import KeyRecord
-from server.proxy import keepalive, normalize, transport
+from server.proxy import keepalive, normalize, pool_usage, transport
 from server.proxy.bodies import decoded_body
 from server.proxy.delivery import (
     Outcome,
@@ -96,6 +97,7 @@ async def _serve(request: Request, norm: normalize.NormalizedRequest, key: KeyRe
                     allowed_accounts,
                     model_plans,
                 )
+        trace.rate_limit_view = pool_usage.view_for(ctx, key, allowed_accounts, time.time())
         if norm.client_stream:
             done.outcome = Outcome()
             fill = request.path.startswith("/v1/")  # SDK clients; the Codex CLI gets the backend's bytes

@@ -25,7 +25,7 @@ from server.errors import ProxyError
 from server.keys.admission import admit, check_model
 from server.keys.store import KeyRecord
 from server.lifecycle import drain
-from server.proxy import normalize, socket_keepalive, transport, websocket_handshake
+from server.proxy import normalize, pool_usage, socket_keepalive, transport, websocket_handshake
 from server.proxy.assemble import OutputFiller
 from server.proxy.conversation import Conversation
 from server.proxy.delivery import Outcome, Settlement, incomplete_message
@@ -320,6 +320,15 @@ class ClientSocket:
 
         async def forward(event: SSEEvent) -> None:
             outcome.observe(event)
+            if event.name == "codex.rate_limits":  # the pool's windows for this client, not the account's
+                data = event.data()
+                now = time.time()
+                shown = pool_usage.rate_limits_event(self.ctx, self.key, self.allowed_accounts, data, now)
+                if shown is None:
+                    return
+                if shown is not data:
+                    await self.ws.send(orjson.dumps(shown).decode())
+                    return
             if event.name == "response.output_item.done":
                 produced.append(event)
             filled = filler.fill(event) if filler is not None else None

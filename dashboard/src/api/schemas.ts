@@ -146,10 +146,18 @@ export const apiKey = z.object({
 export type ApiKey = z.infer<typeof apiKey>
 export const apiKeyList = z.object({ api_keys: z.array(apiKey) })
 
+/** USD per 1M tokens; cached input is part of input. */
+export const modelPrice = z.object({ input: z.number(), cached_input: z.number(), output: z.number() })
+export type ModelPrice = z.infer<typeof modelPrice>
+
 /** Run-time settings: the known ones are typed, any newer ones pass through untouched. */
 export const runtimeSettings = z.looseObject({
+  routing_strategy: z.enum(['usage_weighted', 'round_robin', 'least_inflight']),
+  sticky_sessions: z.boolean(),
   upstream_stream_transport: z.enum(['auto', 'http', 'websocket']),
   api_key_auth_enabled: z.boolean(),
+  pricing_overrides: z.record(z.string(), modelPrice),
+  request_log_retention_days: z.number(),
 })
 export type RuntimeSettings = z.infer<typeof runtimeSettings>
 

@@ -14,6 +14,8 @@ export interface SettingInfo {
   /** Shown before turning a switch on. */
   confirmOn?: string
   unit?: string
+  /** A dedicated editor instead of the one the value's type suggests. */
+  editor?: 'prices'
 }
 
 export const SETTINGS: Record<string, SettingInfo> = {
@@ -30,7 +32,8 @@ export const SETTINGS: Record<string, SettingInfo> = {
   sticky_sessions: {
     label: 'Sticky conversations',
     group: 'routing',
-    effect: 'Keep a conversation on one account, so the upstream prompt cache keeps working.',
+    effect:
+      'Keep a conversation on one account, so the upstream prompt cache keeps working. Off: every turn follows the routing strategy.',
   },
   upstream_stream_transport: {
     label: 'Upstream transport',
@@ -52,12 +55,14 @@ export const SETTINGS: Record<string, SettingInfo> = {
   pricing_overrides: {
     label: 'Pricing overrides',
     group: 'data',
-    effect: 'Dollar prices per million tokens by model, replacing the built-in ones for cost figures and cost limits.',
+    effect:
+      'Dollar prices per million tokens by model, replacing the built-in ones for the cost of new requests and for cost limits.',
+    editor: 'prices',
   },
-  retention_days: {
+  request_log_retention_days: {
     label: 'Keep request logs',
     group: 'data',
-    effect: 'Request logs older than this are deleted every night.',
+    effect: 'Single request-log rows older than this are deleted; hourly and daily totals stay. 0 keeps them forever.',
     unit: 'days',
   },
 }

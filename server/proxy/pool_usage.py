@@ -1,0 +1,182 @@
+"""The pool's combined quota windows, as a client of the pool should see them: the usage routes the Codex
+CLI's /status asks (`/backend-api/wham/usage`, `/api/codex/usage`) and the x-codex-* rate-limit headers
+of API-key clients, instead of whichever account served last.
+
+Combined = the capacity left across the accounts that client may use (an account out of quota counts as
+fully used), with the soonest reset; computed from the shared slots, no database round trip.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from sanic import Blueprint, Request
+from sanic.response import json
+
+from server.auth.guard import authorize_proxy
+from server.balancer.slots import Field
+from server.errors import ProxyError
+
+bp = Blueprint("pool_usage")
+CODEX_USAGE_PATH = "/api/codex/usage"  # served to key holders, not behind the dashboard sign-in
+UNROUTABLE = frozenset({"paused", "reauth_required", "deactivated"})
+DEFAULT_MINUTES = {"primary": 300, "secondary": 10080}
+
+
+@dataclass(frozen=True, slots=True)
+class PoolWindow:
+    used_percent: float
+    window_minutes: int
+    reset_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PoolWindows:
+    primary: PoolWindow | None
+    secondary: PoolWindow | None
+    accounts: int  # how many accounts the windows combine
+    limit_reached: bool
+
+
+def combine(ctx, allowed_accounts: Collection[int] | None, now: float) -> PoolWindows:
+    slots = ctx.slots
+    egress = ctx.upstream.egress
+    usable = [
+        c
+        for c in ctx.roster.candidates
+        if c.status not in UNROUTABLE
+        and (allowed_accounts is None or c.account_id in allowed_accounts)
+        and egress.unavailable(c.account_id, now) is None
+    ]
+    windows = {}
+    for name, used_field, reset_field in (
+        ("primary", Field.PRIMARY_USED, Field.PRIMARY_RESET_AT),
+        ("secondary", Field.SECONDARY_USED, Field.SECONDARY_RESET_AT),
+    ):
+        if not usable:
+            windows[name] = None
+            continue
+        used, resets = [], []
+        for c in usable:
+            exhausted = c.status == "quota_exceeded" and c.status_until > now
+            used.append(100.0 if exhausted else min(100.0, max(0.0, slots.get(c.slot, used_field))))
+            reset = slots.get(c.slot, reset_field)
+            if reset > now:
+                resets.append(reset)
+        # The capacity left across the pool, as a share of the pool's whole window.
+        windows[name] = PoolWindow(
+            sum(used) / len(used), DEFAULT_MINUTES[name], min(resets) if resets else None
+        )
+    reached = bool(usable) and all(
+        w is None or w.used_percent >= 100.0 for w in (windows["primary"], windows["secondary"])
+    )
+    return PoolWindows(windows["primary"], windows["secondary"], len(usable), reached or not usable)
+
+
+def rate_limit_headers(pool: PoolWindows, minutes: dict[str, int] | None = None) -> dict[str, str]:
+    """The x-codex-* window headers of the pool's view (window lengths as upstream last reported)."""
+    out = {}
+    for name, window in (("primary", pool.primary), ("secondary", pool.secondary)):
+        if window is None:
+            continue
+        length = (minutes or {}).get(name) or window.window_minutes
+        out[f"x-codex-{name}-used-percent"] = f"{window.used_percent:.1f}"
+        out[f"x-codex-{name}-window-minutes"] = str(length)
+        if window.reset_at:
+            out[f"x-codex-{name}-reset-at"] = str(int(window.reset_at))
+    return out
+
+
+def wham_body(pool: PoolWindows, now: float) -> dict:
+    """The upstream /wham/usage shape, for the pool."""
+
+    def window(w: PoolWindow | None):
+        if w is None:
+            return None
+        return {
+            "used_percent": round(w.used_percent),
+            "limit_window_seconds": w.window_minutes * 60,
+            "reset_after_seconds": max(0, int(w.reset_at - now)) if w.reset_at else None,
+            "reset_at": int(w.reset_at) if w.reset_at else None,
+        }
+
+    return {
+        "plan_type": "pro" if pool.accounts else "guest",
+        "rate_limit": {
+            "allowed": not pool.limit_reached,
+            "limit_reached": pool.limit_reached,
+            "primary_window": window(pool.primary),
+            "secondary_window": window(pool.secondary),
+        },
+        "credits": {"has_credits": False, "unlimited": False, "balance": "0"},
+        "pool": {"accounts": pool.accounts},
+    }
+
+
+def view_for(ctx, key, allowed_accounts, now: float) -> dict[str, str] | None:
+    """Headers replacing the serving account's windows for this client, or None to pass them through.
+    An empty dict hides the upstream windows (CODEX_LB_HIDE_UPSTREAM_QUOTA for key holders)."""
+    mode = ctx.settings.pool_rate_limits
+    if key is not None and ctx.settings.hide_upstream_quota:
+        return {}
+    if mode == "off" or (mode == "keys" and key is None):
+        return None
+    return rate_limit_headers(combine(ctx, allowed_accounts, now))
+
+
+def rate_limits_event(ctx, key, allowed_accounts, data: dict, now: float) -> dict | None:
+    """A `codex.rate_limits` event as this client should see it: the pool's windows in place of the
+    serving account's, unchanged when the setting does not apply, None (not sent) when hidden."""
+    mode = ctx.settings.pool_rate_limits
+    if key is not None and ctx.settings.hide_upstream_quota:
+        return None
+    limits = data.get("rate_limits")
+    if mode == "off" or (mode == "keys" and key is None) or not isinstance(limits, dict):
+        return data
+    pool = combine(ctx, allowed_accounts, now)
+    rewritten = dict(limits)
+    for name, window in (("primary", pool.primary), ("secondary", pool.secondary)):
+        before = limits.get(name) if isinstance(limits.get(name), dict) else {}
+        if window is None:
+            rewritten[name] = None
+            continue
+        rewritten[name] = {
+            **before,
+            "used_percent": round(window.used_percent, 1),
+            "window_minutes": before.get("window_minutes") or window.window_minutes,
+            "reset_at": int(window.reset_at) if window.reset_at else None,
+            "reset_after_seconds": max(0, int(window.reset_at - now)) if window.reset_at else None,
+        }
+    rewritten["limit_reached"] = pool.limit_reached
+    rewritten["allowed"] = not pool.limit_reached
+    return {**data, "rate_limits": rewritten}
+
+
+@bp.get("/backend-api/wham/usage")
+async def wham_usage(request: Request):
+    """What the Codex CLI's /status asks under a ChatGPT-style base URL."""
+    return await pool_usage(request)
+
+
+@bp.get(CODEX_USAGE_PATH)
+async def codex_usage(request: Request):
+    """The same for clients with an API-style base URL (an API key, or a local caller)."""
+    return await pool_usage(request)
+
+
+async def pool_usage(request: Request):
+    key = authorize_proxy(request)
+    ctx = request.app.ctx.proxy
+    if key is not None and ctx.settings.hide_upstream_quota:
+        raise ProxyError(
+            "The operator does not share upstream quota with API-key holders; see GET /v1/usage for this "
+            "key's own limits.",
+            status=403,
+            type="invalid_request_error",
+            code="quota_hidden",
+        )
+    now = time.time()
+    allowed = key.allowed_accounts if key else None
+    return json(wham_body(combine(ctx, allowed, now), now))
