@@ -274,3 +274,29 @@ async def cli(proxy, *args: str) -> tuple[int, str, str]:
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     return process.returncode, out.decode(), err.decode()
+
+
+async def test_a_rebound_account_moves_to_its_new_route_at_once_even_on_open_sockets(
+    tmp_path, database_url, fake_upstream, tunnels
+):
+    http, _ = tunnels
+    settings, server = await serve(
+        tmp_path, database_url, fake_upstream, upstream_stream_transport="websocket"
+    )
+    async with server as live:
+        proxy = ProxyHarness(server=live, fake=fake_upstream, settings=settings)
+        (account,) = await proxy.add_accounts("acc_http")
+        for _ in range(2):  # an upstream socket opened directly, then kept for the conversation
+            assert (await proxy.post(CODEX, codex_body("hi"), {"session-id": "kept"})).status == 200
+        assert peers_by_account(fake_upstream) == {"acc_http": {"127.0.0.1"}}
+        status, made = await api(
+            proxy,
+            "POST",
+            "/api/proxies",
+            {"name": "corp", "url": f"http://alice:s3cret-http@127.0.0.1:{http.port}"},
+        )
+        await api(proxy, "PUT", f"/api/accounts/{account['id']}/egress", {"proxy_id": made["id"]})
+        before = len(fake_upstream.requests(limit=2000))
+        assert (await proxy.post(CODEX, codex_body("hi"), {"session-id": "kept"})).status == 200
+        after = [e for e in fake_upstream.requests(limit=2000)[before:] if e.get("account")]
+        assert after and {e["peer"] for e in after} == {"127.0.0.2"}

@@ -8,6 +8,7 @@ never sent direct instead.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import math
@@ -24,6 +25,7 @@ from server.egress.store import Binding, ProxyRecord
 
 log = logging.getLogger(__name__)
 
+RETIRE_AFTER_S = 600.0  # a replaced proxy session is closed this long after (streams end before that)
 DOWN_FOR_S = 30.0  # a proxy that refused a connection is not used by this worker for this long
 
 
@@ -128,7 +130,21 @@ class EgressRoutes:
             proxy = self._proxies.get(proxy_id)
             if proxy is None or _identity(proxy) != identity:
                 del self._sessions[proxy_id]
-                self._stale.append(session)  # closed later: a stream may still be reading from it
+                self._retire(session)
+
+    def _retire(self, session: aiohttp.ClientSession) -> None:
+        """Close a replaced proxy's session later: a stream may still be reading from it."""
+        self._stale.append(session)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        loop.call_later(RETIRE_AFTER_S, lambda: loop.create_task(self._close_stale(session)))
+
+    async def _close_stale(self, session: aiohttp.ClientSession) -> None:
+        if session in self._stale:
+            self._stale.remove(session)
+            await session.close()
 
     def binding(self, account_id: int) -> Binding | None:
         return self._bindings.get(account_id)

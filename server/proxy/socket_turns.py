@@ -95,7 +95,7 @@ async def open_socket_stream(
     pool_full = False
     pinned = binding.account is not None  # a bound conversation stays on its account while it can
     while trace.attempts < ctx.settings.max_attempts and trace.attempt_budget(ctx.settings) > 0:
-        if binding.socket is None or not binding.socket.usable:
+        if binding.socket is None or not binding.socket.usable or _off_route(ctx, binding.socket):
             stale = binding.clear()
             if stale is not None:
                 pool.give_back(stale, healthy=False)
@@ -111,8 +111,8 @@ async def open_socket_stream(
                         raise FallBackToHttp() from None
                     raise
             try:
-                binding.socket = await pool.lease(
-                    account.id, pool_key, _opener(ctx, forwarded, account, pool_key)
+                binding.socket = await _lease_on_route(
+                    ctx, pool, account.id, pool_key, _opener(ctx, forwarded, account, pool_key)
                 )
             except PoolFull as exc:
                 pool_full = True
@@ -245,6 +245,23 @@ async def _after_failure(
     excluded.add(account.id)
     log.info("moving conversation off account=%d code=%s", account.id, failure.code)
     return False
+
+
+def _off_route(ctx: ProxyContext, socket: UpstreamSocket) -> bool:
+    """A socket opened by another route than the account's current one (re-bound since, or its proxy is
+    down): never reused, so a re-bound account's traffic moves to its new route at once."""
+    try:
+        return ctx.upstream.route(socket.account_id).label != socket.egress
+    except aiohttp.ClientError:
+        return True
+
+
+async def _lease_on_route(ctx: ProxyContext, pool, account_id: int, pool_key: str, opener) -> UpstreamSocket:
+    while True:
+        socket = await pool.lease(account_id, pool_key, opener)
+        if not _off_route(ctx, socket):
+            return socket
+        pool.give_back(socket, healthy=False)
 
 
 def _opener(ctx: ProxyContext, forwarded: dict[str, str], account: AccountRecord, pool_key: str):
