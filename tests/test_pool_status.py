@@ -121,3 +121,22 @@ async def test_the_codex_cli_records_the_pools_windows_not_the_serving_accounts(
     assert {round(r["primary"]["used_percent"]) for r in recorded} == {43}  # ... the CLI shows the pool's
     assert round(used[served_by.pop()]) in (10, 30, 90)
     assert all(r["primary"]["window_minutes"] == 300 for r in recorded)
+
+
+async def test_a_keys_own_limit_shows_where_it_is_the_closer_one(proxy):
+    await pool_with_known_usage(proxy)  # the pool: 43 % of its short window used
+    key = await create_key(proxy.url, limits=[{"quantity": "requests", "window": "day", "max": 4}])
+    for i in range(3):
+        assert (
+            await proxy.post(CODEX, codex_body("hi"), {**bearer(key), "session-id": f"own-{i}"})
+        ).status == 200
+    status, body = await get(proxy, "/backend-api/wham/usage", bearer(key))
+    assert status == 200, body
+    primary = body["rate_limit"]["primary_window"]
+    assert primary["used_percent"] == 75  # 3 of its 4 requests a day: closer to its end than the pool
+    assert primary["limit_window_seconds"] == 86400
+    roomy = await create_key(
+        proxy.url, name="roomy", limits=[{"quantity": "requests", "window": "day", "max": 1000}]
+    )
+    status, body = await get(proxy, "/backend-api/wham/usage", bearer(roomy))
+    assert body["rate_limit"]["primary_window"]["used_percent"] == 43  # the pool is the closer one

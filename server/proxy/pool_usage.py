@@ -18,6 +18,8 @@ from sanic.response import json
 from server.auth.guard import authorize_proxy
 from server.balancer.slots import Field
 from server.errors import ProxyError
+from server.keys import store as key_store
+from server.keys.windows import bounds
 
 bp = Blueprint("pool_usage")
 CODEX_USAGE_PATH = "/api/codex/usage"  # served to key holders, not behind the dashboard sign-in
@@ -179,4 +181,34 @@ async def pool_usage(request: Request):
         )
     now = time.time()
     allowed = key.allowed_accounts if key else None
-    return json(wham_body(combine(ctx, allowed, now), now))
+    pool = combine(ctx, allowed, now)
+    if key is not None and key.limits:
+        pool = with_key_limits(
+            pool, key, await ctx.db.run(key_store.current_usage, [r.id for r in key.limits], now), now
+        )
+    return json(wham_body(pool, now))
+
+
+SHORT_WINDOWS = frozenset({"minute", "hour", "day"})  # compared with the 5-hour window; longer: weekly
+
+
+def with_key_limits(pool: PoolWindows, key, usage, now: float) -> PoolWindows:
+    """A key's own limits where it has them: a window shows the key's rule instead of the pool when that
+    rule is the closer to its end (rules for one model only are left out: they do not bound every call)."""
+    primary, secondary = pool.primary, pool.secondary
+    for rule in key.limits:
+        if rule.model or rule.max_value <= 0:
+            continue
+        start, end = bounds(rule.window, now)
+        current = usage.get((rule.id, start), key_store.WindowUsage(0.0, 0.0))
+        used = min(100.0, 100.0 * (current.used + current.reserved) / rule.max_value)
+        own = PoolWindow(used, max(1, (end - start) // 60), float(end))
+        if rule.window in SHORT_WINDOWS:
+            if primary is None or used > primary.used_percent:
+                primary = own
+        elif secondary is None or used > secondary.used_percent:
+            secondary = own
+    reached = pool.limit_reached or any(
+        w is not None and w.used_percent >= 100.0 for w in (primary, secondary)
+    )
+    return PoolWindows(primary, secondary, pool.accounts, reached)
