@@ -250,3 +250,17 @@ async def test_a_change_is_in_force_on_every_worker_when_the_api_answers(two_wor
         assert all(row["routing"].startswith("sticky") for row in rows), [r["routing"] for r in rows]
         for row in rows:
             assert row["cost_usd"] < row["output_tokens"] * PRICE["output"] / 1e6 / 50
+
+
+async def test_another_replica_on_the_same_database_follows(proxy):
+    async with serve_in_process(proxy.settings) as other:
+        await change(proxy, {"routing_strategy": "least_inflight", "pricing_overrides": {"gpt-5.4": PRICE}})
+        replica = other.app.ctx.proxy
+
+        async def followed() -> bool:
+            return (
+                replica.balancer.strategy == "least_inflight"
+                and replica.prices.price_for("gpt-5.4").output == 2000
+            )
+
+        await eventually(followed, timeout=5)

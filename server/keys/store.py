@@ -309,13 +309,14 @@ def totals(db: orm.Database, key_ids: list[int]) -> dict[int, KeyTotals]:
         "COALESCE(SUM(cached_input_tokens), 0), COALESCE(SUM(cost_usd), 0), "
         "MAX(CASE WHEN attempts > 0 THEN started_at END), "
         f"COUNT(CASE WHEN attempts = 0 AND error_code IN ({refused}) THEN 1 END) "
-        "FROM request_log WHERE api_key_id IS NOT NULL GROUP BY api_key_id"
+        # Only the wanted keys' rows, read through request_log_key_totals (an index holding every
+        # column summed here): one key's figures cost its own rows, not the whole log's.
+        f"FROM request_log WHERE api_key_id IN ({', '.join(str(int(k)) for k in set(key_ids))}) "
+        "GROUP BY api_key_id"
     )
-    wanted = set(key_ids)
     return {
         int(r[0]): KeyTotals(
             int(r[1]), int(r[2]), int(r[3]), float(r[4]), float(r[5]) if r[5] else None, int(r[6])
         )
         for r in rows
-        if int(r[0]) in wanted
     }

@@ -14,6 +14,8 @@ export interface SettingInfo {
   /** Shown before turning a switch on. */
   confirmOn?: string
   unit?: string
+  min?: number
+  max?: number
   /** A dedicated editor instead of the one the value's type suggests. */
   editor?: 'prices'
 }
@@ -64,6 +66,8 @@ export const SETTINGS: Record<string, SettingInfo> = {
     group: 'data',
     effect: 'Single request-log rows older than this are deleted; hourly and daily totals stay. 0 keeps them forever.',
     unit: 'days',
+    min: 0,
+    max: 36500,
   },
 }
 
