@@ -169,6 +169,10 @@ class RuntimeSettingsCache:
         self._followers.append(apply)
         apply(self.current)
 
+    @property
+    def defaults(self) -> RuntimeSettings:
+        return self._base
+
     async def reload(self) -> None:
         self.current = await self._db.run(load, self._base)
         for apply in self._followers:

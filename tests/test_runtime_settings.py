@@ -77,6 +77,9 @@ async def test_the_new_settings_start_from_the_environment(tmp_path, database_ur
         )
         assert body["routing_strategy"] == "round_robin"
         assert server.app.ctx.proxy.balancer.strategy == "round_robin"
+        status, defaults = await _json(session, "GET", server.url + "/api/settings/defaults")
+        assert status == 200 and defaults["routing_strategy"] == "least_inflight"
+        assert defaults["request_log_retention_days"] == 7.0
         _, body = await _json(session, "PUT", server.url + "/api/settings", {"routing_strategy": None})
         assert body["routing_strategy"] == "least_inflight"
         assert server.app.ctx.proxy.balancer.strategy == "least_inflight"

@@ -41,6 +41,7 @@ await run(async ({ page, result }) => {
   await strategy.getByText('Round robin', { exact: true }).click()
   await toast(page, 'Saved: Routing strategy')
   await strategy.getByText('Each account in turn.').waitFor()
+  await strategy.getByText('Reset to the default (Most headroom)').waitFor() // the environment's value
 
   // A price for gpt-5.4, per million tokens, in dollar fields (cached input left empty: same as input).
   const prices = page.locator('[data-setting=pricing_overrides]')

@@ -42,6 +42,18 @@ describe('SettingRow', () => {
     expect(changes).toEqual(['websocket'])
   })
 
+  it('offers to go back to the environment default once a saved value differs from it', async () => {
+    setActivePinia(createPinia())
+    const changes: unknown[] = []
+    const row = (value: string) =>
+      mount(inProviders(() => h(SettingRow, { name: 'routing_strategy', value, defaultValue: 'usage_weighted', disabled: false, saving: false, onChange: (v: unknown) => changes.push(v) })))
+    expect(row('usage_weighted').text()).not.toContain('Reset')
+    const changed = row('round_robin')
+    const reset = changed.findAll('button').find((b) => b.text().includes('Reset to the default (Most headroom)'))!
+    await reset.trigger('click')
+    expect(changes).toEqual([null])
+  })
+
   it('edits a setting it does not know yet with a plain editor', async () => {
     setActivePinia(createPinia())
     const wrapper = mount(inProviders(() => h(SettingRow, { name: 'request_log_sample_rate', value: 0.5, disabled: false, saving: false })))

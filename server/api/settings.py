@@ -16,6 +16,12 @@ async def read_settings(request: Request):
     return json(request.app.ctx.proxy.runtime.current.public())
 
 
+@bp.get("/settings/defaults")
+async def read_setting_defaults(request: Request):
+    """What each setting is when nothing is stored: the CODEX_LB_* environment's values."""
+    return json(request.app.ctx.proxy.runtime.defaults.public())
+
+
 @bp.put("/settings")
 async def change_settings(request: Request):
     ctx = request.app.ctx.proxy

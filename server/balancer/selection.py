@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from server.upstream.failures import UpstreamFailure
 from server.upstream.ratelimits import RateLimitSnapshot, apply_to_slots
 
-from . import cooldowns
+from . import cooldowns, pool_table
 from .availability import INFLIGHT, PASSING, Block, headroom, passing_block, standing_block
 from .candidates import ACTIVE, Candidate
 from .shortage import shortage
@@ -43,6 +43,9 @@ class Balancer:
         self.strategy = strategy
         self.sticky = True
         self.inflight_cap = inflight_cap
+        # Pools of this many accounts or more are decided with arrays (pool_table.py), not the loop.
+        self.table_threshold = pool_table.MIN_ACCOUNTS
+        self._table: pool_table.PoolTable | None = None
 
     def configure(self, strategy: str, sticky: bool) -> None:
         """Apply the run-time routing settings; the next select() uses them. A strategy that did not
@@ -64,6 +67,8 @@ class Balancer:
     ) -> Selection:
         """The account for the next attempt; raises NoAccountAvailable when none can take it.
         `blocked_until`: accounts whose bucket for the requested model is spent, until its reset."""
+        if self.strategy in pool_table.STRATEGIES and len(candidates) >= self.table_threshold:
+            return self._select_from_table(candidates, session_key, exclude, now, model_plans, blocked_until)
         snapshot = self._slots.snapshot
         open_accounts: list[Open] = []
         blocked: list[tuple[Candidate, Block, float]] = []
@@ -92,6 +97,45 @@ class Balancer:
         under_cap = [entry for entry in open_accounts if entry[1] < cap]
         chosen = self._pick(under_cap or open_accounts)
         return Selection(chosen[0], self.strategy, not under_cap)
+
+    def _select_from_table(
+        self,
+        candidates: Sequence[Candidate],
+        session_key: str | None,
+        exclude: Collection[int],
+        now: float,
+        model_plans: Collection[str] | None,
+        blocked_until: Mapping[int, float] | None,
+    ) -> Selection:
+        table = self._table
+        if table is None or table.candidates is not candidates:
+            table = pool_table.PoolTable(candidates)
+            # The roster hands out a new tuple when it changes; a list may change in place.
+            self._table = table if isinstance(candidates, tuple) else None
+        sticky = bool(session_key) and self.sticky
+        picked = pool_table.fast_select(
+            table,
+            self._slots.rows,
+            strategy=self.strategy,
+            pick=self._pick,
+            inflight_cap=self.inflight_cap,
+            session=session_digest(session_key) if sticky else None,
+            exclude=exclude,
+            now=now,
+            model_plans=model_plans,
+            blocked_until=blocked_until,
+        )
+        if isinstance(picked, list):
+            raise shortage([(block, until) for _, block, until in picked])
+        if isinstance(picked, pool_table.StrategyPick):
+            return Selection(picked.candidate, self.strategy, picked.over_cap)
+        if picked.top_block is not None:
+            routing = STICKY_MOVED + picked.top_block.value
+        elif picked.moved_at_capacity:
+            routing = STICKY_MOVED + AT_CAPACITY
+        else:
+            routing = STICKY
+        return Selection(picked.candidate, routing, picked.over_cap)
 
     def _sticky(
         self, session_key: str, open_accounts: list[Open], blocked: list[tuple[Candidate, Block, float]]

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from multiprocessing.sharedctypes import Synchronized, SynchronizedArray
 
+import numpy as np
+
 DEFAULT_CAPACITY = 512
 # Worker processes whose in-flight counts are kept apart, so a dead worker's share can be given back
 # (server/lifecycle/reclaim.py). Workers numbered beyond this still count, without a share.
@@ -66,6 +68,8 @@ class AccountSlots:
         # Lock-free reads for the hot path: aligned 8-byte floats cannot tear on the platforms we run
         # on, and a row read a moment early only makes one routing choice slightly stale.
         self._view = memoryview(primitives.slots.get_obj()).cast("B").cast("d")
+        # The same memory as a (capacity, WIDTH) array, for reading the whole pool at once.
+        self.rows = np.frombuffer(primitives.slots.get_obj(), dtype=np.float64).reshape(-1, WIDTH)
 
     def get(self, slot: int, field: Field) -> float:
         return self._view[slot * WIDTH + field]

@@ -42,6 +42,11 @@ class RoundRobin:
     def __init__(self) -> None:
         self._last = -1
 
+    @property
+    def last_id(self) -> int:
+        """The account id picked last (-1 before the first pick)."""
+        return self._last
+
     def __call__(self, pool: Sequence[Open]) -> Open:
         last = self._last
         chosen = None

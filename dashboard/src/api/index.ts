@@ -59,7 +59,9 @@ export const regenerateApiKey = (id: number) => request('POST', `/api/api-keys/$
 
 // /api/settings
 export const readSettings = () => request('GET', '/api/settings', s.runtimeSettings)
-export const changeSettings = (changes: Partial<s.RuntimeSettings> & Record<string, unknown>) =>
+/** The environment's values: what a setting returns to when reset (PUT null). */
+export const readSettingDefaults = () => request('GET', '/api/settings/defaults', s.runtimeSettings)
+export const changeSettings = (changes: { [name: string]: unknown }) =>
   request('PUT', '/api/settings', s.runtimeSettings, { body: changes })
 
 // /api/auth (issue 14's contract, coord/AUTH_API.md)

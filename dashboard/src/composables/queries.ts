@@ -33,6 +33,10 @@ export function useSettings() {
   return useQuery({ queryKey: ['settings'], queryFn: api.readSettings })
 }
 
+export function useSettingDefaults() {
+  return useQuery({ queryKey: ['settings', 'defaults'], queryFn: api.readSettingDefaults, staleTime: Infinity })
+}
+
 /** A mutation that refreshes the given lists afterwards. */
 export function useAction<A, R>(fn: (arg: A) => Promise<R>, invalidates: string[][]) {
   const client = useQueryClient()
