@@ -142,6 +142,8 @@ def define_database() -> orm.Database:
         routing = orm.Optional(str, default="")
         upstream_transport = orm.Optional(str, default="")  # "http", "websocket" or "" (none reached)
         egress = orm.Optional(str, default="")  # the route taken: "" direct, "proxy:<name>"
+        user_agent = orm.Optional(str, default="")
+        failovers = orm.Optional(str, default="")  # "<account id>:<code>" per failed attempt
 
     class EgressProxy(db.Entity):
         """An egress proxy accounts can be bound to; username and password are SecretBox ciphertexts."""

@@ -271,3 +271,22 @@ async def test_bad_parameters_are_refused_with_the_error_shape(logged):
                 assert "error" in await response.json()
         async with session.get(logged.url + "/api/usage?bucket=week") as response:
             assert response.status == 400
+
+
+async def test_a_failed_over_request_logs_who_failed_why_and_the_clients_user_agent(proxy):
+    from tests.support.proxy import codex_body
+
+    [bad] = await proxy.add_accounts("acc_ua_bad", failure_rate=1.0, failure_status=502)
+    await proxy.add_accounts("acc_ua_good")
+    for i in range(12):  # enough sessions that some hash to the failing account first
+        answer = await proxy.post(
+            "/backend-api/codex/responses",
+            codex_body("hi"),
+            {"session-id": f"ua-{i}", "user-agent": "probe/1.0"},
+        )
+        assert answer.status == 200
+    logs = await proxy.request_logs(12)
+    assert {row["user_agent"] for row in logs} == {"probe/1.0"}
+    moved = [row for row in logs if row["attempts"] == 2]
+    assert moved and all(row["failovers"].startswith(f"{bad['id']}:") for row in moved)
+    assert all(row["failovers"] == "" for row in logs if row["attempts"] == 1)

@@ -13,6 +13,7 @@ import time
 import aiohttp
 import orjson
 from sanic import Request
+from sanic.exceptions import SanicException
 from sanic.response import json
 
 from server import metrics
@@ -228,6 +229,7 @@ class Settlement:
         "admission",
         "upstream_transport",
         "reason",
+        "user_agent",
         "__weakref__",
     )
 
@@ -256,6 +258,7 @@ class Settlement:
         self.admission: Admission | None = None
         self.upstream_transport = ""  # set by routes that may go upstream over a WebSocket
         self.reason = ""
+        self.user_agent = _client_user_agent()
         drain.track(self)
 
     def ended(self, outcome: Outcome) -> None:
@@ -338,8 +341,23 @@ class Settlement:
                 routing=trace.routing,
                 upstream_transport=upstream,
                 egress=trace.egress,
+                user_agent=self.user_agent,
+                failovers=",".join(trace.failovers)[:FAILOVERS_MAX],
             )
         )
+
+
+USER_AGENT_MAX = 300
+FAILOVERS_MAX = 500
+
+
+def _client_user_agent() -> str:
+    """The user agent of the request being served (Sanic keeps it in a context variable), for the log."""
+    try:
+        request = Request.get_current()
+    except SanicException:  # no request in this context (a test building a Settlement by hand)
+        return ""
+    return request.headers.get("user-agent", "")[:USER_AGENT_MAX]
 
 
 def _hash_session(session_key: str | None) -> str:

@@ -54,6 +54,7 @@ class Trace:
     first_content_mono: float = 0.0
     head_sent_mono: float = 0.0
     last_failure: UpstreamFailure | None = None
+    failovers: list[str] = field(default_factory=list)  # "<account id>:<code>" per failed attempt
     model: str = ""  # routes around accounts whose bucket for this model is spent
     # The windows a usage-limit refusal reported: the account's own, and per-model buckets by name.
     last_snapshot: ratelimits.RateLimitSnapshot | None = None
@@ -189,6 +190,7 @@ async def _with_failover(
         if not isinstance(result, UpstreamFailure):
             return result
         trace.last_failure = result
+        trace.failovers.append(f"{account.id}:{result.code or result.kind.value}")
         if result.kind is FailureKind.AUTH and account.id not in refreshed:
             refreshed.add(account.id)
             fresh = await _refresh(ctx, account)

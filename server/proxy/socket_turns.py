@@ -233,6 +233,7 @@ async def _after_failure(
 ) -> bool:
     """True when the same account should be tried again (token refreshed); raises for client errors."""
     trace.last_failure = failure
+    trace.failovers.append(f"{account.id}:{failure.code or failure.kind.value}")
     if failure.kind is FailureKind.AUTH and account.id not in refreshed:
         refreshed.add(account.id)
         if await _refresh(ctx, account) is not None:

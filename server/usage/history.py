@@ -44,6 +44,11 @@ FAILURES = (  # (status, error_code, per-mille)
 )
 MOVE_REASONS = (("cooldown", 5), ("exhausted", 3), ("at_capacity", 2))
 EFFORTS = ("low", "medium", "medium", "high")
+USER_AGENTS = {
+    "/backend-api/codex/responses": "codex_cli_rs/0.121.0 (Ubuntu 24.4.0; x86_64) xterm-256color",
+    "/v1/responses": "OpenAI/Python 2.8.1",
+    "/v1/chat/completions": "opencode/1.0.150 ai-sdk/provider-utils/3.0.17",
+}
 BATCH = 5000
 
 
@@ -118,6 +123,7 @@ def rows(spec: HistorySpec):
                 context,
                 turn,
                 prices,
+                accounts,
             )
             made += 1
             context *= rng.uniform(1.03, 1.15)
@@ -127,7 +133,7 @@ def rows(spec: HistorySpec):
 
 
 def _row(
-    rng, at, route, transport, account, key, model, effort, session, routing, context, turn, prices
+    rng, at, route, transport, account, key, model, effort, session, routing, context, turn, prices, accounts
 ) -> tuple:
     status, code = 200, ""
     roll = rng.random() * 1000
@@ -152,32 +158,38 @@ def _row(
     else:
         usage, cost, ttft = TokenUsage(), None, None
         latency = rng.lognormvariate(math.log(350), 0.7)
-    request_id = f"req_{rng.getrandbits(96):024x}"
-    return (
-        request_id,
-        round(at, 3),
-        route,
-        transport,
-        account if served or status == 429 else None,
-        key,
-        model,
-        effort,
-        status,
-        code,
-        usage.input_tokens,
-        usage.cached_input_tokens,
-        usage.output_tokens,
-        usage.reasoning_tokens,
-        usage.total_tokens,
-        cost,
-        round(latency, 1),
-        None if ttft is None else round(ttft, 1),
-        attempts,
-        session,
-        routing,
-        "websocket" if transport == "websocket" or rng.random() < 0.3 else "http",  # upstream_transport
-        "",  # egress: direct
-    )
+    failovers = ""
+    others = [a for a in accounts if a != account and a is not None]
+    if attempts > 1 and others:  # the attempts before the last met another account's limit
+        failovers = ",".join(f"{rng.choice(others)}:rate_limit_exceeded" for _ in range(attempts - 1))
+    row = {
+        "request_id": f"req_{rng.getrandbits(96):024x}",
+        "started_at": round(at, 3),
+        "route": route,
+        "transport": transport,
+        "account_id": account if served or status == 429 else None,
+        "api_key_id": key,
+        "model": model,
+        "reasoning_effort": effort,
+        "status": status,
+        "error_code": code,
+        "input_tokens": usage.input_tokens,
+        "cached_input_tokens": usage.cached_input_tokens,
+        "output_tokens": usage.output_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "total_tokens": usage.total_tokens,
+        "cost_usd": cost,
+        "latency_ms": round(latency, 1),
+        "ttft_ms": None if ttft is None else round(ttft, 1),
+        "attempts": attempts,
+        "session_key_hash": session,
+        "routing": routing,
+        "upstream_transport": "websocket" if transport == "websocket" or rng.random() < 0.3 else "http",
+        "user_agent": USER_AGENTS[route],
+        "failovers": failovers,
+    }
+    # Columns added later by other features take their defaults (text columns: empty).
+    return tuple(row.get(column, "") for column in COLUMNS)
 
 
 @orm.db_session

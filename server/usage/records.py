@@ -37,3 +37,5 @@ class RequestRecord:
     routing: str = ""
     upstream_transport: str = ""  # "http" or "websocket"; "" when no account was reached
     egress: str = ""  # the account's route: "" direct, "proxy:<name>"
+    user_agent: str = ""  # the client's, cut to USER_AGENT_MAX
+    failovers: str = ""  # "<account id>:<code>" of each attempt that failed over, comma-separated

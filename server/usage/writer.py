@@ -46,6 +46,8 @@ COLUMNS = (
     "routing",
     "upstream_transport",
     "egress",
+    "user_agent",
+    "failovers",
 )
 # A retried batch may have been committed already (the connection died before the commit's answer):
 # request ids are unique, so such rows are skipped instead of counted twice.
@@ -98,6 +100,8 @@ def _row(record: RequestRecord) -> tuple:
         record.routing,
         record.upstream_transport,
         record.egress,
+        record.user_agent,
+        record.failovers,
     )
 
 

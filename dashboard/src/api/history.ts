@@ -29,6 +29,9 @@ export const requestLog = z.object({
   attempts: n,
   session_key_hash: z.string(),
   routing: z.string(),
+  user_agent: z.string().optional(),
+  failovers: z.string().optional(),
+  egress: z.string().optional(),
 })
 export type RequestLog = z.infer<typeof requestLog>
 export const requestLogPage = z.object({ request_logs: z.array(requestLog), next_cursor: z.string().nullable() })
