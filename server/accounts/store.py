@@ -7,6 +7,7 @@ and replicas reload.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import orjson
@@ -425,13 +426,23 @@ class PollTarget:
 
 
 @orm.db_session
-def poll_targets(db: orm.Database, box: SecretBox) -> list[PollTarget]:
-    """Accounts whose usage is worth polling: not paused, not waiting for a sign-in, not gone."""
+def poll_targets(db: orm.Database, box: SecretBox, only: Collection[int] | None = None) -> list[PollTarget]:
+    """Accounts whose usage is worth polling: not paused, not waiting for a sign-in, not gone (of `only`,
+    when given: only their tokens are decrypted)."""
     rows = db.Account.select(lambda a: a.status in ("active", "rate_limited", "quota_exceeded"))
+    wanted = None if only is None else set(only)
     return [
         PollTarget(r.id, r.chatgpt_account_id, r.slot, r.status, box.decrypt(r.access_token))
         for r in rows.order_by(lambda a: a.id)
+        if wanted is None or r.id in wanted
     ]
+
+
+@orm.db_session
+def poll_target_ids(db: orm.Database) -> list[int]:
+    return list(
+        orm.select(a.id for a in db.Account if a.status in ("active", "rate_limited", "quota_exceeded"))
+    )
 
 
 @orm.db_session
