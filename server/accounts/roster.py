@@ -26,6 +26,7 @@ class Roster:
         self._slots = slots
         self._by_id: dict[int, store.AccountRecord] = {}
         self._usage_seen: dict[int, float] = {}  # account id -> polled_at already put into the slots
+        self._opened: dict[str, str] = {}  # sealed access token -> token, so a reload decrypts only news
         self.candidates: tuple[Candidate, ...] = ()
 
     def get(self, account_id: int) -> store.AccountRecord | None:
@@ -36,14 +37,17 @@ class Roster:
         return list(self._by_id.values())
 
     async def reload(self) -> None:
-        self._install(await self._db.run(store.load_roster, self._box))
+        self._install(await self._db.run(store.load_roster, self._box, self._opened))
 
     def _install(self, records: list[store.AccountRecord]) -> None:
         records = self._within_capacity(records)
         self._by_id = {record.id: record for record in records}
         self._sync_polled_usage(records)
+        # Unchanged accounts keep their Candidate (its rendezvous salt is a hash worth not redoing).
+        known = {(c.account_id, c.slot, c.status, c.plan_type, c.status_until): c for c in self.candidates}
         self.candidates = tuple(
-            Candidate(
+            known.get((r.id, r.slot, r.status, r.plan_type, r.status_until))
+            or Candidate(
                 account_id=r.id,
                 slot=r.slot,
                 status=r.status,

@@ -7,6 +7,7 @@ and replicas reload.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import orjson
@@ -189,25 +190,47 @@ def list_accounts(db: orm.Database) -> list[AccountSummary]:
     return [_summary(row, since.get(row.id, 0.0)) for row in db.Account.select().order_by(lambda a: a.id)]
 
 
+_ROSTER_COLUMNS = (
+    "id, chatgpt_account_id, email, plan_type, status, status_reason, status_until, slot, access_token, "
+    "access_expires_at, usage_snapshot, usage_polled_at"
+)
+
+
 @orm.db_session
-def load_roster(db: orm.Database, box: SecretBox) -> list[AccountRecord]:
-    return [
-        AccountRecord(
-            id=row.id,
-            chatgpt_account_id=row.chatgpt_account_id,
-            email=row.email,
-            plan_type=row.plan_type,
-            status=row.status,
-            status_reason=row.status_reason,
-            status_until=row.status_until,
-            slot=row.slot,
-            access_token=box.decrypt(row.access_token),
-            access_expires_at=row.access_expires_at,
-            usage_snapshot=row.usage_snapshot,
-            usage_polled_at=row.usage_polled_at,
+def load_roster(
+    db: orm.Database, box: SecretBox, decrypted: dict[str, str] | None = None
+) -> list[AccountRecord]:
+    """Every account, ready for routing. `decrypted` (sealed token -> token) is the caller's memory of
+    tokens it has opened: only new or changed tokens are decrypted, so reloading after one import costs
+    a read of plain columns, not a decryption per account (every worker reloads after every import)."""
+    opened = {} if decrypted is None else decrypted
+    records, seen = [], set()
+    for row in db.select(f"SELECT {_ROSTER_COLUMNS} FROM account ORDER BY id"):
+        sealed = row[8]
+        seen.add(sealed)
+        token = opened.get(sealed)
+        if token is None:
+            token = opened[sealed] = box.decrypt(sealed)
+        records.append(
+            AccountRecord(
+                id=int(row[0]),
+                chatgpt_account_id=row[1],
+                email=row[2] or "",
+                plan_type=row[3] or "",
+                status=row[4],
+                status_reason=row[5] or "",
+                status_until=float(row[6]),
+                slot=int(row[7]),
+                access_token=token,
+                access_expires_at=float(row[9]),
+                usage_snapshot=row[10] or "",
+                usage_polled_at=float(row[11] or 0.0),
+            )
         )
-        for row in db.Account.select().order_by(lambda a: a.id)
-    ]
+    if len(opened) > len(seen):  # refreshed or deleted accounts' old tokens
+        for sealed in opened.keys() - seen:
+            del opened[sealed]
+    return records
 
 
 @orm.db_session
@@ -403,13 +426,23 @@ class PollTarget:
 
 
 @orm.db_session
-def poll_targets(db: orm.Database, box: SecretBox) -> list[PollTarget]:
-    """Accounts whose usage is worth polling: not paused, not waiting for a sign-in, not gone."""
+def poll_targets(db: orm.Database, box: SecretBox, only: Collection[int] | None = None) -> list[PollTarget]:
+    """Accounts whose usage is worth polling: not paused, not waiting for a sign-in, not gone (of `only`,
+    when given: only their tokens are decrypted)."""
     rows = db.Account.select(lambda a: a.status in ("active", "rate_limited", "quota_exceeded"))
+    wanted = None if only is None else set(only)
     return [
         PollTarget(r.id, r.chatgpt_account_id, r.slot, r.status, box.decrypt(r.access_token))
         for r in rows.order_by(lambda a: a.id)
+        if wanted is None or r.id in wanted
     ]
+
+
+@orm.db_session
+def poll_target_ids(db: orm.Database) -> list[int]:
+    return list(
+        orm.select(a.id for a in db.Account if a.status in ("active", "rate_limited", "quota_exceeded"))
+    )
 
 
 @orm.db_session

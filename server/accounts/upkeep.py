@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Hashable
 
 import aiohttp
 import orjson
 
 from server.accounts import buckets, store
+from server.accounts.poll_schedule import PollSchedule
 from server.accounts.refresh import RefreshFailed, TokenRefresher
 from server.balancer.buckets import BucketState
 from server.balancer.slots import AccountSlots, Field
@@ -101,6 +103,29 @@ def apply_stored_usage(slots: AccountSlots, slot: int, status: str, usage_json: 
         slots.set(slot, Field.FAILURE_STREAK, 0.0)
 
 
+def _answer(status: int, body: bytes) -> Hashable | None:
+    """What an account's usage said, without the moving parts (reset times): equal answers back off."""
+    if status != 200:
+        return None
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    snapshot = ratelimits.from_wham_usage(document, 0.0) if isinstance(document, dict) else None
+    if snapshot is None:
+        return None
+    row = usage_row(snapshot)
+    return (
+        snapshot.plan_type,
+        row.primary_used,
+        row.primary_window_minutes,
+        row.secondary_used,
+        row.secondary_window_minutes,
+        row.credits_balance,
+        orjson.dumps(document.get("additional_rate_limits")),
+    )
+
+
 class Upkeep:
     """The background jobs of the accounts package, built once per worker (only one worker runs each)."""
 
@@ -125,12 +150,14 @@ class Upkeep:
         # Accounts whose usage endpoint refused us (401 after a refresh, 403): not polled for a while,
         # so a token the usage endpoint dislikes does not cause a refresh every interval.
         self._resting_until: dict[int, float] = {}
+        self.schedule = PollSchedule(60.0)
 
     def jobs(self, settings) -> list[PeriodicJob]:
         self._refresh_ahead_s = settings.token_refresh_ahead_s
+        self.schedule = PollSchedule(settings.usage_poll_interval_s)
         return [
-            # Not at start: a fleet restarting at once should not poll every account in the same second.
-            PeriodicJob("usage-poll", settings.usage_poll_interval_s, self.poll_usage, run_at_start=False),
+            # Each account at its own moment of the interval (poll_schedule.py), not all at once.
+            PeriodicJob("usage-poll", self.schedule.tick_s, self.poll_due, run_at_start=False),
             PeriodicJob(
                 "token-refresh", settings.token_refresh_check_s, self.refresh_expiring, run_at_start=False
             ),
@@ -138,11 +165,24 @@ class Upkeep:
         ]
 
     async def poll_usage(self) -> None:
+        """Poll every account now (operators and tests; the job polls only the due ones)."""
+        await self._poll(None)
+
+    async def poll_due(self) -> None:
+        """The job's tick: poll the accounts whose moment in the interval has come."""
+        ids = await self._db.run(store.poll_target_ids)
+        due = self.schedule.due(ids, time.time())
+        if due:
+            await self._poll(due)
+        else:
+            await self._db.run(store.expire_statuses, time.time())
+
+    async def _poll(self, only: list[int] | None) -> None:
         now = time.time()
         expired = await self._db.run(store.expire_statuses, now)
         targets = [
             t
-            for t in await self._db.run(store.poll_targets, self._box)
+            for t in await self._db.run(store.poll_targets, self._box, only)
             if self._resting_until.get(t.id, 0.0) <= now
         ]
         semaphore = asyncio.Semaphore(POLL_CONCURRENCY)
@@ -154,7 +194,8 @@ class Upkeep:
         changed = await asyncio.gather(*(one(t) for t in targets))
         self.polls += 1
         log.info("usage poll done accounts=%d state_changes=%d", len(targets), sum(changed) + len(expired))
-        await self._on_changed()
+        if targets or expired:
+            await self._on_changed()
 
     async def poll_account(self, target: store.PollTarget, retried: bool = False) -> bool:
         """Poll one account; True when its state changed."""
@@ -164,8 +205,10 @@ class Upkeep:
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("usage poll failed account=%d error=%s", target.id, type(exc).__name__)
+            self.schedule.polled(target.id, None, time.time())
             return False
         now = time.time()
+        self.schedule.polled(target.id, _answer(status, body), now)
         if status == 200:
             try:
                 document = orjson.loads(body)
