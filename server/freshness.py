@@ -105,15 +105,7 @@ def install(app: Sanic) -> None:
         watcher.on_loaded = workers.report
         app.ctx.host_workers = workers
 
-    @app.on_request
-    async def learn_unknown_key(request: Request) -> None:
-        value = request.headers.get("authorization", "")
-        scheme, _, token = value.partition(" ")
-        token = token.strip()
-        if scheme.lower() == "bearer" and token.startswith(KEY_PREFIX):
-            keys = request.app.ctx.proxy.keys
-            if keys.lookup(token) is None:
-                await keys.learn(token)
+    app.on_request(learn_presented_key)
 
     @app.on_response
     async def answer_once_the_host_has_loaded_it(request: Request, response) -> None:
@@ -131,3 +123,15 @@ def install(app: Sanic) -> None:
                     HOST_WAIT_S,
                     request.path,
                 )
+
+
+async def learn_presented_key(request: Request) -> None:
+    """Before a key this worker does not know is judged, ask the database once (it may be a moment old).
+    Runs as a middleware, and from the pre-body admission (server.intake), which judges a caller sooner."""
+    value = request.headers.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    token = token.strip()
+    if scheme.lower() == "bearer" and token.startswith(KEY_PREFIX):
+        keys = request.app.ctx.proxy.keys
+        if keys.lookup(token) is None:
+            await keys.learn(token)

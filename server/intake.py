@@ -16,6 +16,7 @@ from server.auth import crosssite
 from server.auth.gate import authorize_api
 from server.auth.guard import authorize_proxy
 from server.errors import PROXY_PREFIXES, NotFound, ProxyError
+from server.freshness import learn_presented_key
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ def install(app: Sanic) -> None:
             if request.path.startswith("/api/"):
                 await authorize_api(request)
             elif request.path.startswith(PROXY_PREFIXES):
+                await learn_presented_key(request)
                 authorize_proxy(request)
             await receive_body(request, app.ctx.body_budget, settings.request_body_timeout_s)
         except ProxyError:

@@ -3,8 +3,10 @@ by its id everywhere; the upstream transport in the request log; refusals logged
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import time
 
 import aiohttp
 import pytest
@@ -75,6 +77,19 @@ async def test_websocket_turns_log_the_account_id_and_the_upstream_transport(pro
     assert (row["transport"], row["upstream_transport"]) == ("websocket", upstream)
 
 
+async def _settled(proxy, key: str, timeout: float = 5.0) -> None:
+    """Until the key's reservations are settled (settlement runs after the answer, in the background)."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            async with session.get(proxy.url + "/v1/usage", headers=bearer(key)) as response:
+                usage = await response.json()
+            if all(limit["reserved"] == 0 for limit in usage["limits"]):
+                return
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"the key's reservations were not settled within {timeout} s: {usage}")
+
+
 async def test_refused_requests_get_an_access_line_with_the_reason(proxy, caplog):
     caplog.set_level(logging.INFO)
     await proxy.add_accounts("acc_door")
@@ -83,6 +98,7 @@ async def test_refused_requests_get_an_access_line_with_the_reason(proxy, caplog
     )
     await set_key_auth(proxy.url, True)
     assert (await proxy.post("/v1/responses", {"model": "gpt-5.4", "input": "hi"}, bearer(key))).status == 200
+    await _settled(proxy, key)  # the answer ends before its settlement: until then the request still holds
     caplog.clear()
     answers = [
         await proxy.post("/v1/chat/completions", CHAT),  # no key

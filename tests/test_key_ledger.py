@@ -46,17 +46,22 @@ async def test_reservations_are_capped_at_what_is_left_and_settle_to_real_usage(
     rule = key.limits[0]
     now = time.time()
     assert _granted(await db.run(ledger.reserve, "r1", "w1", [_hold(rule, 60)], now)) == [60]
-    # 60 + 60 > 100: the second request holds the 40 that are left instead of being refused.
-    assert _granted(await db.run(ledger.reserve, "r2", "w1", [_hold(rule, 60)], now)) == [40]
+    # 60 + 60 > 100 while r1 still holds: refused (retry), not granted the 40 left. Partial holds granted
+    # beside running requests would each overrun when those hand back what they did not use.
+    refusal = await db.run(ledger.reserve, "r2", "w1", [_hold(rule, 60)], now)
+    assert refusal == ledger.Refusal(0, used=0, reserved=60)
+    assert _granted(await db.run(ledger.reserve, "r2", "w1", [_hold(rule, 40)], now)) == [40]  # fits
     refusal = await db.run(ledger.reserve, "r3", "w1", [_hold(rule, 10)], now)  # nothing left
     assert refusal == ledger.Refusal(0, used=0, reserved=100)
-    assert await _counter(db, rule) == store.WindowUsage(0, 100)
     await db.run(ledger.settle, "r1", [_hold(rule, 60)], [25.0])
     assert await _counter(db, rule) == store.WindowUsage(25, 40)
-    assert _granted(await db.run(ledger.reserve, "r4", "w1", [_hold(rule, 35)], now)) == [35]
+    assert isinstance(await db.run(ledger.reserve, "r4", "w1", [_hold(rule, 60)], now), ledger.Refusal)
     await db.run(ledger.settle, "r2", [_hold(rule, 40)], [50.0])  # used more than it held
-    await db.run(ledger.settle, "r4", [_hold(rule, 35)], [0.0])
     assert await _counter(db, rule) == store.WindowUsage(75, 0)
+    # Nothing else held: the last request holds what is left, and may overrun it by less than its use.
+    assert _granted(await db.run(ledger.reserve, "r4", "w1", [_hold(rule, 60)], now)) == [25]
+    await db.run(ledger.settle, "r4", [_hold(rule, 25)], [30.0])
+    assert await _counter(db, rule) == store.WindowUsage(105, 0)
 
 
 async def test_a_first_request_larger_than_the_budget_holds_the_whole_budget(db):

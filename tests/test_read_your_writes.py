@@ -10,8 +10,9 @@ import orjson
 import pytest
 
 from tests.fake_upstream import mint_auth_json
+from tests.support.keys import set_key_auth
 from tests.support.live_server import ServerProcess, free_port
-from tests.support.proxy import codex_body
+from tests.support.proxy import CODEX_ROUTE, codex_body
 
 pytestmark = pytest.mark.slow
 BURST = 24  # fresh connections at once, spread over the workers by the kernel
@@ -100,3 +101,19 @@ async def test_a_paused_account_serves_nothing_once_the_pause_is_answered(server
         assert fake_upstream.account_stats("acc_pause").get("requests", 0) == served
         await api(server, "POST", f"/accounts/{account['id']}/resume")
         assert await burst("POST", route, codex_body("hi")) == [200] * BURST
+
+
+async def test_a_key_another_replica_just_created_is_accepted_before_the_body_is_read(proxy):
+    """A key written by another process (here the store, as `codex-lb keys create` or another replica
+    does) is not in this worker's copy until its next poll: the pre-body admission asks the database
+    before it refuses, as the middleware does for requests without a body."""
+    from server.keys import store
+    from server.keys.spec import KeySpec
+
+    await proxy.add_accounts("acc_fresh")
+    await set_key_auth(proxy.url, True)
+    db = proxy.server.app.ctx.db
+    for name in ("replica a", "replica b"):
+        _, secret = await db.run(store.create, KeySpec.parse({"name": name}, creating=True))
+        answer = await proxy.post(CODEX_ROUTE, codex_body("hello"), {"authorization": f"Bearer {secret}"})
+        assert answer.status == 200, answer.raw

@@ -31,8 +31,11 @@ COUNTER_RETENTION_S = 40 * 86400  # keep closed windows a little longer than the
 SETTLE_ATTEMPTS = 5
 
 # A request holds its estimate, capped at what the rule has left (a small budget still serves requests
-# whose estimate exceeds it; what one then uses beyond its hold is the documented overshoot). The row is
-# locked for the statement, so `last_grant` returns this reservation's own amount.
+# whose estimate exceeds it; what one then uses beyond its hold is the documented overshoot). A partial
+# hold is granted only while nothing else is reserved: otherwise the room that running requests hand
+# back when they use less than their estimate would let several partial holds overrun together, and the
+# overshoot would exceed one request's use. The row is locked for the statement, so `last_grant`
+# returns this reservation's own amount.
 _ROOM = "$cap - api_key_counter.used - api_key_counter.reserved"
 _GRANT = f"CASE WHEN {_ROOM} < $amount THEN {_ROOM} ELSE $amount END"
 _RESERVE = f"""
@@ -43,6 +46,7 @@ WHERE $cap > 0
 ON CONFLICT (limit_id, window_start) DO UPDATE SET reserved = api_key_counter.reserved + {_GRANT},
     last_grant = {_GRANT}
 WHERE api_key_counter.used + api_key_counter.reserved < $cap
+  AND (api_key_counter.reserved <= 0 OR {_ROOM} >= $amount)
 RETURNING last_grant
 """
 _HOLD = """
