@@ -17,6 +17,7 @@ import pytest
 from server.auth import credentials as cred
 from server.auth import store
 from server.auth.gate import PUBLIC_ROUTES
+from server.proxy.pool_usage import CODEX_USAGE_PATH
 from tests.conftest import make_settings
 from tests.support.dashboard import LOCAL, REMOTE, TRUST_LOOPBACK_PROXY, Browser
 from tests.support.live_server import serve_in_process
@@ -249,7 +250,9 @@ async def test_every_api_route_refuses_an_unauthenticated_remote_request(server)
                 continue
             code, body, _ = await stranger.call(method, path, {} if method != "GET" else None)
             assert code == 401, (method, path, code)
-            assert method == "HEAD" or body["error"]["code"] == "sign_in_required", (method, path)
+            # The Codex CLI's usage route lives under /api but is a proxy route: the key / local rule.
+            wanted = "local_only" if path == CODEX_USAGE_PATH else "sign_in_required"
+            assert method == "HEAD" or body["error"]["code"] == wanted, (method, path)
             checked += 1
     assert checked == len(routes) - len(PUBLIC_ROUTES)
 
