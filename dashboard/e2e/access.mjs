@@ -12,7 +12,7 @@ await run(async ({ page, result }) => {
     await page.locator('#bootstrap-password').fill('a long enough password')
     await page.locator('#bootstrap-repeat').fill('a long enough password')
     await page.getByRole('button', { name: 'Set password and sign in' }).click()
-    await page.waitForURL('**/accounts')
+    await page.waitForURL('**/overview')
     result.bootstrapped = true
   } else {
     await page.getByTestId('fail-closed').waitFor()

@@ -2,7 +2,7 @@
 import { config, dropFiles, run, shoot, toast } from './lib.mjs'
 
 await run(async ({ page, result }) => {
-  await page.goto('/')
+  await page.goto('/accounts')
   await page.waitForURL('**/accounts')
   await page.getByText('No accounts in the pool yet').waitFor()
   result.screenshots.push(...(await shoot(page, 'accounts-empty')))

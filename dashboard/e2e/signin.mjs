@@ -38,7 +38,7 @@ await run(async ({ page, result }) => {
   result.screenshots.push(...(await shoot(page, 'sign-in-totp')))
   await page.locator('#totp-code').fill(totp(secret))
   await page.getByTestId('sign-in').click()
-  await page.waitForURL('**/accounts')
+  await page.waitForURL('**/overview')
   result.signed_in = true
 
   await page.goto('/settings?tab=sessions')

@@ -4,7 +4,7 @@ import { setSignInRequiredHandler } from './api'
 
 const routes: RouteRecordRaw[] = [
   { path: '/sign-in', name: 'sign-in', component: () => import('./pages/SignIn.vue'), meta: { public: true, bare: true } },
-  { path: '/', redirect: '/accounts' },
+  { path: '/', redirect: '/overview' },
   { path: '/overview', name: 'overview', component: () => import('./pages/Overview.vue'), meta: { title: 'Overview' } },
   { path: '/forecast', name: 'forecast', component: () => import('./pages/Forecast.vue'), meta: { title: 'Where the pool is heading' } },
   { path: '/request-logs', name: 'request-logs', component: () => import('./pages/RequestLogs.vue'), meta: { title: 'Request logs' } },
