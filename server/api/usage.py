@@ -9,6 +9,7 @@ import time
 from sanic import Blueprint, Request
 from sanic.response import json
 
+from server.api.query_args import number_arg
 from server.errors import BadRequest, NotFound
 from server.usage import browse, reports
 
@@ -18,29 +19,16 @@ MAX_ID = 2**62
 DEFAULT_SESSION_RANGE_S = 7 * 86400
 
 
-def _number(request: Request, name: str, kind=float, low: float = 0, high: float = 1e12):
-    raw = request.args.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise BadRequest(f"'{name}' must be a number.", param=name, code="invalid_request") from None
-    if not low <= value <= high:
-        raise BadRequest(f"'{name}' is out of range ({low}..{high}).", param=name, code="invalid_request")
-    return value
-
-
 def _text(request: Request, name: str) -> str:
     return (request.args.get(name) or "").strip()[:200]
 
 
 def _filter(request: Request) -> browse.LogFilter:
     return browse.LogFilter(
-        since=_number(request, "since"),
-        until=_number(request, "until"),
-        account_id=_number(request, "account_id", int, 0, MAX_ID),
-        api_key_id=_number(request, "api_key_id", int, 0, MAX_ID),
+        since=number_arg(request, "since"),
+        until=number_arg(request, "until"),
+        account_id=number_arg(request, "account_id", int, 0, MAX_ID),
+        api_key_id=number_arg(request, "api_key_id", int, 0, MAX_ID),
         model=_text(request, "model"),
         status=_text(request, "status"),
         error_code=_text(request, "error_code"),
@@ -57,7 +45,7 @@ async def list_request_logs(request: Request):
     spec = _filter(request)
     raw_cursor = _text(request, "cursor")
     cursor = browse.Cursor.decode(raw_cursor) if raw_cursor else None
-    limit = _number(request, "limit", int, 1, browse.PAGE_MAX) or 50
+    limit = number_arg(request, "limit", int, 1, browse.PAGE_MAX) or 50
     found = await request.app.ctx.db.run(browse.page, spec, limit, cursor)
     return json({"request_logs": found.rows, "next_cursor": found.next_cursor})
 
@@ -105,8 +93,8 @@ async def read_usage(request: Request):
     bucket = _text(request, "bucket") or "hour"
     if bucket not in ("hour", "day"):
         raise BadRequest("'bucket' must be 'hour' or 'day'.", param="bucket", code="invalid_request")
-    until = _number(request, "until") or now
-    since = _number(request, "since")
+    until = number_arg(request, "until") or now
+    since = number_arg(request, "since")
     since = until - 86400 if since is None else since
     if since >= until:
         raise BadRequest("'since' must be before 'until'.", param="since", code="invalid_request")
@@ -117,18 +105,17 @@ async def read_usage(request: Request):
     split = _text(request, "split")
     if split and split not in reports.BREAKDOWNS:
         raise BadRequest(f"'split' must be one of {', '.join(reports.BREAKDOWNS)}.", param="split")
-    spec = reports.UsageQuery(
-        split=split, since=since, until=until, bucket=bucket, top=_number(request, "top", int, 1, 100) or 20
-    )
+    top = number_arg(request, "top", int, 1, 100) or 20
+    spec = reports.UsageQuery(split=split, since=since, until=until, bucket=bucket, top=top)
     return json(await request.app.ctx.db.run(reports.usage, spec))
 
 
 @bp.get("/sessions")
 async def list_sessions(request: Request):
-    until = _number(request, "until") or time.time()
-    since = _number(request, "since")
+    until = number_arg(request, "until") or time.time()
+    since = number_arg(request, "since")
     since = until - DEFAULT_SESSION_RANGE_S if since is None else since
-    limit = _number(request, "limit", int, 1, browse.PAGE_MAX) or 100
+    limit = number_arg(request, "limit", int, 1, browse.PAGE_MAX) or 100
     found = await request.app.ctx.db.run(browse.sessions, since, until, limit)
     return json({"sessions": found, "since": since, "until": until})
 
