@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from pony import orm
 
-from server.accounts.store import bump_roster_version
+from server.change_marker import bump_roster_version
 from server.balancer.selection import Balancer
 from server.balancer.strategies import STRATEGIES
 from server.config import Settings
