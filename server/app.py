@@ -16,7 +16,7 @@ from server import api, errors, freshness, health, intake, logs, replicas, start
 from server.api import openapi
 from server.auth import lifecycle as auth_lifecycle
 from server.balancer.slots import AccountSlots, SharedPrimitives
-from server.config import ConfigError, Settings, prepare_data_dir, redact_database_url
+from server.config import Settings, prepare_data_dir, redact_database_url
 from server.db import Database
 from server.lifecycle import drain, reclaim, supervisor
 from server.metrics import route as metrics_route

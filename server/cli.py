@@ -135,9 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = _load_settings(args)
         return 2 if settings is None else backup.run(args, settings)
     if args.command in ("accounts", "keys", "dashboard", "proxies"):
+        from server import egress_commands as proxy_commands
         from server import operator_commands
         from server.auth import operator as dashboard_operator
-        from server import egress_commands as proxy_commands
 
         settings = _load_settings(args)
         if settings is None:
