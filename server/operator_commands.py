@@ -22,10 +22,9 @@ from server.accounts.authjson import to_auth_json
 from server.accounts.keycheck import WrongEncryptionKey, verify_encryption_key
 from server.accounts.login import LoginError, LoginService
 from server.accounts.refresh import RefreshFailed, TokenRefresher
-from server.app import prepare_data_dir
 from server.auth import audit
 from server.balancer.policies import RoutingPolicy
-from server.config import ConfigError, Settings, redact_database_url
+from server.config import ConfigError, Settings, prepare_data_dir, redact_database_url
 from server.db import Database
 from server.egress import store as egress_store
 from server.egress.routes import EgressRoutes
