@@ -27,8 +27,14 @@ from server.accounts import store as accounts  # noqa: E402
 from server.config import Settings  # noqa: E402
 from server.db import Database  # noqa: E402
 from server.keys import store as keys  # noqa: E402
-from server.keys import totals as key_totals  # noqa: E402
-from server.usage import browse, history, queries, reports, rollups  # noqa: E402
+from server.usage import (  # noqa: E402
+    browse,
+    history,
+    key_totals,  # noqa: E402
+    queries,
+    reports,
+    rollups,
+)
 
 KEY_IDS = (1, 2, 3, 4, 5)
 LIGHT_KEY = 6

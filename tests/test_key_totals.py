@@ -13,8 +13,8 @@ from pony import orm
 from schema.migrations import discover
 from server import migrator
 from server.db import Database
-from server.keys import totals
 from server.usage import history
+from server.usage import key_totals as totals
 from server.usage.records import RequestRecord
 from server.usage.tokens import TokenUsage
 from server.usage.upkeep import RequestLogUpkeep

@@ -5,8 +5,8 @@ the covering index that made that read cheaper goes, as nothing reads it now. An
 carries the roster version that last changed it (change_seq), so a worker's reload reads the accounts
 changed since its last one instead of all of them."""
 
-# Served: reached an account. Refused: turned away by the key's own rules (server/keys/totals.py). Spelled
-# out here, as a migration must keep meaning what it meant when it ran.
+# Served: reached an account. Refused: turned away by the key's own rules (server/usage/key_totals.py).
+# Spelled out here, as a migration must keep meaning what it meant when it ran.
 FROM_LOG = (
     "SELECT api_key_id, COUNT(CASE WHEN attempts > 0 THEN 1 END), COALESCE(SUM(total_tokens), 0), "
     "COALESCE(SUM(cached_input_tokens), 0), COALESCE(SUM(cost_usd), 0), "

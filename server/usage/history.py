@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pony import orm
 from psycopg2.extras import execute_values
 
-from server.keys import totals as key_totals
-from server.usage import rollups
+from server.usage import key_totals, rollups
 from server.usage.pricing import BUILTIN_PRICES, PriceBook
 from server.usage.tokens import TokenUsage
 from server.usage.writer import COLUMNS

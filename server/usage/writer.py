@@ -17,7 +17,7 @@ from pony import orm
 from psycopg2.extras import execute_values
 
 from server.db import Database
-from server.keys import totals as key_totals
+from server.usage import key_totals
 from server.usage.records import RequestRecord
 from server.usage.tokens import TokenUsage
 
