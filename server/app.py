@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     prepare_data_dir(settings)
     secret_key = load_or_create_key(settings.encryption_key_file)
     logs.configure(settings.log_level, settings.log_format)
-    app = Sanic(_app_name(), configure_logging=True)
+    app = Sanic(_app_name(), log_config=logs.sanic_log_config(settings.log_format))
     app.config.update(
         REQUEST_MAX_SIZE=settings.request_max_bytes,
         REQUEST_TIMEOUT=60,
