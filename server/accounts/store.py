@@ -168,7 +168,7 @@ def _upsert(
         )
         if row.status in ("reauth_required", "deactivated"):
             _change_status(db, row, "active", f"new credentials ({creds.source})", 0.0, now)
-    bump_roster_version(db)
+    _changed(db, row.id)
     return UpsertResult(_summary(row), created)
 
 
@@ -196,21 +196,49 @@ _ROSTER_COLUMNS = (
 )
 
 
+def _changed(db: orm.Database, *account_ids: int) -> None:
+    """Inside the db_session that changed these accounts: bump the change marker and stamp the rows with
+    its new version, so a worker's reload reads only the rows stamped after the version it last saw. The
+    marker row stays locked (PostgreSQL) or the database is written (SQLite) until commit, so stamps
+    commit in the order of their versions: a reader that saw version V sees every row stamped V or less."""
+    bump_roster_version(db)
+    ids = ", ".join(str(int(i)) for i in sorted(set(account_ids)))
+    db.execute(
+        "UPDATE account SET change_seq = (SELECT version FROM change_marker WHERE name = 'roster') "
+        f"WHERE id IN ({ids})"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RosterChanges:
+    """What a reload reads: the accounts stamped after the version it asked from (all of them from -1),
+    the marker's version to ask from next time, and how many accounts there are (fewer than the worker
+    would hold after merging means some were deleted)."""
+
+    version: int
+    count: int
+    records: list[AccountRecord]
+
+
 @orm.db_session
-def load_roster(
-    db: orm.Database, box: SecretBox, decrypted: dict[str, str] | None = None
-) -> list[AccountRecord]:
-    """Every account, ready for routing. `decrypted` (sealed token -> token) is the caller's memory of
-    tokens it has opened: only new or changed tokens are decrypted, so reloading after one import costs
-    a read of plain columns, not a decryption per account (every worker reloads after every import)."""
-    opened = {} if decrypted is None else decrypted
+def load_roster_changes(
+    db: orm.Database, box: SecretBox, decrypted: dict[str, str], since: int
+) -> RosterChanges:
+    """The accounts changed since version `since`, ready for routing. `decrypted` (sealed token -> token)
+    is the caller's memory of tokens it has opened: only new or changed tokens are decrypted. Every worker
+    reloads after every import, so each reload costs the changed rows, not the pool."""
+    version = int(db.select("SELECT version FROM change_marker WHERE name = 'roster'")[0])
+    count = int(db.select("SELECT COUNT(*) FROM account")[0])
     records, seen = [], set()
-    for row in db.select(f"SELECT {_ROSTER_COLUMNS} FROM account ORDER BY id"):
+    rows = db.select(
+        f"SELECT {_ROSTER_COLUMNS} FROM account WHERE change_seq > $since ORDER BY id", {}, {"since": since}
+    )
+    for row in rows:
         sealed = row[8]
         seen.add(sealed)
-        token = opened.get(sealed)
+        token = decrypted.get(sealed)
         if token is None:
-            token = opened[sealed] = box.decrypt(sealed)
+            token = decrypted[sealed] = box.decrypt(sealed)
         records.append(
             AccountRecord(
                 id=int(row[0]),
@@ -229,10 +257,10 @@ def load_roster(
                 reserve_percent=float(row[13] or 0.0),
             )
         )
-    if len(opened) > len(seen):  # refreshed or deleted accounts' old tokens
-        for sealed in opened.keys() - seen:
-            del opened[sealed]
-    return records
+    if since < 0 and len(decrypted) > len(seen):  # a full read: forget refreshed or deleted accounts' tokens
+        for sealed in decrypted.keys() - seen:
+            del decrypted[sealed]
+    return RosterChanges(version, count, records)
 
 
 @orm.db_session
@@ -264,7 +292,7 @@ def save_refreshed_tokens(
     )
     if row.status == "reauth_required":
         _change_status(db, row, "active", "token refreshed", 0.0, now)
-    bump_roster_version(db)
+    _changed(db, row.id)
 
 
 @orm.db_session
@@ -276,7 +304,7 @@ def set_status(db: orm.Database, account_id: int, status: str, reason: str, unti
     if row is None or (row.status == status and row.status_until == until):
         return False
     _change_status(db, row, status, reason, until, time.time())
-    bump_roster_version(db)
+    _changed(db, row.id)
     return True
 
 
@@ -361,7 +389,7 @@ def set_label(db: orm.Database, account_id: int, label: str) -> AccountSummary:
     if row.label != label:
         _record_event(db, row.id, row.status, row.status, f"renamed to {label!r}", now, kind="audit")
         row.set(label=label, updated_at=now)
-        bump_roster_version(db)
+        _changed(db, row.id)
     return _summary(row)
 
 
@@ -374,7 +402,7 @@ def set_routing_policy(db: orm.Database, account_id: int, policy: RoutingPolicy)
         reason = f"routing policy: {policy.describe()}"
         _record_event(db, row.id, row.status, row.status, reason, now, kind="audit")
         row.set(routing_policy=policy.policy, reserve_percent=policy.reserve_percent, updated_at=now)
-        bump_roster_version(db)
+        _changed(db, row.id)
     return _summary(row)
 
 
@@ -393,7 +421,7 @@ def delete_account(db: orm.Database, account_id: int) -> AccountSummary:
     db.execute("DELETE FROM account_event WHERE account_id = $account_id", {}, {"account_id": account_id})
     db.execute("DELETE FROM account_usage WHERE account_id = $account_id", {}, {"account_id": account_id})
     row.delete()
-    bump_roster_version(db)
+    bump_roster_version(db)  # a deleted account has no row to stamp: reloads notice the count drop
     return summary
 
 
@@ -403,7 +431,7 @@ def resume(db: orm.Database, account_id: int) -> AccountSummary:
     row = _row(db, account_id)
     if row.status != "active":
         _change_status(db, row, "active", "resumed by the operator", 0.0, time.time())
-        bump_roster_version(db)
+        _changed(db, row.id)
     return _summary(row)
 
 
@@ -412,7 +440,7 @@ def pause(db: orm.Database, account_id: int) -> AccountSummary:
     row = _row(db, account_id)
     if row.status != "paused":
         _change_status(db, row, "paused", "paused by the operator", 0.0, time.time())
-        bump_roster_version(db)
+        _changed(db, row.id)
     return _summary(row)
 
 
@@ -427,7 +455,7 @@ def expire_statuses(db: orm.Database, now: float) -> list[int]:
     for row in rows:
         _change_status(db, row, "active", f"{row.status} ended (reset time passed)", 0.0, now)
     if rows:
-        bump_roster_version(db)
+        _changed(db, *(row.id for row in rows))
     return [row.id for row in rows]
 
 
@@ -518,7 +546,7 @@ def save_usage(
     if change is not None:
         status, reason, until = change
         _change_status(db, row, status, reason, until, now)
-    bump_roster_version(db)
+    _changed(db, row.id)
     return row.status
 
 
