@@ -182,12 +182,49 @@ def _free_slot(db: orm.Database, capacity: int) -> int:
     raise PoolFull(capacity)
 
 
+_SUMMARY_TEXTS = (
+    "chatgpt_account_id",
+    "email",
+    "plan_type",
+    "status",
+    "status_reason",
+    "label",
+    "usage_snapshot",
+)
+_SUMMARY_NUMBERS = ("status_until", "created_at", "last_refresh_at", "access_expires_at", "usage_polled_at")
+
+
 @orm.db_session
 def list_accounts(db: orm.Database) -> list[AccountSummary]:
+    """Every account as the API shows it. Plain columns, not Pony entities: building 500 entities (and
+    reading their sealed tokens) took 75 ms, the columns take a few."""
     since = dict(
         db.select("SELECT account_id, MAX(at) FROM account_event WHERE kind = 'state' GROUP BY account_id")
     )
-    return [_summary(row, since.get(row.id, 0.0)) for row in db.Account.select().order_by(lambda a: a.id)]
+    texts, numbers = len(_SUMMARY_TEXTS), len(_SUMMARY_NUMBERS)
+    columns = ", ".join(
+        ("id", "slot", "routing_policy", "reserve_percent", *_SUMMARY_TEXTS, *_SUMMARY_NUMBERS)
+    )
+    summaries = []
+    for row in db.select(f"SELECT {columns} FROM account ORDER BY id"):
+        account_id = int(row[0])
+        summaries.append(
+            AccountSummary(
+                id=account_id,
+                slot=int(row[1]),
+                routing_policy=row[2] or NORMAL,
+                reserve_percent=float(row[3] or 0.0),
+                status_since=float(since.get(account_id) or 0.0),
+                **{name: value or "" for name, value in zip(_SUMMARY_TEXTS, row[4 : 4 + texts], strict=True)},
+                **{
+                    name: float(value or 0.0)
+                    for name, value in zip(
+                        _SUMMARY_NUMBERS, row[4 + texts : 4 + texts + numbers], strict=True
+                    )
+                },
+            )
+        )
+    return summaries
 
 
 _ROSTER_COLUMNS = (
@@ -471,21 +508,23 @@ class PollTarget:
 @orm.db_session
 def poll_targets(db: orm.Database, box: SecretBox, only: Collection[int] | None = None) -> list[PollTarget]:
     """Accounts whose usage is worth polling: not paused, not waiting for a sign-in, not gone (of `only`,
-    when given: only their tokens are decrypted)."""
-    rows = db.Account.select(lambda a: a.status in ("active", "rate_limited", "quota_exceeded"))
-    wanted = None if only is None else set(only)
-    return [
-        PollTarget(r.id, r.chatgpt_account_id, r.slot, r.status, box.decrypt(r.access_token))
-        for r in rows.order_by(lambda a: a.id)
-        if wanted is None or r.id in wanted
-    ]
+    when given: only their rows are read). The poll job asks every few seconds for the few accounts due,
+    so it reads plain columns of those rows, not a Pony entity of every account (75 ms at 500)."""
+    where = "status IN ('active', 'rate_limited', 'quota_exceeded')"
+    if only is not None:
+        if not only:
+            return []
+        where += f" AND id IN ({', '.join(str(int(i)) for i in sorted(set(only)))})"
+    rows = db.select(
+        f"SELECT id, chatgpt_account_id, slot, status, access_token FROM account WHERE {where} ORDER BY id"
+    )
+    return [PollTarget(int(r[0]), r[1], int(r[2]), r[3], box.decrypt(r[4])) for r in rows]
 
 
 @orm.db_session
 def poll_target_ids(db: orm.Database) -> list[int]:
-    return list(
-        orm.select(a.id for a in db.Account if a.status in ("active", "rate_limited", "quota_exceeded"))
-    )
+    rows = db.select("SELECT id FROM account WHERE status IN ('active', 'rate_limited', 'quota_exceeded')")
+    return [int(account_id) for account_id in rows]
 
 
 @orm.db_session
