@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import orjson
 from pony import orm
 
-from server.accounts.store import bump_roster_version
+from server.change_marker import bump_roster_version
 from server.errors import BadRequest, NotFound
 from server.keys import secret
 from server.keys.spec import KeySpec, LimitSpec

@@ -292,8 +292,7 @@ async def _try_stream(
         return failures.classify_connection_error(exc)
     now = time.time()
     snapshot = ratelimits.from_headers(response.headers, now)
-    if snapshot is not None:
-        ratelimits.apply_to_slots(ctx.slots, candidate.slot, snapshot)
+    ctx.balancer.note_windows(candidate, snapshot)
     if response.status != 200:
         try:
             raw = await response.read()
@@ -369,8 +368,7 @@ async def _try_json(
         return failures.classify_connection_error(exc)
     now = time.time()
     snapshot = ratelimits.from_headers(answer_headers, now)
-    if snapshot is not None:
-        ratelimits.apply_to_slots(ctx.slots, candidate.slot, snapshot)
+    ctx.balancer.note_windows(candidate, snapshot)
     if status != 200:
         return model_limits.noted(trace, failures.classify_http(status, raw, now), answer_headers)
     trace.first_content_mono = time.monotonic()

@@ -123,8 +123,7 @@ async def open_socket_stream(
                 continue
             except HandshakeRefused as exc:
                 snapshot = ratelimits.from_headers(exc.headers, time.time())
-                if snapshot is not None:
-                    ratelimits.apply_to_slots(ctx.slots, candidate.slot, snapshot)
+                ctx.balancer.note_windows(candidate, snapshot)
                 if exc.status == 426:
                     ctx.transports.upgrade_refused()
                     log.info("upstream refused WebSocket upgrade (426): falling back to HTTP")
@@ -161,8 +160,7 @@ async def open_socket_stream(
                 continue
             binding.candidate, binding.account = candidate, account
             snapshot = ratelimits.from_headers(binding.socket.headers, time.time())
-            if snapshot is not None:
-                ratelimits.apply_to_slots(ctx.slots, candidate.slot, snapshot)
+            ctx.balancer.note_windows(candidate, snapshot)
         socket, candidate, account = binding.socket, binding.candidate, binding.account
         trace.attempts += 1
         trace.account = account
@@ -320,8 +318,7 @@ async def _try_turn(
         name = event.name
         if name == "codex.rate_limits":
             snapshot = ratelimits.from_rate_limits_event(event.data(), time.time()) or snapshot
-            if snapshot is not None:
-                ratelimits.apply_to_slots(ctx.slots, candidate.slot, snapshot)
+            ctx.balancer.note_windows(candidate, snapshot)
         if name in PRELUDE_EVENTS:
             events.append(event)
             continue
