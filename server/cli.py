@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     backup.add_arguments(commands)
     codex_sessions.add_arguments(commands)
-    from server.egress import commands as proxy_commands
+    from server import egress_commands as proxy_commands
 
     proxy_commands.add_arguments(commands)
     demo = commands.add_parser(
@@ -148,9 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = _load_settings(args)
         return 2 if settings is None else backup.run(args, settings)
     if args.command in ("accounts", "keys", "dashboard", "proxies"):
+        from server import egress_commands as proxy_commands
         from server import operator_commands
         from server.auth import operator as dashboard_operator
-        from server.egress import commands as proxy_commands
 
         settings = _load_settings(args)
         if settings is None:

@@ -15,18 +15,12 @@ from pony import orm
 from server.usage import history
 from tests.conftest import make_settings
 from tests.support.live_server import ServerProcess, free_port, serve_in_process
+from tests.support.polling import eventually
 from tests.support.proxy import codex_body
 from tests.test_read_your_writes import BURST, burst
 
 DAY = 86400
 PRICE = {"input": 1000.0, "cached_input": 100.0, "output": 2000.0}
-
-
-async def eventually(check, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.1)
 
 
 async def _json(session, method, url, body=None):
@@ -192,7 +186,7 @@ async def test_a_shorter_retention_prunes_old_request_logs_on_the_next_pass(tmp_
         async def pruned() -> bool:
             return await db.run(_raw_rows_before, now - 3 * DAY) == 0
 
-        await eventually(pruned, timeout=10)
+        await eventually(pruned, timeout=10, interval=0.1)
         assert await db.run(_raw_rows_before, now) > 0  # the last two days stay
 
 
@@ -221,10 +215,7 @@ async def _logs_after(server, seen: int, want: int) -> list[dict]:
             _, body = await _json(session, "GET", server.url + "/api/request-logs?limit=200")
             return body["request_logs"]
 
-        async def written() -> bool:
-            return len(await rows()) >= seen + want
-
-        await eventually(written, timeout=15)
+        await eventually(rows, lambda rows: len(rows) >= seen + want, timeout=15, interval=0.1)
         return (await rows())[:want]
 
 
@@ -272,4 +263,4 @@ async def test_another_replica_on_the_same_database_follows(proxy):
                 and replica.prices.price_for("gpt-5.4").output == 2000
             )
 
-        await eventually(followed, timeout=5)
+        await eventually(followed, timeout=5, interval=0.1)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import aiohttp
@@ -16,6 +16,7 @@ from schema.migrations import discover, latest_version
 from server import migrator
 from tests.support.databases import fresh_postgres_schema
 from tests.support.live_server import ROOT, ServerProcess, free_port
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +24,6 @@ pytestmark = pytest.mark.slow
 async def _worker_pids(url: str, want: int, timeout: float = 20.0) -> set[int]:
     """Ask /health/live over many fresh connections until `want` distinct workers have answered."""
     seen: set[int] = set()
-    deadline = time.monotonic() + timeout
     connector = aiohttp.TCPConnector(force_close=True, limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
 
@@ -31,9 +31,11 @@ async def _worker_pids(url: str, want: int, timeout: float = 20.0) -> set[int]:
             async with session.get(url + "/health/live") as response:
                 seen.add((await response.json())["worker"])
 
-        while len(seen) < want and time.monotonic() < deadline:
+        async def batch() -> set[int]:
             await asyncio.gather(*(one() for _ in range(32)))
-    return seen
+            return seen
+
+        return await eventually(batch, lambda seen: len(seen) >= want, timeout=timeout, interval=0)
 
 
 async def test_two_workers_both_answer(tmp_path, database_url):
@@ -114,3 +116,23 @@ def test_database_newer_than_code_stops_the_server_with_one_line(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "codex-lb: cannot start: the database schema is at version" in result.stderr
+
+
+async def test_json_log_format_covers_sanic_own_lines(tmp_path):
+    """With CODEX_LB_LOG_FORMAT=json every line the server prints, Sanic's start-up and shutdown
+    lines included, is one JSON object a log shipper can read without a second parser."""
+    server = ServerProcess({"CODEX_LB_DATA_DIR": str(tmp_path), "CODEX_LB_LOG_FORMAT": "json"}, workers=2)
+    server.start(tmp_path / "server.log")
+    try:
+        await server.wait_ready()
+    finally:
+        assert server.stop() == 0, server.output()[-2000:]
+    lines = [line for line in server.output().splitlines() if line.strip()]
+    loggers = set()
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise AssertionError(f"not a JSON line: {line!r}") from None
+        loggers.add(record["logger"])
+    assert any(name.startswith("sanic.") for name in loggers), loggers

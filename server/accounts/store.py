@@ -17,6 +17,7 @@ from server import leases
 from server.accounts.authjson import Credentials
 from server.balancer.policies import NORMAL, RoutingPolicy
 from server.balancer.slots import DEFAULT_CAPACITY
+from server.change_marker import bump_roster_version
 from server.secretbox import SecretBox
 
 HISTORY_SPACING_S = 240.0
@@ -121,16 +122,6 @@ def _summary(row, status_since: float = 0.0) -> AccountSummary:
         routing_policy=row.routing_policy,
         reserve_percent=row.reserve_percent,
     )
-
-
-def bump_roster_version(db: orm.Database) -> None:
-    """Inside a db_session: tell every worker and replica that accounts changed."""
-    db.execute("UPDATE change_marker SET version = version + 1 WHERE name = 'roster'")
-
-
-@orm.db_session
-def roster_version(db: orm.Database) -> int:
-    return int(db.select("SELECT version FROM change_marker WHERE name = 'roster'")[0])
 
 
 @orm.db_session(retry=5)
