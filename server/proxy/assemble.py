@@ -39,8 +39,6 @@ class ResponseAssembler:
         return response
 
 
-
-
 class OutputFiller:
     """For /v1 streaming clients (OpenAI SDKs): fills the terminal event's empty `output` with the
     items of this stream's `response.output_item.done` events, in output-index order, as the public

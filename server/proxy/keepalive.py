@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from sanic import Request
@@ -75,3 +75,18 @@ async def fail(request: Request, exc: ProxyError, event: bytes) -> None:
     client = _early(request)
     await client.send(event)
     await client.eof()
+
+
+def reporter(
+    request: Request, event: Callable[[ProxyError], bytes]
+) -> Callable[[ProxyError], Awaitable[bool]]:
+    """A Settlement's `report` for SSE routes: once the head has gone out early, an error ends the stream
+    as `event(exc)` (True: handled); before that it stays an HTTP error."""
+
+    async def report(exc: ProxyError) -> bool:
+        if not head_sent(request):
+            return False
+        await fail(request, exc, event(exc))
+        return True
+
+    return report

@@ -8,6 +8,8 @@ meanwhile the socket would be silent for as long as the upstream thinks. The Cod
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from sanic.exceptions import ServerError, WebsocketClosed
 from websockets.exceptions import ConnectionClosed
@@ -15,9 +17,18 @@ from websockets.exceptions import ConnectionClosed
 FRAME = '{"type":"codex.keepalive"}'
 
 
-def start(ws, interval: float) -> asyncio.Task:
-    """Send a keepalive frame every `interval` seconds until the returned task is cancelled."""
-    return asyncio.create_task(_beat(ws, interval), name="ws-keepalive")
+@asynccontextmanager
+async def while_opening(ws, interval: float, enabled: bool) -> AsyncIterator[None]:
+    """Send a keepalive frame every `interval` seconds while the body of the `async with` runs."""
+    if not enabled:
+        yield
+        return
+    beat = asyncio.create_task(_beat(ws, interval), name="ws-keepalive")
+    try:
+        yield
+    finally:
+        beat.cancel()
+        await asyncio.gather(beat, return_exceptions=True)
 
 
 async def _beat(ws, interval: float) -> None:
