@@ -1,6 +1,6 @@
 """The Chat Completions route (`POST /v1/chat/completions`): a facade over the Responses backend.
 The request is translated by chat_request, the stream by chat_stream; account choice, failover and
-settlement are the Responses route's own (failover.open_stream, settlement.Settlement)."""
+settlement are the Responses route's own (failover.Failover, settlement.Settlement)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from server.proxy import chat_request, keepalive, normalize
 from server.proxy.bodies import decoded_body
 from server.proxy.chat_stream import ChatTranslator
 from server.proxy.delivery import response_headers
-from server.proxy.failover import open_stream
+from server.proxy.failover import Failover
 from server.proxy.outcome import Outcome, drain
 from server.proxy.settlement import Settlement
 from server.proxy.trace import OpenedStream, Trace
@@ -41,29 +41,25 @@ async def chat_completions(request: Request):
         include_usage=chat.include_usage,
         include_reasoning=chat.include_reasoning,
     )
-    async with Settlement(
-        ctx,
-        ROUTE,
-        "http",
+    async with Settlement.http(
+        request,
+        key,
+        route=ROUTE,
         model=chat.model,
         reasoning_effort=chat.reasoning_effort,
         session_key=chat.session_key,
-        api_key_id=key.id if key else None,
         report=keepalive.reporter(request, _error_chunk),
     ) as done:
         trace, request_id = done.trace, done.request_id
         model_plans = ctx.models.current.require(chat.model)
         done.admission = await admit(ctx, key, request_id, chat.model, chat.reasoning_effort, len(chat.body))
         async with keepalive.while_opening(request, chat.stream, ctx.settings.stream_keepalive_s):
-            done.opened = opened = await open_stream(
-                ctx,
-                ctx.upstream.responses_url,
-                chat.body,
-                headers.forwardable(request.headers),
-                chat.session_key,
-                trace,
-                key.allowed_accounts if key else None,
-                model_plans,
+            failover = Failover(
+                ctx, trace, chat.session_key, key.allowed_accounts if key else None, model_plans
+            )
+            forwarded = headers.forwardable(request.headers)
+            done.opened = opened = await failover.open_stream(
+                ctx.upstream.responses_url, chat.body, forwarded
             )
         done.outcome = outcome = Outcome()
         if chat.stream:

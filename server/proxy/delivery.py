@@ -1,8 +1,8 @@
-"""Delivers an opened upstream stream to the client and settles the request.
+"""Delivers an opened upstream stream to an HTTP client of the Responses routes.
 
 SSE clients get the upstream bytes unchanged, chunk by chunk, as they arrive; only terminal events
-are decoded. Non-streaming clients get one Response JSON. Either way one request-log row is written
-(in the background) with the usage the upstream reported, and the account's in-flight slot is freed.
+are decoded. Non-streaming clients get one Response JSON. The request is settled by its Settlement
+(server.proxy.settlement) with what the stream's Outcome says.
 """
 
 from __future__ import annotations

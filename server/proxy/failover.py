@@ -1,5 +1,5 @@
 """Choosing an account and trying it, failing over invisibly until content arrives: the `Failover` of one
-request, which HTTP calls (here) and socket turns (socket_turns.py) both go through.
+request, which HTTP calls (its open_stream and post) and socket turns (socket_turns.py) both go through.
 
 An upstream rejection (HTTP error, connection error, or an error event inside a 200 stream) before the
 first content event cools the account down as its kind warrants and moves the request to another one;
@@ -63,6 +63,17 @@ class Failover:
     @property
     def attempts_left(self) -> bool:
         return self.trace.attempts < self.ctx.settings.max_attempts
+
+    async def open_stream(self, url: str, body: bytes, forwarded: dict[str, str]) -> OpenedStream:
+        """An upstream Responses stream that has produced its first content event."""
+        return await self.run(partial(attempts.try_stream, self.ctx, url, body, forwarded, trace=self.trace))
+
+    async def post(
+        self, url: str, body: bytes | Callable[[], aiohttp.FormData], forwarded: dict[str, str]
+    ) -> JsonAnswer:
+        """A JSON call (compaction), or a multipart one (transcription: `body` builds a fresh form per
+        attempt, as an aiohttp FormData can be sent only once)."""
+        return await self.run(partial(attempts.try_json, self.ctx, url, body, forwarded, trace=self.trace))
 
     async def run(self, try_once: Callable[[Candidate, AccountRecord], Awaitable[T | UpstreamFailure]]) -> T:
         """Try accounts until one serves the request; raises the client's error when none does."""
@@ -189,53 +200,3 @@ def _routable(ctx: ProxyContext, candidates, now: float):
     if candidates and not routable:
         raise refusals.egress_down()
     return routable
-
-
-async def open_stream(
-    ctx: ProxyContext,
-    url: str,
-    body: bytes,
-    forwarded: dict[str, str],
-    session_key: str | None,
-    trace: Trace,
-    allowed_accounts: Collection[int] | None = None,
-    model_plans: Collection[str] | None = None,
-) -> OpenedStream:
-    """An upstream Responses stream that has produced its first content event."""
-    failover = Failover(ctx, trace, session_key, allowed_accounts, model_plans)
-    return await failover.run(
-        lambda candidate, account: attempts.try_stream(ctx, url, body, forwarded, candidate, account, trace)
-    )
-
-
-async def post_json(
-    ctx: ProxyContext,
-    url: str,
-    body: bytes,
-    forwarded: dict[str, str],
-    session_key: str | None,
-    trace: Trace,
-    allowed_accounts: Collection[int] | None = None,
-    model_plans: Collection[str] | None = None,
-) -> JsonAnswer:
-    """A JSON call (compaction) with the same account choice and failover as streams."""
-    failover = Failover(ctx, trace, session_key, allowed_accounts, model_plans)
-    return await failover.run(
-        lambda candidate, account: attempts.try_json(ctx, url, body, forwarded, candidate, account, trace)
-    )
-
-
-async def post_form(
-    ctx: ProxyContext,
-    url: str,
-    form: Callable[[], aiohttp.FormData],
-    forwarded: dict[str, str],
-    trace: Trace,
-    allowed_accounts: Collection[int] | None = None,
-) -> JsonAnswer:
-    """A multipart call (transcription) with the same account choice and failover; `form` builds a fresh
-    body per attempt (an aiohttp FormData can be sent only once)."""
-    failover = Failover(ctx, trace, None, allowed_accounts)
-    return await failover.run(
-        lambda candidate, account: attempts.try_json(ctx, url, form, forwarded, candidate, account, trace)
-    )

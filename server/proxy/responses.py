@@ -16,7 +16,7 @@ from server.keys.store import KeyRecord
 from server.proxy import keepalive, normalize, pool_usage, transport
 from server.proxy.bodies import decoded_body
 from server.proxy.delivery import collect_response, failed_event, json_answer, stream_to_client
-from server.proxy.failover import open_stream, post_json
+from server.proxy.failover import Failover
 from server.proxy.outcome import Outcome
 from server.proxy.settlement import Settlement
 from server.proxy.socket_turns import open_over_socket
@@ -52,14 +52,12 @@ async def compact(request: Request):
 
 async def _serve(request: Request, norm: normalize.NormalizedRequest, key: KeyRecord | None):
     ctx = request.app.ctx.proxy
-    async with Settlement(
-        ctx,
-        request.path,
-        "http",
+    async with Settlement.http(
+        request,
+        key,
         model=norm.model,
         reasoning_effort=norm.reasoning_effort,
         session_key=norm.session_key,
-        api_key_id=key.id if key else None,
         report=keepalive.reporter(request, _failed_event),
     ) as done:
         trace, request_id = done.trace, done.request_id
@@ -101,16 +99,8 @@ async def _open(
             done.upstream_transport = transport.WEBSOCKET
             return opened
     done.upstream_transport = transport.HTTP
-    return await open_stream(
-        ctx,
-        ctx.upstream.responses_url,
-        norm.body,
-        forwarded,
-        norm.session_key,
-        done.trace,
-        allowed_accounts,
-        model_plans,
-    )
+    failover = Failover(ctx, done.trace, norm.session_key, allowed_accounts, model_plans)
+    return await failover.open_stream(ctx.upstream.responses_url, norm.body, forwarded)
 
 
 def _failed_event(exc: ProxyError) -> bytes:
@@ -128,28 +118,14 @@ async def _compact(request: Request, key: KeyRecord | None):
     for name in normalize.UNSUPPORTED + ("store", "stream"):
         payload.pop(name, None)
     session_key = normalize.session_key_of(request.headers, payload)
-    async with Settlement(
-        ctx,
-        request.path,
-        "http",
-        model=model,
-        reasoning_effort=_effort(payload),
-        session_key=session_key,
-        api_key_id=key.id if key else None,
+    async with Settlement.http(
+        request, key, model=model, reasoning_effort=_effort(payload), session_key=session_key
     ) as done:
         model_plans = ctx.models.current.require(model)
         body = orjson.dumps(payload)
         done.admission = await admit(ctx, key, done.request_id, model, done.reasoning_effort, len(body))
-        answer = await post_json(
-            ctx,
-            ctx.upstream.compact_url,
-            body,
-            headers.forwardable(request.headers),
-            session_key,
-            done.trace,
-            key.allowed_accounts if key else None,
-            model_plans,
-        )
+        failover = Failover(ctx, done.trace, session_key, key.allowed_accounts if key else None, model_plans)
+        answer = await failover.post(ctx.upstream.compact_url, body, headers.forwardable(request.headers))
         done.status, done.error_code = answer.status, ""
         done.outcome = _compact_outcome(answer.body)
         return raw(

@@ -14,6 +14,7 @@ from server import metrics
 from server.errors import ProxyError
 from server.keys.admission import Admission
 from server.keys.admission import settle as admission_settle
+from server.keys.store import KeyRecord
 from server.lifecycle import drain as server_drain
 from server.proxy import access
 from server.proxy.context import ProxyContext
@@ -86,6 +87,31 @@ class Settlement:
         self.reason = ""
         self.user_agent = _client_user_agent()
         server_drain.track(self)
+
+    @classmethod
+    def http(
+        cls,
+        request: Request,
+        key: KeyRecord | None,
+        *,
+        model: str,
+        route: str | None = None,
+        reasoning_effort: str = "",
+        session_key: str | None = None,
+        report: Callable[[ProxyError], Awaitable[bool]] | None = None,
+    ) -> Settlement:
+        """The Settlement of an HTTP request on a proxy route (`route`: its name in the log, default the
+        path) made with API key `key` (None: auth is off)."""
+        return cls(
+            request.app.ctx.proxy,
+            route or request.path,
+            "http",
+            model=model,
+            reasoning_effort=reasoning_effort,
+            session_key=session_key,
+            api_key_id=key.id if key else None,
+            report=report,
+        )
 
     async def __aenter__(self) -> Settlement:
         return self

@@ -1,9 +1,9 @@
 """Opening a turn on an upstream WebSocket, failing over invisibly until content arrives.
 
-The WebSocket twin of failover.open_stream: the same account choice, cooldowns, token refresh and
-attempt budget, plus what sockets add: a socket stays bound to its account (response ids live on it),
-a turn whose `previous_response_id` the socket does not know is replayed with the full input, and an
-expired socket (60-minute limit) is replaced on the same account without the client noticing.
+The WebSocket twin of Failover.open_stream, driving the same Failover (account choice, cooldowns, token
+refresh, attempt budget), plus what sockets add: a socket stays bound to its account (response ids live
+on it), a turn whose `previous_response_id` the socket does not know is replayed with the full input,
+and an expired socket (60-minute limit) is replaced on the same account without the client noticing.
 """
 
 from __future__ import annotations

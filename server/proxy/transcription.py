@@ -13,7 +13,7 @@ from server.auth.guard import authorize_proxy
 from server.errors import BadRequest, RequestTooLarge, UpstreamFailed
 from server.keys.admission import admit
 from server.keys.store import KeyRecord
-from server.proxy.failover import post_form
+from server.proxy.failover import Failover
 from server.proxy.settlement import Settlement
 from server.upstream import headers
 
@@ -82,17 +82,11 @@ async def _transcribe(request: Request, key: KeyRecord | None) -> tuple[int, byt
         return data
 
     model = request.form.get("model") or ""
-    async with Settlement(ctx, request.path, "http", model=model, api_key_id=key.id if key else None) as done:
+    async with Settlement.http(request, key, model=model) as done:
         # Audio bytes say nothing about tokens: the request counts against request limits and the
         # output allowance only.
         done.admission = await admit(ctx, key, done.request_id, model, "", 0)
-        answer = await post_form(
-            ctx,
-            ctx.upstream.transcribe_url,
-            form,
-            headers.forwardable(request.headers),
-            done.trace,
-            key.allowed_accounts if key else None,
-        )
+        failover = Failover(ctx, done.trace, None, key.allowed_accounts if key else None)
+        answer = await failover.post(ctx.upstream.transcribe_url, form, headers.forwardable(request.headers))
         done.status, done.error_code = answer.status, ""
         return answer.status, answer.body

@@ -27,7 +27,7 @@ from server.lifecycle import drain
 from server.proxy import normalize, pool_usage, socket_keepalive, transport, websocket_handshake
 from server.proxy.assemble import OutputFiller
 from server.proxy.conversation import Conversation
-from server.proxy.failover import open_stream
+from server.proxy.failover import Failover
 from server.proxy.outcome import Outcome
 from server.proxy.outcome import drain as drain_stream
 from server.proxy.settlement import Settlement
@@ -263,16 +263,8 @@ class ClientSocket:
                 return opened
         if turn.prewarm:
             return None
-        return await open_stream(
-            ctx,
-            ctx.upstream.responses_url,
-            turn.http_body,
-            self.forwarded,
-            self.session_key,
-            done.trace,
-            self.allowed_accounts,
-            model_plans,
-        )
+        failover = Failover(ctx, done.trace, self.session_key, self.allowed_accounts, model_plans)
+        return await failover.open_stream(ctx.upstream.responses_url, turn.http_body, self.forwarded)
 
     async def _report(self, exc: ProxyError) -> bool:
         """A turn's error is an error frame; the socket stays open for the next turn."""
