@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 
 from sanic import Request
@@ -24,17 +24,23 @@ COMMENT = b": keepalive\n\n"
 
 
 @asynccontextmanager
-async def while_opening(request: Request, streaming: bool, interval: float) -> AsyncIterator[None]:
-    """Run the body of the `async with` (opening the upstream) with keepalives for a streaming client."""
-    if not streaming:
+async def alongside(work: Coroutine | None, name: str) -> AsyncIterator[None]:
+    """Run `work` as a task while the body of the `async with` runs, and cancel it when the body ends
+    (None: nothing to run)."""
+    if work is None:
         yield
         return
-    keeper = asyncio.create_task(_keep_alive(request, interval), name="sse-keepalive")
+    task = asyncio.create_task(work, name=name)
     try:
         yield
     finally:
-        keeper.cancel()
-        await asyncio.gather(keeper, return_exceptions=True)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def while_opening(request: Request, streaming: bool, interval: float):
+    """Run the body of the `async with` (opening the upstream) with keepalives for a streaming client."""
+    return alongside(_keep_alive(request, interval) if streaming else None, "sse-keepalive")
 
 
 async def _keep_alive(request: Request, interval: float) -> None:

@@ -8,27 +8,18 @@ meanwhile the socket would be silent for as long as the upstream thinks. The Cod
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from sanic.exceptions import ServerError, WebsocketClosed
 from websockets.exceptions import ConnectionClosed
 
+from server.proxy.keepalive import alongside
+
 FRAME = '{"type":"codex.keepalive"}'
 
 
-@asynccontextmanager
-async def while_opening(ws, interval: float, enabled: bool) -> AsyncIterator[None]:
+def while_opening(ws, interval: float, enabled: bool):
     """Send a keepalive frame every `interval` seconds while the body of the `async with` runs."""
-    if not enabled:
-        yield
-        return
-    beat = asyncio.create_task(_beat(ws, interval), name="ws-keepalive")
-    try:
-        yield
-    finally:
-        beat.cancel()
-        await asyncio.gather(beat, return_exceptions=True)
+    return alongside(_beat(ws, interval) if enabled else None, "ws-keepalive")
 
 
 async def _beat(ws, interval: float) -> None:
