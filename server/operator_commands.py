@@ -192,10 +192,7 @@ async def _revoke(db: Database, key_id: int, delete: bool) -> int:
 async def _list_keys(db: Database, as_json: bool) -> int:
     keys = await db.run(key_store.load_keys)
     if as_json:  # what GET /api/api-keys answers
-        now = time.time()
-        usage = await db.run(key_store.current_usage, [rule.id for key in keys for rule in key.limits], now)
-        totals = await db.run(key_store.totals, [key.id for key in keys])
-        shown = [key_store.public(k, usage, totals.get(k.id, key_store.KeyTotals()), now) for k in keys]
+        shown = await db.run(key_store.describe, keys, time.time())
         print(orjson.dumps({"api_keys": shown}, option=orjson.OPT_INDENT_2).decode())
         return 0
     if not keys:

@@ -3,15 +3,14 @@ by its id everywhere; the upstream transport in the request log; refusals logged
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-import time
 
 import aiohttp
 import pytest
 
 from tests.support.keys import bearer, create_key, set_key_auth
+from tests.support.polling import eventually
 from tests.support.proxy import CODEX_ROUTE, codex_body
 from tests.test_proxy_websocket import codex_frame, set_transport, turn, ws_url
 
@@ -79,15 +78,15 @@ async def test_websocket_turns_log_the_account_id_and_the_upstream_transport(pro
 
 async def _settled(proxy, key: str, timeout: float = 5.0) -> None:
     """Until the key's reservations are settled (settlement runs after the answer, in the background)."""
-    deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
+
+        async def usage() -> dict:
             async with session.get(proxy.url + "/v1/usage", headers=bearer(key)) as response:
-                usage = await response.json()
-            if all(limit["reserved"] == 0 for limit in usage["limits"]):
-                return
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"the key's reservations were not settled within {timeout} s: {usage}")
+                return await response.json()
+
+        await eventually(
+            usage, lambda usage: all(limit["reserved"] == 0 for limit in usage["limits"]), timeout=timeout
+        )
 
 
 async def test_refused_requests_get_an_access_line_with_the_reason(proxy, caplog):

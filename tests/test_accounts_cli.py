@@ -6,11 +6,11 @@ import asyncio
 import os
 import re
 import sys
-import time
 
 import orjson
 
 from tests.support.live_server import ROOT
+from tests.support.polling import eventually
 
 
 def cli_env(proxy) -> dict[str, str]:
@@ -58,10 +58,9 @@ async def test_operator_actions_from_the_command_line(proxy, tmp_path):
     code, out, _ = await cli(proxy, "show", number)
     assert "exported auth.json" in out and "paused -> active" in out
     # The running server learns every change through the database.
-    deadline = time.monotonic() + 10
-    while (await proxy.accounts())[0]["label"] != "Seat A":
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.1)
+    await eventually(
+        proxy.accounts, lambda accounts: accounts[0]["label"] == "Seat A", timeout=10, interval=0.1
+    )
     code, out, _ = await cli(proxy, "delete", number)
     assert code == 0 and "deleted account" in out
     assert (await cli(proxy, "show", number))[:2] == (1, "")

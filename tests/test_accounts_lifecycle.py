@@ -3,7 +3,6 @@ every state transition it drives, operator actions, export, deletion, and tokens
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import aiohttp
@@ -15,6 +14,7 @@ from server.balancer.slots import Field
 from server.config import sqlite_path
 from tests.conftest import make_settings
 from tests.support.live_server import free_port, serve_in_process
+from tests.support.polling import eventually
 from tests.support.proxy import ProxyHarness, codex_body
 
 
@@ -32,14 +32,6 @@ async def account(proxy, account_id: int) -> dict:
     status, body = await api(proxy, "GET", f"/api/accounts/{account_id}")
     assert status == 200, body
     return body
-
-
-async def until(check, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while not (value := await check()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
-    return value
 
 
 # -- refresh ---------------------------------------------------------------------------------------
@@ -134,14 +126,14 @@ async def test_background_jobs_poll_usage_and_refresh_without_being_asked(fast_p
         shown = await account(fast_proxy, added["id"])
         return shown if shown["usage"] else None
 
-    shown = await until(polled)
+    shown = await eventually(polled, timeout=10)
     assert shown["usage"]["primary"]["used_percent"] == 25.0
     assert shown["usage"]["primary"]["window_minutes"] == 300
-    await until(lambda: _async(fast_proxy.fake.account_stats("acc_auto").get("refreshes", 0) >= 1))
-
-
-async def _async(value):
-    return value
+    await eventually(
+        lambda: fast_proxy.fake.account_stats("acc_auto"),
+        lambda stats: stats.get("refreshes", 0) >= 1,
+        timeout=10,
+    )
 
 
 # -- usage polling and states ----------------------------------------------------------------------

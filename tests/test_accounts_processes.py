@@ -8,7 +8,6 @@ import base64
 import os
 import subprocess
 import sys
-import time
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -18,6 +17,7 @@ import pytest
 from tests.fake_upstream import mint_auth_json
 from tests.support.databases import fresh_postgres_schema
 from tests.support.live_server import ROOT, ServerProcess, free_port
+from tests.support.polling import eventually
 from tests.support.proxy import codex_body
 
 pytestmark = pytest.mark.slow
@@ -55,14 +55,6 @@ async def import_account(url: str, auth: dict) -> dict:
             body = await response.json()
             assert response.status == 200, body
             return body["imported"][0]
-
-
-async def until(check, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while not (value := await check()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
-    return value
 
 
 async def listed(url: str) -> list[dict]:
@@ -104,13 +96,9 @@ async def test_fifty_callers_on_two_replicas_cause_exactly_one_refresh(tmp_path,
 async def until_every_worker_serves(servers: list[ServerProcess], hold: float = 2.0) -> None:
     """Fresh connections may all land on one worker, so the check must keep passing for longer than one
     database poll (1.5 s), by which time a worker that was not sampled has reloaded anyway."""
-    deadline = time.monotonic() + 20
-    since = time.monotonic()
-    while time.monotonic() - since < hold:
-        assert time.monotonic() < deadline, "the account did not reach every worker in time"
-        if not await every_worker_serves(servers):
-            since = time.monotonic()
-        await asyncio.sleep(0.1)
+    await eventually(
+        lambda: every_worker_serves(servers), timeout=20, interval=0.1, hold=hold, what="every worker serves"
+    )
 
 
 async def every_worker_serves(servers: list[ServerProcess]) -> bool:
@@ -143,7 +131,9 @@ async def test_one_usage_poller_across_two_replicas_and_a_successor_when_it_stop
             def polls(server: ServerProcess) -> int:
                 return server.output().count("usage poll done accounts=1")
 
-            await until(lambda: _async(sum(polls(s) for s in servers) >= 6))
+            await eventually(
+                lambda: sum(polls(s) for s in servers), lambda n: n >= 6, timeout=20, interval=0.1
+            )
             counts = [polls(s) for s in servers]
             wham = len(fake_upstream.requests(limit=1000, path="/backend-api/wham/usage"))
             after = sum(polls(s) for s in servers)
@@ -153,13 +143,9 @@ async def test_one_usage_poller_across_two_replicas_and_a_successor_when_it_stop
             leader = servers[counts.index(max(counts))]
             follower = servers[1 - servers.index(leader)]
             leader.stop()
-            await until(lambda: _async(polls(follower) >= 2), timeout=30)
+            await eventually(lambda: polls(follower), lambda n: n >= 2, timeout=30, interval=0.1)
         finally:
             stop_all(servers)
-
-
-async def _async(value):
-    return value
 
 
 async def test_four_workers_finish_sign_ins_whichever_gets_the_callback(tmp_path, fake_upstream):
@@ -193,7 +179,7 @@ async def test_four_workers_finish_sign_ins_whichever_gets_the_callback(tmp_path
                         except aiohttp.ClientConnectionError:
                             return None
 
-                    assert await until(deliver) == 200
+                    assert await eventually(deliver, timeout=20, interval=0.1) == 200
             for flow_id, _ in flows:
                 async with session.get(server.url + f"/api/accounts/oauth/{flow_id}") as response:
                     assert (await response.json())["status"] == "completed"

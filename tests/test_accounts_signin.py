@@ -4,13 +4,13 @@ device code (approved, denied, expired), and re-authentication of an existing ac
 from __future__ import annotations
 
 import asyncio
-import time
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
 
 from server.upstream.oauth import BROWSER_REDIRECT_URI, CODEX_CLIENT_ID
+from tests.support.polling import eventually
 
 
 async def api(proxy, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
@@ -27,17 +27,6 @@ async def follow_authorize(authorize_url: str) -> str:
             return answer.headers["Location"]
 
 
-async def until(check, timeout: float = 10.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
-        await asyncio.sleep(interval)
-
-
 async def flow_status(proxy, kind: str, flow_id: str) -> dict:
     status, body = await api(proxy, "GET", f"/api/accounts/{kind}/{flow_id}")
     assert status == 200, body
@@ -49,7 +38,7 @@ async def finished(proxy, kind: str, flow_id: str) -> dict:
         body = await flow_status(proxy, kind, flow_id)
         return body if body["status"] not in ("pending", "exchanging") else None
 
-    return await until(done)
+    return await eventually(done, timeout=10)
 
 
 async def callback_on_listener(proxy, callback_url: str) -> tuple[int, str]:
@@ -64,7 +53,7 @@ async def callback_on_listener(proxy, callback_url: str) -> tuple[int, str]:
         except aiohttp.ClientConnectionError:
             return None  # the listener is still binding
 
-    return await until(attempt)
+    return await eventually(attempt, timeout=10)
 
 
 async def test_browser_sign_in_through_the_callback_port(proxy):
@@ -113,7 +102,7 @@ async def test_the_callback_listener_closes_when_no_sign_in_is_pending(proxy):
         writer.close()
         return False
 
-    await until(closed, timeout=5)
+    await eventually(closed, timeout=5)
 
 
 async def test_pasted_callback_url_completes_the_sign_in_once(proxy):

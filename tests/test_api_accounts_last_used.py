@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
+from tests.support.polling import eventually
 from tests.support.proxy import CODEX_ROUTE, codex_body
 
 
@@ -15,12 +15,12 @@ async def test_an_account_that_served_a_request_shows_when(proxy):
     assert answer.status == 200
     (served,) = await proxy.request_logs(1)
 
-    deadline = time.monotonic() + 10
-    while True:
-        accounts = {a["id"]: a for a in await proxy.accounts()}
-        if accounts[served["account_id"]]["last_used_at"] or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.05)
+    async def accounts_by_id() -> dict[int, dict]:
+        return {a["id"]: a for a in await proxy.accounts()}
+
+    accounts = await eventually(
+        accounts_by_id, lambda accounts: accounts[served["account_id"]]["last_used_at"], timeout=10
+    )
     used = accounts[served["account_id"]]
     idle = accounts[({first["id"], second["id"]} - {served["account_id"]}).pop()]
     assert before - 1 <= used["last_used_at"] <= time.time()

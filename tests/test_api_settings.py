@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import aiohttp
 
 from tests.support.live_server import serve_in_process
+from tests.support.polling import eventually
 
 
 async def _json(session, method, url, body=None):
@@ -22,6 +20,8 @@ async def test_defaults_and_changes(proxy):
         assert body == {
             "routing_strategy": "usage_weighted",
             "sticky_sessions": True,
+            "prefer_earlier_reset": "off",
+            "session_placement": "headroom",
             "upstream_stream_transport": "auto",
             "api_key_auth_enabled": False,
             "pricing_overrides": {},
@@ -59,10 +59,8 @@ async def test_a_change_reaches_another_server_on_the_same_database(proxy):
             await _json(
                 session, "PUT", proxy.url + "/api/settings", {"upstream_stream_transport": "websocket"}
             )
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                _, body = await _json(session, "GET", other.url + "/api/settings")
-                if body["upstream_stream_transport"] == "websocket":
-                    break
-                await asyncio.sleep(0.1)
-            assert body["upstream_stream_transport"] == "websocket"
+            await eventually(
+                lambda: _json(session, "GET", other.url + "/api/settings"),
+                lambda answer: answer[1]["upstream_stream_transport"] == "websocket",
+                interval=0.1,
+            )

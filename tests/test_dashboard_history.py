@@ -15,6 +15,7 @@ import pytest
 from server.config import Settings
 from server.db import Database
 from server.usage import history
+from tests.support.polling import eventually
 from tests.test_dashboard_browser import (  # noqa: F401 (fixtures)
     auth_json_files,
     browser_ready,
@@ -58,10 +59,12 @@ async def test_history_pages_show_the_apis_figures_filter_open_and_export(dashbo
         limits = [{"quantity": "requests", "window": "month", "max": 5000}]
         keys.append(await _api(dashboard, "/api/api-keys", "POST", json={"name": name, "limits": limits}))
     await asyncio.to_thread(_fill, tmp_path / "data", tuple(k["id"] for k in keys))
-    deadline = time.monotonic() + 60
-    while (await _api(dashboard, "/api/usage?bucket=day&since=0"))["totals"]["requests"] < ROWS:
-        assert time.monotonic() < deadline, "the rollup job did not catch up"
-        await asyncio.sleep(0.5)
+    await eventually(  # the rollup job catches up
+        lambda: _api(dashboard, "/api/usage?bucket=day&since=0"),
+        lambda usage: usage["totals"]["requests"] >= ROWS,
+        timeout=60,
+        interval=0.5,
+    )
 
     result = await run_scenario("history", tmp_path, dashboard, key_name="ci-bots")
 

@@ -9,13 +9,13 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 
 import orjson
 import pytest
 
 from tests.support.live_server import ROOT, free_port
+from tests.support.polling import eventually_sync
 
 pytestmark = pytest.mark.slow
 
@@ -47,11 +47,11 @@ class DemoRun:
             self.lines.append(line.rstrip("\n"))
 
     def wait_for(self, line: str, timeout: float = 90) -> str:
-        deadline = time.monotonic() + timeout
-        while line not in self.lines:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("demo did not get ready:\n" + "\n".join(self.lines[-40:]))
-            time.sleep(0.1)
+        def lines() -> list[str]:
+            assert self.proc.poll() is None, "demo exited:\n" + "\n".join(self.lines[-40:])
+            return self.lines[-40:]
+
+        eventually_sync(lines, lambda _: line in self.lines, timeout=timeout, interval=0.1, what=f"{line!r}")
         return "\n".join(self.lines)
 
     def block(self, header: str) -> str:

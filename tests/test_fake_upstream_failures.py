@@ -11,6 +11,7 @@ import pytest
 
 from tests.fake_upstream import mint_auth_json
 from tests.fake_upstream.client import bearer, parse_sse, post_responses, responses_body
+from tests.support.polling import eventually
 
 QUOTA_HEADERS = [
     "x-codex-primary-used-percent",
@@ -277,11 +278,11 @@ async def test_concurrent_streams_are_counted(fake_upstream, session, auth):
     assert all(r.status == 200 for r in results)
     stats = fake_upstream.account_stats("acc_f")
     assert stats["max_concurrent_streams"] == 4
-    for _ in range(500):  # the server books a stream's end just after its last byte: poll, 5 s at most
-        if fake_upstream.account_stats("acc_f")["current_streams"] == 0:
-            break
-        await asyncio.sleep(0.01)
-    assert fake_upstream.account_stats("acc_f")["current_streams"] == 0
+    await eventually(  # the server books a stream's end just after its last byte
+        lambda: fake_upstream.account_stats("acc_f"),
+        lambda stats: stats["current_streams"] == 0,
+        interval=0.01,
+    )
 
 
 async def test_errors_carry_json_bodies_parsable_by_clients(fake_upstream, session, auth):

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
 
 from server import leases
 from server.db import Database
 from server.jobs import JobRunner, PeriodicJob
 from tests.conftest import make_settings
+from tests.support.polling import eventually
 
 
 @pytest.fixture
@@ -37,16 +35,13 @@ async def test_only_one_runner_runs_a_job_and_another_takes_over_when_it_stops(d
     runners = [JobRunner(db, leases.new_holder_id()) for db in databases]
     for worker, runner in enumerate(runners):
         runner.start([job_for(worker)])
-    deadline = time.monotonic() + 10
-    while len(runs) < 10 and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
+    await eventually(lambda: runs, lambda runs: len(runs) >= 10, timeout=10, interval=0.02)
     assert len(set(runs)) == 1, runs
     holder = runs[0]
     await runners[holder].stop()
     before = len(runs)
-    deadline = time.monotonic() + 10  # the lease must expire first
-    while not any(w != holder for w in runs[before:]) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert any(w != holder for w in runs[before:]), "no other worker took the job over"
+    await eventually(  # another worker takes the job over, once the lease has expired
+        lambda: runs[before:], lambda later: any(w != holder for w in later), timeout=10
+    )
     for runner in runners:
         await runner.stop()

@@ -22,6 +22,7 @@ from server import migrator
 from tests.support.databases import fresh_postgres_schema
 from tests.support.keys import create_key, set_key_auth
 from tests.support.live_server import ServerProcess
+from tests.support.polling import eventually
 from tests.support.proxy import ProxyHarness, codex_body
 
 pytestmark = pytest.mark.slow
@@ -70,15 +71,17 @@ async def _fire(urls: list[str], key: str) -> tuple[list[int], int]:
 
 async def _settled(url: str, key_id: int, attempts: int, timeout: float = 30.0) -> tuple[float, float, int]:
     """(used, reserved, logged rows) once nothing is reserved and every request is in the log."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def counted() -> tuple[float, float, int]:
         used, reserved = _query(
             url, "SELECT COALESCE(SUM(used), 0), COALESCE(SUM(reserved), 0) FROM api_key_counter"
         )[0]
         logged = _query(url, "SELECT COUNT(*) FROM request_log WHERE api_key_id = %s", key_id)[0][0]
-        if (reserved == 0 and logged == attempts) or time.monotonic() > deadline:
-            return float(used), float(reserved), int(logged)
-        await asyncio.sleep(0.1)
+        return float(used), float(reserved), int(logged)
+
+    return await eventually(
+        counted, lambda seen: seen[1] == 0 and seen[2] == attempts, timeout=timeout, interval=0.1
+    )
 
 
 async def _scenario(tmp_path, fake, processes: list[int], allowance: int, reply: str | None) -> dict:

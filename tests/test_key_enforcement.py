@@ -18,6 +18,7 @@ from tests.conftest import make_settings
 from tests.fake_upstream.client import user_message
 from tests.support.keys import api, bearer, create_key, set_key_auth
 from tests.support.live_server import serve_in_process
+from tests.support.polling import eventually
 from tests.support.proxy import ProxyHarness, codex_body
 
 CODEX = "/backend-api/codex/responses"
@@ -52,12 +53,11 @@ async def _usage(proxy, key) -> dict:
 
 async def _settled(proxy, key, timeout: float = 5.0) -> dict:
     """/v1/usage once every reservation of the key has been settled (settlement runs in the background)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        usage = await _usage(proxy, key)
-        if all(limit["reserved"] == 0 for limit in usage["limits"]) or time.monotonic() > deadline:
-            return usage
-        await asyncio.sleep(0.05)
+    return await eventually(
+        lambda: _usage(proxy, key),
+        lambda usage: all(limit["reserved"] == 0 for limit in usage["limits"]),
+        timeout=timeout,
+    )
 
 
 # --- who gets in ------------------------------------------------------------------------------------
@@ -159,10 +159,11 @@ async def test_a_key_expires_on_time(proxy):
     await set_key_auth(proxy.url, True)
     key = await create_key(proxy.url, expires_at=time.time() + 1.5)
     assert (await proxy.post(CODEX, codex_body(), bearer(key))).status == 200
-    deadline = time.monotonic() + 5
-    while (answer := await proxy.post(CODEX, codex_body(), bearer(key))).status == 200:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.1)
+    answer = await eventually(
+        lambda: proxy.post(CODEX, codex_body(), bearer(key)),
+        lambda answer: answer.status != 200,
+        interval=0.1,
+    )
     assert answer.status == 401 and "expired" in answer.json()["error"]["message"]
 
 

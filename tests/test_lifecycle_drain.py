@@ -15,6 +15,7 @@ import pytest
 from tests.fake_upstream import mint_auth_json
 from tests.fake_upstream.client import parse_sse
 from tests.support.live_server import ServerProcess, free_port
+from tests.support.polling import eventually
 from tests.support.proxy import codex_body
 
 pytestmark = pytest.mark.slow
@@ -49,10 +50,13 @@ async def start_with_accounts(server: ServerProcess, tmp_path, accounts: int = 2
     connector = aiohttp.TCPConnector(force_close=True)  # new connections reach every worker
     deadline = time.monotonic() + 30
     async with aiohttp.ClientSession(connector=connector) as session:
-        while len(workers) < server.workers:
-            assert time.monotonic() < deadline, server.output()[-3000:]
+
+        async def ask() -> set[int]:
             async with session.get(server.url + "/health/live") as answer:
                 workers.add((await answer.json())["worker"])
+            return workers
+
+        await eventually(ask, lambda workers: len(workers) >= server.workers, timeout=30, interval=0)
         while streak < 8:
             assert time.monotonic() < deadline, server.output()[-3000:]
             async with session.post(server.url + ROUTE, json=codex_body("warm up")) as answer:
@@ -95,10 +99,7 @@ class Streams:
             return parse_sse(first + await answer.read())
 
     async def all_streaming(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.streaming < len(self.tasks):
-            assert time.monotonic() < deadline, f"only {self.streaming} streams started"
-            await asyncio.sleep(0.05)
+        await eventually(lambda: self.streaming, lambda started: started == len(self.tasks), timeout=timeout)
 
     async def results(self) -> list[list[dict]]:
         return await asyncio.gather(*self.tasks)

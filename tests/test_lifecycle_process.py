@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import time
@@ -11,16 +10,19 @@ import aiohttp
 import pytest
 
 from tests.support.live_server import ServerProcess
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.slow
 
 
 async def _until_output(server: ServerProcess, text: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in server.output():
-        assert time.monotonic() < deadline, f"{text!r} not seen:\n{server.output()[-3000:]}"
+    def output() -> str:
         assert server.proc.poll() is None, server.output()[-3000:]
-        await asyncio.sleep(0.02)
+        return server.output()
+
+    await eventually(
+        output, lambda seen: text in seen, timeout=timeout, interval=0.02, what=f"{text!r} logged"
+    )
 
 
 def _stop_timed(server: ServerProcess) -> tuple[int, float]:
@@ -63,17 +65,18 @@ async def test_workers_stop_when_the_main_process_is_killed(tmp_path):
     server.start(tmp_path / "server.log")
     await server.wait_ready()
     pids: set[int] = set()
-    deadline = time.monotonic() + 30
     connector = aiohttp.TCPConnector(force_close=True)
     async with aiohttp.ClientSession(connector=connector) as session:
-        while len(pids) < 2:
-            assert time.monotonic() < deadline, server.output()[-3000:]
+
+        async def ask() -> set[int]:
             async with session.get(server.url + "/health/live") as answer:
                 pids.add((await answer.json())["worker"])
+            return pids
+
+        await eventually(ask, lambda pids: len(pids) >= 2, timeout=30, interval=0, what="both workers answer")
     os.kill(server.proc.pid, signal.SIGKILL)
     server.proc.wait()
-    deadline = time.monotonic() + 10
-    while any(_running(pid) for pid in pids):
-        assert time.monotonic() < deadline, server.output()[-3000:]
-        await asyncio.sleep(0.1)
+    await eventually(
+        lambda: {pid for pid in pids if _running(pid)}, lambda running: not running, timeout=10, interval=0.1
+    )
     assert "stopping: main process gone" in server.output()

@@ -14,6 +14,7 @@ import pytest
 
 from server.lifecycle import supervisor
 from tests.support.live_server import ServerProcess
+from tests.support.polling import eventually
 from tests.test_lifecycle_drain import Streams, server_env, start_with_accounts
 
 pytestmark = pytest.mark.slow
@@ -21,16 +22,18 @@ pytestmark = pytest.mark.slow
 
 async def live_pids(url: str, want: int, timeout: float = 30.0) -> set[int]:
     seen: set[int] = set()
-    deadline = time.monotonic() + timeout
     connector = aiohttp.TCPConnector(force_close=True)
     async with aiohttp.ClientSession(connector=connector) as session:
-        while len(seen) < want and time.monotonic() < deadline:
+
+        async def ask() -> set[int]:
             try:
                 async with session.get(url + "/health/live") as answer:
                     seen.add((await answer.json())["worker"])
             except aiohttp.ClientError:
                 await asyncio.sleep(0.1)
-    return seen
+            return seen
+
+        return await eventually(ask, lambda seen: len(seen) >= want, timeout=timeout, interval=0)
 
 
 async def accounts_in_flight(url: str) -> int:

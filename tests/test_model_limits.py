@@ -10,6 +10,7 @@ import time
 import aiohttp
 import pytest
 
+from tests.support.polling import eventually
 from tests.support.proxy import CODEX_ROUTE, codex_body
 from tests.test_proxy_websocket import codex_frame, set_transport, turn, ws_url
 
@@ -87,13 +88,13 @@ async def test_the_usage_poll_shows_buckets_and_benches_a_spent_one_for_its_mode
     # …and from the usage poll, the other account's bucket once that one is spent too.
     proxy.fake.consume("acc_other", 200_000, model=SPARK)
     await ctx.upkeep.poll_usage()
-    deadline = time.monotonic() + 5
-    while True:
-        accounts = {a["chatgpt_account_id"]: a for a in await proxy.accounts()}
-        bucket = accounts["acc_other"]["model_buckets"]
-        if bucket and bucket[0]["cooldown_until"] or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.05)
+
+    async def other_buckets() -> list[dict]:
+        return next(a for a in await proxy.accounts() if a["chatgpt_account_id"] == "acc_other")[
+            "model_buckets"
+        ]
+
+    bucket = await eventually(other_buckets, lambda bucket: bucket and bucket[0]["cooldown_until"])
     assert bucket[0]["bucket"] == "codex_other" and bucket[0]["used_percent"] == 100
     before = sum(proxy.fake.account_stats(n)["statuses"].get("429", 0) for n in ("acc_polled", "acc_other"))
     answer = await proxy.post(CODEX_ROUTE, codex_body("spark", model=SPARK))

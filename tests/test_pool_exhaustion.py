@@ -3,10 +3,9 @@ whatever else its accounts have (cooldowns, pauses, lost logins); 503 only for p
 
 from __future__ import annotations
 
-import time
-
 import aiohttp
 
+from tests.support.polling import eventually
 from tests.support.proxy import codex_body
 
 CODEX = "/backend-api/codex/responses"
@@ -61,13 +60,16 @@ async def test_spent_accounts_beside_one_that_must_sign_in_again_answer_429(prox
     await _spent_pool(proxy, "acc_a", "acc_b")
     await proxy.add_accounts("acc_gone", refresh_error="invalid_grant")
     proxy.fake.expire_tokens("acc_gone")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # the first requests meet the 401 and lose the login
+
+    async def states_after_a_request() -> dict[
+        str, str
+    ]:  # the first requests meet the 401 and lose the login
         await proxy.post(CODEX, codex_body("hi"))
-        states = {a["chatgpt_account_id"]: a["status"] for a in await proxy.accounts()}
-        if states["acc_gone"] == "reauth_required":
-            break
-    assert states["acc_gone"] == "reauth_required"
+        return {a["chatgpt_account_id"]: a["status"] for a in await proxy.accounts()}
+
+    await eventually(
+        states_after_a_request, lambda states: states["acc_gone"] == "reauth_required", timeout=10, interval=0
+    )
     _assert_usage_limit(await proxy.post(CODEX, codex_body("hi")), within_s=300 * 60)
 
 

@@ -10,6 +10,7 @@ import orjson
 
 from tests.fake_upstream import mint_auth_json
 from tests.support.live_server import ROOT
+from tests.support.polling import eventually
 
 
 async def test_import_several_auth_json_files_and_list_the_pool(proxy):
@@ -86,13 +87,10 @@ async def test_cli_import_reaches_a_running_server(proxy, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "added account" in result.stdout and "cli@example.com" in result.stdout
     # The running server picks the change up through the database change marker.
-    import asyncio
-    import time
-
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if any(a.chatgpt_account_id == "acc_cli" for a in proxy.server.app.ctx.proxy.roster.accounts):
-            break
-        await asyncio.sleep(0.1)
-    else:
-        raise AssertionError("the server did not reload its roster after the CLI import")
+    await eventually(
+        lambda: [a.chatgpt_account_id for a in proxy.server.app.ctx.proxy.roster.accounts],
+        lambda ids: "acc_cli" in ids,
+        timeout=10,
+        interval=0.1,
+        what="the server reloads its roster after the CLI import",
+    )

@@ -4,7 +4,6 @@ the catalog routes; unknown models refused and plan-only models routed to their 
 from __future__ import annotations
 
 import asyncio
-import time
 
 import aiohttp
 import pytest
@@ -14,6 +13,7 @@ from server.models.catalog import Catalog, ModelRow
 from server.models.sync import SYNC_CLIENT_VERSION, merge
 from tests.conftest import make_settings
 from tests.support.live_server import serve_in_process
+from tests.support.polling import eventually
 from tests.support.proxy import ProxyHarness, codex_body
 
 SYNCED_MARK = "fake upstream"  # the fake's base_instructions say so; the bundled list's do not
@@ -38,13 +38,16 @@ async def _get(url: str) -> tuple[int, dict, dict]:
 
 
 async def _wait_for_synced_catalog(proxy: ProxyHarness, timeout: float = 10.0) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while True:
-        _, _, body = await _get(proxy.url + "/backend-api/codex/models")
-        if body["models"] and SYNCED_MARK in body["models"][0]["base_instructions"]:
-            return body["models"]
-        assert time.monotonic() < deadline, "the catalog was never synced"
-        await asyncio.sleep(0.1)
+    async def models() -> list[dict]:
+        return (await _get(proxy.url + "/backend-api/codex/models"))[2]["models"]
+
+    return await eventually(
+        models,
+        lambda models: models and SYNCED_MARK in models[0]["base_instructions"],
+        timeout=timeout,
+        interval=0.1,
+        what="the catalog is synced",
+    )
 
 
 async def test_bundled_catalog_serves_before_the_first_sync(proxy):
@@ -119,13 +122,12 @@ async def test_a_pool_without_the_plan_gets_a_clear_400_and_no_upstream_call(syn
     await proxy.add_accounts("acc_pro", plan_type="pro")
     await _wait_for_synced_catalog(proxy)
     await _remove_account(proxy, "acc_pro")  # the catalog still knows the Pro-only model
-    deadline = time.monotonic() + 10
-    while True:
-        body = codex_body("hi", model="gpt-5.3-codex-spark")
-        answer = await proxy.post("/backend-api/codex/responses", body)
-        if answer.status != 200 or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.1)  # the worker has not reloaded the roster yet
+    answer = await eventually(  # while 200, the worker has not reloaded the roster yet
+        lambda: proxy.post("/backend-api/codex/responses", codex_body("hi", model="gpt-5.3-codex-spark")),
+        lambda answer: answer.status != 200,
+        timeout=10,
+        interval=0.1,
+    )
     assert answer.status == 400, answer.raw
     assert answer.json()["error"]["code"] == "model_not_supported"
     served = proxy.served_by()()
@@ -182,11 +184,13 @@ async def test_one_syncer_for_all_servers_on_one_database(syncing_proxy):
     proxy = syncing_proxy
     await proxy.add_accounts("acc_plus", plan_type="plus")
     async with serve_in_process(proxy.settings) as second:  # another worker/replica, same database
-        deadline = time.monotonic() + 10
         first_jobs, second_jobs = proxy.server.app.ctx.proxy.jobs, second.app.ctx.proxy.jobs
-        while sum(j.runs.get("models-sync", 0) for j in (first_jobs, second_jobs)) < 3:
-            assert time.monotonic() < deadline, "the model sync job did not run"
-            await asyncio.sleep(0.1)
+        await eventually(  # the model sync job runs
+            lambda: sum(j.runs.get("models-sync", 0) for j in (first_jobs, second_jobs)),
+            lambda runs: runs >= 3,
+            timeout=10,
+            interval=0.1,
+        )
         runs = sorted(j.runs.get("models-sync", 0) for j in (first_jobs, second_jobs))
         assert runs[0] == 0, runs  # the lease holder keeps the job; the other never fetched
         fetches = len(proxy.fake.requests(path="/backend-api/codex/models"))
@@ -213,12 +217,11 @@ async def test_a_new_plan_in_the_pool_is_synced_without_waiting_for_the_interval
         assert "gpt-5.3-codex-spark" not in [m["slug"] for m in models]
         fetches = len(fake_upstream.requests(path="/backend-api/codex/models"))
         await proxy.add_accounts("acc_pro", plan_type="pro")  # a plan the last sync did not ask with
-        deadline = time.monotonic() + 10
-        while True:
-            _, _, body = await _get(proxy.url + "/backend-api/codex/models")
-            if "gpt-5.3-codex-spark" in [m["slug"] for m in body["models"]]:
-                break
-            assert time.monotonic() < deadline, "the new plan's models never arrived"
-            await asyncio.sleep(0.1)
+        await eventually(  # the new plan's models arrive
+            lambda: _get(proxy.url + "/backend-api/codex/models"),
+            lambda answer: "gpt-5.3-codex-spark" in [m["slug"] for m in answer[2]["models"]],
+            timeout=10,
+            interval=0.1,
+        )
         await asyncio.sleep(0.5)  # several checks later: nothing new, nothing fetched
         assert len(fake_upstream.requests(path="/backend-api/codex/models")) == fetches + 2

@@ -9,6 +9,7 @@ import aiohttp
 import orjson
 import pytest
 
+from tests.support.polling import eventually
 from tests.support.proxy import codex_body
 
 CODEX = "/backend-api/codex/responses"
@@ -99,13 +100,14 @@ async def test_all_accounts_exhausted_is_a_429_with_the_soonest_reset(proxy):
     again = await proxy.post(CODEX, codex_body("hi"))  # now answered from memory: no upstream call
     assert again.status == 429
     assert sum(requests_per_account(proxy).values()) == 2
-    deadline = time.monotonic() + 5  # account states are written through in the background
-    while time.monotonic() < deadline:
-        states = {a["chatgpt_account_id"]: a["status"] for a in await proxy.accounts()}
-        if states == {"acc_a": "quota_exceeded", "acc_b": "quota_exceeded"}:
-            break
-        await asyncio.sleep(0.05)
-    assert states == {"acc_a": "quota_exceeded", "acc_b": "quota_exceeded"}
+    await eventually(  # account states are written through in the background
+        lambda: account_states(proxy),
+        lambda states: states == {"acc_a": "quota_exceeded", "acc_b": "quota_exceeded"},
+    )
+
+
+async def account_states(proxy) -> dict[str, str]:
+    return {a["chatgpt_account_id"]: a["status"] for a in await proxy.accounts()}
 
 
 async def test_a_cooled_down_account_recovers(proxy):
@@ -115,13 +117,12 @@ async def test_a_cooled_down_account_recovers(proxy):
     assert first.json()["error"]["code"] == "rate_limit_exceeded"
     assert "retry-after" in {k.lower() for k in first.headers}
     proxy.fake.configure_account("acc_only", rate_limited=False)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        answer = await proxy.post(CODEX, codex_body("hi"))
-        if answer.status == 200:
-            break
-        await asyncio.sleep(0.1)
-    assert answer.status == 200
+    await eventually(
+        lambda: proxy.post(CODEX, codex_body("hi")),
+        lambda answer: answer.status == 200,
+        timeout=10,
+        interval=0.1,
+    )
 
 
 async def test_twenty_concurrent_401s_cause_one_refresh(proxy):
@@ -142,13 +143,7 @@ async def test_a_dead_login_marks_the_account_for_reauthentication(proxy):
     answer = await proxy.post(CODEX, codex_body("hi"))
     assert answer.status == 503
     assert "sign in again" in answer.json()["error"]["message"]
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        [account] = await proxy.accounts()
-        if account["status"] == "reauth_required":
-            break
-        await asyncio.sleep(0.05)
-    assert account["status"] == "reauth_required"
+    [account] = await eventually(proxy.accounts, lambda accounts: accounts[0]["status"] == "reauth_required")
     assert "invalid_grant" in account["status_reason"]
 
 
@@ -177,9 +172,8 @@ async def test_a_client_that_disconnects_is_still_recorded(proxy):
         response.close()  # hang up mid-stream
     [row] = await proxy.request_logs(1)
     assert row["status"] == 499 and row["error_code"] == "client_disconnected"
-    deadline = time.monotonic() + 5  # the upstream stream is cancelled too
-    while proxy.fake.account_stats("acc_slow")["current_streams"] and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert proxy.fake.account_stats("acc_slow")["current_streams"] == 0
+    await eventually(  # the upstream stream is cancelled too
+        lambda: proxy.fake.account_stats("acc_slow"), lambda stats: stats["current_streams"] == 0
+    )
     [account] = await proxy.accounts()
     assert account["live"]["in_flight"] == 0

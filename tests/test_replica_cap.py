@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 
 import aiohttp
 import orjson
@@ -13,6 +12,7 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.support.live_server import free_port, serve_in_process
+from tests.support.polling import eventually
 from tests.support.proxy import CODEX_ROUTE, ProxyHarness, codex_body
 
 
@@ -34,14 +34,16 @@ async def test_two_replicas_run_at_most_the_cap_on_one_account(tmp_path, databas
         servers = [await stack.enter_async_context(serve_in_process(replica(n))) for n in ("a", "b")]
         first = ProxyHarness(server=servers[0], fake=fake_upstream, settings=replica("a"))
         await first.add_accounts("acc_busy", deltas=6, delta_interval_ms=80)
-        deadline = time.monotonic() + 15
-        while any(s.app.ctx.replica_heartbeat.replicas != 2 for s in servers):
-            assert time.monotonic() < deadline, "the replicas never saw each other"
-            await asyncio.sleep(0.1)
+        await eventually(  # the replicas see each other
+            lambda: [s.app.ctx.replica_heartbeat.replicas for s in servers],
+            lambda seen: seen == [2, 2],
+            timeout=15,
+            interval=0.1,
+        )
         assert {s.app.ctx.proxy.balancer.inflight_cap for s in servers} == {1}
-        while not all(s.app.ctx.proxy.roster.candidates for s in servers):  # B reloads from the database
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.1)
+        await eventually(  # B reloads from the database
+            lambda: [bool(s.app.ctx.proxy.roster.candidates) for s in servers], all, timeout=15, interval=0.1
+        )
 
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
 

@@ -17,6 +17,7 @@ import pytest
 from tests.support.databases import fresh_postgres_schema
 from tests.support.keys import bearer
 from tests.support.live_server import ServerProcess
+from tests.support.polling import eventually
 from tests.support.proxy import CODEX_ROUTE, codex_body
 from tests.test_lifecycle_drain import server_env
 from tests.test_metrics import parse, scrape
@@ -32,16 +33,6 @@ async def call(session, url: str, method: str, path: str, body=None, headers=Non
         return answer.status, (
             orjson.loads(text) if text and answer.content_type == "application/json" else {}
         )
-
-
-async def until(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def proxied(session, url: str, key: dict, prompt: str) -> tuple[int, str, bool]:
@@ -98,11 +89,13 @@ async def test_two_replicas_of_two_workers_share_one_pool_under_load(tmp_path, f
             ids = {r["chatgpt_account_id"]: r["id"] for r in imported}
 
             # A change on A is routed by on every worker of B within 2 s.
-            await until(lambda: _states(b.url, "active", len(ACCOUNTS)), 10, "B's roster")
+            await eventually(lambda: _states(b.url, "active", len(ACCOUNTS)), timeout=10, what="B's roster")
             started = time.monotonic()
             status, _ = await call(session, a.url, "POST", f"/api/accounts/{ids['acc_rep_c']}/pause")
             assert status == 200
-            await until(lambda: _paused_everywhere(b.url, ids["acc_rep_c"]), 5, "B to see the pause")
+            await eventually(
+                lambda: _paused_everywhere(b.url, ids["acc_rep_c"]), timeout=5, what="B to see the pause"
+            )
             assert time.monotonic() - started < 2.0 + 0.5  # (the last scrapes confirm every worker)
             await call(session, a.url, "POST", f"/api/accounts/{ids['acc_rep_c']}/resume")
 
@@ -112,7 +105,9 @@ async def test_two_replicas_of_two_workers_share_one_pool_under_load(tmp_path, f
             _, open_key = await call(session, a.url, "POST", "/api/api-keys", {"name": "open"})
             status, _ = await call(session, a.url, "PUT", "/api/settings", {"api_key_auth_enabled": True})
             assert status == 200
-            await until(lambda: _refuses_without_key(session, b.url), 5, "B to require keys")
+            await eventually(
+                lambda: _refuses_without_key(session, b.url), timeout=5, what="B to require keys"
+            )
             for account in ACCOUNTS:
                 fake_upstream.expire_tokens(account)
             polls_before, window_started = _usage_polls(fake_upstream), time.monotonic()
@@ -156,7 +151,9 @@ async def test_two_replicas_of_two_workers_share_one_pool_under_load(tmp_path, f
 
         # Every request that got an answer with an id is in the request log, exactly once.
         answered = {r[1] for r in (*results, *during, *finished, after) if r[1]}
-        rows = await until(lambda: _rows_covering(database_url, answered), 15, "the request log")
+        rows = await eventually(
+            lambda: _rows_covering(database_url, answered), timeout=15, what="the request log"
+        )
         assert len(rows) == len(set(rows)), "duplicated request-log rows"
 
 

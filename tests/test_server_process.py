@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import aiohttp
@@ -17,6 +16,7 @@ from schema.migrations import discover, latest_version
 from server import migrator
 from tests.support.databases import fresh_postgres_schema
 from tests.support.live_server import ROOT, ServerProcess, free_port
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,6 @@ pytestmark = pytest.mark.slow
 async def _worker_pids(url: str, want: int, timeout: float = 20.0) -> set[int]:
     """Ask /health/live over many fresh connections until `want` distinct workers have answered."""
     seen: set[int] = set()
-    deadline = time.monotonic() + timeout
     connector = aiohttp.TCPConnector(force_close=True, limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
 
@@ -32,9 +31,11 @@ async def _worker_pids(url: str, want: int, timeout: float = 20.0) -> set[int]:
             async with session.get(url + "/health/live") as response:
                 seen.add((await response.json())["worker"])
 
-        while len(seen) < want and time.monotonic() < deadline:
+        async def batch() -> set[int]:
             await asyncio.gather(*(one() for _ in range(32)))
-    return seen
+            return seen
+
+        return await eventually(batch, lambda seen: len(seen) >= want, timeout=timeout, interval=0)
 
 
 async def test_two_workers_both_answer(tmp_path, database_url):

@@ -3,7 +3,6 @@ usage from the rollups (equal to the raw rows' sums, also across a retention cut
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import time
@@ -18,6 +17,7 @@ from server.usage.upkeep import RequestLogUpkeep
 from server.usage.writer import insert_records
 from tests.conftest import make_settings
 from tests.support.live_server import serve_in_process
+from tests.support.polling import eventually
 
 NOW = time.time() // 3600 * 3600 - 1800  # half past an hour; the tests pass the clock to each pass
 _SUMS = (
@@ -34,9 +34,9 @@ async def live_server(tmp_path, database_url):
         tmp_path / "data", database_url, request_log_retention_days="0", usage_rollup_interval_seconds="86400"
     )
     async with serve_in_process(quiet) as server:
-        jobs, deadline = server.app.ctx.proxy.jobs, time.monotonic() + 10
-        while not jobs.runs.get("request-log-rollups") and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)  # its run at start is over: from now on only the tests roll up
+        jobs = server.app.ctx.proxy.jobs
+        # Its run at start is over: from now on only the tests roll up.
+        await eventually(lambda: jobs.runs.get("request-log-rollups"), timeout=10, interval=0.02)
         yield server
 
 

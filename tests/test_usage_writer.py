@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import time
 
 import psycopg2
 import pytest
@@ -18,6 +17,7 @@ from server.usage.records import RequestRecord
 from server.usage.tokens import TokenUsage
 from server.usage.writer import RequestLogWriter, insert_records
 from tests.support.databases import fresh_postgres_schema
+from tests.support.polling import eventually
 
 
 @pytest.fixture
@@ -62,13 +62,6 @@ def _row_count(orm_db: orm.Database) -> int:
 @orm.db_session
 def _rename_table(orm_db: orm.Database, old: str, new: str) -> None:
     orm_db.execute(f"ALTER TABLE {old} RENAME TO {new}")
-
-
-async def poll(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.005)
 
 
 def count_inserts(db: Database) -> list[int]:
@@ -142,7 +135,7 @@ async def test_the_background_task_writes_a_partial_batch_after_the_flush_interv
     writer.start()
     for n in range(3):
         writer.submit(record(n))
-    await poll(lambda: writer.written == 3)
+    await eventually(lambda: writer.written, lambda n: n == 3, timeout=10, interval=0.005)
     assert batches == [3]
     await writer.stop()
 
@@ -154,13 +147,13 @@ async def test_a_database_outage_loses_nothing_and_is_logged(db, caplog):
     await db.run(_rename_table, "request_log", "request_log_offline")
     for n in range(50):
         writer.submit(record(n))
-    await poll(lambda: writer.failed_writes >= 2)
+    await eventually(lambda: writer.failed_writes, lambda n: n >= 2, timeout=10, interval=0.005)
     assert (writer.written, writer.pending, writer.dropped) == (0, 50, 0)
 
     await db.run(_rename_table, "request_log_offline", "request_log")
     for n in range(50, 60):
         writer.submit(record(n))
-    await poll(lambda: writer.written == 60)
+    await eventually(lambda: writer.written, lambda n: n == 60, timeout=10, interval=0.005)
     await writer.stop()
 
     assert (writer.written, writer.pending, writer.dropped) == (60, 0, 0)
@@ -176,9 +169,10 @@ async def test_stop_writes_what_an_outage_held_back_once_the_database_returns(db
     await db.run(_rename_table, "request_log", "request_log_offline")
     for n in range(10):
         writer.submit(record(n))
-    await poll(lambda: writer.failed_writes >= 1)
+    await eventually(lambda: writer.failed_writes, lambda n: n >= 1, timeout=10, interval=0.005)
     stopping = asyncio.create_task(writer.stop())
-    await poll(lambda: writer.failed_writes >= 3)  # stop() keeps retrying rather than giving up
+    # stop() keeps retrying rather than giving up
+    await eventually(lambda: writer.failed_writes, lambda n: n >= 3, timeout=10, interval=0.005)
     assert not stopping.done()
     await db.run(_rename_table, "request_log_offline", "request_log")
     await stopping
@@ -209,7 +203,8 @@ async def test_submit_never_waits_for_a_stalled_database_and_drops_oldest_when_f
     for n in range(10):
         assert writer.submit(record(n)) is None
     assert database.calls == 0  # submit itself never touches the database
-    await poll(lambda: database.calls == 1)  # the writer is now stuck inside the database
+    # the writer is now stuck inside the database
+    await eventually(lambda: database.calls, lambda n: n == 1, timeout=10, interval=0.005)
 
     for n in range(10, 1010):  # no await in between: each submit returns at once
         writer.submit(record(n))
@@ -309,7 +304,7 @@ async def test_a_dropped_postgres_connection_is_survived(postgres_url, tmp_path)
         writer = RequestLogWriter(db, flush_interval=0.01, retry_initial=0.01, retry_max=0.05)
         writer.start()
         writer.submit(record(0))
-        await poll(lambda: writer.written == 1)
+        await eventually(lambda: writer.written, lambda n: n == 1, timeout=10, interval=0.005)
         # One pool thread, so one connection: kill exactly the writer's own backend, nobody else's.
         await asyncio.to_thread(_terminate_backend, database_url, await db.run(_backend_pid))
         for n in range(1, 40):

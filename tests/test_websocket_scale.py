@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import aiohttp
 import orjson
@@ -13,6 +12,7 @@ from server.db import Database
 from server.usage import queries
 from tests.conftest import make_settings
 from tests.support.live_server import ServerProcess
+from tests.support.polling import eventually
 from tests.support.proxy import CODEX_ROUTE, codex_body
 from tests.test_proxy_websocket import completed_id, text_of, turn
 
@@ -32,7 +32,6 @@ async def _import_accounts(url: str, fake, count: int) -> None:
 
 async def _until_every_worker_serves(url: str, timeout: float = 20.0) -> None:
     """Both workers have loaded the roster: batches of 16 fresh connections keep being served."""
-    deadline = time.monotonic() + timeout
     body = {"model": "gpt-5.4", "input": "ready?"}
     connector = aiohttp.TCPConnector(force_close=True, limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -42,16 +41,12 @@ async def _until_every_worker_serves(url: str, timeout: float = 20.0) -> None:
                 await response.read()
                 return response.status
 
+        async def batch() -> set[int]:
+            return set(await asyncio.gather(*(one() for _ in range(16))))
+
         # Fresh connections may all land on one worker, so the batches must keep passing for longer than
         # one database poll (1.5 s), by which time a worker that was not sampled has reloaded anyway.
-        since = time.monotonic()
-        while time.monotonic() < deadline:
-            if set(await asyncio.gather(*(one() for _ in range(16)))) != {200}:
-                since = time.monotonic()
-            elif time.monotonic() - since >= 2.0:
-                return
-            await asyncio.sleep(0.1)
-    raise TimeoutError("workers did not load the roster")
+        await eventually(batch, lambda statuses: statuses == {200}, timeout=timeout, interval=0.1, hold=2.0)
 
 
 async def test_200_concurrent_sockets_on_two_workers(tmp_path, fake_upstream_process):
@@ -102,16 +97,14 @@ async def test_200_concurrent_sockets_on_two_workers(tmp_path, fake_upstream_pro
         database = Database(settings)
         await asyncio.get_running_loop().run_in_executor(None, database.open)
         try:
-            deadline = time.monotonic() + 15
-            while True:
-                rows = [
-                    r
-                    for r in await database.run(queries.recent_requests, 5000)
-                    if r["transport"] == "websocket"
-                ]
-                if len(rows) >= 2 * SOCKETS or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.1)
+
+            async def socket_rows() -> list[dict]:
+                rows = await database.run(queries.recent_requests, 5000)
+                return [r for r in rows if r["transport"] == "websocket"]
+
+            rows = await eventually(
+                socket_rows, lambda rows: len(rows) >= 2 * SOCKETS, timeout=15, interval=0.1
+            )
         finally:
             database.close()
         assert len(rows) == 2 * SOCKETS and {row["status"] for row in rows} == {200}

@@ -4,7 +4,6 @@ dashboard inside, and the installed wheel alone (no clone on the path) starts a 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ import aiohttp
 import pytest
 
 from tests.support.live_server import free_port
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,18 +54,19 @@ async def test_the_installed_wheel_starts_a_server_with_the_dashboard(wheel, tmp
     server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
         async with aiohttp.ClientSession() as session:
-            for _ in range(300):
+
+            async def readiness() -> int | None:
                 try:
                     async with session.get(f"http://127.0.0.1:{port}/health/ready") as ready:
-                        if ready.status == 200:
-                            break
+                        return ready.status
                 except aiohttp.ClientError:
-                    pass
-                assert server.poll() is None, server.stdout.read().decode()[-3000:]
-                await asyncio.sleep(0.1)
+                    assert server.poll() is None, server.stdout.read().decode()[-3000:]
+                    return None
+
+            await eventually(readiness, lambda status: status == 200, timeout=30, interval=0.1)
             async with session.get(f"http://127.0.0.1:{port}/") as page:
                 assert page.status == 200
-                assert "<div id=\"app\">" in await page.text() or "<html" in (await page.text()).lower()
+                assert '<div id="app">' in await page.text() or "<html" in (await page.text()).lower()
             async with session.get(f"http://127.0.0.1:{port}/health/live") as live:
                 assert live.status == 200
     finally:

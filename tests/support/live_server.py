@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
@@ -19,6 +18,7 @@ from sanic import Sanic
 
 from server.app import create_app
 from server.config import Settings
+from tests.support.polling import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,20 +94,19 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
     async def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as session:
-            while time.monotonic() < deadline:
+
+            async def readiness() -> int | str:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.output()[-3000:]}")
                 try:
                     async with session.get(self.url + "/health/ready") as response:
-                        if response.status == 200:
-                            self.ready_at = time.monotonic()
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise TimeoutError(f"server not ready after {timeout}s:\n{self.output()[-3000:]}")
+                        return response.status
+                except aiohttp.ClientError as exc:
+                    return f"{exc!r}\n{self.output()[-3000:]}"
+
+            await eventually(readiness, lambda status: status == 200, timeout=timeout, interval=0.1)
+        self.ready_at = time.monotonic()
 
     def stop(self, timeout: float = 15.0) -> int:
         if self.proc is None or self.proc.poll() is not None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
@@ -15,6 +15,7 @@ from server.db import Database
 from server.usage import queries
 from tests.fake_upstream.client import parse_sse, user_message
 from tests.support.live_server import LiveServer
+from tests.support.polling import eventually
 
 CODEX_ROUTE = "/backend-api/codex/responses"
 
@@ -60,15 +61,25 @@ class ProxyHarness:
 
     async def request_logs(self, want: int, timeout: float = 10.0) -> list[dict]:
         """The request log once `want` rows have been written (the writer batches in the background)."""
+        async with self._database() as database:
+            return await eventually(
+                lambda: database.run(queries.recent_requests, 1000),
+                lambda rows: len(rows) >= want,
+                timeout=timeout,
+                what=f"{want} request-log rows",
+            )
+
+    async def logged_requests(self) -> list[dict]:
+        """The request log as it stands now (to check that no more rows came)."""
+        async with self._database() as database:
+            return await database.run(queries.recent_requests, 1000)
+
+    @asynccontextmanager
+    async def _database(self) -> AsyncIterator[Database]:
         database = Database(self.settings)
         await asyncio.get_running_loop().run_in_executor(None, database.open)
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                rows = await database.run(queries.recent_requests, 1000)
-                if len(rows) >= want or time.monotonic() > deadline:
-                    return rows
-                await asyncio.sleep(0.05)
+            yield database
         finally:
             database.close()
 
