@@ -12,10 +12,8 @@ import pytest
 from server.accounts import store
 from server.balancer.slots import Field
 from server.config import sqlite_path
-from tests.conftest import make_settings
-from tests.support.live_server import free_port, serve_in_process
 from tests.support.polling import eventually
-from tests.support.proxy import ProxyHarness, codex_body
+from tests.support.proxy import codex_body, proxy_settings, serve_proxy
 
 
 async def api(proxy, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
@@ -104,18 +102,15 @@ async def test_tokens_close_to_expiry_are_refreshed_by_the_job(proxy):
 @pytest.fixture
 async def fast_proxy(tmp_path, database_url, fake_upstream):
     """The proxy with its background jobs on a sub-second cadence."""
-    settings = make_settings(
-        tmp_path / "data",
+    settings = proxy_settings(
+        tmp_path,
         database_url,
-        upstream_base_url=fake_upstream.base_url,
-        auth_base_url=fake_upstream.auth_url,
-        oauth_callback_host="127.0.0.1",
-        oauth_callback_port=str(free_port()),
+        fake_upstream,
         usage_poll_interval_seconds="0.3",
         token_refresh_check_seconds="0.3",
     )
-    async with serve_in_process(settings) as server:
-        yield ProxyHarness(server=server, fake=fake_upstream, settings=settings)
+    async with serve_proxy(settings, fake_upstream) as proxy:
+        yield proxy
 
 
 async def test_background_jobs_poll_usage_and_refresh_without_being_asked(fast_proxy):

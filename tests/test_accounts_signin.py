@@ -11,6 +11,7 @@ import pytest
 
 from server.upstream.oauth import BROWSER_REDIRECT_URI, CODEX_CLIENT_ID
 from tests.support.polling import eventually
+from tests.support.proxy import proxy_settings, serve_proxy
 
 
 async def api(proxy, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
@@ -238,25 +239,13 @@ def test_sign_in_and_polling_settings_are_validated(tmp_path):
 
 async def test_a_device_sign_in_survives_the_worker_that_started_it(tmp_path, database_url, fake_upstream):
     """A restart (rolling deploy, crash) while the user types the code: another worker polls on."""
-    from tests.conftest import make_settings
-    from tests.support.live_server import free_port, serve_in_process
-    from tests.support.proxy import ProxyHarness
 
     def settings():
-        return make_settings(
-            tmp_path / "data",
-            database_url,
-            upstream_base_url=fake_upstream.base_url,
-            auth_base_url=fake_upstream.auth_url,
-            oauth_callback_host="127.0.0.1",
-            oauth_callback_port=str(free_port()),
-        )
+        return proxy_settings(tmp_path, database_url, fake_upstream)
 
     fake_upstream.configure(device_interval_s=0)
-    async with serve_in_process(settings()) as survivor:
-        other = ProxyHarness(server=survivor, fake=fake_upstream, settings=settings())
-        async with serve_in_process(settings()) as starter:
-            first = ProxyHarness(server=starter, fake=fake_upstream, settings=settings())
+    async with serve_proxy(settings(), fake_upstream) as other:
+        async with serve_proxy(settings(), fake_upstream) as first:
             _, started = await api(first, "POST", "/api/accounts/device/start")
             assert (await flow_status(first, "device", started["flow_id"]))["status"] == "pending"
         # The starting server is gone; the user approves only now.

@@ -210,3 +210,14 @@ def test_the_session_book_is_bounded_and_learns_how_long_conversations_run():
 def _placed(book: SessionBook, digest: int) -> list:
     book.place(digest, 1, 0, NOW)
     return book.get(digest, NOW)
+
+
+def test_a_key_limited_to_some_accounts_keeps_its_sessions_among_them(slots, size):
+    spread(slots, size, used=10)
+    balancer = Balancer(slots, "usage_weighted", 4)
+    candidates = roster(size)
+    home, _ = pick(balancer, candidates, session="shared")
+    allowed = [c for c in candidates if c.slot != home][:2]  # as the proxy narrows a key's accounts
+    moved, routing = pick(balancer, allowed, session="shared")
+    assert moved != home and routing == "sticky_moved:unavailable"
+    assert pick(balancer, allowed, session="shared") == (moved, "sticky")

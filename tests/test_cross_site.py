@@ -6,10 +6,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from tests.conftest import make_settings
 from tests.fake_upstream.client import user_message
-from tests.support.live_server import free_port, serve_in_process
-from tests.support.proxy import CODEX_ROUTE, ProxyHarness, codex_body
+from tests.support.proxy import CODEX_ROUTE, codex_body, proxy_settings, serve_proxy
 from tests.test_proxy_websocket import SESSION, codex_frame, completed_id, turn, ws_url
 
 EVIL = "https://evil.example"
@@ -86,16 +84,13 @@ async def test_websocket_upgrades_from_a_foreign_origin_are_refused(proxy, path)
 
 
 async def test_an_allowed_origin_may_open_a_websocket(tmp_path, fake_upstream):
-    settings = make_settings(
-        tmp_path / "data",
+    settings = proxy_settings(
+        tmp_path,
         f"sqlite:///{tmp_path / 'store.db'}",
-        upstream_base_url=fake_upstream.base_url,
-        auth_base_url=fake_upstream.auth_url,
-        oauth_callback_port=str(free_port()),
+        fake_upstream,
         allowed_origins="https://tools.example, http://localhost:5173",
     )
-    async with serve_in_process(settings) as server:
-        proxy = ProxyHarness(server=server, fake=fake_upstream, settings=settings)
+    async with serve_proxy(settings, fake_upstream) as proxy:
         await proxy.add_accounts("acc_cs_allowed")
         async with aiohttp.ClientSession() as http:
             async with http.ws_connect(ws_url(proxy), origin="https://tools.example", headers=SESSION) as ws:

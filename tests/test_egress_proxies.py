@@ -12,10 +12,9 @@ import orjson
 import pytest
 
 from server.models.sync import ModelSyncer
-from tests.conftest import make_settings
 from tests.support.egress_proxies import HttpConnectProxy, Socks5Proxy
-from tests.support.live_server import ROOT, free_port, serve_in_process
-from tests.support.proxy import ProxyHarness, codex_body
+from tests.support.live_server import ROOT
+from tests.support.proxy import codex_body, proxy_settings, serve_proxy
 
 CODEX = "/backend-api/codex/responses"
 EXITS = {"acc_http": "127.0.0.2", "acc_socks": "127.0.0.3", "acc_direct": "127.0.0.1"}
@@ -32,18 +31,11 @@ async def tunnels():
     await socks.stop()
 
 
-async def serve(tmp_path, database_url, fake_upstream, **extra):
-    settings = make_settings(
-        tmp_path / "data",
-        database_url,
-        upstream_base_url=fake_upstream.base_url,
-        auth_base_url=fake_upstream.auth_url,
-        oauth_callback_host="127.0.0.1",
-        oauth_callback_port=str(free_port()),
-        egress_probe_url=fake_upstream.url + "/ip",
-        **extra,
+def serve(tmp_path, database_url, fake_upstream, **extra):
+    settings = proxy_settings(
+        tmp_path, database_url, fake_upstream, egress_probe_url=fake_upstream.url + "/ip", **extra
     )
-    return settings, serve_in_process(settings)
+    return serve_proxy(settings, fake_upstream)
 
 
 async def api(proxy, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
@@ -98,9 +90,7 @@ async def test_each_accounts_traffic_leaves_through_its_own_proxy(
     tmp_path, database_url, fake_upstream, tunnels, transport
 ):
     http, socks = tunnels
-    settings, server = await serve(tmp_path, database_url, fake_upstream, upstream_stream_transport=transport)
-    async with server as live:
-        proxy = ProxyHarness(server=live, fake=fake_upstream, settings=settings)
+    async with serve(tmp_path, database_url, fake_upstream, upstream_stream_transport=transport) as proxy:
         ids = await set_up_routes(proxy, http, socks)
         for i in range(18):  # enough conversations that every account serves some
             answer = await proxy.post(CODEX, codex_body("hi"), {"session-id": f"conv-{i}"})
@@ -115,7 +105,7 @@ async def test_each_accounts_traffic_leaves_through_its_own_proxy(
             async with aiohttp.ClientSession() as session:
                 async with session.post(proxy.url + "/backend-api/transcribe", data=form) as reply:
                     assert reply.status == 200
-        ctx = live.app.ctx.proxy
+        ctx = proxy.server.app.ctx.proxy
         await ctx.upkeep.poll_usage()  # usage polling of every account
         for account_id in ids.values():  # token refresh of every account
             assert (await api(proxy, "POST", f"/api/accounts/{account_id}/refresh"))[0] == 200
@@ -139,9 +129,7 @@ async def test_each_accounts_traffic_leaves_through_its_own_proxy(
 
 async def test_models_sync_goes_through_the_accounts_route(tmp_path, database_url, fake_upstream, tunnels):
     http, socks = tunnels
-    settings, server = await serve(tmp_path, database_url, fake_upstream)
-    async with server as live:
-        proxy = ProxyHarness(server=live, fake=fake_upstream, settings=settings)
+    async with serve(tmp_path, database_url, fake_upstream) as proxy:
         imported = await proxy.add_accounts("acc_http")
         status, made = await api(
             proxy,
@@ -151,7 +139,7 @@ async def test_models_sync_goes_through_the_accounts_route(tmp_path, database_ur
         )
         await api(proxy, "PUT", f"/api/accounts/{imported[0]['id']}/egress", {"proxy_id": made["id"]})
         before = len(fake_upstream.requests(limit=2000, path="/backend-api/codex/models"))
-        ctx = live.app.ctx.proxy
+        ctx = proxy.server.app.ctx.proxy
         await ModelSyncer(ctx.db, ctx.upstream, ctx.roster, ctx.refresher, ctx.models, 300).run()
         models = fake_upstream.requests(limit=2000, path="/backend-api/codex/models")[before:]
         assert models and {e["peer"] for e in models} == {"127.0.0.2"}
@@ -161,9 +149,7 @@ async def test_a_proxy_that_is_down_fails_closed_and_requests_go_elsewhere(
     tmp_path, database_url, fake_upstream, tunnels
 ):
     http, socks = tunnels
-    settings, server = await serve(tmp_path, database_url, fake_upstream)
-    async with server as live:
-        proxy = ProxyHarness(server=live, fake=fake_upstream, settings=settings)
+    async with serve(tmp_path, database_url, fake_upstream) as proxy:
         ids = await set_up_routes(proxy, http, socks)
         await socks.stop()  # the only proxy of acc_socks's pool goes down
         for i in range(18):
@@ -189,9 +175,7 @@ async def test_the_test_action_reports_the_exit_address_and_latency(
     tmp_path, database_url, fake_upstream, tunnels
 ):
     http, socks = tunnels
-    settings, server = await serve(tmp_path, database_url, fake_upstream)
-    async with server as live:
-        proxy = ProxyHarness(server=live, fake=fake_upstream, settings=settings)
+    async with serve(tmp_path, database_url, fake_upstream) as proxy:
         await set_up_routes(proxy, http, socks)
         status, listed = await api(proxy, "GET", "/api/proxies")
         ids = {p["name"]: p["id"] for p in listed["proxies"]}
@@ -219,11 +203,9 @@ async def test_credentials_are_encrypted_at_rest_and_never_shown(
     tmp_path, database_url, fake_upstream, tunnels
 ):
     http, socks = tunnels
-    settings, server = await serve(tmp_path, database_url, fake_upstream)
-    async with server as live:
-        proxy = ProxyHarness(server=live, fake=fake_upstream, settings=settings)
+    async with serve(tmp_path, database_url, fake_upstream) as proxy:
         await set_up_routes(proxy, http, socks)
-        rows = await live.app.ctx.proxy.db.run(_raw_proxy_rows)
+        rows = await proxy.server.app.ctx.proxy.db.run(_raw_proxy_rows)
         assert rows and all("s3cret" not in " ".join(map(str, row)) for row in rows)
         status, listed = await api(proxy, "GET", "/api/proxies")
         assert "s3cret" not in orjson.dumps(listed).decode()
@@ -280,11 +262,7 @@ async def test_a_rebound_account_moves_to_its_new_route_at_once_even_on_open_soc
     tmp_path, database_url, fake_upstream, tunnels
 ):
     http, _ = tunnels
-    settings, server = await serve(
-        tmp_path, database_url, fake_upstream, upstream_stream_transport="websocket"
-    )
-    async with server as live:
-        proxy = ProxyHarness(server=live, fake=fake_upstream, settings=settings)
+    async with serve(tmp_path, database_url, fake_upstream, upstream_stream_transport="websocket") as proxy:
         (account,) = await proxy.add_accounts("acc_http")
         for _ in range(2):  # an upstream socket opened directly, then kept for the conversation
             assert (await proxy.post(CODEX, codex_body("hi"), {"session-id": "kept"})).status == 200

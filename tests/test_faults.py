@@ -16,11 +16,10 @@ import orjson
 import psycopg2
 import pytest
 
-from tests.conftest import make_settings
 from tests.support.databases import postgres_base_url
-from tests.support.live_server import free_port, serve_in_process
+from tests.support.live_server import free_port
 from tests.support.polling import eventually
-from tests.support.proxy import CODEX_ROUTE, ProxyAnswer, ProxyHarness, codex_body
+from tests.support.proxy import CODEX_ROUTE, ProxyAnswer, codex_body, proxy_settings, serve_proxy
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -185,15 +184,9 @@ async def test_the_token_endpoint_down_during_a_refresh_is_not_a_lost_account(pr
 @sqlite_only
 async def test_a_refused_upstream_connection_answers_502_at_once(tmp_path: Path, database_url, fake_upstream):
     closed_port = free_port()  # nothing listens there
-    settings = make_settings(
-        tmp_path / "data",
-        database_url,
-        upstream_base_url=f"http://127.0.0.1:{closed_port}/backend-api",
-        auth_base_url=fake_upstream.auth_url,
-        oauth_callback_port=str(free_port()),
-    )
-    async with serve_in_process(settings) as server:
-        proxy = ProxyHarness(server=server, fake=fake_upstream, settings=settings)
+    upstream = f"http://127.0.0.1:{closed_port}/backend-api"
+    settings = proxy_settings(tmp_path, database_url, fake_upstream, upstream_base_url=upstream)
+    async with serve_proxy(settings, fake_upstream) as proxy:
         await proxy.add_accounts("acc_nowhere_1", "acc_nowhere_2")
         await _transport(proxy, "http")
         started = time.monotonic()
@@ -217,15 +210,8 @@ async def test_postgres_sessions_killed_under_load(
 ):
     """The proxy keeps serving while its database sessions are terminated; the request-log rows queued
     meanwhile are written once it reconnects (the writer holds up to 100,000 rows)."""
-    settings = make_settings(
-        tmp_path / "data",
-        f"{database_url}&application_name={postgres_app_name}",
-        upstream_base_url=fake_upstream.base_url,
-        auth_base_url=fake_upstream.auth_url,
-        oauth_callback_port=str(free_port()),
-    )
-    async with serve_in_process(settings) as server:
-        proxy = ProxyHarness(server=server, fake=fake_upstream, settings=settings)
+    settings = proxy_settings(tmp_path, f"{database_url}&application_name={postgres_app_name}", fake_upstream)
+    async with serve_proxy(settings, fake_upstream) as proxy:
         await proxy.add_accounts("acc_pg_1", "acc_pg_2")
         await _transport(proxy, "http")
         answers: list[ProxyAnswer] = []

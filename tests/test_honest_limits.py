@@ -5,24 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import make_settings
 from tests.support.keys import bearer, create_key, set_key_auth
-from tests.support.live_server import serve_in_process
-from tests.support.proxy import ProxyHarness
+from tests.support.proxy import proxy_settings, serve_proxy
 from tests.test_key_enforcement import OPENAI, _settled, openai_body
 
 
 @pytest.fixture
 async def proxy_default_allowance(tmp_path, database_url, fake_upstream):
     """codex-lb with the default output allowance (4096 tokens held per request)."""
-    settings = make_settings(
-        tmp_path / "data",
-        database_url,
-        upstream_base_url=fake_upstream.base_url,
-        auth_base_url=fake_upstream.auth_url,
-    )
-    async with serve_in_process(settings) as server:
-        yield ProxyHarness(server=server, fake=fake_upstream, settings=settings)
+    settings = proxy_settings(tmp_path, database_url, fake_upstream)
+    async with serve_proxy(settings, fake_upstream) as proxy:
+        yield proxy
 
 
 async def test_a_300_token_daily_budget_serves_more_than_one_request(proxy_default_allowance):

@@ -23,7 +23,7 @@ from tests.support.databases import fresh_postgres_schema
 from tests.support.keys import create_key, set_key_auth
 from tests.support.live_server import ServerProcess
 from tests.support.polling import eventually
-from tests.support.proxy import ProxyHarness, codex_body
+from tests.support.proxy import codex_body, harness_for
 
 pytestmark = pytest.mark.slow
 
@@ -99,9 +99,9 @@ async def _scenario(tmp_path, fake, processes: list[int], allowance: int, reply:
             server.start(tmp_path / f"server{i}.log")
         try:
             await asyncio.gather(*(server.wait_ready(60) for server in servers))
-            harness = ProxyHarness(server=SimpleNamespace(url=servers[0].url), fake=fake, settings=None)
             behaviour = {"ttfb_ms": 50, **({"reply_text": reply} if reply else {})}
-            await harness.add_accounts("acc_1", "acc_2", "acc_3", "acc_4", **behaviour)
+            async with harness_for(SimpleNamespace(url=servers[0].url), fake, None) as harness:
+                await harness.add_accounts("acc_1", "acc_2", "acc_3", "acc_4", **behaviour)
             key = await create_key(
                 servers[0].url, limits=[{"quantity": "tokens", "window": "day", "max": LIMIT}]
             )

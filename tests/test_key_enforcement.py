@@ -14,12 +14,10 @@ from server.auth.guard import authorize_proxy
 from server.errors import ProxyError
 from server.keys.secret import digest
 from server.runtime_settings import RuntimeSettings
-from tests.conftest import make_settings
 from tests.fake_upstream.client import user_message
 from tests.support.keys import api, bearer, create_key, set_key_auth
-from tests.support.live_server import serve_in_process
 from tests.support.polling import eventually
-from tests.support.proxy import ProxyHarness, codex_body
+from tests.support.proxy import codex_body, proxy_settings, serve_proxy
 
 CODEX = "/backend-api/codex/responses"
 OPENAI = "/v1/responses"
@@ -29,15 +27,11 @@ ALLOWANCE = 100
 @pytest.fixture
 async def proxy(tmp_path, database_url, fake_upstream):
     """codex-lb with a small output allowance, so token and cost budgets admit a few requests each."""
-    settings = make_settings(
-        tmp_path / "data",
-        database_url,
-        upstream_base_url=fake_upstream.base_url,
-        auth_base_url=fake_upstream.auth_url,
-        key_output_allowance_tokens=str(ALLOWANCE),
+    settings = proxy_settings(
+        tmp_path, database_url, fake_upstream, key_output_allowance_tokens=str(ALLOWANCE)
     )
-    async with serve_in_process(settings) as server:
-        yield ProxyHarness(server=server, fake=fake_upstream, settings=settings)
+    async with serve_proxy(settings, fake_upstream) as proxy:
+        yield proxy
 
 
 def openai_body(model: str = "gpt-5.4", **extra) -> dict:

@@ -11,26 +11,17 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.conftest import make_settings
-from tests.support.live_server import free_port, serve_in_process
-from tests.support.proxy import ProxyHarness
+from tests.support.proxy import proxy_settings, serve_proxy
 from tests.test_proxy_websocket import SESSION, codex_frame, set_transport, ws_url
 
 
 @pytest.fixture
 async def quick_keepalive_proxy(tmp_path, database_url, fake_upstream):
-    settings = make_settings(
-        tmp_path / "data",
-        database_url,
-        upstream_base_url=fake_upstream.base_url,
-        auth_base_url=fake_upstream.auth_url,
-        oauth_callback_host="127.0.0.1",
-        oauth_callback_port=str(free_port()),
-        stream_keepalive_seconds="0.5",
-        websocket_ping_seconds="0.5",
+    settings = proxy_settings(
+        tmp_path, database_url, fake_upstream, stream_keepalive_seconds="0.5", websocket_ping_seconds="0.5"
     )
-    async with serve_in_process(settings) as server:
-        yield ProxyHarness(server=server, fake=fake_upstream, settings=settings)
+    async with serve_proxy(settings, fake_upstream) as proxy:
+        yield proxy
 
 
 async def test_an_idle_client_socket_is_pinged(quick_keepalive_proxy):

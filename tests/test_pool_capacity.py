@@ -12,23 +12,15 @@ import pytest
 from server.config import ConfigError
 from tests.conftest import make_settings
 from tests.fake_upstream import mint_auth_json
-from tests.support.live_server import ROOT, free_port, serve_in_process
+from tests.support.live_server import ROOT
+from tests.support.proxy import proxy_settings, serve_proxy
 
 
 @pytest.fixture
 async def small_pool(tmp_path, database_url, fake_upstream):
-    from tests.support.proxy import ProxyHarness
-
-    settings = make_settings(
-        tmp_path / "data",
-        database_url,
-        upstream_base_url=fake_upstream.base_url,
-        auth_base_url=fake_upstream.auth_url,
-        oauth_callback_port=str(free_port()),
-        max_accounts="2",
-    )
-    async with serve_in_process(settings) as server:
-        yield ProxyHarness(server=server, fake=fake_upstream, settings=settings)
+    settings = proxy_settings(tmp_path, database_url, fake_upstream, max_accounts="2")
+    async with serve_proxy(settings, fake_upstream) as proxy:
+        yield proxy
 
 
 async def _import(url: str, *account_ids: str) -> tuple[int, dict]:

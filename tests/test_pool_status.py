@@ -10,10 +10,8 @@ import aiohttp
 import pytest
 
 from tests.clients.codex_cli import run_codex_exec_async, temporary_codex_home
-from tests.conftest import make_settings
 from tests.support.keys import bearer, create_key
-from tests.support.live_server import free_port, serve_in_process
-from tests.support.proxy import ProxyHarness, codex_body
+from tests.support.proxy import codex_body, proxy_settings, serve_proxy
 
 CODEX = "/backend-api/codex/responses"
 USED = {"acc_low": 1_000_000, "acc_mid": 3_000_000, "acc_high": 9_000_000}  # of a 10 M primary budget
@@ -70,17 +68,9 @@ async def test_key_clients_see_the_pools_windows_in_the_headers(proxy):
 
 @pytest.fixture
 async def hiding_proxy(tmp_path, database_url, fake_upstream):
-    settings = make_settings(
-        tmp_path / "data",
-        database_url,
-        upstream_base_url=fake_upstream.base_url,
-        auth_base_url=fake_upstream.auth_url,
-        oauth_callback_host="127.0.0.1",
-        oauth_callback_port=str(free_port()),
-        hide_upstream_quota="true",
-    )
-    async with serve_in_process(settings) as server:
-        yield ProxyHarness(server=server, fake=fake_upstream, settings=settings)
+    settings = proxy_settings(tmp_path, database_url, fake_upstream, hide_upstream_quota="true")
+    async with serve_proxy(settings, fake_upstream) as proxy:
+        yield proxy
 
 
 async def test_an_operator_can_hide_upstream_quota_from_key_holders(hiding_proxy):

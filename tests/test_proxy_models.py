@@ -11,25 +11,18 @@ import pytest
 from server.models.bundled import bundled_catalog
 from server.models.catalog import Catalog, ModelRow
 from server.models.sync import SYNC_CLIENT_VERSION, merge
-from tests.conftest import make_settings
 from tests.support.live_server import serve_in_process
 from tests.support.polling import eventually
-from tests.support.proxy import ProxyHarness, codex_body
+from tests.support.proxy import ProxyHarness, codex_body, proxy_settings, serve_proxy
 
 SYNCED_MARK = "fake upstream"  # the fake's base_instructions say so; the bundled list's do not
 
 
 @pytest.fixture
 async def syncing_proxy(tmp_path, database_url, fake_upstream):
-    settings = make_settings(
-        tmp_path / "data",
-        database_url,
-        upstream_base_url=fake_upstream.base_url,
-        auth_base_url=fake_upstream.auth_url,
-        models_sync_interval_s="1",
-    )
-    async with serve_in_process(settings) as server:
-        yield ProxyHarness(server=server, fake=fake_upstream, settings=settings)
+    settings = proxy_settings(tmp_path, database_url, fake_upstream, models_sync_interval_s="1")
+    async with serve_proxy(settings, fake_upstream) as proxy:
+        yield proxy
 
 
 async def _get(url: str) -> tuple[int, dict, dict]:
@@ -203,15 +196,8 @@ async def test_a_new_plan_in_the_pool_is_synced_without_waiting_for_the_interval
     from server.models.sync import ModelSyncer
 
     monkeypatch.setattr(ModelSyncer, "CHECK_S", 0.2)
-    settings = make_settings(
-        tmp_path / "data",
-        database_url,
-        upstream_base_url=fake_upstream.base_url,
-        auth_base_url=fake_upstream.auth_url,
-        models_sync_interval_s="3600",
-    )
-    async with serve_in_process(settings) as server:
-        proxy = ProxyHarness(server=server, fake=fake_upstream, settings=settings)
+    settings = proxy_settings(tmp_path, database_url, fake_upstream, models_sync_interval_s="3600")
+    async with serve_proxy(settings, fake_upstream) as proxy:
         await proxy.add_accounts("acc_plus", plan_type="plus")
         models = await _wait_for_synced_catalog(proxy)  # the first account: synced at once
         assert "gpt-5.3-codex-spark" not in [m["slug"] for m in models]

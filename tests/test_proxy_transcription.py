@@ -8,9 +8,7 @@ import orjson
 import pytest
 from openai import AsyncOpenAI
 
-from tests.conftest import make_settings
-from tests.support.live_server import serve_in_process
-from tests.support.proxy import ProxyHarness
+from tests.support.proxy import proxy_settings, serve_proxy
 
 AUDIO = b"RIFF" + b"\x00" * 2000
 
@@ -82,15 +80,8 @@ async def test_missing_audio_is_a_400(proxy):
 
 
 async def test_audio_over_the_limit_is_a_clear_413(tmp_path, database_url, fake_upstream):
-    settings = make_settings(
-        tmp_path / "data",
-        database_url,
-        upstream_base_url=fake_upstream.base_url,
-        auth_base_url=fake_upstream.auth_url,
-        transcription_max_bytes="4096",
-    )
-    async with serve_in_process(settings) as server:
-        proxy = ProxyHarness(server=server, fake=fake_upstream, settings=settings)
+    settings = proxy_settings(tmp_path, database_url, fake_upstream, transcription_max_bytes="4096")
+    async with serve_proxy(settings, fake_upstream) as proxy:
         await proxy.add_accounts("acc_voice")
         for path in ("/backend-api/transcribe", "/v1/audio/transcriptions"):
             status, _, body = await post_form(proxy, path, form(b"\x00" * 8000, model="gpt-4o-transcribe"))

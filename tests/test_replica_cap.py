@@ -10,29 +10,25 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.conftest import make_settings
-from tests.support.live_server import free_port, serve_in_process
+from tests.support.live_server import serve_in_process
 from tests.support.polling import eventually
-from tests.support.proxy import CODEX_ROUTE, ProxyHarness, codex_body
+from tests.support.proxy import CODEX_ROUTE, codex_body, harness_for, proxy_settings
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 async def test_two_replicas_run_at_most_the_cap_on_one_account(tmp_path, database_url, fake_upstream):
     def replica(name: str):
-        return make_settings(
+        return proxy_settings(
             tmp_path / name,
             database_url,
-            upstream_base_url=fake_upstream.base_url,
-            auth_base_url=fake_upstream.auth_url,
+            fake_upstream,
             encryption_key_file=str(tmp_path / "shared.key"),
             account_inflight_cap="2",
-            oauth_callback_host="127.0.0.1",
-            oauth_callback_port=str(free_port()),
         )
 
     async with contextlib.AsyncExitStack() as stack:
         servers = [await stack.enter_async_context(serve_in_process(replica(n))) for n in ("a", "b")]
-        first = ProxyHarness(server=servers[0], fake=fake_upstream, settings=replica("a"))
+        first = await stack.enter_async_context(harness_for(servers[0], fake_upstream, replica("a")))
         await first.add_accounts("acc_busy", deltas=6, delta_interval_ms=80)
         await eventually(  # the replicas see each other
             lambda: [s.app.ctx.replica_heartbeat.replicas for s in servers],

@@ -144,3 +144,17 @@ async def serve(proxy, count: int, session_key: str | None = None) -> list[str]:
         answer = await proxy.post(CODEX_ROUTE, codex_body(f"turn {i}"), headers)
         assert answer.status == 200, answer.raw[:300]
     return served()[before:]
+
+
+async def test_new_conversations_avoid_an_account_about_to_run_out_and_old_ones_stay(proxy):
+    accounts = await proxy.add_accounts("acc_h1", "acc_h2", "acc_h3")
+    ids = {a["chatgpt_account_id"]: a["id"] for a in accounts}
+    home = (await serve(proxy, 1, session_key="an old conversation"))[0]
+    proxy.fake.consume(home, 9_800_000)  # 98 % of its 5-hour window: too little for a long conversation
+    await proxy.server.app.ctx.proxy.upkeep.poll_usage()  # the balancer learns it, as every poll does
+    assert await serve(proxy, 2, session_key="an old conversation") == [home] * 2  # stays where it began
+    for n in range(8):
+        assert (await serve(proxy, 1, session_key=f"new conversation {n}")) != [home]
+    routings = [(row["account_id"], row["routing"]) for row in await proxy.request_logs(11)][:10]
+    assert {routing for _, routing in routings[:8]} == {"headroom"}
+    assert routings[8:] == [(ids[home], "sticky")] * 2

@@ -9,28 +9,24 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_settings
 from tests.fake_upstream.client import parse_sse
-from tests.support.live_server import free_port, serve_in_process
-from tests.support.proxy import CODEX_ROUTE, ProxyHarness, codex_body
+from tests.support.proxy import CODEX_ROUTE, codex_body, proxy_settings, serve_proxy
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
 async def proxy(tmp_path: Path, database_url: str, fake_upstream):
-    settings = make_settings(
-        tmp_path / "data",
+    settings = proxy_settings(
+        tmp_path,
         database_url,
-        upstream_base_url=fake_upstream.base_url,
-        auth_base_url=fake_upstream.auth_url,
-        oauth_callback_port=str(free_port()),
+        fake_upstream,
         upstream_first_byte_timeout_seconds="0.6",
         upstream_failover_timeout_seconds="1.5",
         stream_keepalive_seconds="0.2",
     )
-    async with serve_in_process(settings) as server:
-        yield ProxyHarness(server=server, fake=fake_upstream, settings=settings)
+    async with serve_proxy(settings, fake_upstream) as proxy:
+        yield proxy
 
 
 async def _http_only(proxy) -> None:

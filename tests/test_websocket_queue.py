@@ -9,10 +9,8 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.conftest import make_settings
-from tests.support.live_server import free_port, serve_in_process
 from tests.support.polling import eventually
-from tests.support.proxy import CODEX_ROUTE, ProxyHarness, codex_body
+from tests.support.proxy import CODEX_ROUTE, codex_body, proxy_settings, serve_proxy
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 KIB = 1024
@@ -20,17 +18,15 @@ KIB = 1024
 
 @pytest.fixture
 async def proxy(tmp_path: Path, database_url: str, fake_upstream):
-    settings = make_settings(
-        tmp_path / "data",
+    settings = proxy_settings(
+        tmp_path,
         database_url,
-        upstream_base_url=fake_upstream.base_url,
-        auth_base_url=fake_upstream.auth_url,
-        oauth_callback_port=str(free_port()),
+        fake_upstream,
         websocket_queued_bytes=str(64 * KIB),
         websocket_queued_bytes_per_worker=str(100 * KIB),
     )
-    async with serve_in_process(settings) as server:
-        yield ProxyHarness(server=server, fake=fake_upstream, settings=settings)
+    async with serve_proxy(settings, fake_upstream) as proxy:
+        yield proxy
 
 
 def big_turn(n: int) -> str:

@@ -154,7 +154,7 @@ class Balancer:
         entry = book.get(digest, now)
         moved = None
         if entry is not None:
-            candidate = self._by_id(candidates).get(entry[0])
+            candidate = self._remembered(candidates, entry[0])
             block = self._block_of(candidate, exclude, now, model_plans, blocked_until)
             if block is None and self._slots.get(candidate.slot, Field.INFLIGHT) < self.inflight_cap:
                 if not exclude:  # a failover's retry is not a new turn
@@ -216,8 +216,11 @@ class Balancer:
         passing = passing_block(candidate, row, candidate.account_id in exclude, now)
         return None if passing is None else passing[0].value
 
-    def _by_id(self, candidates: Sequence[Candidate]) -> Mapping[int, Candidate]:
-        return self._table_of(candidates).by_id
+    def _remembered(self, candidates: Sequence[Candidate], account_id: int) -> Candidate | None:
+        """The remembered account among this request's candidates (a key may narrow them to a list)."""
+        if isinstance(candidates, tuple):
+            return self._table_of(candidates).by_id.get(account_id)
+        return next((c for c in candidates if c.account_id == account_id), None)
 
     def _table_of(self, candidates: Sequence[Candidate]) -> pool_table.PoolTable:
         table = self._table

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import orjson
@@ -14,17 +15,55 @@ from server.config import Settings
 from server.db import Database
 from server.usage import queries
 from tests.fake_upstream.client import parse_sse, user_message
-from tests.support.live_server import LiveServer
+from tests.fake_upstream.control import FakeUpstreamControl
+from tests.support.live_server import LiveServer, free_port, serve_in_process
 from tests.support.polling import eventually
+from tests.support.settings import make_settings
 
 CODEX_ROUTE = "/backend-api/codex/responses"
 
 
+def proxy_settings(
+    tmp_path: Path, database_url: str | None, fake: FakeUpstreamControl, **environ: str
+) -> Settings:
+    """Settings of a proxy whose upstream and OAuth server are the fake; `environ` adds or overrides."""
+    return make_settings(
+        tmp_path / "data",
+        database_url,
+        **{
+            "upstream_base_url": fake.base_url,
+            "auth_base_url": fake.auth_url,
+            "oauth_callback_host": "127.0.0.1",
+            "oauth_callback_port": str(free_port()),  # never the real 1455: tests run side by side
+            **environ,
+        },
+    )
+
+
+@asynccontextmanager
+async def serve_proxy(settings: Settings, fake: FakeUpstreamControl) -> AsyncIterator[ProxyHarness]:
+    """The app served in this process with `settings`, and a harness to drive it."""
+    async with serve_in_process(settings) as server, harness_for(server, fake, settings) as harness:
+        yield harness
+
+
+@asynccontextmanager
+async def harness_for(server: LiveServer, fake: FakeUpstreamControl, settings: Settings | None):
+    """A harness for a server already running (another replica, a server process): its own session."""
+    # No connection limit: tests fire more concurrent requests than aiohttp's default 100 allows.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        yield ProxyHarness(server=server, fake=fake, settings=settings, session=session)
+
+
 @dataclass
 class ProxyHarness:
+    """What tests do to the proxy through its public surface: import accounts, post, read the logs.
+    All its requests share one client session, closed with the harness."""
+
     server: LiveServer
-    fake: object  # FakeUpstreamControl
+    fake: FakeUpstreamControl
     settings: Settings
+    session: aiohttp.ClientSession
 
     @property
     def url(self) -> str:
@@ -41,23 +80,21 @@ class ProxyHarness:
                 filename=f"{account_id}.json",
                 content_type="application/json",
             )
-        async with aiohttp.ClientSession() as session:
-            async with session.post(self.url + "/api/accounts/import", data=form) as response:
-                body = await response.json()
-                assert response.status == 200, body
+        async with self.session.post(self.url + "/api/accounts/import", data=form) as response:
+            body = await response.json()
+            assert response.status == 200, body
         return body["imported"]
 
     async def accounts(self) -> list[dict]:
-        async with aiohttp.ClientSession() as session, session.get(self.url + "/api/accounts") as response:
+        async with self.session.get(self.url + "/api/accounts") as response:
             assert response.status == 200
             return (await response.json())["accounts"]
 
     async def post(self, path: str, body: dict | bytes, headers: dict | None = None) -> ProxyAnswer:
         data = body if isinstance(body, bytes) else orjson.dumps(body)
-        async with aiohttp.ClientSession() as session:
-            async with session.post(self.url + path, data=data, headers=headers or {}) as response:
-                raw = await response.read()
-                return ProxyAnswer(response.status, dict(response.headers), raw)
+        async with self.session.post(self.url + path, data=data, headers=headers or {}) as response:
+            raw = await response.read()
+            return ProxyAnswer(response.status, dict(response.headers), raw)
 
     async def request_logs(self, want: int, timeout: float = 10.0) -> list[dict]:
         """The request log once `want` rows have been written (the writer batches in the background)."""

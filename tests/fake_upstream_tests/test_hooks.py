@@ -5,19 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import aiohttp
 import pytest
 
 from tests.fake_upstream.__main__ import main
 from tests.fake_upstream.client import bearer, post_responses, responses_body
 from tests.fake_upstream.control import HookError
 from tests.fake_upstream.runner import REPO_ROOT, FakeUpstreamProcess
-
-
-@pytest.fixture
-async def session():
-    async with aiohttp.ClientSession() as client:
-        yield client
 
 
 async def test_stats_count_requests_tokens_statuses_and_transports(fake_upstream, session):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import aiohttp
 import orjson
 import pytest
 
@@ -25,15 +24,6 @@ TEXT_TURN = [
 ]
 
 
-@pytest.fixture
-async def session():
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
-@pytest.fixture
-def auth(fake_upstream):
-    return fake_upstream.create_account("acc_stream")
 
 
 async def test_text_turn_streams_the_full_sequence_with_an_empty_completed_output(
@@ -44,7 +34,7 @@ async def test_text_turn_streams_the_full_sequence_with_an_empty_completed_outpu
     assert result.headers["content-type"].startswith("text/event-stream")
     assert result.types == TEXT_TURN
     assert [e["sequence_number"] for e in result.events] == list(range(len(TEXT_TURN)))
-    assert result.text == "Hello from fake account acc_stream."
+    assert result.text == "Hello from fake account acc_test."
     response = result.terminal["response"]
     assert response["id"].startswith("resp_") and response["status"] == "completed"
     assert response["output"] == []
@@ -69,13 +59,13 @@ async def test_usage_is_deterministic_and_complete(fake_upstream, session, auth)
 
 async def test_reply_text_and_delta_count_are_configurable_per_account(fake_upstream, session, auth):
     fake_upstream.configure(
-        accounts={"acc_stream": {"reply_text": "Model {model} for {account_id}", "deltas": 2}}
+        accounts={"acc_test": {"reply_text": "Model {model} for {account_id}", "deltas": 2}}
     )
     result = await post_responses(session, fake_upstream.base_url, responses_body(), bearer(auth))
-    assert result.text == "Model gpt-5.4 for acc_stream"
+    assert result.text == "Model gpt-5.4 for acc_test"
     assert result.types.count("response.output_text.delta") == 2
     assert result.usage["output_tokens"] == 2
-    fake_upstream.configure(accounts={"acc_stream": {"deltas": 12}})
+    fake_upstream.configure(accounts={"acc_test": {"deltas": 12}})
     longer = await post_responses(session, fake_upstream.base_url, responses_body(), bearer(auth))
     assert longer.types.count("response.output_text.delta") == 12 and longer.usage["output_tokens"] == 12
 

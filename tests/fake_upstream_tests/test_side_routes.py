@@ -35,15 +35,6 @@ CODEX_REQUIRED_FIELDS = {
 }
 
 
-@pytest.fixture
-async def session():
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
-@pytest.fixture
-def auth(fake_upstream):
-    return fake_upstream.create_account("acc_side")
 
 
 async def _get_json(session, url, headers):
@@ -70,7 +61,7 @@ async def test_compact_answers_a_compaction_item(fake_upstream, session, auth):
         path="/codex/responses/compact",
     )
     assert bad.status == 400 and bad.json()["error"]["param"] == "temperature"
-    assert fake_upstream.account_stats("acc_side")["statuses"] == {"200": 1, "400": 1}
+    assert fake_upstream.account_stats("acc_test")["statuses"] == {"200": 1, "400": 1}
 
 
 async def test_models_catalog_has_codex_fields_and_filters_by_client_version(fake_upstream, session, auth):
@@ -113,7 +104,7 @@ async def test_models_depend_on_the_plan(fake_upstream, session):
 
 async def test_wham_usage_reflects_consumption_and_windows(fake_upstream, session, auth):
     fake_upstream.configure_account(
-        "acc_side",
+        "acc_test",
         primary_budget_tokens=1000,
         secondary_budget_tokens=10000,
         credits_has_credits=True,
@@ -131,7 +122,7 @@ async def test_wham_usage_reflects_consumption_and_windows(fake_upstream, sessio
     assert primary["limit_window_seconds"] == 18000 and secondary["limit_window_seconds"] == 604800
     assert primary["reset_at"] - time.time() == pytest.approx(primary["reset_after_seconds"], abs=2)
     assert usage["credits"] == {"has_credits": True, "unlimited": False, "balance": "5"}
-    fake_upstream.consume("acc_side", 1000)
+    fake_upstream.consume("acc_test", 1000)
     _, spent_usage, _ = await _get_json(session, fake_upstream.base_url + "/wham/usage", bearer(auth))
     assert spent_usage["rate_limit"]["limit_reached"] is True
     assert spent_usage["rate_limit"]["primary_window"]["used_percent"] == 100

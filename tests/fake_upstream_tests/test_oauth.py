@@ -21,11 +21,6 @@ from tests.support.polling import eventually
 REDIRECT = "http://localhost:1455/auth/callback"
 
 
-@pytest.fixture
-async def session():
-    async with aiohttp.ClientSession() as client:
-        yield client
-
 
 def claims_of(jwt: str) -> dict:
     payload = jwt.split(".")[1]
