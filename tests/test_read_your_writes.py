@@ -85,7 +85,7 @@ async def test_turning_key_auth_on_shuts_keyless_clients_out_at_once(server):
 
 
 async def test_an_imported_account_serves_at_once_on_every_worker(server, fake_upstream):
-    await import_auth(server, fake_upstream.create_account("acc_new"))
+    await import_auth(server, await fake_upstream.create_account("acc_new"))
     route = server.url + "/backend-api/codex/responses"
     statuses = await burst("POST", route, codex_body("hi"))
     assert statuses == [200] * BURST, server.output()[-4000:]
@@ -96,9 +96,9 @@ async def test_a_paused_account_serves_nothing_once_the_pause_is_answered(server
     route = server.url + "/backend-api/codex/responses"
     for _ in range(2):
         await api(server, "POST", f"/accounts/{account['id']}/pause")
-        served = fake_upstream.account_stats("acc_pause").get("requests", 0)
+        served = (await fake_upstream.account_stats("acc_pause")).get("requests", 0)
         assert await burst("POST", route, codex_body("hi")) == [503] * BURST
-        assert fake_upstream.account_stats("acc_pause").get("requests", 0) == served
+        assert (await fake_upstream.account_stats("acc_pause")).get("requests", 0) == served
         await api(server, "POST", f"/accounts/{account['id']}/resume")
         assert await burst("POST", route, codex_body("hi")) == [200] * BURST
 
