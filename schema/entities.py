@@ -66,6 +66,8 @@ def define_database() -> orm.Database:
         label = orm.Optional(str, default="")
         usage_snapshot = orm.Optional(str, default="")  # JSON of the latest /wham/usage windows
         usage_polled_at = orm.Required(float, default=0.0)
+        routing_policy = orm.Required(str, default="normal")  # server.balancer.policies
+        reserve_percent = orm.Required(float, default=0.0)
 
     class AccountEvent(db.Entity):
         """One state change of an account, with its reason."""

@@ -27,7 +27,14 @@ from server.accounts import store as accounts  # noqa: E402
 from server.config import Settings  # noqa: E402
 from server.db import Database  # noqa: E402
 from server.keys import store as keys  # noqa: E402
-from server.usage import browse, history, queries, reports, rollups  # noqa: E402
+from server.usage import (  # noqa: E402
+    browse,
+    history,
+    key_totals,  # noqa: E402
+    queries,
+    reports,
+    rollups,
+)
 
 KEY_IDS = (1, 2, 3, 4, 5)
 LIGHT_KEY = 6
@@ -37,10 +44,13 @@ DAY = 86400.0
 def routes(orm_db, now: float) -> dict[str, object]:
     all_keys = [*KEY_IDS, LIGHT_KEY]
     return {
-        "GET /v1/usage (key of few rows)": lambda: keys.totals(orm_db, [LIGHT_KEY]),
-        "GET /v1/usage (busiest key)": lambda: keys.totals(orm_db, [1]),
+        "GET /v1/usage (key of few rows)": lambda: key_totals.read(orm_db, [LIGHT_KEY]),
+        "GET /v1/usage (busiest key)": lambda: key_totals.read(orm_db, [1]),
         "GET /v1/usage limits (current_usage)": lambda: keys.current_usage(orm_db, [1, 2, 3], now),
-        "GET /api/api-keys (totals of 6 keys)": lambda: keys.totals(orm_db, all_keys),
+        "GET /api/api-keys (totals of 6 keys)": lambda: (
+            keys.load_keys(orm_db),
+            key_totals.read(orm_db, all_keys),
+        ),
         "GET /api/accounts (list + last used)": lambda: (
             accounts.list_accounts(orm_db),
             queries.last_used_by_account(orm_db),

@@ -16,7 +16,7 @@ from server import api, errors, freshness, health, intake, logs, replicas, start
 from server.api import openapi
 from server.auth import lifecycle as auth_lifecycle
 from server.balancer.slots import AccountSlots, SharedPrimitives
-from server.config import ConfigError, Settings, redact_database_url
+from server.config import Settings, prepare_data_dir, redact_database_url
 from server.db import Database
 from server.lifecycle import drain, reclaim, supervisor
 from server.metrics import route as metrics_route
@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     prepare_data_dir(settings)
     secret_key = load_or_create_key(settings.encryption_key_file)
     logs.configure(settings.log_level, settings.log_format)
-    app = Sanic(_app_name(), configure_logging=True)
+    app = Sanic(_app_name(), log_config=logs.sanic_log_config(settings.log_format))
     app.config.update(
         REQUEST_MAX_SIZE=settings.request_max_bytes,
         REQUEST_TIMEOUT=60,
@@ -75,15 +75,6 @@ def create_app(settings: Settings | None = None) -> Sanic:
 def _app_name() -> str:
     number = next(_app_numbers)
     return "codex-lb" if number == 0 else f"codex-lb-{number}"
-
-
-def prepare_data_dir(settings: Settings) -> None:
-    try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as exc:
-        raise ConfigError(
-            f"CODEX_LB_DATA_DIR={settings.data_dir}: cannot create it ({exc.strerror})"
-        ) from None
 
 
 def _install_listeners(app: Sanic, settings: Settings, secret_key: bytes) -> None:

@@ -49,6 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
     rename = account_commands.add_parser("rename", help="give an account a label")
     rename.add_argument("id", type=int, metavar="ID")
     rename.add_argument("label", help='the label ("" clears it)')
+    policy = account_commands.add_parser(
+        "policy",
+        help="how routing treats an account: normal, burn_first (spend it first), preserve (keep a reserve)",
+    )
+    policy.add_argument("id", type=int, metavar="ID")
+    policy.add_argument("policy", choices=("normal", "burn_first", "preserve"))
+    policy.add_argument(
+        "--reserve",
+        type=float,
+        metavar="PERCENT",
+        help="preserve: below this much left in its tighter window the account serves only when no other "
+        "can (default 20; 100: standby only)",
+    )
     export = account_commands.add_parser("export", help="write an account's Codex auth.json (recorded)")
     export.add_argument("id", type=int, metavar="ID")
     export.add_argument("--output", "-o", required=True, metavar="PATH", help="file to write (created 0600)")
@@ -62,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     backup.add_arguments(commands)
     codex_sessions.add_arguments(commands)
-    from server.egress import commands as proxy_commands
+    from server import egress_commands as proxy_commands
 
     proxy_commands.add_arguments(commands)
     demo = commands.add_parser(
@@ -135,9 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = _load_settings(args)
         return 2 if settings is None else backup.run(args, settings)
     if args.command in ("accounts", "keys", "dashboard", "proxies"):
+        from server import egress_commands as proxy_commands
         from server import operator_commands
         from server.auth import operator as dashboard_operator
-        from server.egress import commands as proxy_commands
 
         settings = _load_settings(args)
         if settings is None:

@@ -464,3 +464,12 @@ def _redact_url(url: str) -> str:
 
 
 redact_database_url = _redact_url
+
+
+def prepare_data_dir(settings: Settings) -> None:
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigError(
+            f"CODEX_LB_DATA_DIR={settings.data_dir}: cannot create it ({exc.strerror})"
+        ) from None

@@ -14,13 +14,14 @@ from server import db as database
 bp = Blueprint("health", url_prefix="/health")
 
 
-@bp.get("/live")
+# HEAD too: uptime monitors and `curl -I` probe with it, and a 405 would read as "down".
+@bp.route("/live", methods=["GET", "HEAD"])
 async def live(request: Request):
     # Live asyncio tasks: a number that grows under steady load means something leaks (scripts/soak).
     return json({"status": "ok", "worker": os.getpid(), "tasks": len(asyncio.all_tasks())})
 
 
-@bp.get("/ready")
+@bp.route("/ready", methods=["GET", "HEAD"])
 async def ready(request: Request):
     expected = latest_version()
     try:

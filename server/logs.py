@@ -12,6 +12,7 @@ import re
 import time
 
 import orjson
+from sanic.log import LOGGING_CONFIG_DEFAULTS
 
 _SECRET_PATTERNS = (
     re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),  # JWTs (access/id tokens)
@@ -92,7 +93,31 @@ def _field(value: str) -> object:
         return value
 
 
+# Set by configure(): the start-up notes (server/startup.py) follow the chosen format too.
+json_lines = False
+
+
+def sanic_log_config(log_format: str) -> dict:
+    """Sanic's own logging set-up (its start-up, error and websocket lines) with our redaction on every
+    handler and, in JSON mode, our JSON lines, so a log shipper sees one format from the whole process."""
+    # One level deeper than a shallow copy: the handlers hold the process's streams, which can't be copied.
+    config = {
+        key: ({name: dict(entry) for name, entry in value.items()} if isinstance(value, dict) else value)
+        for key, value in LOGGING_CONFIG_DEFAULTS.items()
+    }
+    config.setdefault("filters", {})["redact"] = {"()": RedactingFilter}
+    if log_format == "json":
+        for formatter in config["formatters"].values():
+            formatter.clear()
+            formatter["()"] = JsonFormatter
+    for handler in config["handlers"].values():
+        handler["filters"] = [*handler.get("filters", ()), "redact"]
+    return config
+
+
 def configure(level: str, log_format: str = "text") -> None:
+    global json_lines
+    json_lines = log_format == "json"
     logger = logging.getLogger("server")
     logger.setLevel(level)
     if any(isinstance(f, RedactingFilter) for h in logger.handlers for f in h.filters):

@@ -22,9 +22,9 @@ from server.accounts.authjson import to_auth_json
 from server.accounts.keycheck import WrongEncryptionKey, verify_encryption_key
 from server.accounts.login import LoginError, LoginService
 from server.accounts.refresh import RefreshFailed, TokenRefresher
-from server.app import prepare_data_dir
 from server.auth import audit
-from server.config import ConfigError, Settings, redact_database_url
+from server.balancer.policies import RoutingPolicy
+from server.config import ConfigError, Settings, prepare_data_dir, redact_database_url
 from server.db import Database
 from server.egress import store as egress_store
 from server.egress.routes import EgressRoutes
@@ -192,10 +192,7 @@ async def _revoke(db: Database, key_id: int, delete: bool) -> int:
 async def _list_keys(db: Database, as_json: bool) -> int:
     keys = await db.run(key_store.load_keys)
     if as_json:  # what GET /api/api-keys answers
-        now = time.time()
-        usage = await db.run(key_store.current_usage, [rule.id for key in keys for rule in key.limits], now)
-        totals = await db.run(key_store.totals, [key.id for key in keys])
-        shown = [key_store.public(k, usage, totals.get(k.id, key_store.KeyTotals()), now) for k in keys]
+        shown = await db.run(key_store.describe, keys, time.time())
         print(orjson.dumps({"api_keys": shown}, option=orjson.OPT_INDENT_2).decode())
         return 0
     if not keys:
@@ -230,6 +227,17 @@ async def _account_action(db: Database, box: SecretBox, settings: Settings, args
         account = await db.run(store.resume, account_id)
     elif command == "rename":
         account = await db.run(store.set_label, account_id, args.label.strip()[:100])
+    elif command == "policy":
+        try:
+            policy = RoutingPolicy.parse(args.policy, args.reserve)
+        except ValueError as exc:
+            message = str(exc).replace('"reserve_percent"', "--reserve")
+            print(f"codex-lb accounts policy: {message}", file=sys.stderr)
+            return 2
+        account = await db.run(store.set_routing_policy, account_id, policy)
+        await audit.record_operator(db, "accounts.set_routing_policy", f"account {account_id}")
+        print(f"account {account.id}: routing policy {policy.describe()}")
+        return 0
     elif command == "delete":
         account = await db.run(store.delete_account, account_id)
         await audit.record_operator(db, "accounts.delete_account", f"account {account_id}")

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from server.accounts import store
+from server import change_marker
 from server.balancer.slots import AccountSlots
 from server.db import Database
 
@@ -42,7 +42,7 @@ class ChangeWatcher:
 
     async def reload_all(self) -> None:
         generation = self._slots.generation
-        version = await self._db.run(store.roster_version)
+        version = await self._db.run(change_marker.roster_version)
         for reload in self._reloaders:
             await reload()
         self._generation, self._version = generation, version
@@ -70,7 +70,7 @@ class ChangeWatcher:
                     await self.reload_all()
                 elif since_db_check >= DATABASE_POLL_S:
                     since_db_check = 0.0
-                    if await self._db.run(store.roster_version) != self._version:
+                    if await self._db.run(change_marker.roster_version) != self._version:
                         await self.reload_all()
             except Exception:  # the watcher must survive a database hiccup; the next poll retries
                 log.exception("reload failed")

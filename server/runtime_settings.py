@@ -18,9 +18,9 @@ from typing import Any
 import orjson
 from pony import orm
 
-from server.accounts.store import bump_roster_version
 from server.balancer.selection import Balancer
 from server.balancer.strategies import STRATEGIES
+from server.change_marker import bump_roster_version
 from server.config import Settings
 from server.errors import BadRequest
 from server.usage.pricing import Price, PriceBook, parse_overrides, price_table

@@ -1,15 +1,19 @@
 """What an operator sees when codex-lb starts: mistyped CODEX_LB_* variables, where the data lives,
-where the server listens, and the next step while the pool is empty. One plain line each, on stderr."""
+where the server listens, and the next step while the pool is empty. One plain line each, on stderr
+(or a log record, with CODEX_LB_LOG_FORMAT=json)."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import TextIO
 
 from sanic import Sanic
 
-from server import migrator
+from server import logs, migrator
 from server.config import Settings, redact_database_url
+
+_log = logging.getLogger(__name__)
 
 EMPTY_POOL_HINT = (
     "codex-lb: the pool has no accounts yet: add one with `codex-lb accounts import ~/.codex/auth.json` "
@@ -18,6 +22,9 @@ EMPTY_POOL_HINT = (
 
 
 def say(line: str, out: TextIO | None = None) -> None:
+    if logs.json_lines and out is None:
+        _log.info(line.removeprefix("codex-lb: "))
+        return
     print(line, file=out or sys.stderr, flush=True)
 
 

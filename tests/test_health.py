@@ -22,6 +22,14 @@ async def test_live_answers_json(live_server):
             assert (await response.json())["status"] == "ok"
 
 
+async def test_probes_answer_head_like_get(live_server):
+    async with aiohttp.ClientSession() as session:
+        for path in ("/health/live", "/health/ready"):
+            async with session.head(live_server.url + path) as response:
+                assert response.status == 200, path
+                assert await response.read() == b""
+
+
 async def test_unknown_proxy_route_answers_openai_error_json(live_server):
     async with aiohttp.ClientSession() as session:
         async with session.get(live_server.url + "/v1/nothing-here") as response:

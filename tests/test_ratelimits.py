@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from server.balancer.slots import AccountSlots, Field, SharedPrimitives
+from server.balancer.windows import apply_to_slots
 from server.upstream.ratelimits import (
     RateLimitSnapshot,
     UsageWindow,
-    apply_to_slots,
     from_headers,
     from_rate_limits_event,
     from_wham_usage,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import subprocess
 import sys
@@ -115,3 +116,23 @@ def test_database_newer_than_code_stops_the_server_with_one_line(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "codex-lb: cannot start: the database schema is at version" in result.stderr
+
+
+async def test_json_log_format_covers_sanic_own_lines(tmp_path):
+    """With CODEX_LB_LOG_FORMAT=json every line the server prints, Sanic's start-up and shutdown
+    lines included, is one JSON object a log shipper can read without a second parser."""
+    server = ServerProcess({"CODEX_LB_DATA_DIR": str(tmp_path), "CODEX_LB_LOG_FORMAT": "json"}, workers=2)
+    server.start(tmp_path / "server.log")
+    try:
+        await server.wait_ready()
+    finally:
+        assert server.stop() == 0, server.output()[-2000:]
+    lines = [line for line in server.output().splitlines() if line.strip()]
+    loggers = set()
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise AssertionError(f"not a JSON line: {line!r}") from None
+        loggers.add(record["logger"])
+    assert any(name.startswith("sanic.") for name in loggers), loggers

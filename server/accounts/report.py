@@ -80,7 +80,19 @@ def list_line(account: dict) -> str:
     label = f"  [{account['label']}]" if account["label"] else ""
     plan = account["plan_type"] or "unknown"
     usage = usage_brief(account["usage"])
-    return f"{account['id']:>4}  {account['status']:<16} {plan:<10} {who}{label}  {usage}"
+    policy = policy_brief(account)
+    policy = f"  ({policy})" if policy else ""
+    return f"{account['id']:>4}  {account['status']:<16} {plan:<10} {who}{label}  {usage}{policy}"
+
+
+def policy_brief(account: dict) -> str | None:
+    """`burn_first`, `preserve 20%`; None for the normal policy."""
+    policy = account.get("routing_policy") or "normal"
+    if policy == "normal":
+        return None
+    if policy == "preserve":
+        return f"preserve {account.get('reserve_percent', 0):g}%"
+    return policy
 
 
 def show_lines(account: dict, events: list[dict], now: float) -> list[str]:
@@ -94,6 +106,7 @@ def show_lines(account: dict, events: list[dict], now: float) -> list[str]:
         ("status", f"{account['status']} since {local_time(account['status_since'], now)}"),
         ("reason", account["status_reason"] or None),
         ("until", local_time(account["status_until"], now) if account["status_until"] else None),
+        ("routing policy", policy_brief(account)),
     ]
     for key in ("primary", "secondary"):
         window = usage.get(key)

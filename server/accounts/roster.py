@@ -44,15 +44,20 @@ class Roster:
         self._by_id = {record.id: record for record in records}
         self._sync_polled_usage(records)
         # Unchanged accounts keep their Candidate (its rendezvous salt is a hash worth not redoing).
-        known = {(c.account_id, c.slot, c.status, c.plan_type, c.status_until): c for c in self.candidates}
+        known = {
+            (c.account_id, c.slot, c.status, c.plan_type, c.status_until, c.policy, c.reserve_percent): c
+            for c in self.candidates
+        }
         self.candidates = tuple(
-            known.get((r.id, r.slot, r.status, r.plan_type, r.status_until))
+            known.get(_identity(r))
             or Candidate(
                 account_id=r.id,
                 slot=r.slot,
                 status=r.status,
                 plan_type=r.plan_type,
                 status_until=r.status_until,
+                policy=r.routing_policy,
+                reserve_percent=r.reserve_percent,
             )
             for r in records
         )
@@ -101,3 +106,8 @@ class Roster:
     def changed(self) -> None:
         """This worker changed accounts: tell the other workers of this host."""
         self._slots.bump_generation()
+
+
+def _identity(r: store.AccountRecord) -> tuple:
+    """What a Candidate is made of: a record that matches an existing one keeps it."""
+    return (r.id, r.slot, r.status, r.plan_type, r.status_until, r.routing_policy, r.reserve_percent)

@@ -15,7 +15,9 @@ from pony import orm
 
 from server import leases
 from server.accounts.authjson import Credentials
+from server.balancer.policies import NORMAL, RoutingPolicy
 from server.balancer.slots import DEFAULT_CAPACITY
+from server.change_marker import bump_roster_version
 from server.secretbox import SecretBox
 
 HISTORY_SPACING_S = 240.0
@@ -38,6 +40,8 @@ class AccountRecord:
     access_expires_at: float
     usage_snapshot: str = ""
     usage_polled_at: float = 0.0
+    routing_policy: str = NORMAL
+    reserve_percent: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,8 @@ class AccountSummary:
     usage_snapshot: str = ""
     usage_polled_at: float = 0.0
     status_since: float = 0.0  # when the current status was entered
+    routing_policy: str = NORMAL
+    reserve_percent: float = 0.0
 
     def public(self) -> dict:
         return {
@@ -77,6 +83,8 @@ class AccountSummary:
             "access_expires_at": self.access_expires_at or None,
             "usage": orjson.loads(self.usage_snapshot) if self.usage_snapshot else None,
             "usage_polled_at": self.usage_polled_at or None,
+            "routing_policy": self.routing_policy,
+            "reserve_percent": self.reserve_percent,
         }
 
 
@@ -111,17 +119,9 @@ def _summary(row, status_since: float = 0.0) -> AccountSummary:
         usage_snapshot=row.usage_snapshot,
         usage_polled_at=row.usage_polled_at,
         status_since=status_since,
+        routing_policy=row.routing_policy,
+        reserve_percent=row.reserve_percent,
     )
-
-
-def bump_roster_version(db: orm.Database) -> None:
-    """Inside a db_session: tell every worker and replica that accounts changed."""
-    db.execute("UPDATE change_marker SET version = version + 1 WHERE name = 'roster'")
-
-
-@orm.db_session
-def roster_version(db: orm.Database) -> int:
-    return int(db.select("SELECT version FROM change_marker WHERE name = 'roster'")[0])
 
 
 @orm.db_session(retry=5)
@@ -192,7 +192,7 @@ def list_accounts(db: orm.Database) -> list[AccountSummary]:
 
 _ROSTER_COLUMNS = (
     "id, chatgpt_account_id, email, plan_type, status, status_reason, status_until, slot, access_token, "
-    "access_expires_at, usage_snapshot, usage_polled_at"
+    "access_expires_at, usage_snapshot, usage_polled_at, routing_policy, reserve_percent"
 )
 
 
@@ -225,6 +225,8 @@ def load_roster(
                 access_expires_at=float(row[9]),
                 usage_snapshot=row[10] or "",
                 usage_polled_at=float(row[11] or 0.0),
+                routing_policy=row[12] or NORMAL,
+                reserve_percent=float(row[13] or 0.0),
             )
         )
     if len(opened) > len(seen):  # refreshed or deleted accounts' old tokens
@@ -359,6 +361,19 @@ def set_label(db: orm.Database, account_id: int, label: str) -> AccountSummary:
     if row.label != label:
         _record_event(db, row.id, row.status, row.status, f"renamed to {label!r}", now, kind="audit")
         row.set(label=label, updated_at=now)
+        bump_roster_version(db)
+    return _summary(row)
+
+
+@orm.db_session
+def set_routing_policy(db: orm.Database, account_id: int, policy: RoutingPolicy) -> AccountSummary:
+    """How the balancer treats the account from now on (recorded in its history)."""
+    row = _row(db, account_id)
+    if (row.routing_policy, row.reserve_percent) != (policy.policy, policy.reserve_percent):
+        now = time.time()
+        reason = f"routing policy: {policy.describe()}"
+        _record_event(db, row.id, row.status, row.status, reason, now, kind="audit")
+        row.set(routing_policy=policy.policy, reserve_percent=policy.reserve_percent, updated_at=now)
         bump_roster_version(db)
     return _summary(row)
 

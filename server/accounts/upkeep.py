@@ -17,6 +17,7 @@ from server.accounts.poll_schedule import PollSchedule
 from server.accounts.refresh import RefreshFailed, TokenRefresher
 from server.balancer.buckets import BucketState
 from server.balancer.slots import AccountSlots, Field
+from server.balancer.windows import apply_to_slots
 from server.db import Database
 from server.jobs import PeriodicJob
 from server.secretbox import SecretBox
@@ -97,7 +98,7 @@ def apply_stored_usage(slots: AccountSlots, slot: int, status: str, usage_json: 
         return
     if snapshot is None:
         return
-    ratelimits.apply_to_slots(slots, slot, snapshot)
+    apply_to_slots(slots, slot, snapshot)
     if status == "active" and slots.get(slot, Field.COOLDOWN_UNTIL) > now:
         slots.set(slot, Field.COOLDOWN_UNTIL, 0.0)
         slots.set(slot, Field.FAILURE_STREAK, 0.0)
@@ -227,7 +228,7 @@ class Upkeep:
                 decide_status(snapshot, now),
                 now,
             )
-            ratelimits.apply_to_slots(self._slots, target.slot, snapshot)
+            apply_to_slots(self._slots, target.slot, snapshot)
             if new_status == "active" and self._slots.get(target.slot, Field.COOLDOWN_UNTIL) > now:
                 self._slots.set(target.slot, Field.COOLDOWN_UNTIL, 0.0)
             model_buckets = ratelimits.model_buckets_from_wham(document, now)

@@ -1,6 +1,6 @@
 """/api/accounts: the pool with each account's live state; adding accounts (auth.json import, browser
-and device-code sign-in); account actions (pause, resume, rename, delete, refresh, re-authenticate,
-export)."""
+and device-code sign-in); account actions (pause, resume, rename, routing policy, delete, refresh,
+re-authenticate, export)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from server.accounts.authjson import to_auth_json
 from server.accounts.login import LoginError
 from server.accounts.refresh import RefreshFailed
 from server.api import proxies
+from server.balancer.policies import RoutingPolicy
 from server.balancer.slots import Field
 from server.errors import BadRequest, NotFound, ProxyError
 from server.proxy.normalize import parse_json_object
@@ -125,6 +126,18 @@ async def rename_account(request: Request, account_id: int):
     if not isinstance(label, str) or len(label.strip()) > MAX_LABEL_CHARS:
         raise BadRequest(f'"label" must be a string of at most {MAX_LABEL_CHARS} characters.', param="label")
     return await _act(request, account_id, store.set_label, label.strip())
+
+
+@bp.put("/accounts/<account_id:int>/policy")
+async def set_routing_policy(request: Request, account_id: int):
+    """{"routing_policy": "normal" | "burn_first" | "preserve", "reserve_percent": 1-100 (preserve)}."""
+    body = parse_json_object(request.body)
+    try:
+        policy = RoutingPolicy.parse(body.get("routing_policy"), body.get("reserve_percent"))
+    except ValueError as exc:
+        param = "reserve_percent" if "reserve_percent" in str(exc) else "routing_policy"
+        raise BadRequest(f"{exc}.", param=param, code="invalid_routing_policy") from None
+    return await _act(request, account_id, store.set_routing_policy, policy)
 
 
 @bp.post("/accounts/<account_id:int>/pause")

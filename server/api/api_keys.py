@@ -16,10 +16,7 @@ bp = Blueprint("api_keys")
 
 
 async def _answer(request: Request, keys: list[KeyRecord]) -> list[dict]:
-    db, now = request.app.ctx.db, time.time()
-    usage = await db.run(store.current_usage, [rule.id for key in keys for rule in key.limits], now)
-    totals = await db.run(store.totals, [key.id for key in keys])
-    return [store.public(key, usage, totals.get(key.id, store.KeyTotals()), now) for key in keys]
+    return await request.app.ctx.db.run(store.describe, keys, time.time())
 
 
 async def _changed(request: Request) -> None:

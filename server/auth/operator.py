@@ -59,7 +59,7 @@ def _read_password(from_stdin: bool, cred) -> str | None:
 
 
 async def _with_database(settings: Settings, action, *args) -> int:
-    from server.app import prepare_data_dir
+    from server.config import prepare_data_dir
     from server.db import Database
     from server.secretbox import SecretBox, load_or_create_key
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .policies import NORMAL
 from .stickiness import account_salt
 
 ACTIVE = "active"
@@ -25,6 +26,8 @@ class Candidate:
     plan_type: str
     # Epoch seconds when rate_limited / quota_exceeded ends by itself (0 or past: already over).
     status_until: float = 0.0
+    policy: str = NORMAL  # server.balancer.policies
+    reserve_percent: float = 0.0  # preserve: held back below this much left in its tighter window
     # Built once per roster load so that sticky selection hashes only the session key per request.
     rendezvous_salt: int = field(init=False, repr=False, compare=False)
 

@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from server.upstream.failures import UpstreamFailure
-from server.upstream.ratelimits import RateLimitSnapshot, apply_to_slots
+from server.upstream.ratelimits import RateLimitSnapshot
 
 from . import cooldowns, pool_table
 from .availability import INFLIGHT, PASSING, Block, headroom, passing_block, standing_block
@@ -16,6 +16,7 @@ from .shortage import shortage
 from .slots import AccountSlots, Field
 from .stickiness import rendezvous_weight, session_digest
 from .strategies import Open, picker
+from .windows import apply_to_slots
 
 STICKY = "sticky"
 STICKY_MOVED = "sticky_moved:"
@@ -181,6 +182,11 @@ class Balancer:
         """The upstream answered: clear the failure streak and take the windows it reported."""
         if self._slots.get(candidate.slot, Field.FAILURE_STREAK):
             self._slots.set(candidate.slot, Field.FAILURE_STREAK, 0.0)
+        if snapshot is not None:
+            apply_to_slots(self._slots, candidate.slot, snapshot)
+
+    def note_windows(self, candidate: Candidate, snapshot: RateLimitSnapshot | None) -> None:
+        """The upstream reported the account's windows (headers, a codex.rate_limits event)."""
         if snapshot is not None:
             apply_to_slots(self._slots, candidate.slot, snapshot)
 

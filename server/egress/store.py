@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 from pony import orm
 
-from server.accounts.store import bump_roster_version
+from server.change_marker import bump_roster_version
 from server.secretbox import SecretBox
 
 SCHEMES = ("http", "https", "socks5")

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 import orjson
 from pony import orm
 
-from server.accounts.store import bump_roster_version
+from server.change_marker import bump_roster_version
 from server.errors import BadRequest, NotFound
 from server.keys import secret
 from server.keys.spec import KeySpec, LimitSpec
 from server.keys.windows import bounds, iso
+from server.usage import key_totals as totals
+from server.usage.key_totals import KeyTotals
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,20 +61,6 @@ class KeyRecord:
 class WindowUsage:
     used: float
     reserved: float
-
-
-@dataclass(frozen=True, slots=True)
-class KeyTotals:
-    request_count: int = 0
-    total_tokens: int = 0
-    cached_input_tokens: int = 0
-    cost_usd: float = 0.0
-    last_used_at: float | None = None
-    refused_count: int = 0
-
-
-# Error codes of requests a key's own rules refused (request-log rows with no attempt).
-REFUSAL_CODES = ("api_key_limit_reached", "model_not_allowed", "reasoning_effort_not_allowed")
 
 
 def public(
@@ -273,6 +261,7 @@ def regenerate(db: orm.Database, key_id: int) -> tuple[KeyRecord, str]:
 @orm.db_session
 def delete(db: orm.Database, key_id: int) -> None:
     row = _row(db, key_id)
+    totals.forget(db, key_id)
     for rule in db.ApiKeyLimit.select(api_key_id=key_id):
         _forget_counters(db, rule.id)
         rule.delete()
@@ -285,38 +274,27 @@ def current_usage(db: orm.Database, limit_ids: list[int], now: float) -> dict[tu
     """Counters of windows still open, keyed by (limit id, window start)."""
     if not limit_ids:
         return {}
+    wanted = ", ".join(str(int(i)) for i in sorted(set(limit_ids)))
     rows = db.select(
-        "SELECT limit_id, window_start, used, reserved FROM api_key_counter WHERE window_end > $now",
+        "SELECT limit_id, window_start, used, reserved FROM api_key_counter "
+        f"WHERE limit_id IN ({wanted}) AND window_end > $now",
         {},
         {"now": now},
     )
-    wanted = set(limit_ids)
-    return {
-        (int(r[0]), int(r[1])): WindowUsage(float(r[2]), float(r[3])) for r in rows if int(r[0]) in wanted
-    }
+    return {(int(r[0]), int(r[1])): WindowUsage(float(r[2]), float(r[3])) for r in rows}
 
 
 @orm.db_session
-def totals(db: orm.Database, key_ids: list[int]) -> dict[int, KeyTotals]:
-    """All-time usage per key from the request log (requests made with it, tokens, cost, last use)."""
-    if not key_ids:
-        return {}
-    # Served: requests that reached an account. Refused: requests the key's own rules turned away (its
-    # limits, models, efforts); other failures (a bad body, an empty pool) are neither.
-    refused = ", ".join(f"'{code}'" for code in REFUSAL_CODES)
-    rows = db.select(
-        "SELECT api_key_id, COUNT(CASE WHEN attempts > 0 THEN 1 END), COALESCE(SUM(total_tokens), 0), "
-        "COALESCE(SUM(cached_input_tokens), 0), COALESCE(SUM(cost_usd), 0), "
-        "MAX(CASE WHEN attempts > 0 THEN started_at END), "
-        f"COUNT(CASE WHEN attempts = 0 AND error_code IN ({refused}) THEN 1 END) "
-        # Only the wanted keys' rows, read through request_log_key_totals (an index holding every
-        # column summed here): one key's figures cost its own rows, not the whole log's.
-        f"FROM request_log WHERE api_key_id IN ({', '.join(str(int(k)) for k in set(key_ids))}) "
-        "GROUP BY api_key_id"
-    )
-    return {
-        int(r[0]): KeyTotals(
-            int(r[1]), int(r[2]), int(r[3]), float(r[4]), float(r[5]) if r[5] else None, int(r[6])
-        )
-        for r in rows
-    }
+def figures(
+    db: orm.Database, keys: list[KeyRecord], now: float
+) -> tuple[dict[tuple[int, int], WindowUsage], dict[int, KeyTotals]]:
+    """What the API shows of these keys, in one trip: their rules' open windows and all-time totals."""
+    limit_ids = [rule.id for key in keys for rule in key.limits]
+    return current_usage(db, limit_ids, now), totals.read(db, [key.id for key in keys])
+
+
+@orm.db_session
+def describe(db: orm.Database, keys: list[KeyRecord], now: float) -> list[dict]:
+    """The API's view of each of these keys (GET /api/api-keys, `codex-lb keys list --json`)."""
+    usage, figures_of = figures(db, keys, now)
+    return [public(key, usage, figures_of.get(key.id, KeyTotals()), now) for key in keys]

@@ -20,11 +20,10 @@ import orjson
 from sanic import Sanic
 from sanic.response import raw
 
-from server.upstream.websocket import FrameStream
+from server.upstream.events import CUT_CODE
 
 log = logging.getLogger(__name__)
 
-CUT_CODE = "server_shutting_down"
 CLOSE_SERVICE_RESTART = 1012
 CUT_GRACE_S = 3.0  # after cutting: time for handlers to send response.failed and settle
 STOP_POLL_S = 0.2
@@ -154,11 +153,7 @@ def cut(settlement) -> bool:
     opened = settlement.opened
     if opened is None:
         return False
-    response = opened.response
-    if isinstance(response, FrameStream):
-        asyncio.create_task(response.socket.close(), name="drain-cut-socket")
-    else:
-        response.close()
+    opened.stream.cut()
     return True
 
 

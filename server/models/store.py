@@ -8,7 +8,7 @@ import time
 import orjson
 from pony import orm
 
-from server.accounts.store import bump_roster_version
+from server.change_marker import bump_roster_version
 from server.models.catalog import ModelRow
 
 

@@ -6,6 +6,7 @@ The backend's terminal event often carries an empty `output`: the items come fro
 
 from __future__ import annotations
 
+from server.upstream.events import FILLED_EVENTS, OUTPUT_ITEM_DONE, TERMINAL_EVENTS
 from server.upstream.sse import SSEEvent, encode_event
 
 
@@ -18,12 +19,12 @@ class ResponseAssembler:
 
     def add(self, event: SSEEvent) -> None:
         name = event.name
-        if name == "response.output_item.done":
+        if name == OUTPUT_ITEM_DONE:
             data = event.data()
             item = data.get("item")
             if isinstance(item, dict):
                 self._items[int(data.get("output_index", len(self._items)))] = item
-        elif name in ("response.completed", "response.incomplete", "response.failed", "error"):
+        elif name in TERMINAL_EVENTS:
             self.terminal = event.data()
 
     def response(self) -> dict | None:
@@ -38,8 +39,6 @@ class ResponseAssembler:
         return response
 
 
-# Terminal events whose `response` the public Responses API sends with the whole output.
-_FILLED = frozenset({"response.completed", "response.incomplete"})
 
 
 class OutputFiller:
@@ -56,12 +55,12 @@ class OutputFiller:
     def fill(self, event: SSEEvent) -> dict | None:
         """The event's payload with its output filled in when it needs that; None to pass it unchanged."""
         name = event.name
-        if name == "response.output_item.done":
+        if name == OUTPUT_ITEM_DONE:
             data = event.data()
             item = data.get("item")
             if isinstance(item, dict):
                 self._items[int(data.get("output_index", len(self._items)))] = item
-        elif name in _FILLED and self._items:
+        elif name in FILLED_EVENTS and self._items:
             data = event.data()
             response = data.get("response")
             if isinstance(response, dict) and not response.get("output"):
@@ -74,5 +73,5 @@ class OutputFiller:
         parts = []
         for event in events:
             data = self.fill(event)
-            parts.append(event.raw if data is None else encode_event(data, event.name))
+            parts.append(event.sse() if data is None else encode_event(data, event.name))
         return b"".join(parts)

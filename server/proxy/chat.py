@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 
-import aiohttp
 import orjson
 from sanic import Blueprint, Request
 from sanic.response import raw
@@ -17,9 +16,12 @@ from server.keys.admission import admit
 from server.proxy import chat_request, keepalive, normalize
 from server.proxy.bodies import decoded_body
 from server.proxy.chat_stream import ChatTranslator
-from server.proxy.delivery import Outcome, Settlement, response_headers
-from server.proxy.failover import OpenedStream, Trace, open_stream
+from server.proxy.delivery import Settlement, response_headers
+from server.proxy.failover import open_stream
+from server.proxy.outcome import Outcome, drain
+from server.proxy.trace import OpenedStream, Trace
 from server.upstream import headers
+from server.upstream.sse import SSEEvent
 
 bp = Blueprint("chat")
 ROUTE = "/v1/chat/completions"
@@ -89,47 +91,28 @@ async def _stream(
     translator: ChatTranslator,
 ) -> None:
     """Translate event by event as the upstream bytes arrive; nothing is held back."""
-    first: list[bytes] = []
-    for event in opened.events:
-        outcome.observe(event)
-        first.extend(translator.feed(event))
     answer_headers = response_headers(opened, trace, request_id)
     trace.head_sent_mono = time.monotonic()
     answer_headers["x-codex-lb-overhead-ms"] = f"{trace.overhead_ms():.2f}"
     answer_headers["cache-control"] = "no-cache"
     client = await keepalive.respond(request, answer_headers)
-    if first:
-        await client.send(b"".join(first))
-    scanner = opened.scanner
-    try:
-        async for chunk in opened.response.content.iter_any():
-            out: list[bytes] = []
-            for event in scanner.feed(chunk):
-                outcome.observe(event)
-                out.extend(translator.feed(event))
-            if out:
-                await client.send(b"".join(out))
-    except (aiohttp.ClientError, TimeoutError):
-        pass  # reported below as an incomplete stream
-    if not outcome.terminal_seen:
-        outcome.status, outcome.error_code = 502, "stream_incomplete"
+
+    async def send(chunk: bytes, events: list[SSEEvent]) -> None:
+        out = [piece for event in events for piece in translator.feed(event)]
+        if out:
+            await client.send(b"".join(out))
+
+    if not await drain(opened, outcome, send):
         await client.send(b"".join(translator.truncated()))
     await client.eof()
 
 
 async def _collect(opened: OpenedStream, outcome: Outcome, translator: ChatTranslator) -> None:
-    for event in opened.events:
-        outcome.observe(event)
-        translator.feed(event)
-    try:
-        async for chunk in opened.response.content.iter_any():
-            for event in opened.scanner.feed(chunk):
-                outcome.observe(event)
-                translator.feed(event)
-    except (aiohttp.ClientError, TimeoutError):
-        pass
-    if not outcome.terminal_seen:
-        outcome.status, outcome.error_code = 502, "stream_incomplete"
+    async def feed(chunk: bytes, events: list[SSEEvent]) -> None:
+        for event in events:
+            translator.feed(event)
+
+    if not await drain(opened, outcome, feed):
         translator.truncated()
 
 

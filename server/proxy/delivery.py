@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import time
 
-import aiohttp
 import orjson
 from sanic import Request
 from sanic.exceptions import SanicException
@@ -20,15 +19,15 @@ from server import metrics
 from server.errors import ProxyError
 from server.keys.admission import Admission
 from server.keys.admission import settle as admission_settle
-from server.lifecycle import drain
+from server.lifecycle import drain as server_drain
 from server.proxy import access, keepalive
 from server.proxy.assemble import OutputFiller, ResponseAssembler
 from server.proxy.context import ProxyContext
-from server.proxy.failover import TERMINAL_EVENTS, OpenedStream, Trace
+from server.proxy.outcome import Outcome, drain
+from server.proxy.trace import OpenedStream, Trace
+from server.upstream.events import incomplete, response_failed
 from server.upstream.sse import SSEEvent, encode_event
-from server.upstream.websocket import FrameStream
 from server.usage.records import RequestRecord, new_request_id
-from server.usage.tokens import TokenUsage
 
 # Upstream answer headers the client may see (turn state, model, the account's windows for the CLI's
 # status line).
@@ -36,39 +35,8 @@ _PASSED_BACK = ("x-codex-turn-state", "openai-model", "x-models-etag", "x-reason
 _PASSED_BACK_PREFIXES = ("x-codex-primary-", "x-codex-secondary-", "x-codex-credits-")
 
 
-class Outcome:
-    """What the stream said about the request, filled in as events pass."""
-
-    __slots__ = ("status", "error_code", "usage", "terminal_seen", "response_id", "cut_reason")
-
-    def __init__(self) -> None:
-        self.status = 200
-        self.error_code = ""
-        self.usage: TokenUsage | None = None
-        self.terminal_seen = False
-        self.response_id = ""
-        self.cut_reason = ""  # set when the server cut the stream (shutdown deadline)
-
-    def observe(self, event: SSEEvent) -> None:
-        if event.name not in TERMINAL_EVENTS:
-            return
-        self.terminal_seen = True
-        data = event.data()
-        response = data.get("response") if isinstance(data.get("response"), dict) else {}
-        self.response_id = str(response.get("id") or "")
-        self.usage = TokenUsage.from_response(response)
-        if event.name == "response.failed":
-            error = response.get("error") or {}
-            self.status, self.error_code = 502, str(error.get("code") or "response_failed")
-        elif event.name == "error":
-            error = data.get("error") if isinstance(data.get("error"), dict) else data
-            self.status, self.error_code = 502, str(error.get("code") or "upstream_error")
-        elif event.name == "response.incomplete":
-            self.error_code = "incomplete"
-
-
 def response_headers(opened: OpenedStream, trace: Trace, request_id: str) -> dict[str, str]:
-    upstream = opened.response.headers
+    upstream = opened.stream.headers
     out = {name: upstream[name] for name in _PASSED_BACK if name in upstream}
     for name, value in upstream.items():
         if name.lower().startswith(_PASSED_BACK_PREFIXES):
@@ -93,65 +61,37 @@ async def stream_to_client(
     """Send the stream; `outcome` is filled in as it goes, so a client that hangs up right after the
     terminal event still has its request settled as a success. `fill_output` (/v1 clients): the terminal
     event carries the stream's output items, sent event by event instead of chunk by chunk."""
-    for event in opened.events:
-        outcome.observe(event)
     headers = response_headers(opened, trace, request_id)
     trace.head_sent_mono = time.monotonic()
     headers["x-codex-lb-overhead-ms"] = f"{trace.overhead_ms():.2f}"
     headers["cache-control"] = "no-cache"
     client = await keepalive.respond(request, headers)
-    scanner = opened.scanner
-    try:
-        if fill_output:
-            await _send_filled(client, opened, outcome)
-        else:
-            await client.send(b"".join(opened.buffered))
-            async for chunk in opened.response.content.iter_any():
-                await client.send(chunk)
-                for event in scanner.feed(chunk):
-                    outcome.observe(event)
-    except (aiohttp.ClientError, TimeoutError):
-        pass  # reported below as an incomplete stream
-    if not outcome.terminal_seen:
-        # The upstream went away after content reached the client: end with a proper failure event.
-        outcome.status, outcome.error_code = 502, outcome.cut_reason or "stream_incomplete"
-        await client.send(_incomplete_event(outcome.response_id, outcome.error_code))
-    await client.eof()
+    if fill_output:
+        filler = OutputFiller()
 
-
-async def _send_filled(client, opened: OpenedStream, outcome: Outcome) -> None:
-    filler = OutputFiller()
-    if isinstance(opened.response, FrameStream):
-        # A socket turn's buffered events are whole events already (and hold no output items yet).
-        filler.sse(opened.events)
-        await client.send(b"".join(opened.buffered))
+        async def send(chunk: bytes, events: list[SSEEvent]) -> None:
+            if events:  # whole events only: a partial one stays in the scanner until its end arrives
+                await client.send(filler.sse(events))
     else:
-        # Whole events only: a partial one stays in the scanner until its end arrives.
-        await client.send(filler.sse(opened.events))
-    scanner = opened.scanner
-    async for chunk in opened.response.content.iter_any():
-        events = scanner.feed(chunk)
-        for event in events:
-            outcome.observe(event)
-        if events:
-            await client.send(filler.sse(events))
+
+        async def send(chunk: bytes, events: list[SSEEvent]) -> None:
+            await client.send(chunk)
+
+    if not await drain(opened, outcome, send):
+        # The upstream went away after content reached the client: end with a proper failure event.
+        await client.send(encode_event(incomplete(outcome.response_id, outcome.error_code, 0)))
+    await client.eof()
 
 
 async def collect_response(opened: OpenedStream, trace: Trace) -> tuple[Outcome, dict | None]:
     outcome = Outcome()
     assembler = ResponseAssembler()
-    for event in opened.events:
-        outcome.observe(event)
-        assembler.add(event)
-    try:
-        async for chunk in opened.response.content.iter_any():
-            for event in opened.scanner.feed(chunk):
-                outcome.observe(event)
-                assembler.add(event)
-    except (aiohttp.ClientError, TimeoutError):
-        pass
-    if not outcome.terminal_seen:
-        outcome.status, outcome.error_code = 502, "stream_incomplete"
+
+    async def add(chunk: bytes, events: list[SSEEvent]) -> None:
+        for event in events:
+            assembler.add(event)
+
+    await drain(opened, outcome, add)
     trace.head_sent_mono = time.monotonic()
     return outcome, assembler.response()
 
@@ -159,7 +99,7 @@ async def collect_response(opened: OpenedStream, trace: Trace) -> tuple[Outcome,
 def json_answer(opened: OpenedStream, trace: Trace, request_id: str, outcome: Outcome, body: dict | None):
     headers = response_headers(opened, trace, request_id)
     headers["x-codex-lb-overhead-ms"] = f"{trace.overhead_ms():.2f}"
-    if outcome.error_code == "stream_incomplete" or body is None:
+    if not outcome.terminal_seen or body is None:
         raise ProxyError(
             "The upstream stream ended before the response completed.",
             status=502,
@@ -179,30 +119,9 @@ def json_answer(opened: OpenedStream, trace: Trace, request_id: str, outcome: Ou
     return json(body, headers=headers, dumps=orjson.dumps)
 
 
-def _incomplete_event(response_id: str, code: str = "stream_incomplete") -> bytes:
-    return failed_event(response_id, code, incomplete_message(code))
-
-
 def failed_event(response_id: str, code: str, message: str) -> bytes:
-    """A `response.failed` event: how a stream whose head has gone out reports an error."""
-    return encode_event(
-        {
-            "type": "response.failed",
-            "sequence_number": 0,
-            "response": {
-                "id": response_id,
-                "object": "response",
-                "status": "failed",
-                "error": {"code": code, "message": message},
-            },
-        }
-    )
-
-
-def incomplete_message(code: str) -> str:
-    if code == drain.CUT_CODE:
-        return "The server is shutting down and cut the stream at its drain deadline; retry the request."
-    return "The upstream stream ended before the response completed."
+    """A `response.failed` SSE event: how a stream whose head has gone out reports an error."""
+    return encode_event(response_failed(response_id, code, message, 0))
 
 
 class Settlement:
@@ -259,7 +178,7 @@ class Settlement:
         self.upstream_transport = ""  # set by routes that may go upstream over a WebSocket
         self.reason = ""
         self.user_agent = _client_user_agent()
-        drain.track(self)
+        server_drain.track(self)
 
     def ended(self, outcome: Outcome) -> None:
         """The stream ran to its end (or the upstream went away): the outcome says how it went."""
@@ -273,7 +192,7 @@ class Settlement:
     def finish(self, ctx: ProxyContext) -> None:
         """Free the account's slot, feed what we learned to the balancer, queue the request-log row, and
         settle the API key's reservation to the real usage (in the background)."""
-        drain.untrack(self)
+        server_drain.untrack(self)
         outcome, opened, trace = self.outcome, self.opened, self.trace
         if outcome is not None and outcome.terminal_seen:
             # A client that hangs up right after the terminal event was still served.
@@ -282,7 +201,7 @@ class Settlement:
         if opened is not None:
             # release() hands a fully read connection back to the pool (keep-alive) and closes one that
             # is not, which also stops the upstream from generating for a client that has gone.
-            opened.response.release()
+            opened.stream.release()
             ctx.balancer.release(opened.candidate)
             if outcome is not None and outcome.status == 200:
                 ctx.balancer.record_success(opened.candidate, opened.snapshot, now)

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import aiohttp
 
@@ -24,77 +24,17 @@ from server.balancer.shortage import ALL_EXHAUSTED, NoAccountAvailable
 from server.errors import ProxyError
 from server.proxy import model_limits
 from server.proxy.context import ProxyContext
+from server.proxy.trace import JsonAnswer, OpenedStream, Trace
 from server.upstream import failures, headers, ratelimits
+from server.upstream.events import FAILURE_EVENTS, PRELUDE_EVENTS, STREAM_INCOMPLETE
 from server.upstream.failures import FailureKind, UpstreamFailure
 from server.upstream.sse import SSEEvent, SSEScanner
+from server.upstream.stream import SSEStream
 
 log = logging.getLogger(__name__)
 
-# Events that may precede content; anything else means the account has started answering.
-PRELUDE_EVENTS = frozenset({"response.created", "response.in_progress", "codex.rate_limits"})
-FAILURE_EVENTS = frozenset({"response.failed", "error"})
-TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed", "error"})
 AT_CAPACITY_WAIT_S = 0.05
 AT_CAPACITY_MAX_WAIT_S = 30.0
-
-
-@dataclass(slots=True)
-class Trace:
-    """What happened to one request, for the request log and the response headers."""
-
-    started: float = field(default_factory=time.time)
-    started_mono: float = field(default_factory=time.monotonic)
-    attempts: int = 0
-    account: AccountRecord | None = None
-    routing: str = ""
-    egress: str = ""  # the route the serving account's traffic took: "" direct, "proxy:<name>"
-    # x-codex-* window headers the client sees instead of the serving account's (server.proxy.pool_usage)
-    rate_limit_view: dict[str, str] | None = None
-    upstream_sent_mono: float = 0.0
-    first_content_mono: float = 0.0
-    head_sent_mono: float = 0.0
-    last_failure: UpstreamFailure | None = None
-    failovers: list[str] = field(default_factory=list)  # "<account id>:<code>" per failed attempt
-    model: str = ""  # routes around accounts whose bucket for this model is spent
-    # The windows a usage-limit refusal reported: the account's own, and per-model buckets by name.
-    last_snapshot: ratelimits.RateLimitSnapshot | None = None
-    last_buckets: dict[str, ratelimits.UsageWindow] | None = None
-    deadline_mono: float = 0.0  # the whole failover's end (CODEX_LB_UPSTREAM_FAILOVER_TIMEOUT_SECONDS)
-    request_id: str = ""  # ours: sent upstream as x-client-request-id unless the client sent one
-
-    def attempt_budget(self, settings) -> float:
-        """Seconds this attempt may wait for its first content: the per-attempt first-byte timeout,
-        within what is left of the whole failover's."""
-        if not self.deadline_mono:
-            self.deadline_mono = self.started_mono + settings.upstream_failover_timeout_s
-        left = self.deadline_mono - time.monotonic()
-        return min(settings.upstream_first_byte_timeout_s, left)
-
-    def overhead_ms(self) -> float:
-        """Time the proxy added before the client saw the head: total minus the upstream's own wait."""
-        if not self.head_sent_mono:
-            return 0.0
-        upstream_wait = self.first_content_mono - self.upstream_sent_mono if self.upstream_sent_mono else 0.0
-        return max(0.0, (self.head_sent_mono - self.started_mono - upstream_wait) * 1000)
-
-
-@dataclass(slots=True)
-class OpenedStream:
-    response: aiohttp.ClientResponse
-    candidate: Candidate
-    account: AccountRecord
-    buffered: list[bytes]
-    events: list[SSEEvent]  # every complete event seen so far, in order
-    scanner: SSEScanner
-    snapshot: ratelimits.RateLimitSnapshot | None
-
-
-@dataclass(frozen=True, slots=True)
-class JsonAnswer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-    account: AccountRecord
 
 
 async def open_stream(
@@ -292,8 +232,7 @@ async def _try_stream(
         return failures.classify_connection_error(exc)
     now = time.time()
     snapshot = ratelimits.from_headers(response.headers, now)
-    if snapshot is not None:
-        ratelimits.apply_to_slots(ctx.slots, candidate.slot, snapshot)
+    ctx.balancer.note_windows(candidate, snapshot)
     if response.status != 200:
         try:
             raw = await response.read()
@@ -332,12 +271,14 @@ async def _read_prelude(
                 failure = failures.classify_event(event.data(), time.time())
                 return model_limits.noted(trace, failure, response.headers)
             trace.first_content_mono = time.monotonic()
-            return OpenedStream(response, candidate, account, buffered, events, scanner, snapshot)
+            return OpenedStream(
+                SSEStream(response, scanner), candidate, account, events, snapshot, b"".join(buffered)
+            )
     response.close()
     return UpstreamFailure(
         kind=FailureKind.TRANSIENT,
         retry_at=None,
-        code="stream_incomplete",
+        code=STREAM_INCOMPLETE,
         message="upstream closed the stream before any content",
         status=502,
     )
@@ -369,8 +310,7 @@ async def _try_json(
         return failures.classify_connection_error(exc)
     now = time.time()
     snapshot = ratelimits.from_headers(answer_headers, now)
-    if snapshot is not None:
-        ratelimits.apply_to_slots(ctx.slots, candidate.slot, snapshot)
+    ctx.balancer.note_windows(candidate, snapshot)
     if status != 200:
         return model_limits.noted(trace, failures.classify_http(status, raw, now), answer_headers)
     trace.first_content_mono = time.monotonic()

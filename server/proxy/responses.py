@@ -16,7 +16,6 @@ from server.keys.store import KeyRecord
 from server.proxy import keepalive, normalize, pool_usage, transport
 from server.proxy.bodies import decoded_body
 from server.proxy.delivery import (
-    Outcome,
     Settlement,
     collect_response,
     failed_event,
@@ -24,6 +23,7 @@ from server.proxy.delivery import (
     stream_to_client,
 )
 from server.proxy.failover import open_stream, post_json
+from server.proxy.outcome import Outcome
 from server.proxy.socket_turns import open_over_socket
 from server.upstream import headers
 from server.usage.tokens import TokenUsage

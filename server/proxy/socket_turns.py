@@ -23,10 +23,6 @@ from server.errors import ProxyError
 from server.proxy import model_limits
 from server.proxy.context import ProxyContext
 from server.proxy.failover import (
-    FAILURE_EVENTS,
-    PRELUDE_EVENTS,
-    OpenedStream,
-    Trace,
     _choose,
     _client_error,
     _exhausted_error,
@@ -35,23 +31,24 @@ from server.proxy.failover import (
     _try_stream,
 )
 from server.proxy.normalize import NormalizedRequest
+from server.proxy.trace import OpenedStream, Trace
 from server.upstream import failures, ratelimits
 from server.upstream import websocket as upstream_ws
+from server.upstream.events import FAILURE_EVENTS, PRELUDE_EVENTS, RATE_LIMITS_EVENT, STREAM_INCOMPLETE
 from server.upstream.failures import FailureKind, UpstreamFailure
-from server.upstream.sse import SSEScanner
-from server.upstream.websocket import FrameEvent, FrameStream, HandshakeRefused, UpstreamSocket
+from server.upstream.websocket import FrameEvent, HandshakeRefused, SocketTurn, UpstreamSocket
 from server.upstream.websocket_pool import PoolFull
 
 log = logging.getLogger(__name__)
 # The backend sends codex.rate_limits only on sockets; SSE clients learn the windows from headers.
-_NOT_FOR_SSE_CLIENTS = frozenset({"codex.rate_limits"})
+_NOT_FOR_SSE_CLIENTS = frozenset({RATE_LIMITS_EVENT})
 
 
 # The link of a socket that had served turns before died before this turn's first event.
 STALE_SOCKET = UpstreamFailure(
     FailureKind.TRANSIENT, None, "stale_socket", "upstream WebSocket was closed while idle", 502
 )
-_LINK_GONE = frozenset({"stream_incomplete", "upstream_unavailable"})
+_LINK_GONE = frozenset({STREAM_INCOMPLETE, "upstream_unavailable"})
 
 
 class FallBackToHttp(Exception):
@@ -123,8 +120,7 @@ async def open_socket_stream(
                 continue
             except HandshakeRefused as exc:
                 snapshot = ratelimits.from_headers(exc.headers, time.time())
-                if snapshot is not None:
-                    ratelimits.apply_to_slots(ctx.slots, candidate.slot, snapshot)
+                ctx.balancer.note_windows(candidate, snapshot)
                 if exc.status == 426:
                     ctx.transports.upgrade_refused()
                     log.info("upstream refused WebSocket upgrade (426): falling back to HTTP")
@@ -161,8 +157,7 @@ async def open_socket_stream(
                 continue
             binding.candidate, binding.account = candidate, account
             snapshot = ratelimits.from_headers(binding.socket.headers, time.time())
-            if snapshot is not None:
-                ratelimits.apply_to_slots(ctx.slots, candidate.slot, snapshot)
+            ctx.balancer.note_windows(candidate, snapshot)
         socket, candidate, account = binding.socket, binding.candidate, binding.account
         trace.attempts += 1
         trace.account = account
@@ -306,7 +301,7 @@ async def _try_turn(
     except (aiohttp.ClientError, ConnectionError, OSError) as exc:
         socket.broken = True
         return STALE_SOCKET if reused else failures.classify_connection_error(exc)
-    stream = FrameStream(socket, done, drop=drop)
+    stream = SocketTurn(socket, done, drop=drop)
     events: list[FrameEvent] = []
     snapshot = None
     # Like HTTP attempts: a silent socket is given up on after the attempt's first-byte budget.
@@ -318,10 +313,9 @@ async def _try_turn(
                 return STALE_SOCKET
             return event
         name = event.name
-        if name == "codex.rate_limits":
+        if name == RATE_LIMITS_EVENT:
             snapshot = ratelimits.from_rate_limits_event(event.data(), time.time()) or snapshot
-            if snapshot is not None:
-                ratelimits.apply_to_slots(ctx.slots, candidate.slot, snapshot)
+            ctx.balancer.note_windows(candidate, snapshot)
         if name in PRELUDE_EVENTS:
             events.append(event)
             continue
@@ -333,8 +327,8 @@ async def _try_turn(
         stream.note(event)
         events.append(event)
         trace.first_content_mono = time.monotonic()
-        buffered = [e.sse() for e in events if e.name not in drop]
-        return OpenedStream(stream, candidate, trace.account, buffered, events, SSEScanner(), snapshot)
+        shown = [e for e in events if stream.shown(e)]
+        return OpenedStream(stream, candidate, trace.account, shown, snapshot)
 
 
 async def open_over_socket(

@@ -18,8 +18,8 @@ async def key_usage(request: Request):
     key = authorize_proxy(request, key_required=True)
     ctx = request.app.ctx.proxy
     now = time.time()
-    usage = await ctx.db.run(store.current_usage, [rule.id for rule in key.limits], now)
-    totals = (await ctx.db.run(store.totals, [key.id])).get(key.id, store.KeyTotals())
+    usage, totals_of = await ctx.db.run(store.figures, [key], now)
+    totals = totals_of.get(key.id, store.KeyTotals())
     return json(
         {
             "object": "api_key.usage",

@@ -14,7 +14,6 @@ import logging
 import secrets
 import time
 
-import aiohttp
 import orjson
 from sanic import Blueprint, Request
 from sanic.exceptions import ServerError, WebsocketClosed
@@ -28,13 +27,17 @@ from server.lifecycle import drain
 from server.proxy import normalize, pool_usage, socket_keepalive, transport, websocket_handshake
 from server.proxy.assemble import OutputFiller
 from server.proxy.conversation import Conversation
-from server.proxy.delivery import Outcome, Settlement, incomplete_message
-from server.proxy.failover import OpenedStream, Trace, open_stream
+from server.proxy.delivery import Settlement
+from server.proxy.failover import open_stream
+from server.proxy.outcome import Outcome
+from server.proxy.outcome import drain as drain_stream
 from server.proxy.socket_turns import Binding, FallBackToHttp, open_socket_stream
+from server.proxy.trace import OpenedStream, Trace
 from server.proxy.turn_queue import TurnQueue, worker_bytes
 from server.upstream import headers
-from server.upstream.sse import SSEEvent, SSEScanner
-from server.upstream.websocket import FrameEvent, FrameStream, UpstreamSocket
+from server.upstream.events import OUTPUT_ITEM_DONE, RATE_LIMITS_EVENT, incomplete
+from server.upstream.sse import SSEEvent
+from server.upstream.websocket import UpstreamSocket
 
 log = logging.getLogger(__name__)
 bp = Blueprint("responses_websocket")
@@ -319,8 +322,7 @@ class ClientSocket:
         filler = None if self.codex else OutputFiller()  # SDK clients get the output in the terminal event
 
         async def forward(event: SSEEvent) -> None:
-            outcome.observe(event)
-            if event.name == "codex.rate_limits":  # the pool's windows for this client, not the account's
+            if event.name == RATE_LIMITS_EVENT:  # the pool's windows for this client, not the account's
                 data = event.data()
                 now = time.time()
                 shown = pool_usage.rate_limits_event(self.ctx, self.key, self.allowed_accounts, data, now)
@@ -329,35 +331,20 @@ class ClientSocket:
                 if shown is not data:
                     await self.ws.send(orjson.dumps(shown).decode())
                     return
-            if event.name == "response.output_item.done":
+            if event.name == OUTPUT_ITEM_DONE:
                 produced.append(event)
             filled = filler.fill(event) if filler is not None else None
             if filled is not None:
                 await self.ws.send(orjson.dumps(filled).decode())
             else:
-                await self.ws.send(event.text if isinstance(event, FrameEvent) else _sse_data(event.raw))
+                await self.ws.send(event.payload_text())
 
-        for event in opened.events:
-            await forward(event)
-        stream = opened.response
-        if isinstance(stream, FrameStream):
-            while not stream.finished:
-                event = await stream.socket.next_event()
-                if not isinstance(event, FrameEvent):
-                    break
-                stream.note(event)
+        async def forward_all(chunk: bytes, events: list[SSEEvent]) -> None:
+            for event in events:
                 await forward(event)
-        elif not outcome.terminal_seen:
-            scanner: SSEScanner = opened.scanner
-            try:
-                async for chunk in stream.content.iter_any():
-                    for event in scanner.feed(chunk):
-                        await forward(event)
-            except (aiohttp.ClientError, TimeoutError) as exc:  # reported as incomplete below
-                log.info("upstream stream broke route=%s error=%s", self.route, exc)
-        if not outcome.terminal_seen:
-            outcome.status, outcome.error_code = 502, outcome.cut_reason or "stream_incomplete"
-            await self.ws.send(_incomplete(outcome.response_id, outcome.error_code))
+
+        if not await drain_stream(opened, outcome, forward_all):
+            await self.ws.send(orjson.dumps(incomplete(outcome.response_id, outcome.error_code)).decode())
         return produced
 
     async def _prewarm_locally(self, turn: _Turn, outcome: Outcome) -> None:
@@ -417,15 +404,3 @@ def _ws_frame(body: bytes) -> dict:
     frame.pop("stream", None)
     frame.pop("background", None)
     return {"type": "response.create", **frame}
-
-
-def _sse_data(raw: bytes) -> str:
-    """The JSON payload of one SSE event block (its `data:` lines)."""
-    lines = [line[5:].lstrip(b" ") for line in raw.split(b"\n") if line.startswith(b"data:")]
-    return b"\n".join(lines).decode("utf-8", "replace")
-
-
-def _incomplete(response_id: str, code: str = "stream_incomplete") -> str:
-    error = {"code": code, "message": incomplete_message(code)}
-    response = {"id": response_id, "object": "response", "status": "failed", "error": error}
-    return orjson.dumps({"type": "response.failed", "response": response}).decode()

@@ -1,5 +1,6 @@
 """Quota windows as the backend reports them: x-codex-* headers, codex.rate_limits events, /wham/usage.
-Owns RateLimitSnapshot (parsed leniently: garbage becomes None, never an exception) and its slot write."""
+Owns RateLimitSnapshot (parsed leniently: garbage becomes None, never an exception); the balancer writes
+it into the account's slot (server.balancer.windows)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
-from server.balancer.slots import AccountSlots, Field
 
 _HEADER_PREFIX = "x-codex-"
 # Reset times further ahead than this are garbage (the longest window is 30 days).
@@ -106,31 +105,6 @@ def from_wham_usage(body: dict, now: float) -> RateLimitSnapshot | None:
         _number(credits.get("balance")),
         _text(body.get("plan_type")),
     )
-
-
-def apply_to_slots(slots: AccountSlots, slot: int, snapshot: RateLimitSnapshot) -> None:
-    """Write the windows (and credits) into the account's shared slot.
-
-    A snapshot with at least one window replaces both: a window the backend stopped reporting is cleared,
-    so a stale 100 % cannot keep the account benched. A snapshot without windows leaves them alone.
-    """
-    if snapshot.primary is not None or snapshot.secondary is not None:
-        _write_window(slots, slot, Field.PRIMARY_USED, Field.PRIMARY_RESET_AT, snapshot.primary)
-        _write_window(slots, slot, Field.SECONDARY_USED, Field.SECONDARY_RESET_AT, snapshot.secondary)
-    usable = snapshot.credits_usable
-    if usable is not None:
-        slots.set(slot, Field.CREDITS_USABLE, 1.0 if usable else 0.0)
-
-
-def _write_window(
-    slots: AccountSlots, slot: int, used: Field, reset: Field, window: UsageWindow | None
-) -> None:
-    if window is None:
-        slots.set(slot, used, 0.0)
-        slots.set(slot, reset, 0.0)
-    else:
-        slots.set(slot, used, window.used_percent)
-        slots.set(slot, reset, window.reset_at or 0.0)
 
 
 def _snapshot(

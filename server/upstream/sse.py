@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import orjson
 
+from server.upstream.events import sse_data
+
 
 class SSEEvent:
     __slots__ = ("raw", "name", "_data")
@@ -22,13 +24,21 @@ class SSEEvent:
             self._data = _decode_data(self.raw)
         return self._data
 
+    def sse(self) -> bytes:
+        """The event as SSE bytes (as the upstream sent them)."""
+        return self.raw
+
+    def payload_text(self) -> str:
+        """The event's JSON as text: what a WebSocket client gets as one frame."""
+        return sse_data(self.raw).decode("utf-8", "replace")
+
 
 def _decode_data(raw: bytes) -> dict:
-    lines = [line[5:].lstrip(b" ") for line in raw.split(b"\n") if line.startswith(b"data:")]
-    if not lines:
+    payload = sse_data(raw)
+    if not payload:
         return {}
     try:
-        value = orjson.loads(b"\n".join(lines))
+        value = orjson.loads(payload)
     except orjson.JSONDecodeError:
         return {}
     return value if isinstance(value, dict) else {}

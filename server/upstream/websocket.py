@@ -1,15 +1,15 @@
 """Upstream WebSockets to the ChatGPT backend: the handshake, one turn's events, and an SSE-shaped view.
 
 Owns UpstreamSocket (one `GET …/codex/responses` upgrade, bound to one account; response ids live on
-it), reading a turn frame by frame, and FrameStream, which lets the HTTP delivery code read a turn as
-if it were an SSE response.
+it), reading a turn frame by frame, and SocketTurn, one turn read as an UpstreamStream
+(server.upstream.stream) like an HTTP answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ import aiohttp
 import orjson
 
 from server.upstream import failures
+from server.upstream.events import is_terminal
 from server.upstream.failures import FailureKind, UpstreamFailure
 from server.upstream.sse import SSEEvent
 
@@ -99,6 +100,9 @@ class FrameEvent(SSEEvent):
 
     def sse(self) -> bytes:
         return b"event: " + self.name.encode() + b"\ndata: " + self.text.encode() + b"\n\n"
+
+    def payload_text(self) -> str:
+        return self.text
 
 
 _TYPE_PREFIX = '{"type":"'
@@ -194,16 +198,13 @@ async def connect(
     return UpstreamSocket(ws, account_id, key, dict(ws._response.headers))
 
 
-def is_terminal(name: str) -> bool:
-    return name in ("response.completed", "response.incomplete", "response.failed", "error")
+class SocketTurn:
+    """One turn on an upstream socket, read as an UpstreamStream: each remaining frame is one chunk (its
+    SSE form) holding one event, until the terminal event. `release()` ends the turn and hands the socket
+    to `done` (kept when the turn finished, thrown away when it was cut short); `drop`: events SSE
+    clients are not sent."""
 
-
-class FrameStream:
-    """One turn on an upstream socket, shaped like an aiohttp response streaming SSE.
-
-    `content.iter_any()` yields each remaining frame as an SSE event; `close()` ends the turn and hands
-    the socket back (kept when the turn finished, thrown away when it was cut short).
-    """
+    __slots__ = ("socket", "finished", "_done", "_drop", "_released")
 
     def __init__(
         self,
@@ -213,13 +214,18 @@ class FrameStream:
         drop: frozenset[str] = frozenset(),
     ) -> None:
         self.socket = socket
-        self.headers = socket.headers
-        self.status = 200
-        self.content = self
         self.finished = False
         self._done = done
         self._drop = drop
-        self._closed = False
+        self._released = False
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self.socket.headers
+
+    def shown(self, event: FrameEvent) -> bool:
+        """Whether the turn's reader is sent this event."""
+        return event.name not in self._drop
 
     def note(self, event: FrameEvent) -> None:
         if is_terminal(event.name):
@@ -228,7 +234,7 @@ class FrameStream:
             if isinstance(response, dict) and isinstance(response.get("id"), str):
                 self.socket.responses.add(response["id"])
 
-    async def iter_any(self):
+    async def chunks(self) -> AsyncIterator[tuple[bytes, list[SSEEvent]]]:
         while not self.finished:
             event = await self.socket.next_event()
             if isinstance(event, UpstreamFailure):
@@ -236,12 +242,13 @@ class FrameStream:
             self.note(event)
             if event.name in self._drop:
                 continue
-            yield event.sse()
+            yield event.sse(), [event]
 
-    def close(self) -> None:
-        if self._closed:
+    def release(self) -> None:
+        if self._released:
             return
-        self._closed = True
+        self._released = True
         self._done(self.socket, self.finished and self.socket.usable)
 
-    release = close
+    def cut(self) -> None:
+        asyncio.create_task(self.socket.close(), name="drain-cut-socket")

@@ -11,8 +11,7 @@ import time
 import orjson
 
 from server.accounts.keycheck import WrongEncryptionKey, verify_encryption_key
-from server.app import prepare_data_dir
-from server.config import Settings
+from server.config import Settings, prepare_data_dir
 from server.db import Database
 from server.egress import probe, store
 from server.egress.routes import EgressRoutes

@@ -1,0 +1,36 @@
+"""An account's quota windows in its shared slot: the one writer of the window and credit fields.
+
+Every place that learns windows (an upstream answer's headers, a socket's codex.rate_limits event, a
+usage poll) hands the snapshot here, so the slot layout is known to the balancer alone.
+"""
+
+from __future__ import annotations
+
+from server.upstream.ratelimits import RateLimitSnapshot, UsageWindow
+
+from .slots import AccountSlots, Field
+
+
+def apply_to_slots(slots: AccountSlots, slot: int, snapshot: RateLimitSnapshot) -> None:
+    """Write the windows (and credits) into the account's shared slot.
+
+    A snapshot with at least one window replaces both: a window the backend stopped reporting is cleared,
+    so a stale 100 % cannot keep the account benched. A snapshot without windows leaves them alone.
+    """
+    if snapshot.primary is not None or snapshot.secondary is not None:
+        _write_window(slots, slot, Field.PRIMARY_USED, Field.PRIMARY_RESET_AT, snapshot.primary)
+        _write_window(slots, slot, Field.SECONDARY_USED, Field.SECONDARY_RESET_AT, snapshot.secondary)
+    usable = snapshot.credits_usable
+    if usable is not None:
+        slots.set(slot, Field.CREDITS_USABLE, 1.0 if usable else 0.0)
+
+
+def _write_window(
+    slots: AccountSlots, slot: int, used: Field, reset: Field, window: UsageWindow | None
+) -> None:
+    if window is None:
+        slots.set(slot, used, 0.0)
+        slots.set(slot, reset, 0.0)
+    else:
+        slots.set(slot, used, window.used_percent)
+        slots.set(slot, reset, window.reset_at or 0.0)
