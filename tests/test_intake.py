@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_settings
 from tests.support.keys import create_key, set_key_auth
 from tests.support.live_server import serve_in_process
+from tests.support.proxy import proxy_settings
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 MIB = 1024 * 1024
@@ -25,11 +25,10 @@ REMOTE = {"X-Forwarded-For": "203.0.113.7"}
 
 @pytest.fixture
 async def server(tmp_path: Path, database_url: str, fake_upstream):
-    settings = make_settings(
-        tmp_path / "data",
+    settings = proxy_settings(
+        tmp_path,
         database_url,
-        upstream_base_url=fake_upstream.base_url,
-        auth_base_url=fake_upstream.auth_url,
+        fake_upstream,
         request_body_timeout_seconds="0.5",
         body_bytes_in_flight=str(2 * MIB),
     )

@@ -245,16 +245,10 @@ async def test_upstream_socket_limit_opens_a_new_socket_transparently(proxy):
 
 
 async def test_idle_client_sockets_are_closed_with_1001(tmp_path, database_url, fake_upstream):
-    from tests.conftest import make_settings
     from tests.support.live_server import serve_in_process
+    from tests.support.proxy import proxy_settings
 
-    settings = make_settings(
-        tmp_path / "data",
-        database_url,
-        upstream_base_url=fake_upstream.base_url,
-        auth_base_url=fake_upstream.auth_url,
-        websocket_idle_timeout_seconds="1",
-    )
+    settings = proxy_settings(tmp_path, database_url, fake_upstream, websocket_idle_timeout_seconds="1")
     async with serve_in_process(settings) as server:
         async with aiohttp.ClientSession() as session:
             url = server.url.replace("http://", "ws://") + CODEX_ROUTE

@@ -16,7 +16,7 @@ from server.usage import history
 from tests.conftest import make_settings
 from tests.support.live_server import ServerProcess, free_port, serve_in_process
 from tests.support.polling import eventually
-from tests.support.proxy import codex_body
+from tests.support.proxy import codex_body, proxy_settings
 from tests.test_read_your_writes import BURST, burst
 
 DAY = 86400
@@ -47,12 +47,10 @@ async def serve(proxy, count: int, session_key: str | None = None) -> list[str]:
 
 
 async def test_the_new_settings_start_from_the_environment(tmp_path, database_url, fake_upstream):
-    settings = make_settings(
-        tmp_path / "data",
+    settings = proxy_settings(
+        tmp_path,
         database_url,
-        upstream_base_url=fake_upstream.base_url,
-        auth_base_url=fake_upstream.auth_url,
-        oauth_callback_port=str(free_port()),
+        fake_upstream,
         routing_strategy="least_inflight",
         sticky_sessions="false",
         pricing_overrides='{"My-Model": {"input": 1, "output": 2}}',
