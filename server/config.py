@@ -45,6 +45,10 @@ class Settings:
     routing_strategy: str = "usage_weighted"
     # Keep a conversation (session key) on one account; run-time override in /api/settings.
     sticky_sessions: bool = True
+    # Order accounts with room by the reset of this window: off, 5h, weekly (run-time override).
+    prefer_earlier_reset: str = "off"
+    # New conversations: headroom (placed where a long one fits, remembered) or rendezvous (hashing).
+    session_placement: str = "headroom"
     account_inflight_cap: int = 4
     # Size of the shared-memory slot table: the most accounts the pool holds (import beyond: 409).
     max_accounts: int = 512
@@ -212,6 +216,12 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
             ("usage_weighted", "round_robin", "least_inflight"),
         ),
         sticky_sessions=_bool("STICKY_SESSIONS", get("STICKY_SESSIONS", "true")),
+        prefer_earlier_reset=_choice(
+            "PREFER_EARLIER_RESET", get("PREFER_EARLIER_RESET", "off").lower(), ("off", "5h", "weekly")
+        ),
+        session_placement=_choice(
+            "SESSION_PLACEMENT", get("SESSION_PLACEMENT", "headroom").lower(), ("headroom", "rendezvous")
+        ),
         account_inflight_cap=_int(raw, "ACCOUNT_INFLIGHT_CAP", get("ACCOUNT_INFLIGHT_CAP", "4"), 1, 1000),
         max_accounts=_int(raw, "MAX_ACCOUNTS", get("MAX_ACCOUNTS", "512"), 1, 10_000),
         max_attempts=_int(raw, "MAX_ATTEMPTS", get("MAX_ATTEMPTS", "3"), 1, 10),

@@ -7,7 +7,9 @@ and the dashboard API alike. Unexpected exceptions never leak a traceback.
 from __future__ import annotations
 
 import logging
+import time
 
+import orjson
 from pony.orm.core import CommitException, OrmError, RollbackException
 from pony.orm.dbapiprovider import InterfaceError, OperationalError
 from sanic import Request, Sanic
@@ -50,9 +52,14 @@ class ProxyError(Exception):
         self.extra = extra or {}
 
     def body(self) -> dict:
+        """The error as an HTTP client gets it (OpenAI's error JSON)."""
         error = {"message": self.message, "type": self.type, "code": self.code, "param": self.param}
         error.update(self.extra)
         return {"error": error}
+
+    def ws_frame(self) -> str:
+        """The error as a WebSocket client gets it: one `error` event frame, with the HTTP status."""
+        return orjson.dumps({"type": "error", "status": self.status, **self.body()}).decode()
 
 
 class BadRequest(ProxyError):
@@ -65,6 +72,15 @@ class NotFound(ProxyError):
     code = "not_found"
 
 
+class InternalError(ProxyError):
+    status = 500
+    type = "server_error"
+    code = "server_error"
+
+    def __init__(self, message: str = "The server had an error processing the request.") -> None:
+        super().__init__(message)
+
+
 class DatabaseUnavailable(ProxyError):
     """The database is busy (SQLite's write lock held past its timeout) or unreachable: retry soon."""
 
@@ -74,6 +90,82 @@ class DatabaseUnavailable(ProxyError):
 
     def __init__(self, message: str = "The database is busy or unreachable; retry in a moment.") -> None:
         super().__init__(message, headers={"retry-after": "2"})
+
+
+class RequestTooLarge(ProxyError):
+    status = 413
+    code = "request_too_large"
+
+
+class NoAccounts(ProxyError):
+    """No account of the pool can serve the request now (none added, all paused, cooling down…)."""
+
+    status = 503
+    type = "server_error"
+    code = "no_accounts"
+
+
+class ModelNotSupported(ProxyError):
+    status = 400
+    code = "model_not_supported"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, param="model")
+
+
+class UsageLimitReached(ProxyError):
+    """The account (or every account) has spent its usage window; `resets_at` says until when."""
+
+    status = 429
+    type = "usage_limit_reached"
+    code = "usage_limit_reached"
+
+    def __init__(self, message: str, retry_at: float | None) -> None:
+        super().__init__(
+            message, headers=retry_after(retry_at), extra={"resets_at": int(retry_at) if retry_at else None}
+        )
+
+
+class RateLimited(ProxyError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, retry_at: float | None = None) -> None:
+        super().__init__(message, headers=retry_after(retry_at))
+
+
+class UpstreamRejected(ProxyError):
+    """The upstream refused the request itself (400…): the client sees its message, code and status."""
+
+    def __init__(self, message: str, status: int, code: str | None) -> None:
+        super().__init__(message, status=status, code=code or "invalid_request_error")
+
+
+class UpstreamFailed(ProxyError):
+    """The upstream failed the request (every attempt, or the response itself)."""
+
+    status = 502
+    type = "server_error"
+    code = "upstream_error"
+
+
+class StreamIncomplete(UpstreamFailed):
+    code = "stream_incomplete"
+
+    def __init__(
+        self,
+        message: str = "The upstream stream ended before the response completed.",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, headers=headers)
+
+
+def retry_after(retry_at: float | None) -> dict[str, str]:
+    """The retry-after header for a wait until `retry_at` (none when it is unknown)."""
+    if not retry_at:
+        return {}
+    return {"retry-after": str(max(1, int(retry_at - time.time() + 0.999)))}
 
 
 _SANIC_TYPES = {
@@ -106,12 +198,7 @@ def render(request: Request, exception: Exception) -> HTTPResponse:
     else:
         log.exception("unhandled error path=%s", request.path)
         status = 500
-        error = ProxyError(
-            "The server had an error processing the request.",
-            status=500,
-            type="server_error",
-            code="server_error",
-        )
+        error = InternalError()
     return json(error.body(), status=status, headers=error.headers or None)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from pony import orm
 
-from server.balancer.selection import Balancer
+from server.balancer.selection import PLACEMENTS, RESET_FIELDS, Balancer
 from server.balancer.strategies import STRATEGIES
 from server.change_marker import bump_roster_version
 from server.config import Settings
@@ -34,6 +34,8 @@ MAX_RETENTION_DAYS = 36500
 class RuntimeSettings:
     routing_strategy: str = "usage_weighted"
     sticky_sessions: bool = True
+    prefer_earlier_reset: str = "off"
+    session_placement: str = "headroom"
     upstream_stream_transport: str = "auto"
     api_key_auth_enabled: bool = False
     # model -> USD per 1M tokens, on top of the built-in table.
@@ -84,6 +86,8 @@ def _prices(value: Any) -> dict[str, Price]:
 VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "routing_strategy": _choice(*STRATEGIES),
     "sticky_sessions": _boolean,
+    "prefer_earlier_reset": _choice(*RESET_FIELDS),
+    "session_placement": _choice(*PLACEMENTS),
     "upstream_stream_transport": _choice("auto", "http", "websocket"),
     "api_key_auth_enabled": _boolean,
     "pricing_overrides": _prices,
@@ -96,6 +100,8 @@ def defaults(settings: Settings) -> RuntimeSettings:
     return RuntimeSettings(
         routing_strategy=settings.routing_strategy,
         sticky_sessions=settings.sticky_sessions,
+        prefer_earlier_reset=settings.prefer_earlier_reset,
+        session_placement=settings.session_placement,
         upstream_stream_transport=settings.upstream_stream_transport,
         pricing_overrides=parse_overrides(settings.pricing_overrides),
         request_log_retention_days=settings.request_log_retention_days,
@@ -191,7 +197,12 @@ def applier(
     two settings are read where they act (server.auth.guard, server.proxy transport choice)."""
 
     def apply(current: RuntimeSettings) -> None:
-        balancer.configure(current.routing_strategy, current.sticky_sessions)
+        balancer.configure(
+            current.routing_strategy,
+            current.sticky_sessions,
+            prefer_earlier_reset=current.prefer_earlier_reset,
+            placement=current.session_placement,
+        )
         prices.install_overrides(current.pricing_overrides)
         request_log.retention_days = current.request_log_retention_days
 

@@ -20,6 +20,8 @@ async def test_defaults_and_changes(proxy):
         assert body == {
             "routing_strategy": "usage_weighted",
             "sticky_sessions": True,
+            "prefer_earlier_reset": "off",
+            "session_placement": "headroom",
             "upstream_stream_transport": "auto",
             "api_key_auth_enabled": False,
             "pricing_overrides": {},

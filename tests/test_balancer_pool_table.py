@@ -8,7 +8,7 @@ import random
 import pytest
 
 from server.balancer.candidates import STATUSES, Candidate
-from server.balancer.selection import Balancer
+from server.balancer.selection import RENDEZVOUS_PLACEMENT, Balancer
 from server.balancer.shortage import NoAccountAvailable
 from server.balancer.slots import AccountSlots, Field, SharedPrimitives
 from server.balancer.strategies import STRATEGIES
@@ -57,6 +57,8 @@ def test_the_array_path_picks_what_the_loop_picks(strategy, sticky):
     loop.table_threshold = 1 << 30
     table = Balancer(slots, strategy, inflight_cap=4)
     table.table_threshold = 1
+    for balancer in (loop, table):  # the stateless ranking both paths implement
+        balancer.configure(strategy, True, placement=RENDEZVOUS_PLACEMENT)
     outcomes = set()
     for round_ in range(400):
         candidates = _randomise(rng, slots, rng.choice((1, 2, 5, 30, 64)))

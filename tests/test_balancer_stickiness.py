@@ -1,4 +1,5 @@
-"""Sessions stick to one account by rendezvous hashing: the same on every worker, moved only when needed."""
+"""Sessions stick to one account by rendezvous hashing (session_placement "rendezvous"): the same on every
+worker, moved only when needed. Headroom placement (the default) is in test_balancer_placement.py."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections import Counter
 import pytest
 
 from server.balancer.candidates import Candidate
-from server.balancer.selection import Balancer
+from server.balancer.selection import RENDEZVOUS_PLACEMENT, Balancer
 from server.balancer.slots import AccountSlots, Field, SharedPrimitives
 from server.balancer.stickiness import account_salt, rendezvous_weight, session_digest
 
@@ -25,6 +26,12 @@ def pool(count: int) -> list[Candidate]:
         Candidate(account_id=100 + slot, slot=slot, status="active", plan_type="plus")
         for slot in range(count)
     ]
+
+
+def rendezvous(slots: AccountSlots, strategy: str, cap: int) -> Balancer:
+    balancer = Balancer(slots, strategy, cap)
+    balancer.configure(strategy, True, placement=RENDEZVOUS_PLACEMENT)
+    return balancer
 
 
 def sticky(balancer: Balancer, candidates, session: str, **kwargs):
@@ -45,7 +52,7 @@ def test_digests_are_stable_across_processes_and_releases():
 
 def test_a_session_sticks_to_one_account_on_every_worker(slots):
     accounts = pool(5)
-    first, second = Balancer(slots, "usage_weighted", 4), Balancer(slots, "round_robin", 4)
+    first, second = rendezvous(slots, "usage_weighted", 4), rendezvous(slots, "round_robin", 4)
     for session in SESSIONS[:50]:
         chosen = {sticky(worker, accounts, session).candidate for worker in (first, second, first)}
         assert chosen == {winner(accounts, session)}
@@ -54,7 +61,7 @@ def test_a_session_sticks_to_one_account_on_every_worker(slots):
 
 def test_the_roster_order_does_not_matter(slots):
     accounts = pool(6)
-    balancer = Balancer(slots, "usage_weighted", 4)
+    balancer = rendezvous(slots, "usage_weighted", 4)
     for session in SESSIONS[:50]:
         forward = sticky(balancer, accounts, session).candidate
         assert sticky(balancer, list(reversed(accounts)), session).candidate == forward
@@ -62,14 +69,14 @@ def test_the_roster_order_does_not_matter(slots):
 
 def test_sessions_spread_over_the_accounts(slots):
     accounts = pool(5)
-    balancer = Balancer(slots, "usage_weighted", 4)
+    balancer = rendezvous(slots, "usage_weighted", 4)
     counts = Counter(sticky(balancer, accounts, session).candidate.slot for session in SESSIONS)
     assert set(counts) == set(range(5))
     assert min(counts.values()) > 150  # 200 each on average
 
 
 def test_adding_an_account_moves_only_the_sessions_it_takes(slots):
-    balancer = Balancer(slots, "usage_weighted", 4)
+    balancer = rendezvous(slots, "usage_weighted", 4)
     before = {s: sticky(balancer, pool(10), s).candidate.slot for s in SESSIONS}
     after = {s: sticky(balancer, pool(11), s).candidate.slot for s in SESSIONS}
     moved = [s for s in SESSIONS if before[s] != after[s]]
@@ -78,7 +85,7 @@ def test_adding_an_account_moves_only_the_sessions_it_takes(slots):
 
 
 def test_removing_an_account_moves_only_its_own_sessions(slots):
-    balancer = Balancer(slots, "usage_weighted", 4)
+    balancer = rendezvous(slots, "usage_weighted", 4)
     before = {s: sticky(balancer, pool(8), s).candidate.slot for s in SESSIONS}
     remaining = [c for c in pool(8) if c.slot != 3]
     after = {s: sticky(balancer, remaining, s).candidate.slot for s in SESSIONS}
@@ -90,7 +97,7 @@ def test_a_cooling_winner_moves_the_session_and_it_comes_back(slots):
     session = SESSIONS[0]
     home = winner(accounts, session)
     slots.set(home.slot, Field.COOLDOWN_UNTIL, NOW + 10)
-    workers = [Balancer(slots, "usage_weighted", 4) for _ in range(2)]
+    workers = [rendezvous(slots, "usage_weighted", 4) for _ in range(2)]
     moved = [sticky(worker, accounts, session) for worker in workers]
     assert {m.routing for m in moved} == {"sticky_moved:cooldown"}
     # both workers move it to the same place: the session's second choice
@@ -105,7 +112,7 @@ def test_a_winner_at_capacity_moves_the_session(slots):
     session = SESSIONS[1]
     home = winner(accounts, session)
     slots.set(home.slot, Field.INFLIGHT, 2)
-    selection = sticky(Balancer(slots, "usage_weighted", 2), accounts, session)
+    selection = sticky(rendezvous(slots, "usage_weighted", 2), accounts, session)
     assert selection.routing == "sticky_moved:at_capacity"
     assert selection.candidate == winner([c for c in accounts if c != home], session)
     assert not selection.over_cap
@@ -116,7 +123,7 @@ def test_when_every_account_is_at_capacity_the_session_stays_home_over_cap(slots
     session = SESSIONS[2]
     for account in accounts:
         slots.set(account.slot, Field.INFLIGHT, 2)
-    selection = sticky(Balancer(slots, "usage_weighted", 2), accounts, session)
+    selection = sticky(rendezvous(slots, "usage_weighted", 2), accounts, session)
     assert (selection.candidate, selection.routing, selection.over_cap) == (
         winner(accounts, session),
         "sticky",
@@ -128,7 +135,7 @@ def test_failover_moves_an_excluded_winner(slots):
     accounts = pool(4)
     session = SESSIONS[3]
     home = winner(accounts, session)
-    selection = sticky(Balancer(slots, "usage_weighted", 4), accounts, session, exclude={home.account_id})
+    selection = sticky(rendezvous(slots, "usage_weighted", 4), accounts, session, exclude={home.account_id})
     assert selection.routing == "sticky_moved:excluded"
     assert selection.candidate != home
 
@@ -139,7 +146,9 @@ def test_a_spent_winner_moves_the_session(slots):
     home = winner(accounts, session)
     slots.set(home.slot, Field.PRIMARY_USED, 100.0)
     slots.set(home.slot, Field.PRIMARY_RESET_AT, NOW + 600)
-    assert sticky(Balancer(slots, "usage_weighted", 4), accounts, session).routing == "sticky_moved:exhausted"
+    assert (
+        sticky(rendezvous(slots, "usage_weighted", 4), accounts, session).routing == "sticky_moved:exhausted"
+    )
 
 
 def test_a_roster_rate_limit_moves_the_session(slots):
@@ -149,7 +158,9 @@ def test_a_roster_rate_limit_moves_the_session(slots):
         Candidate(c.account_id, c.slot, "rate_limited", c.plan_type, NOW + 30) if c == home else c
         for c in pool(4)
     ]
-    assert sticky(Balancer(slots, "usage_weighted", 4), accounts, session).routing == "sticky_moved:cooldown"
+    assert (
+        sticky(rendezvous(slots, "usage_weighted", 4), accounts, session).routing == "sticky_moved:cooldown"
+    )
 
 
 def test_a_paused_account_is_not_part_of_the_session_ranking(slots):
@@ -157,7 +168,7 @@ def test_a_paused_account_is_not_part_of_the_session_ranking(slots):
     session = SESSIONS[6]
     home = winner(pool(4), session)
     accounts = [Candidate(c.account_id, c.slot, "paused", c.plan_type) if c == home else c for c in pool(4)]
-    selection = sticky(Balancer(slots, "usage_weighted", 4), accounts, session)
+    selection = sticky(rendezvous(slots, "usage_weighted", 4), accounts, session)
     assert selection.routing == "sticky"
     assert selection.candidate != home
 
@@ -171,5 +182,5 @@ def test_a_cooling_account_that_ranks_below_the_choice_is_no_reason_to_report(sl
         reverse=True,
     )
     slots.set(ranking[-1].slot, Field.COOLDOWN_UNTIL, NOW + 10)
-    selection = sticky(Balancer(slots, "usage_weighted", 4), accounts, session)
+    selection = sticky(rendezvous(slots, "usage_weighted", 4), accounts, session)
     assert (selection.candidate, selection.routing) == (ranking[0], "sticky")

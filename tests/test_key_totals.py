@@ -158,9 +158,13 @@ def test_upgrading_backfills_the_totals_from_the_log(database_url, tmp_path, mon
     migrator.migrate(database_url)
     spec = history.HistorySpec(rows=3000, days=3, api_key_ids=(1, 2, 3), now=NOW)
     rows = list(history.rows(spec))
-    rows += [tuple(0 if c == "attempts" else "model_not_allowed" if c == "error_code" else v
-                   for c, v in zip(COLUMNS, row, strict=True)) for row in rows[:40]]  # fmt: skip
-    rows[-40:] = [(f"req_refused_{i}", *row[1:]) for i, row in enumerate(rows[-40:])]
+    key_of = COLUMNS.index("api_key_id")
+    refused = {"attempts": 0, "error_code": "model_not_allowed"}
+    for key_id in (1, 2, 3):  # a few requests of each key that its rules refused
+        model = [row for row in rows if row[key_of] == key_id][:10]
+        for i, row in enumerate(model):
+            changed = {**dict(zip(COLUMNS, row, strict=True)), **refused, "request_id": f"req_no{key_id}_{i}"}
+            rows.append(tuple(changed[c] for c in COLUMNS))
     _raw_insert(database_url, rows)
 
     monkeypatch.setattr(migrator, "discover", lambda: steps)

@@ -117,3 +117,26 @@ async def test_a_key_another_replica_just_created_is_accepted_before_the_body_is
         _, secret = await db.run(store.create, KeySpec.parse({"name": name}, creating=True))
         answer = await proxy.post(CODEX_ROUTE, codex_body("hello"), {"authorization": f"Bearer {secret}"})
         assert answer.status == 200, answer.raw
+
+
+async def test_a_routing_policy_is_followed_by_every_worker_once_answered(server, fake_upstream):
+    first = await import_auth(server, mint_auth_json("acc_policy_a"))
+    second = await import_auth(server, mint_auth_json("acc_policy_b"))
+    route = server.url + "/backend-api/codex/responses"
+    for burner, normal in ((first, second), (second, first), (first, second)):
+        await api(server, "PUT", f"/accounts/{burner['id']}/policy", {"routing_policy": "burn_first"})
+        await api(server, "PUT", f"/accounts/{normal['id']}/policy", {"routing_policy": "normal"})
+        served = fake_upstream.account_stats(normal["chatgpt_account_id"]).get("requests", 0)
+        # One at a time (a burst would overflow the burn_first account's in-flight cap, by design),
+        # each on a fresh connection, so the kernel spreads them over both workers.
+        for _ in range(BURST // 2):
+            assert await burst_of_one(route, codex_body("hi")) == 200
+        assert fake_upstream.account_stats(normal["chatgpt_account_id"]).get("requests", 0) == served
+
+
+async def burst_of_one(url: str, body: dict) -> int:
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async with session.post(url, data=orjson.dumps(body)) as answer:
+            await answer.read()
+            return answer.status

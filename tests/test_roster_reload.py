@@ -1,5 +1,5 @@
-"""A worker's roster reload after an import opens only the new or changed tokens, not every account's,
-and still serves every account's current token (SQLite and PostgreSQL)."""
+"""A worker's roster reload reads only the accounts changed since its last one and opens only new or
+changed tokens, and still serves every account's current state and token (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import asyncio
 import orjson
 import pytest
 from nacl.utils import random as random_bytes
+from pony import orm
 
+from server import change_marker
 from server.accounts import store
 from server.accounts.authjson import parse_auth_json
 from server.accounts.roster import Roster
@@ -62,3 +64,47 @@ async def test_a_reload_opens_only_what_changed(db):
     fresh = roster.get(first[0].id).access_token
     assert fresh != old_token
     assert fresh == (await db.run(store.read_tokens, first[0].id, box)).access_token
+
+
+async def test_a_reload_reads_only_the_accounts_changed_since_the_last(db):
+    box = SecretBox(random_bytes(32))
+    accounts = [await _import(db, box, f"acc_{n}") for n in range(5)]
+    seen = await db.run(change_marker.roster_version)
+
+    await db.run(store.set_status, accounts[2].id, "rate_limited", "429 from upstream", 0.0)
+    await db.run(store.pause, accounts[4].id)
+    changes = await db.run(store.load_roster_changes, box, {}, seen)
+    assert [(r.id, r.status) for r in changes.records] == [
+        (accounts[2].id, "rate_limited"),
+        (accounts[4].id, "paused"),
+    ]
+    assert changes.count == 5
+
+    @orm.db_session
+    def bump_only(orm_db):  # a key or a setting changed: workers reload, no account was touched
+        change_marker.bump_roster_version(orm_db)
+
+    await db.run(bump_only)
+    quiet = await db.run(store.load_roster_changes, box, {}, changes.version)
+    assert quiet.records == [] and quiet.version == changes.version + 1
+
+
+async def test_reloads_follow_imports_state_changes_and_deletions(db):
+    box = SecretBox(random_bytes(32))
+    roster = Roster(db, box, AccountSlots(SharedPrimitives.create(capacity=16)))
+    accounts = [await _import(db, box, f"acc_{n}") for n in range(4)]
+    await roster.reload()
+
+    await db.run(store.pause, accounts[1].id)
+    await db.run(store.delete_account, accounts[2].id)
+    await _import(db, box, "acc_late")
+    await roster.reload()
+    whole = await db.run(store.load_roster_changes, box, {}, -1)
+    assert roster.accounts == whole.records
+    assert [c.account_id for c in roster.candidates] == [r.id for r in whole.records]
+    assert roster.get(accounts[1].id).status == "paused" and roster.get(accounts[2].id) is None
+
+    await db.run(store.resume, accounts[1].id)
+    await roster.reload()
+    assert roster.get(accounts[1].id).status == "active"
+    assert len(roster.accounts) == 4

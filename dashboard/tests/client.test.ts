@@ -21,6 +21,8 @@ const account = {
   access_expires_at: 1700003600,
   usage: { primary: { used_percent: 12, window_minutes: 300, reset_at: 1700010000 }, secondary: null, credits: { has_credits: false, unlimited: false, balance: null }, plan_type: 'plus' },
   usage_polled_at: 1700000000,
+  routing_policy: 'normal',
+  reserve_percent: 0,
   live: { in_flight: 2, cooldown_until: null, primary_used_percent: 12, primary_reset_at: 1700010000, secondary_used_percent: 0, secondary_reset_at: null },
 }
 
@@ -76,6 +78,8 @@ describe('the API client', () => {
     const known = {
       routing_strategy: 'round_robin',
       sticky_sessions: true,
+      prefer_earlier_reset: 'off',
+      session_placement: 'headroom',
       upstream_stream_transport: 'auto',
       api_key_auth_enabled: false,
       pricing_overrides: { 'gpt-5.4': { input: 2.5, cached_input: 0.25, output: 15 } },

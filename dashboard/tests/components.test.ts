@@ -92,6 +92,8 @@ const account: Account = {
   last_used_at: null,
   usage: { primary: { used_percent: 88, window_minutes: 300, reset_at: Date.now() / 1000 + 600 }, secondary: null },
   usage_polled_at: 1,
+  routing_policy: 'normal',
+  reserve_percent: 0,
   live: { in_flight: 3, cooldown_until: null, primary_used_percent: 0, primary_reset_at: null, secondary_used_percent: 0, secondary_reset_at: null },
 }
 
@@ -108,6 +110,17 @@ describe('AccountRow', () => {
     expect(text).toContain('3')
     expect(row.find('[data-testid=resume]').exists()).toBe(true)
     expect(row.find('[data-testid=pause]').exists()).toBe(false)
+  })
+
+  it('shows a routing policy other than normal, with what it does', () => {
+    const { plugins: global } = plugins()
+    const normal = mount(withProviders(AccountRow, { account, busy: null, readOnly: false }), { global: { plugins: global } })
+    expect(normal.find('[data-testid=policy-badge]').exists()).toBe(false)
+    const preserving = { ...account, routing_policy: 'preserve' as const, reserve_percent: 25 }
+    const row = mount(withProviders(AccountRow, { account: preserving, busy: null, readOnly: false }), { global: { plugins: global } })
+    const badge = row.get('[data-testid=policy-badge]')
+    expect(badge.text()).toBe('Preserve 25 %')
+    expect(badge.attributes('title')).toContain('reserve')
   })
 
   it('emits resume when the button is pressed', async () => {

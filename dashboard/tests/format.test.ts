@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { duration, relative, resetsIn, usageLevel, windowName, quantity } from '@/lib/format'
+import { routingText } from '@/lib/routing'
 
 describe('times read like a person says them', () => {
   it('keeps the two largest units', () => {
@@ -41,5 +42,16 @@ describe('windows and quantities have units', () => {
     expect(quantity('cost_usd', 1.5)).toBe('$1.50')
     expect(quantity('requests', 12)).toBe('12 req')
     expect(quantity('tokens', 50000)).toMatch(/50K tok/i)
+  })
+})
+
+describe('routingText', () => {
+  it('says in words why the account was chosen, including the policy reasons', () => {
+    expect(routingText('burn_first')).toBe('burn_first: a burn-first account, spent before the others')
+    expect(routingText('headroom')).toContain('placed where a long one fits')
+    expect(routingText('sticky_moved:preserve_floor')).toContain('reached its reserve floor')
+    expect(routingText('earlier_reset')).toContain('resets first')
+    expect(routingText('something_new')).toBe('something_new')
+    expect(routingText('')).toBe('—')
   })
 })

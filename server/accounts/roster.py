@@ -27,6 +27,8 @@ class Roster:
         self._by_id: dict[int, store.AccountRecord] = {}
         self._usage_seen: dict[int, float] = {}  # account id -> polled_at already put into the slots
         self._opened: dict[str, str] = {}  # sealed access token -> token, so a reload decrypts only news
+        self._all: dict[int, store.AccountRecord] = {}  # every account, in id order (some may lie beyond
+        self._version = -1  # capacity); the change marker's version at the last reload (-1: never)
         self.candidates: tuple[Candidate, ...] = ()
 
     def get(self, account_id: int) -> store.AccountRecord | None:
@@ -37,7 +39,18 @@ class Roster:
         return list(self._by_id.values())
 
     async def reload(self) -> None:
-        self._install(await self._db.run(store.load_roster, self._box, self._opened))
+        """Read the accounts changed since the last reload and merge them in; read them all the first
+        time, after a deletion, and when the remembered tokens outgrow the pool (refreshes leave old ones)."""
+        whole = self._version < 0 or len(self._opened) > 2 * len(self._all) + 16
+        since = -1 if whole else self._version
+        changes = await self._db.run(store.load_roster_changes, self._box, self._opened, since)
+        merged = {} if whole else dict(self._all)
+        merged.update((r.id, r) for r in changes.records)  # new accounts have the highest ids: order holds
+        if len(merged) != changes.count and not whole:  # an account was deleted
+            changes = await self._db.run(store.load_roster_changes, self._box, self._opened, -1)
+            merged = {r.id: r for r in changes.records}
+        self._all, self._version = merged, changes.version
+        self._install(list(merged.values()))
 
     def _install(self, records: list[store.AccountRecord]) -> None:
         records = self._within_capacity(records)

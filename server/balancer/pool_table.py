@@ -1,11 +1,17 @@
-"""Selection over a large pool in a few array operations instead of a Python loop per account.
-Owns PoolTable (per-roster arrays of slots, ids and salts) and fast_select; Balancer falls back to its loop.
+"""Selection over a large pool in a few array operations instead of a Python loop per account, and every
+selection the routing policies, the earlier-reset preference or session placement shape. Owns PoolTable
+(per-roster arrays of slots, ids, salts and policies) and fast_select; Balancer falls back to its loop.
 
 At 500 accounts the per-account loop cost about 1.5-3.6 µs an account per request. Here the slot rows
 are read as one numpy view of the shared memory; accounts in the common state (active, fitting plan, no
 cooldown, no spent window, not excluded) are decided by masks, and only the others go through the exact
 per-account checks of availability.py. The strategies' orderings are reproduced with the same tie-breaks
 (account id last), and the winner is handed to the strategy's own picker, so both paths pick alike.
+
+Policies narrow the open accounts in tiers before anyone picks: preserve accounts at or below their
+floor only when nothing else is open; then the in-flight cap; then burn_first accounts before the rest;
+then (if set) the accounts whose chosen window resets first. The strongest tier that decided is the
+routing reason.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from .availability import (
     standing_block,
 )
 from .candidates import ACTIVE, Candidate
+from .placement import Placer
+from .policies import BURN_FIRST, PRESERVE
 from .strategies import INFLIGHT_PENALTY, LEAST_INFLIGHT, ROUND_ROBIN, USAGE_WEIGHTED
 
 # Below this many accounts the plain loop is as fast as the array set-up.
@@ -38,24 +46,55 @@ STRATEGIES = frozenset({USAGE_WEIGHTED, LEAST_INFLIGHT, ROUND_ROBIN})
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+# Resets this close together count as the same moment, so the strategy still spreads among them.
+RESET_GRANULARITY_S = 300.0
+
+# Routing reasons (the request log's `routing` column), strongest first.
+PRESERVE_FLOOR = "preserve_floor"
+BURN = BURN_FIRST
+EARLIER_RESET = "earlier_reset"
+HEADROOM = "headroom"
 
 
 class PoolTable:
     """The arrays of one roster's candidates, built once per roster (the roster is an immutable tuple)."""
 
-    __slots__ = ("candidates", "slots", "ids", "salts", "active", "plans", "_plan_masks", "position")
+    __slots__ = (
+        "candidates",
+        "slots",
+        "ids",
+        "salts",
+        "active",
+        "plans",
+        "_plan_masks",
+        "position",
+        "burn",
+        "floors",
+        "has_policies",
+        "preserve",
+        "by_id",
+    )
 
     def __init__(self, candidates: Sequence[Candidate]) -> None:
+        count = len(candidates)
         self.candidates = candidates
-        self.slots = np.fromiter((c.slot for c in candidates), dtype=np.intp, count=len(candidates))
-        self.ids = np.fromiter((c.account_id for c in candidates), dtype=np.int64, count=len(candidates))
-        self.salts = np.fromiter(
-            (c.rendezvous_salt for c in candidates), dtype=np.uint64, count=len(candidates)
-        )
-        self.active = np.fromiter((c.status == ACTIVE for c in candidates), dtype=bool, count=len(candidates))
+        self.slots = np.fromiter((c.slot for c in candidates), dtype=np.intp, count=count)
+        self.ids = np.fromiter((c.account_id for c in candidates), dtype=np.int64, count=count)
+        self.salts = np.fromiter((c.rendezvous_salt for c in candidates), dtype=np.uint64, count=count)
+        self.active = np.fromiter((c.status == ACTIVE for c in candidates), dtype=bool, count=count)
         self.plans = [c.plan_type for c in candidates]
         self._plan_masks: dict[frozenset[str], np.ndarray] = {}
         self.position = {c.account_id: i for i, c in enumerate(candidates)}
+        self.by_id = {c.account_id: c for c in candidates}
+        self.burn = np.fromiter((c.policy == BURN_FIRST for c in candidates), dtype=bool, count=count)
+        # -1: never held back; a preserve account is held back at or below its floor.
+        self.floors = np.fromiter(
+            (c.reserve_percent if c.policy == PRESERVE else -1.0 for c in candidates),
+            dtype=float,
+            count=count,
+        )
+        self.preserve = np.flatnonzero(self.floors >= 0)
+        self.has_policies = bool(self.burn.any() or self.preserve.size)
 
     def plan_mask(self, model_plans: Collection[str]) -> np.ndarray:
         key = frozenset(model_plans)
@@ -75,12 +114,17 @@ class StickyPick:
     over_cap: bool
     top_block: Block | None  # the best-ranked passing block above the chosen account
     moved_at_capacity: bool  # the best-ranked open account was at the in-flight cap
+    held_back: bool = False  # the best-ranked open account is a preserve account at its floor
 
 
 @dataclass(frozen=True, slots=True)
 class StrategyPick:
+    """The account for a request without a session, or a session placed anew; `reason` is the policy
+    tier that decided it (None: the strategy alone)."""
+
     candidate: Candidate
     over_cap: bool
+    reason: str | None = None
 
 
 def weights(session: int, salts: np.ndarray) -> np.ndarray:
@@ -103,10 +147,66 @@ def fast_select(
     now: float,
     model_plans: Collection[str] | None,
     blocked_until: Mapping[int, float] | None,
+    reset_field: int | None = None,
+    placer: Placer | None = None,
 ):
-    """A StickyPick (with a session) or a StrategyPick, or the blocked list when no account is open (the
-    caller raises the shortage). Same answers as Balancer's loop."""
+    """A StickyPick (a session by rendezvous) or a StrategyPick (no session, or `placer` given: a session
+    placed by headroom), or the blocked list when no account is open (the caller raises the shortage).
+    Without policies, reset preference or placer: the same answers as Balancer's loop."""
     rows = rows_all[table.slots]
+    open_positions, blocked = _open_positions(table, rows, exclude, now, model_plans, blocked_until)
+    if not open_positions.size:
+        return blocked
+    held = _held_back(table, rows, open_positions, now)
+    standby = held is not None and bool(held.all())  # nothing but reserves is open: they serve
+    if held is not None and not standby:
+        reserved, open_positions = open_positions[held], open_positions[~held]
+    else:
+        reserved = open_positions[:0]
+    under = rows[open_positions, INFLIGHT] < inflight_cap
+    if session is not None and placer is None:
+        return _sticky(table, session, open_positions, under, blocked, reserved)
+    over_cap = not under.any()
+    pool = open_positions if over_cap else open_positions[under]
+    reason = PRESERVE_FLOOR if standby else None
+    if placer is not None:
+        spare = placer.spare_of(table, rows, pool, now)
+        fits = placer.fits(spare)
+        if not fits.any():  # nothing can carry a long one: the most room, then the lowest id
+            chosen = pool[np.flatnonzero(spare == spare.max())[0]]
+            placer.placed(table, chosen)
+            return StrategyPick(candidates_at(table, chosen), over_cap, reason or HEADROOM)
+        pool = pool[fits]
+    pool, reason = _preferred(table, rows, pool, reason, reset_field, now)
+    if placer is not None:
+        chosen = pool[int(np.argmax(weights(session, table.salts[pool])))]
+        placer.placed(table, chosen)
+        return StrategyPick(candidates_at(table, chosen), over_cap, reason or HEADROOM)
+    candidates = table.candidates
+    if strategy == ROUND_ROBIN:
+        # The picker keeps its position: hand it the two entries its rule can choose between.
+        positions = _round_robin_pair(table, pool, pick)
+    else:
+        positions = [_strategy_winner(table, rows, pool, strategy, now)]
+    entries = [
+        (candidates[i], rows[i, INFLIGHT].item(), headroom(tuple(rows[i].tolist()), now)) for i in positions
+    ]
+    return StrategyPick(pick(entries)[0], over_cap, reason)
+
+
+def candidates_at(table: PoolTable, position) -> Candidate:
+    return table.candidates[int(position)]
+
+
+def _open_positions(
+    table: PoolTable,
+    rows: np.ndarray,
+    exclude: Collection[int],
+    now: float,
+    model_plans: Collection[str] | None,
+    blocked_until: Mapping[int, float] | None,
+) -> tuple[np.ndarray, list[tuple[Candidate, Block, float]]]:
+    """Positions of the accounts that can take the request, and why each other one cannot."""
     cooldown, primary, secondary = rows[:, COOLDOWN_UNTIL], rows[:, PRIMARY_USED], rows[:, SECONDARY_USED]
     simple = table.active & (cooldown <= now) & (primary < 100.0) & (secondary < 100.0)
     if model_plans is not None:
@@ -141,24 +241,40 @@ def fast_select(
             is_open[i] = True
         else:
             blocked.append((candidate, passing[0], passing[1]))
-    open_positions = np.flatnonzero(is_open)
-    if not open_positions.size:
-        return blocked
-    inflight = rows[open_positions, INFLIGHT]
-    under = inflight < inflight_cap
-    if session is not None:
-        return _sticky(table, session, open_positions, under, blocked)
-    pool = open_positions[under] if under.any() else open_positions
-    over_cap = not under.any()
-    if strategy == ROUND_ROBIN:
-        # The picker keeps its position: hand it the two entries its rule can choose between.
-        positions = _round_robin_pair(table, pool, pick)
-    else:
-        positions = [_strategy_winner(table, rows, pool, strategy, now)]
-    entries = [
-        (candidates[i], rows[i, INFLIGHT].item(), headroom(tuple(rows[i].tolist()), now)) for i in positions
-    ]
-    return StrategyPick(pick(entries)[0], over_cap)
+    return np.flatnonzero(is_open), blocked
+
+
+def _held_back(table: PoolTable, rows: np.ndarray, positions: np.ndarray, now: float) -> np.ndarray | None:
+    """Which of the open accounts are preserve accounts at or below their floor (None: none is)."""
+    preserve = table.preserve
+    if not preserve.size:
+        return None
+    held = np.zeros(len(table.candidates), dtype=bool)
+    held[preserve] = _headrooms(rows[preserve], now) <= table.floors[preserve]
+    held = held[positions]
+    return held if held.any() else None
+
+
+def _preferred(
+    table: PoolTable,
+    rows: np.ndarray,
+    pool: np.ndarray,
+    reason: str | None,
+    reset_field: int | None,
+    now: float,
+) -> tuple[np.ndarray, str | None]:
+    """burn_first accounts before the others, then the earliest reset of the chosen window (if set)."""
+    if table.has_policies:
+        burn = table.burn[pool]
+        if burn.any():
+            pool, reason = pool[burn], reason or BURN
+    if reset_field is not None and len(pool) > 1:
+        resets = rows[pool, reset_field]
+        moments = np.where(resets > now, np.floor(resets / RESET_GRANULARITY_S), np.inf)
+        first = moments.min()
+        if np.isfinite(first) and (moments > first).any():
+            pool, reason = pool[moments == first], reason or EARLIER_RESET
+    return pool, reason
 
 
 def _headrooms(rows: np.ndarray, now: float) -> np.ndarray:
@@ -206,6 +322,7 @@ def _sticky(
     open_positions: np.ndarray,
     under: np.ndarray,
     blocked: list[tuple[Candidate, Block, float]],
+    reserved: np.ndarray,
 ):
     open_weights = weights(session, table.salts[open_positions])
     best_open = int(open_positions[int(np.argmax(open_weights))])
@@ -221,4 +338,5 @@ def _sticky(
         for (_, block), weight in zip(passing, blocked_weights.tolist(), strict=True):
             if weight > top_weight:
                 top_block, top_weight = block, weight
-    return StickyPick(table.candidates[chosen], over_cap, top_block, chosen != best_open)
+    held_back = bool(reserved.size) and int(weights(session, table.salts[reserved]).max()) > top_weight
+    return StickyPick(table.candidates[chosen], over_cap, top_block, chosen != best_open, held_back)

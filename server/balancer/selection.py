@@ -12,7 +12,11 @@ from server.upstream.ratelimits import RateLimitSnapshot
 from . import cooldowns, pool_table
 from .availability import INFLIGHT, PASSING, Block, headroom, passing_block, standing_block
 from .candidates import ACTIVE, Candidate
-from .shortage import shortage
+from .placement import Placer
+from .policies import NORMAL
+from .rates import UsageRates
+from .sessions import SessionBook
+from .shortage import NoAccountAvailable, shortage
 from .slots import AccountSlots, Field
 from .stickiness import rendezvous_weight, session_digest
 from .strategies import Open, picker
@@ -21,6 +25,16 @@ from .windows import apply_to_slots
 STICKY = "sticky"
 STICKY_MOVED = "sticky_moved:"
 AT_CAPACITY = "at_capacity"
+GONE = "unavailable"  # a remembered session's account left the roster (or this key may not use it)
+
+# Session placement: "headroom" remembers each conversation and places new ones where a long one fits;
+# "rendezvous" is the stateless hash (no memory: every worker and replica agrees without talking).
+HEADROOM_PLACEMENT = "headroom"
+RENDEZVOUS_PLACEMENT = "rendezvous"
+PLACEMENTS = (HEADROOM_PLACEMENT, RENDEZVOUS_PLACEMENT)
+# prefer_earlier_reset: which window's reset orders the accounts with room (off: the strategy alone).
+RESET_OFF = "off"
+RESET_FIELDS = {RESET_OFF: None, "5h": int(Field.PRIMARY_RESET_AT), "weekly": int(Field.SECONDARY_RESET_AT)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +43,8 @@ class Selection:
     this is the best of them anyway; the caller decides whether to wait for a release or go ahead."""
 
     candidate: Candidate
-    routing: str  # "sticky", "sticky_moved:<reason>", or the strategy name
+    # "sticky", "sticky_moved:<reason>", a policy tier or "headroom" (pool_table's reasons), or the strategy
+    routing: str
     over_cap: bool = False
 
 
@@ -47,14 +62,29 @@ class Balancer:
         # Pools of this many accounts or more are decided with arrays (pool_table.py), not the loop.
         self.table_threshold = pool_table.MIN_ACCOUNTS
         self._table: pool_table.PoolTable | None = None
+        self._reset_field: int | None = None
+        self.placement = HEADROOM_PLACEMENT
+        self.sessions = SessionBook(slots.capacity)
+        self._placer = Placer(UsageRates(slots.capacity), self.sessions)
 
-    def configure(self, strategy: str, sticky: bool) -> None:
+    def configure(
+        self,
+        strategy: str,
+        sticky: bool,
+        *,
+        prefer_earlier_reset: str = RESET_OFF,
+        placement: str = HEADROOM_PLACEMENT,
+    ) -> None:
         """Apply the run-time routing settings; the next select() uses them. A strategy that did not
         change keeps its picker (and round robin its position)."""
         if strategy != self.strategy:
             self._pick = picker(strategy)
             self.strategy = strategy
         self.sticky = sticky
+        self._reset_field = RESET_FIELDS[prefer_earlier_reset]
+        if placement not in PLACEMENTS:
+            raise ValueError(f"unknown session placement {placement!r}")
+        self.placement = placement
 
     def select(
         self,
@@ -68,8 +98,18 @@ class Balancer:
     ) -> Selection:
         """The account for the next attempt; raises NoAccountAvailable when none can take it.
         `blocked_until`: accounts whose bucket for the requested model is spent, until its reset."""
-        if self.strategy in pool_table.STRATEGIES and len(candidates) >= self.table_threshold:
-            return self._select_from_table(candidates, session_key, exclude, now, model_plans, blocked_until)
+        sticky = bool(session_key) and self.sticky
+        if sticky and self.placement == HEADROOM_PLACEMENT:
+            return self._placed(
+                candidates, session_digest(session_key), exclude, now, model_plans, blocked_until
+            )
+        if (
+            len(candidates) >= self.table_threshold
+            or (self._reset_field is not None and not sticky)
+            or any(c.policy != NORMAL for c in candidates)
+        ):
+            digest = session_digest(session_key) if sticky else None
+            return self._select_from_table(candidates, digest, exclude, now, model_plans, blocked_until)
         snapshot = self._slots.snapshot
         open_accounts: list[Open] = []
         blocked: list[tuple[Candidate, Block, float]] = []
@@ -92,46 +132,123 @@ class Balancer:
                 blocked.append((candidate, passing[0], passing[1]))
         if not open_accounts:
             raise shortage([(block, until) for _, block, until in blocked])
-        if session_key and self.sticky:
+        if sticky:
             return self._sticky(session_key, open_accounts, blocked)
         cap = self.inflight_cap
         under_cap = [entry for entry in open_accounts if entry[1] < cap]
         chosen = self._pick(under_cap or open_accounts)
         return Selection(chosen[0], self.strategy, not under_cap)
 
-    def _select_from_table(
+    def _placed(
         self,
         candidates: Sequence[Candidate],
-        session_key: str | None,
+        digest: int,
         exclude: Collection[int],
         now: float,
         model_plans: Collection[str] | None,
         blocked_until: Mapping[int, float] | None,
     ) -> Selection:
+        """A remembered conversation stays on its account while that can serve; a new one (or one whose
+        account cannot serve now) is placed where a long conversation fits, and remembered there."""
+        book = self.sessions
+        entry = book.get(digest, now)
+        moved = None
+        if entry is not None:
+            candidate = self._remembered(candidates, entry[0])
+            block = self._block_of(candidate, exclude, now, model_plans, blocked_until)
+            if block is None and self._slots.get(candidate.slot, Field.INFLIGHT) < self.inflight_cap:
+                if not exclude:  # a failover's retry is not a new turn
+                    book.turn(digest, entry, now)
+                return Selection(candidate, STICKY)
+            if block is None:  # at the cap: this turn elsewhere if another can take it now
+                try:
+                    other = self._place(
+                        candidates, digest, {*exclude, candidate.account_id}, now, model_plans, blocked_until
+                    )
+                except NoAccountAvailable:
+                    return Selection(candidate, STICKY, True)
+                if other.over_cap:
+                    return Selection(candidate, STICKY, True)
+                return Selection(other.candidate, STICKY_MOVED + AT_CAPACITY)
+            moved = STICKY_MOVED + block
+        placed = self._place(candidates, digest, exclude, now, model_plans, blocked_until)
+        book.place(digest, placed.candidate.account_id, placed.candidate.slot, now)
+        return Selection(placed.candidate, moved or placed.reason, placed.over_cap)
+
+    def _place(self, candidates, digest, exclude, now, model_plans, blocked_until) -> pool_table.StrategyPick:
+        self._placer.rates.refresh(self._slots.rows, now)
+        return self._fast(
+            candidates, digest, exclude, now, model_plans, blocked_until, self._reset_field, True
+        )
+
+    def _fast(
+        self, candidates, session, exclude, now, model_plans, blocked_until, reset_field, placing: bool
+    ):
+        """pool_table.fast_select over this roster; raises the shortage when no account is open."""
+        picked = pool_table.fast_select(
+            self._table_of(candidates),
+            self._slots.rows,
+            strategy=self.strategy,
+            pick=self._pick,
+            inflight_cap=self.inflight_cap,
+            session=session,
+            exclude=exclude,
+            now=now,
+            model_plans=model_plans,
+            blocked_until=blocked_until,
+            reset_field=reset_field,
+            placer=self._placer if placing else None,
+        )
+        if isinstance(picked, list):
+            raise shortage([(block, until) for _, block, until in picked])
+        return picked
+
+    def _block_of(self, candidate, exclude, now, model_plans, blocked_until) -> str | None:
+        """Why a remembered account cannot take this turn (a Block's value), None if it can."""
+        if candidate is None:
+            return GONE
+        block = standing_block(candidate, model_plans)
+        if block is not None:
+            return block.value
+        if blocked_until is not None and candidate.account_id in blocked_until:
+            return Block.EXHAUSTED.value
+        row = self._slots.snapshot(candidate.slot)
+        passing = passing_block(candidate, row, candidate.account_id in exclude, now)
+        return None if passing is None else passing[0].value
+
+    def _remembered(self, candidates: Sequence[Candidate], account_id: int) -> Candidate | None:
+        """The remembered account among this request's candidates (a key may narrow them to a list)."""
+        if isinstance(candidates, tuple):
+            return self._table_of(candidates).by_id.get(account_id)
+        return next((c for c in candidates if c.account_id == account_id), None)
+
+    def _table_of(self, candidates: Sequence[Candidate]) -> pool_table.PoolTable:
         table = self._table
         if table is None or table.candidates is not candidates:
             table = pool_table.PoolTable(candidates)
             # The roster hands out a new tuple when it changes; a list may change in place.
             self._table = table if isinstance(candidates, tuple) else None
-        sticky = bool(session_key) and self.sticky
-        picked = pool_table.fast_select(
-            table,
-            self._slots.rows,
-            strategy=self.strategy,
-            pick=self._pick,
-            inflight_cap=self.inflight_cap,
-            session=session_digest(session_key) if sticky else None,
-            exclude=exclude,
-            now=now,
-            model_plans=model_plans,
-            blocked_until=blocked_until,
-        )
-        if isinstance(picked, list):
-            raise shortage([(block, until) for _, block, until in picked])
+        return table
+
+    def _select_from_table(
+        self,
+        candidates: Sequence[Candidate],
+        session: int | None,
+        exclude: Collection[int],
+        now: float,
+        model_plans: Collection[str] | None,
+        blocked_until: Mapping[int, float] | None,
+    ) -> Selection:
+        """Without placement: a request without a session (policies and the reset preference apply) or a
+        session by rendezvous."""
+        reset_field = None if session is not None else self._reset_field
+        picked = self._fast(candidates, session, exclude, now, model_plans, blocked_until, reset_field, False)
         if isinstance(picked, pool_table.StrategyPick):
-            return Selection(picked.candidate, self.strategy, picked.over_cap)
+            return Selection(picked.candidate, picked.reason or self.strategy, picked.over_cap)
         if picked.top_block is not None:
             routing = STICKY_MOVED + picked.top_block.value
+        elif picked.held_back:
+            routing = STICKY_MOVED + pool_table.PRESERVE_FLOOR
         elif picked.moved_at_capacity:
             routing = STICKY_MOVED + AT_CAPACITY
         else:

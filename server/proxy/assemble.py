@@ -10,21 +10,40 @@ from server.upstream.events import FILLED_EVENTS, OUTPUT_ITEM_DONE, TERMINAL_EVE
 from server.upstream.sse import SSEEvent, encode_event
 
 
+class OutputItems:
+    """The items of a stream's `response.output_item.done` events, by output index."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self) -> None:
+        self._items: dict[int, dict] = {}
+
+    def note(self, event: SSEEvent) -> bool:
+        """True when `event` was an output item (noted)."""
+        if event.name != OUTPUT_ITEM_DONE:
+            return False
+        data = event.data()
+        item = data.get("item")
+        if isinstance(item, dict):
+            self._items[int(data.get("output_index", len(self._items)))] = item
+        return True
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def in_order(self) -> list[dict]:
+        return [self._items[i] for i in sorted(self._items)]
+
+
 class ResponseAssembler:
     __slots__ = ("_items", "terminal")
 
     def __init__(self) -> None:
-        self._items: dict[int, dict] = {}
+        self._items = OutputItems()
         self.terminal: dict | None = None
 
     def add(self, event: SSEEvent) -> None:
-        name = event.name
-        if name == OUTPUT_ITEM_DONE:
-            data = event.data()
-            item = data.get("item")
-            if isinstance(item, dict):
-                self._items[int(data.get("output_index", len(self._items)))] = item
-        elif name in TERMINAL_EVENTS:
+        if not self._items.note(event) and event.name in TERMINAL_EVENTS:
             self.terminal = event.data()
 
     def response(self) -> dict | None:
@@ -35,10 +54,8 @@ class ResponseAssembler:
             return None
         response = dict(response)
         if not response.get("output"):
-            response["output"] = [self._items[i] for i in sorted(self._items)]
+            response["output"] = self._items.in_order()
         return response
-
-
 
 
 class OutputFiller:
@@ -50,22 +67,17 @@ class OutputFiller:
     __slots__ = ("_items",)
 
     def __init__(self) -> None:
-        self._items: dict[int, dict] = {}
+        self._items = OutputItems()
 
     def fill(self, event: SSEEvent) -> dict | None:
         """The event's payload with its output filled in when it needs that; None to pass it unchanged."""
-        name = event.name
-        if name == OUTPUT_ITEM_DONE:
-            data = event.data()
-            item = data.get("item")
-            if isinstance(item, dict):
-                self._items[int(data.get("output_index", len(self._items)))] = item
-        elif name in FILLED_EVENTS and self._items:
-            data = event.data()
-            response = data.get("response")
-            if isinstance(response, dict) and not response.get("output"):
-                response["output"] = [self._items[i] for i in sorted(self._items)]
-                return data
+        if self._items.note(event) or event.name not in FILLED_EVENTS or not self._items:
+            return None
+        data = event.data()
+        response = data.get("response")
+        if isinstance(response, dict) and not response.get("output"):
+            response["output"] = self._items.in_order()
+            return data
         return None
 
     def sse(self, events: list[SSEEvent]) -> bytes:

@@ -8,7 +8,7 @@ import zlib
 import zstandard
 from sanic import Request
 
-from server.errors import ProxyError
+from server.errors import ProxyError, RequestTooLarge
 
 
 def decoded_body(request: Request, limit: int) -> bytes:
@@ -39,5 +39,5 @@ def _zstd(raw: bytes, limit: int) -> bytes:
 
 def _capped(data: bytes, limit: int) -> bytes:
     if len(data) > limit:
-        raise ProxyError("Request body is too large once decompressed.", status=413, code="request_too_large")
+        raise RequestTooLarge("Request body is too large once decompressed.")
     return data

@@ -1,6 +1,6 @@
 """The Chat Completions route (`POST /v1/chat/completions`): a facade over the Responses backend.
 The request is translated by chat_request, the stream by chat_stream; account choice, failover and
-settlement are the Responses route's own (failover.open_stream, delivery.settle)."""
+settlement are the Responses route's own (failover.Failover, settlement.Settlement)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ from sanic import Blueprint, Request
 from sanic.response import raw
 
 from server.auth.guard import authorize_proxy
-from server.errors import ProxyError
+from server.errors import ProxyError, UpstreamFailed
 from server.keys.admission import admit
 from server.proxy import chat_request, keepalive, normalize
 from server.proxy.bodies import decoded_body
 from server.proxy.chat_stream import ChatTranslator
-from server.proxy.delivery import Settlement, response_headers
-from server.proxy.failover import open_stream
+from server.proxy.delivery import response_headers
+from server.proxy.failover import Failover
 from server.proxy.outcome import Outcome, drain
+from server.proxy.settlement import Settlement
 from server.proxy.trace import OpenedStream, Trace
 from server.upstream import headers
 from server.upstream.sse import SSEEvent
@@ -40,46 +41,38 @@ async def chat_completions(request: Request):
         include_usage=chat.include_usage,
         include_reasoning=chat.include_reasoning,
     )
-    done = Settlement(
-        ROUTE,
-        "http",
+    async with Settlement.http(
+        request,
+        key,
+        route=ROUTE,
         model=chat.model,
         reasoning_effort=chat.reasoning_effort,
         session_key=chat.session_key,
-        api_key_id=key.id if key else None,
-    )
-    trace, request_id = done.trace, done.request_id
-    try:
+        report=keepalive.reporter(request, _error_chunk),
+    ) as done:
+        trace, request_id = done.trace, done.request_id
         model_plans = ctx.models.current.require(chat.model)
         done.admission = await admit(ctx, key, request_id, chat.model, chat.reasoning_effort, len(chat.body))
         async with keepalive.while_opening(request, chat.stream, ctx.settings.stream_keepalive_s):
-            done.opened = opened = await open_stream(
-                ctx,
-                ctx.upstream.responses_url,
-                chat.body,
-                headers.forwardable(request.headers),
-                chat.session_key,
-                trace,
-                key.allowed_accounts if key else None,
-                model_plans,
+            failover = Failover(
+                ctx, trace, chat.session_key, key.allowed_accounts if key else None, model_plans
+            )
+            forwarded = headers.forwardable(request.headers)
+            done.opened = opened = await failover.open_stream(
+                ctx.upstream.responses_url, chat.body, forwarded
             )
         done.outcome = outcome = Outcome()
         if chat.stream:
             await _stream(request, opened, trace, request_id, outcome, translator)
-            done.ended(outcome)
             return None  # already sent through request.respond()
         await _collect(opened, outcome, translator)
-        done.ended(outcome)
         return _completion(opened, trace, request_id, translator)
-    except ProxyError as exc:
-        done.failed(exc)
-        if keepalive.head_sent(request):
-            # The OpenAI SDKs raise an APIError for a chunk that carries "error".
-            await keepalive.fail(request, exc, b"data: " + orjson.dumps(exc.body()) + b"\n\n")
-            return None
-        raise
-    finally:
-        done.finish(ctx)
+    return None  # the error ended the stream whose head had gone out early
+
+
+def _error_chunk(exc: ProxyError) -> bytes:
+    """The OpenAI SDKs raise an APIError for a chunk that carries "error"."""
+    return b"data: " + orjson.dumps(exc.body()) + b"\n\n"
 
 
 async def _stream(
@@ -122,11 +115,5 @@ def _completion(opened: OpenedStream, trace: Trace, request_id: str, translator:
     answer_headers["x-codex-lb-overhead-ms"] = f"{trace.overhead_ms():.2f}"
     if translator.error is not None:
         error = translator.error
-        raise ProxyError(
-            error["message"],
-            status=502,
-            type="server_error",
-            code=error["code"],
-            headers=answer_headers,
-        )
+        raise UpstreamFailed(error["message"], code=error["code"], headers=answer_headers)
     return raw(orjson.dumps(translator.completion()), content_type="application/json", headers=answer_headers)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
 
 from server import leases, runtime_settings
 from server.accounts import buckets as bucket_store
@@ -36,6 +38,25 @@ from server.usage.writer import RequestLogWriter
 WS_POOL_IDLE_S = 120.0  # an idle upstream WebSocket is closed after this long
 
 
+class BackgroundTasks:
+    """Work a request starts and does not wait for (state write-throughs): tracked so that the worker
+    can cancel what is left when it stops."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task] = set()
+
+    def spawn(self, work: Coroutine, name: str) -> asyncio.Task:
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
 @dataclass(slots=True)
 class ProxyContext:
     settings: Settings
@@ -59,6 +80,7 @@ class ProxyContext:
     callbacks: CallbackListener
     upkeep: Upkeep
     buckets: ModelBuckets
+    background: BackgroundTasks = field(default_factory=BackgroundTasks)
 
 
 async def open_proxy_context(settings: Settings, db: Database, box, slots) -> ProxyContext:
@@ -155,5 +177,6 @@ async def close_proxy_context(ctx: ProxyContext) -> None:
     await ctx.watcher.stop()
     await ctx.ledger.close()  # settles what finished requests used before the pool goes away
     await ctx.sockets.close()
+    await ctx.background.close()
     await ctx.writer.stop()  # every request-log row submitted so far reaches the database
     await ctx.upstream.close()

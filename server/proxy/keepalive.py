@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 
 from sanic import Request
@@ -24,17 +24,23 @@ COMMENT = b": keepalive\n\n"
 
 
 @asynccontextmanager
-async def while_opening(request: Request, streaming: bool, interval: float) -> AsyncIterator[None]:
-    """Run the body of the `async with` (opening the upstream) with keepalives for a streaming client."""
-    if not streaming:
+async def alongside(work: Coroutine | None, name: str) -> AsyncIterator[None]:
+    """Run `work` as a task while the body of the `async with` runs, and cancel it when the body ends
+    (None: nothing to run)."""
+    if work is None:
         yield
         return
-    keeper = asyncio.create_task(_keep_alive(request, interval), name="sse-keepalive")
+    task = asyncio.create_task(work, name=name)
     try:
         yield
     finally:
-        keeper.cancel()
-        await asyncio.gather(keeper, return_exceptions=True)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def while_opening(request: Request, streaming: bool, interval: float):
+    """Run the body of the `async with` (opening the upstream) with keepalives for a streaming client."""
+    return alongside(_keep_alive(request, interval) if streaming else None, "sse-keepalive")
 
 
 async def _keep_alive(request: Request, interval: float) -> None:
@@ -75,3 +81,18 @@ async def fail(request: Request, exc: ProxyError, event: bytes) -> None:
     client = _early(request)
     await client.send(event)
     await client.eof()
+
+
+def reporter(
+    request: Request, event: Callable[[ProxyError], bytes]
+) -> Callable[[ProxyError], Awaitable[bool]]:
+    """A Settlement's `report` for SSE routes: once the head has gone out early, an error ends the stream
+    as `event(exc)` (True: handled); before that it stays an HTTP error."""
+
+    async def report(exc: ProxyError) -> bool:
+        if not head_sent(request):
+            return False
+        await fail(request, exc, event(exc))
+        return True
+
+    return report

@@ -5,7 +5,6 @@ every worker which bucket meters the model, and the request moves on to another 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -18,7 +17,6 @@ from server.upstream.failures import FailureKind, UpstreamFailure
 
 log = logging.getLogger(__name__)
 FALLBACK_S = 3600.0  # a refusal that says no reset time: bench the bucket for an hour
-_background: set[asyncio.Task] = set()
 
 
 def noted(trace, failure: UpstreamFailure, headers: Mapping[str, str] | None) -> UpstreamFailure:
@@ -64,9 +62,7 @@ def record(ctx, trace, account: AccountRecord, failure: UpstreamFailure) -> bool
         bucket,
         until - now,
     )
-    task = asyncio.create_task(_persist(ctx, state), name="model-bucket-save")
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+    ctx.background.spawn(_persist(ctx, state), "model-bucket-save")
     return True
 
 

@@ -15,16 +15,12 @@ from server.keys.admission import admit
 from server.keys.store import KeyRecord
 from server.proxy import keepalive, normalize, pool_usage, transport
 from server.proxy.bodies import decoded_body
-from server.proxy.delivery import (
-    Settlement,
-    collect_response,
-    failed_event,
-    json_answer,
-    stream_to_client,
-)
-from server.proxy.failover import open_stream, post_json
+from server.proxy.delivery import collect_response, failed_event, json_answer, stream_to_client
+from server.proxy.failover import Failover
 from server.proxy.outcome import Outcome
+from server.proxy.settlement import Settlement
 from server.proxy.socket_turns import open_over_socket
+from server.proxy.trace import OpenedStream
 from server.upstream import headers
 from server.usage.tokens import TokenUsage
 
@@ -56,65 +52,59 @@ async def compact(request: Request):
 
 async def _serve(request: Request, norm: normalize.NormalizedRequest, key: KeyRecord | None):
     ctx = request.app.ctx.proxy
-    done = Settlement(
-        request.path,
-        "http",
+    async with Settlement.http(
+        request,
+        key,
         model=norm.model,
         reasoning_effort=norm.reasoning_effort,
         session_key=norm.session_key,
-        api_key_id=key.id if key else None,
-    )
-    trace, request_id = done.trace, done.request_id
-    upstream = transport.HTTP
-    try:
+        report=keepalive.reporter(request, _failed_event),
+    ) as done:
+        trace, request_id = done.trace, done.request_id
         model_plans = ctx.models.current.require(norm.model)  # unknown: 404 before any account is used
-        effort = norm.reasoning_effort
-        done.admission = await admit(ctx, key, request_id, norm.model, effort, len(norm.body))
-        allowed_accounts = key.allowed_accounts if key else None
-        forwarded = headers.forwardable(request.headers)
-        choice = ctx.transports.choose(
-            ctx.runtime.current.upstream_stream_transport,
-            client_websocket=False,
-            model=norm.model,
-            model_prefers=ctx.models.current.prefers_websockets(norm.model),
-            conversation=norm.client_session,
-        )
+        done.admission = await admit(ctx, key, request_id, norm.model, norm.reasoning_effort, len(norm.body))
         async with keepalive.while_opening(request, norm.client_stream, ctx.settings.stream_keepalive_s):
-            if choice == transport.WEBSOCKET:
-                done.opened = await open_over_socket(
-                    ctx, norm, forwarded, trace, allowed_accounts, model_plans
-                )
-                upstream = transport.WEBSOCKET if done.opened is not None else transport.HTTP
-            done.upstream_transport = upstream
-            if done.opened is None:
-                done.opened = await open_stream(
-                    ctx,
-                    ctx.upstream.responses_url,
-                    norm.body,
-                    forwarded,
-                    norm.session_key,
-                    trace,
-                    allowed_accounts,
-                    model_plans,
-                )
-        trace.rate_limit_view = pool_usage.view_for(ctx, key, allowed_accounts, time.time())
+            done.opened = await _open(request, norm, key, done, model_plans)
+        trace.rate_limit_view = pool_usage.view_for(
+            ctx, key, key.allowed_accounts if key else None, time.time()
+        )
         if norm.client_stream:
             done.outcome = Outcome()
             fill = request.path.startswith("/v1/")  # SDK clients; the Codex CLI gets the backend's bytes
             await stream_to_client(request, done.opened, trace, request_id, done.outcome, fill)
-            done.ended(done.outcome)
             return None  # already sent through request.respond()
         done.outcome, body = await collect_response(done.opened, trace)
-        done.ended(done.outcome)
         return json_answer(done.opened, trace, request_id, done.outcome, body)
-    except ProxyError as exc:
-        done.failed(exc)
-        if keepalive.head_sent(request):
-            await keepalive.fail(request, exc, failed_event("", exc.code or "upstream_error", exc.message))
-            return None
-        raise
-    finally:
-        done.finish(ctx)
+    return None  # the error ended the stream whose head had gone out early
+
+
+async def _open(
+    request: Request, norm: normalize.NormalizedRequest, key: KeyRecord | None, done: Settlement, model_plans
+) -> OpenedStream:
+    """The request's upstream stream: on a pooled upstream socket when the transport choice says so and
+    one can be had, else over HTTP."""
+    ctx = request.app.ctx.proxy
+    allowed_accounts = key.allowed_accounts if key else None
+    forwarded = headers.forwardable(request.headers)
+    choice = ctx.transports.choose(
+        ctx.runtime.current.upstream_stream_transport,
+        client_websocket=False,
+        model=norm.model,
+        model_prefers=ctx.models.current.prefers_websockets(norm.model),
+        conversation=norm.client_session,
+    )
+    if choice == transport.WEBSOCKET:
+        opened = await open_over_socket(ctx, norm, forwarded, done.trace, allowed_accounts, model_plans)
+        if opened is not None:
+            done.upstream_transport = transport.WEBSOCKET
+            return opened
+    done.upstream_transport = transport.HTTP
+    failover = Failover(ctx, done.trace, norm.session_key, allowed_accounts, model_plans)
+    return await failover.open_stream(ctx.upstream.responses_url, norm.body, forwarded)
+
+
+def _failed_event(exc: ProxyError) -> bytes:
+    return failed_event("", exc.code or "upstream_error", exc.message)
 
 
 async def _compact(request: Request, key: KeyRecord | None):
@@ -128,28 +118,14 @@ async def _compact(request: Request, key: KeyRecord | None):
     for name in normalize.UNSUPPORTED + ("store", "stream"):
         payload.pop(name, None)
     session_key = normalize.session_key_of(request.headers, payload)
-    done = Settlement(
-        request.path,
-        "http",
-        model=model,
-        reasoning_effort=_effort(payload),
-        session_key=session_key,
-        api_key_id=key.id if key else None,
-    )
-    try:
+    async with Settlement.http(
+        request, key, model=model, reasoning_effort=_effort(payload), session_key=session_key
+    ) as done:
         model_plans = ctx.models.current.require(model)
         body = orjson.dumps(payload)
         done.admission = await admit(ctx, key, done.request_id, model, done.reasoning_effort, len(body))
-        answer = await post_json(
-            ctx,
-            ctx.upstream.compact_url,
-            body,
-            headers.forwardable(request.headers),
-            session_key,
-            done.trace,
-            key.allowed_accounts if key else None,
-            model_plans,
-        )
+        failover = Failover(ctx, done.trace, session_key, key.allowed_accounts if key else None, model_plans)
+        answer = await failover.post(ctx.upstream.compact_url, body, headers.forwardable(request.headers))
         done.status, done.error_code = answer.status, ""
         done.outcome = _compact_outcome(answer.body)
         return raw(
@@ -162,11 +138,6 @@ async def _compact(request: Request, key: KeyRecord | None):
                 "x-codex-lb-attempts": str(done.trace.attempts),
             },
         )
-    except ProxyError as exc:
-        done.failed(exc)
-        raise
-    finally:
-        done.finish(ctx)
 
 
 def _compact_outcome(body: bytes) -> Outcome:

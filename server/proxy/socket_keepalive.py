@@ -12,12 +12,14 @@ import asyncio
 from sanic.exceptions import ServerError, WebsocketClosed
 from websockets.exceptions import ConnectionClosed
 
+from server.proxy.keepalive import alongside
+
 FRAME = '{"type":"codex.keepalive"}'
 
 
-def start(ws, interval: float) -> asyncio.Task:
-    """Send a keepalive frame every `interval` seconds until the returned task is cancelled."""
-    return asyncio.create_task(_beat(ws, interval), name="ws-keepalive")
+def while_opening(ws, interval: float, enabled: bool):
+    """Send a keepalive frame every `interval` seconds while the body of the `async with` runs."""
+    return alongside(_beat(ws, interval) if enabled else None, "ws-keepalive")
 
 
 async def _beat(ws, interval: float) -> None:

@@ -1,9 +1,9 @@
 """Opening a turn on an upstream WebSocket, failing over invisibly until content arrives.
 
-The WebSocket twin of failover.open_stream: the same account choice, cooldowns, token refresh and
-attempt budget, plus what sockets add: a socket stays bound to its account (response ids live on it),
-a turn whose `previous_response_id` the socket does not know is replayed with the full input, and an
-expired socket (60-minute limit) is replaced on the same account without the client noticing.
+The WebSocket twin of Failover.open_stream, driving the same Failover (account choice, cooldowns, token
+refresh, attempt budget), plus what sockets add: a socket stays bound to its account (response ids live
+on it), a turn whose `previous_response_id` the socket does not know is replayed with the full input,
+and an expired socket (60-minute limit) is replaced on the same account without the client noticing.
 """
 
 from __future__ import annotations
@@ -12,24 +12,18 @@ import logging
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from functools import partial
 
 import aiohttp
 import orjson
 
-from server import metrics
 from server.accounts.store import AccountRecord
 from server.balancer.candidates import Candidate
 from server.errors import ProxyError
 from server.proxy import model_limits
+from server.proxy.attempts import try_stream
 from server.proxy.context import ProxyContext
-from server.proxy.failover import (
-    _choose,
-    _client_error,
-    _exhausted_error,
-    _penalise,
-    _refresh,
-    _try_stream,
-)
+from server.proxy.failover import Failover
 from server.proxy.normalize import NormalizedRequest
 from server.proxy.trace import OpenedStream, Trace
 from server.upstream import failures, ratelimits
@@ -85,114 +79,177 @@ async def open_socket_stream(
 ) -> OpenedStream:
     """A turn that has produced its first content event on `binding`'s socket (opened if needed).
     `pool_key` says which idle sockets of the account it may reuse (default: the session's)."""
-    pool_key = pool_key if pool_key is not None else session_key or ""
-    excluded: set[int] = set()
-    refreshed: set[int] = set()
-    pool = ctx.sockets
-    pool_full = False
-    pinned = binding.account is not None  # a bound conversation stays on its account while it can
-    while trace.attempts < ctx.settings.max_attempts and trace.attempt_budget(ctx.settings) > 0:
-        if binding.socket is None or not binding.socket.usable or _off_route(ctx, binding.socket):
-            stale = binding.clear()
-            if stale is not None:
-                pool.give_back(stale, healthy=False)
-            if pinned and binding.account.id not in excluded and ctx.roster.get(binding.account.id):
-                candidate, account = binding.candidate, ctx.roster.get(binding.account.id)
-            else:
-                try:
-                    candidate, account = await _choose(
-                        ctx, session_key, excluded, trace, allowed_accounts, model_plans
-                    )
-                except ProxyError:
-                    if pool_full:
-                        raise FallBackToHttp() from None
-                    raise
-            try:
-                binding.socket = await _lease_on_route(
-                    ctx, pool, account.id, pool_key, _opener(ctx, forwarded, account, pool_key)
-                )
-            except PoolFull as exc:
-                pool_full = True
-                if exc.whole_pool:
-                    raise FallBackToHttp() from None
-                excluded.add(account.id)  # this account has no room: another one may
-                pinned = False
-                continue
-            except HandshakeRefused as exc:
-                snapshot = ratelimits.from_headers(exc.headers, time.time())
-                ctx.balancer.note_windows(candidate, snapshot)
-                if exc.status == 426:
-                    ctx.transports.upgrade_refused()
-                    log.info("upstream refused WebSocket upgrade (426): falling back to HTTP")
-                    raise FallBackToHttp() from None
-                log.info("upstream refused WebSocket upgrade account=%d status=%d", account.id, exc.status)
-                trace.attempts += 1
-                trace.account = account
-                ctx.balancer.acquire(candidate)
-                try:
-                    result = await _answer_over_http(
-                        ctx, frame, full_frame, forwarded, candidate, account, trace
-                    )
-                except BaseException:
-                    ctx.balancer.release(candidate)
-                    raise
-                if isinstance(result, OpenedStream):
-                    return result  # the account serves HTTP: this turn goes that way
-                ctx.balancer.release(candidate)
-                if await _after_failure(
-                    ctx, candidate, account, result or exc.failure, refreshed, excluded, trace
-                ):
-                    # Refreshed: the same account again, with its new token, without spending an attempt.
-                    binding.candidate, binding.account, pinned = candidate, account, True
-                    trace.attempts -= 1
+    failover = Failover(ctx, trace, session_key, allowed_accounts, model_plans)
+    opening = _SocketFailover(
+        ctx, failover, binding, forwarded, pool_key if pool_key is not None else session_key or ""
+    )
+    return await opening.open(frame, full_frame, done, drop)
+
+
+class _SocketFailover:
+    """One turn's failover on sockets: the request's Failover, plus what sockets add (binding, pool
+    room, stale links, replays)."""
+
+    def __init__(
+        self,
+        ctx: ProxyContext,
+        failover: Failover,
+        binding: Binding,
+        forwarded: dict[str, str],
+        pool_key: str,
+    ) -> None:
+        self.ctx = ctx
+        self.failover = failover
+        self.trace = failover.trace
+        self.binding = binding
+        self.forwarded = forwarded
+        self.pool_key = pool_key
+        self.pool_full = False
+        self.pinned = binding.account is not None  # a bound conversation stays on its account while it can
+
+    async def open(
+        self,
+        frame: dict,
+        full_frame: dict | None,
+        done: Callable[[UpstreamSocket, bool], None],
+        drop: frozenset[str],
+    ) -> OpenedStream:
+        ctx, trace, binding, pool = self.ctx, self.trace, self.binding, self.ctx.sockets
+        while self.failover.attempts_left and trace.attempt_budget(ctx.settings) > 0:
+            if binding.socket is None or not binding.socket.usable or _off_route(ctx, binding.socket):
+                answered = await self._bind(frame, full_frame)
+                if answered is not None:
+                    return answered  # the account serves HTTP only: this turn went that way
+                if binding.socket is None:
                     continue
-                pinned = False
+            socket, candidate, account = binding.socket, binding.candidate, binding.account
+            trace.attempts += 1
+            trace.egress = socket.egress
+            try:
+                result = await self.failover.attempt(
+                    candidate,
+                    account,
+                    partial(_try_turn, ctx, socket, candidate, frame, full_frame, trace, done, drop),
+                )
+            except BaseException:  # cancelled (the client left): the socket is mid-turn, unusable
+                pool.give_back(binding.clear(), healthy=False)
+                raise
+            if isinstance(result, OpenedStream):
+                return result  # keeps its in-flight slot until settled
+            failure = result
+            if failure is STALE_SOCKET:
+                # A pooled or between-turns socket the backend had dropped: not the account's fault.
+                pool.give_back(binding.clear(), healthy=False)
+                trace.attempts -= 1
                 continue
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                trace.attempts += 1
-                trace.account = account
-                failure = failures.classify_connection_error(exc)
-                await _after_failure(ctx, candidate, account, failure, refreshed, excluded, trace)
-                pinned = False
+            trace.last_failure = failure
+            if failure.kind is FailureKind.PREVIOUS_RESPONSE_NOT_FOUND and full_frame is not None:
+                frame = full_frame  # the socket lost the anchor: replay the whole conversation here
                 continue
-            binding.candidate, binding.account = candidate, account
-            snapshot = ratelimits.from_headers(binding.socket.headers, time.time())
-            ctx.balancer.note_windows(candidate, snapshot)
-        socket, candidate, account = binding.socket, binding.candidate, binding.account
-        trace.attempts += 1
-        trace.account = account
-        trace.egress = socket.egress
-        ctx.balancer.acquire(candidate)
+            pool.give_back(binding.clear(), healthy=False)
+            if failure.kind is FailureKind.WEBSOCKET_EXPIRED:
+                continue  # a fresh socket on the same account; the turn replays its full input
+            if await self._after_failure(candidate, account, failure):
+                self.pinned = True  # refreshed: the same account again, without spending an attempt
+                trace.attempts -= 1
+                continue
+            binding.account = binding.candidate = None
+            self.pinned = False
+        raise self.failover.exhausted()
+
+    async def _bind(self, frame: dict, full_frame: dict | None) -> OpenedStream | None:
+        """Bind a socket of the conversation's account (or of a newly chosen one). Leaves the binding
+        without a socket when this account cannot have one now; returns the turn's stream when the
+        account refused the upgrade and served the turn over HTTP instead."""
+        ctx, trace, binding = self.ctx, self.trace, self.binding
+        stale = binding.clear()
+        if stale is not None:
+            ctx.sockets.give_back(stale, healthy=False)
+        if (
+            self.pinned
+            and binding.account.id not in self.failover.excluded
+            and ctx.roster.get(binding.account.id)
+        ):
+            candidate, account = binding.candidate, ctx.roster.get(binding.account.id)
+        else:
+            try:
+                candidate, account = await self.failover.choose()
+            except ProxyError:
+                if self.pool_full:
+                    raise FallBackToHttp() from None
+                raise
         try:
-            result = await _try_turn(ctx, socket, candidate, frame, full_frame, trace, done, drop)
-        except BaseException:  # cancelled (the client left): the socket is mid-turn, unusable
-            ctx.balancer.release(candidate)
-            pool.give_back(binding.clear(), healthy=False)
-            raise
+            binding.socket = await _lease_on_route(
+                ctx,
+                ctx.sockets,
+                account.id,
+                self.pool_key,
+                _opener(ctx, self.forwarded, account, self.pool_key),
+            )
+        except PoolFull as exc:
+            self.pool_full = True
+            if exc.whole_pool:
+                raise FallBackToHttp() from None
+            self.failover.excluded.add(account.id)  # this account has no room: another one may
+            self.pinned = False
+            return None
+        except HandshakeRefused as exc:
+            return await self._refused(exc, candidate, account, frame, full_frame)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            trace.attempts += 1
+            trace.account = account
+            await self._after_failure(candidate, account, failures.classify_connection_error(exc))
+            self.pinned = False
+            return None
+        binding.candidate, binding.account = candidate, account
+        ctx.balancer.note_windows(candidate, ratelimits.from_headers(binding.socket.headers, time.time()))
+        return None
+
+    async def _refused(
+        self,
+        exc: HandshakeRefused,
+        candidate: Candidate,
+        account: AccountRecord,
+        frame: dict,
+        full_frame: dict | None,
+    ) -> OpenedStream | None:
+        """The upgrade was refused: 426 sends every turn to HTTP; anything else is asked again over HTTP
+        on the same account, whose answer says what is wrong (or serves the turn)."""
+        ctx, trace = self.ctx, self.trace
+        ctx.balancer.note_windows(candidate, ratelimits.from_headers(exc.headers, time.time()))
+        if exc.status == 426:
+            ctx.transports.upgrade_refused()
+            log.info("upstream refused WebSocket upgrade (426): falling back to HTTP")
+            raise FallBackToHttp() from None
+        log.info("upstream refused WebSocket upgrade account=%d status=%d", account.id, exc.status)
+        trace.attempts += 1
+        result = await self.failover.attempt(
+            candidate,
+            account,
+            partial(_answer_over_http, ctx, frame, full_frame, self.forwarded, candidate, account, trace),
+        )
         if isinstance(result, OpenedStream):
-            return result  # keeps its in-flight slot until settled
-        ctx.balancer.release(candidate)
-        failure = result
-        if failure is STALE_SOCKET:
-            # A pooled or between-turns socket the backend had dropped: not the account's fault.
-            pool.give_back(binding.clear(), healthy=False)
+            return result
+        if await self._after_failure(candidate, account, result or exc.failure):
+            # Refreshed: the same account again, with its new token, without spending an attempt.
+            self.binding.candidate, self.binding.account, self.pinned = candidate, account, True
             trace.attempts -= 1
-            continue
-        trace.last_failure = failure
-        if failure.kind is FailureKind.PREVIOUS_RESPONSE_NOT_FOUND and full_frame is not None:
-            frame = full_frame  # the socket lost the anchor: replay the whole conversation here
-            continue
-        if failure.kind is FailureKind.WEBSOCKET_EXPIRED:
-            pool.give_back(binding.clear(), healthy=False)
-            continue  # a fresh socket on the same account; the turn replays its full input
-        pool.give_back(binding.clear(), healthy=False)
-        if await _after_failure(ctx, candidate, account, failure, refreshed, excluded, trace):
-            pinned = True  # refreshed: the same account again, without spending an attempt
-            trace.attempts -= 1
-            continue
-        binding.account = binding.candidate = None
-        pinned = False
-    raise _exhausted_error(trace.last_failure)
+            return None
+        self.pinned = False
+        return None
+
+    async def _after_failure(
+        self, candidate: Candidate, account: AccountRecord, failure: UpstreamFailure
+    ) -> bool:
+        """True when the same account should be tried again (token refreshed); raises for client errors
+        (a lost anchor included: nothing here can replay it)."""
+        if await self.failover.after_failure(candidate, account, failure, final=_ENDS_THE_TURN) is not None:
+            return True
+        log.info("moving conversation off account=%d code=%s", account.id, failure.code)
+        return False
+
+
+_ENDS_THE_TURN = (FailureKind.PREVIOUS_RESPONSE_NOT_FOUND,)
 
 
 async def _answer_over_http(
@@ -212,35 +269,9 @@ async def _answer_over_http(
         return None
     payload = {k: v for k, v in body.items() if k not in ("type", "generate")}
     payload["stream"] = True
-    return await _try_stream(
+    return await try_stream(
         ctx, ctx.upstream.responses_url, orjson.dumps(payload), forwarded, candidate, account, trace
     )
-
-
-async def _after_failure(
-    ctx: ProxyContext,
-    candidate: Candidate,
-    account: AccountRecord,
-    failure: UpstreamFailure,
-    refreshed: set[int],
-    excluded: set[int],
-    trace: Trace,
-) -> bool:
-    """True when the same account should be tried again (token refreshed); raises for client errors."""
-    trace.last_failure = failure
-    trace.failovers.append(f"{account.id}:{failure.code or failure.kind.value}")
-    if failure.kind is FailureKind.AUTH and account.id not in refreshed:
-        refreshed.add(account.id)
-        if await _refresh(ctx, account) is not None:
-            return True
-    if not failure.allows_failover or failure.kind is FailureKind.PREVIOUS_RESPONSE_NOT_FOUND:
-        raise _client_error(failure)
-    if not model_limits.record(ctx, trace, account, failure):  # a model's bucket, not the account
-        await _penalise(ctx, candidate, account, failure)
-    metrics.failover(failure.kind.value)
-    excluded.add(account.id)
-    log.info("moving conversation off account=%d code=%s", account.id, failure.code)
-    return False
 
 
 def _off_route(ctx: ProxyContext, socket: UpstreamSocket) -> bool:

@@ -10,11 +10,11 @@ from sanic import Blueprint, Request
 from sanic.response import raw, text
 
 from server.auth.guard import authorize_proxy
-from server.errors import BadRequest, ProxyError
+from server.errors import BadRequest, RequestTooLarge, UpstreamFailed
 from server.keys.admission import admit
 from server.keys.store import KeyRecord
-from server.proxy.delivery import Settlement
-from server.proxy.failover import post_form
+from server.proxy.failover import Failover
+from server.proxy.settlement import Settlement
 from server.upstream import headers
 
 bp = Blueprint("transcription")
@@ -50,12 +50,7 @@ async def openai_transcriptions(request: Request):
     except orjson.JSONDecodeError:
         answer = None
     if not isinstance(answer, dict) or not isinstance(answer.get("text"), str):
-        raise ProxyError(
-            'The upstream answered the transcription with something other than {"text": …}.',
-            status=502,
-            type="server_error",
-            code="upstream_error",
-        )
+        raise UpstreamFailed('The upstream answered the transcription with something other than {"text": …}.')
     transcript = answer["text"]
     if response_format == "text":
         return text(transcript)
@@ -66,11 +61,9 @@ async def _transcribe(request: Request, key: KeyRecord | None) -> tuple[int, byt
     ctx = request.app.ctx.proxy
     limit = ctx.settings.transcription_max_bytes
     if len(request.body or b"") > limit:
-        raise ProxyError(
+        raise RequestTooLarge(
             f"The audio upload is {len(request.body)} bytes; the limit is {limit} bytes "
-            "(CODEX_LB_TRANSCRIPTION_MAX_BYTES).",
-            status=413,
-            code="request_too_large",
+            "(CODEX_LB_TRANSCRIPTION_MAX_BYTES)."
         )
     if not request.content_type.startswith("multipart/form-data"):
         raise BadRequest("Send the audio as multipart/form-data with a 'file' part.", param="file")
@@ -89,23 +82,11 @@ async def _transcribe(request: Request, key: KeyRecord | None) -> tuple[int, byt
         return data
 
     model = request.form.get("model") or ""
-    done = Settlement(request.path, "http", model=model, api_key_id=key.id if key else None)
-    try:
+    async with Settlement.http(request, key, model=model) as done:
         # Audio bytes say nothing about tokens: the request counts against request limits and the
         # output allowance only.
         done.admission = await admit(ctx, key, done.request_id, model, "", 0)
-        answer = await post_form(
-            ctx,
-            ctx.upstream.transcribe_url,
-            form,
-            headers.forwardable(request.headers),
-            done.trace,
-            key.allowed_accounts if key else None,
-        )
+        failover = Failover(ctx, done.trace, None, key.allowed_accounts if key else None)
+        answer = await failover.post(ctx.upstream.transcribe_url, form, headers.forwardable(request.headers))
         done.status, done.error_code = answer.status, ""
         return answer.status, answer.body
-    except ProxyError as exc:
-        done.failed(exc)
-        raise
-    finally:
-        done.finish(ctx)

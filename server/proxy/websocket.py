@@ -20,17 +20,17 @@ from sanic.exceptions import ServerError, WebsocketClosed
 from websockets.exceptions import ConnectionClosed
 
 from server.auth.guard import authorize_proxy
-from server.errors import ProxyError
+from server.errors import BadRequest, InternalError, ProxyError
 from server.keys.admission import admit, check_model
 from server.keys.store import KeyRecord
 from server.lifecycle import drain
 from server.proxy import normalize, pool_usage, socket_keepalive, transport, websocket_handshake
 from server.proxy.assemble import OutputFiller
 from server.proxy.conversation import Conversation
-from server.proxy.delivery import Settlement
-from server.proxy.failover import open_stream
+from server.proxy.failover import Failover
 from server.proxy.outcome import Outcome
 from server.proxy.outcome import drain as drain_stream
+from server.proxy.settlement import Settlement
 from server.proxy.socket_turns import Binding, FallBackToHttp, open_socket_stream
 from server.proxy.trace import OpenedStream, Trace
 from server.proxy.turn_queue import TurnQueue, worker_bytes
@@ -155,25 +155,36 @@ class ClientSocket:
         """Queue a turn or absorb an acknowledgement; for an unusable frame, answer an error and return
         the close code to use if such frames persist."""
         if isinstance(message, bytes):
-            await self._send_error(400, "Binary frames are not supported; send JSON text.", "invalid_frame")
+            await self._send_error(
+                BadRequest("Binary frames are not supported; send JSON text.", code="invalid_frame")
+            )
             return CLOSE_UNSUPPORTED_DATA
         try:
             frame = orjson.loads(message)
         except orjson.JSONDecodeError:
             frame = None
         if not isinstance(frame, dict):
-            await self._send_error(400, "Invalid request payload: expected a JSON object.", "invalid_json")
+            await self._send_error(
+                BadRequest("Invalid request payload: expected a JSON object.", code="invalid_json")
+            )
             return CLOSE_POLICY
         kind = frame.get("type")
         if kind == "response.create":
             if self.drain.draining:
                 await self._send_error(
-                    503, "This codex-lb instance is shutting down; reconnect.", drain.CUT_CODE, "server_error"
+                    ProxyError(
+                        "This codex-lb instance is shutting down; reconnect.",
+                        status=503,
+                        type="server_error",
+                        code=drain.CUT_CODE,
+                    )
                 )
                 return None
             refusal = self.frames.offer(frame, len(message))
             if refusal is not None:
-                await self._send_error(refusal.status, refusal.message, refusal.code, refusal.kind)
+                await self._send_error(
+                    ProxyError(refusal.message, status=refusal.status, type=refusal.kind, code=refusal.code)
+                )
                 return None  # refused, not unusable: the queued turns still run
         elif kind != "response.processed":
             log.debug("ignored WebSocket frame type=%r route=%s", kind, self.route)
@@ -189,7 +200,7 @@ class ClientSocket:
                 raise  # the client is gone
             except Exception:  # a bug must not take the socket down: report it and carry on
                 log.exception("WebSocket turn failed route=%s", self.route)
-                await self._send_error(500, "The server had an error processing the turn.", "server_error")
+                await self._send_error(InternalError("The server had an error processing the turn."))
             finally:
                 self.busy = False
                 self.turns += 1
@@ -201,66 +212,64 @@ class ClientSocket:
     async def _turn(self, frame: dict) -> None:
         ctx = self.ctx
         model = frame.get("model") if isinstance(frame.get("model"), str) else ""
-        done = Settlement(self.route, "websocket", model=model, api_key_id=self.key.id if self.key else None)
-        trace, request_id = done.trace, done.request_id
-        outcome = Outcome()
-        done.outcome = outcome  # so a drain deadline can mark the turn as cut
-        upstream = ""
-        waiting = socket_keepalive.start(self.ws, ctx.settings.stream_keepalive_s) if self.codex else None
-        try:
-            turn = self._prepare(frame)
-            effort = done.reasoning_effort = turn.effort
-            model_plans = ctx.models.current.require(model)  # unknown model: an error frame, no account used
-            # Each turn is admitted against the key's limits like one HTTP request; a prewarm generates
-            # nothing and is only checked against the key's model rules.
-            if turn.prewarm and self.key is not None:
-                check_model(self.key, model, effort)
-            elif not turn.prewarm:
-                done.admission = await admit(ctx, self.key, request_id, model, effort, len(turn.http_body))
-            choice = ctx.transports.choose(
-                ctx.runtime.current.upstream_stream_transport, client_websocket=True, model=model
-            )
-            if choice == transport.WEBSOCKET:
-                try:
-                    done.opened = await self._open_socket(turn, trace, model_plans)
-                    upstream = transport.WEBSOCKET
-                except FallBackToHttp:
-                    pass
+        async with Settlement(
+            ctx,
+            self.route,
+            "websocket",
+            model=model,
+            session_key=self.session_key,
+            api_key_id=self.key.id if self.key else None,
+            report=self._report,
+        ) as done:
+            done.outcome = outcome = Outcome()  # so a drain deadline can mark the turn as cut
+            interval = ctx.settings.stream_keepalive_s
+            async with socket_keepalive.while_opening(self.ws, interval, enabled=self.codex):
+                turn = self._prepare(frame)
+                done.session_key, done.reasoning_effort = self.session_key, turn.effort
+                model_plans = ctx.models.current.require(model)  # unknown model: an error frame, no account
+                await self._admit(done, turn)
+                done.opened = await self._open(done, turn, model_plans)
             if done.opened is None:
-                upstream = transport.HTTP
-                if turn.prewarm:
-                    await self._prewarm_locally(turn, outcome)
-                    done.ended(outcome)
-                    return
-                done.opened = await open_stream(
-                    ctx,
-                    ctx.upstream.responses_url,
-                    turn.http_body,
-                    self.forwarded,
-                    self.session_key,
-                    trace,
-                    self.allowed_accounts,
-                    model_plans,
-                )
-            if waiting is not None:
-                waiting.cancel()
+                await self._prewarm_locally(turn, outcome)
+                return
             produced = await self._relay(done.opened, outcome)
-            done.ended(outcome)
             if outcome.terminal_seen and outcome.status == 200:
                 self.conversation.record(outcome.response_id, turn.full_input, produced)
-        except ProxyError as exc:
-            done.status, done.error_code, done.reason = exc.status, exc.code or "", exc.message
-            await self._send_error(exc.status, exc.message, exc.code, exc.type, exc.param, exc.extra)
-        finally:
-            if waiting is not None:
-                waiting.cancel()
-            if outcome.terminal_seen:
-                done.ended(outcome)
-            # A prewarm answered here, without an upstream, used nothing.
-            done.outcome = outcome if done.opened is not None else None
-            done.session_key = self.session_key
-            done.upstream_transport = upstream if trace.attempts else ""
-            done.finish(ctx)
+
+    async def _admit(self, done: Settlement, turn: _Turn) -> None:
+        """Each turn is admitted against the key's limits like one HTTP request; a prewarm generates
+        nothing and is only checked against the key's model rules."""
+        if not turn.prewarm:
+            done.admission = await admit(
+                self.ctx, self.key, done.request_id, done.model, turn.effort, len(turn.http_body)
+            )
+        elif self.key is not None:
+            check_model(self.key, done.model, turn.effort)
+
+    async def _open(self, done: Settlement, turn: _Turn, model_plans) -> OpenedStream | None:
+        """The turn's upstream stream: on the conversation's upstream socket when the transport choice
+        says so (and one can be had), else over HTTP; None for a prewarm that has no socket to warm."""
+        ctx = self.ctx
+        choice = ctx.transports.choose(
+            ctx.runtime.current.upstream_stream_transport, client_websocket=True, model=done.model
+        )
+        if choice == transport.WEBSOCKET:
+            try:
+                opened = await self._open_socket(turn, done.trace, model_plans)
+            except FallBackToHttp:
+                pass
+            else:
+                done.upstream_transport = transport.WEBSOCKET
+                return opened
+        if turn.prewarm:
+            return None
+        failover = Failover(ctx, done.trace, self.session_key, self.allowed_accounts, model_plans)
+        return await failover.open_stream(ctx.upstream.responses_url, turn.http_body, self.forwarded)
+
+    async def _report(self, exc: ProxyError) -> bool:
+        """A turn's error is an error frame; the socket stays open for the next turn."""
+        await self._send_error(exc)
+        return True
 
     def _prepare(self, frame: dict) -> _Turn:
         body = {k: v for k, v in frame.items() if k != "type"}
@@ -348,7 +357,8 @@ class ClientSocket:
         return produced
 
     async def _prewarm_locally(self, turn: _Turn, outcome: Outcome) -> None:
-        """HTTP upstreams have no socket to warm: answer the prewarm here, with an id we can resolve."""
+        """HTTP upstreams have no socket to warm: answer the prewarm here, with an id we can resolve (it
+        used nothing: no usage is recorded)."""
         response_id = "resp_" + secrets.token_hex(16)
         response = {
             "id": response_id,
@@ -364,18 +374,9 @@ class ClientSocket:
         outcome.terminal_seen, outcome.response_id = True, response_id
         self.conversation.record(response_id, turn.full_input, [])
 
-    async def _send_error(
-        self,
-        status: int,
-        message: str,
-        code: str | None,
-        kind: str = "invalid_request_error",
-        param: str | None = None,
-        extra: dict | None = None,
-    ) -> None:
-        error = {"type": kind, "code": code, "message": message, "param": param, **(extra or {})}
+    async def _send_error(self, error: ProxyError) -> None:
         try:
-            await self.ws.send(orjson.dumps({"type": "error", "status": status, "error": error}).decode())
+            await self.ws.send(error.ws_frame())
         except _SEND_ERRORS:
             pass
 

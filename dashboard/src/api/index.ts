@@ -19,6 +19,10 @@ export const importAccounts = (files: File[]) => {
 }
 export const renameAccount = (id: number, label: string) =>
   request('PATCH', `/api/accounts/${id}`, s.account, { body: { label } })
+export const setAccountPolicy = (id: number, routing_policy: s.RoutingPolicy, reserve_percent?: number) =>
+  request('PUT', `/api/accounts/${id}/policy`, s.account, {
+    body: routing_policy === 'preserve' ? { routing_policy, reserve_percent } : { routing_policy },
+  })
 export const pauseAccount = (id: number) => request('POST', `/api/accounts/${id}/pause`, s.account)
 export const resumeAccount = (id: number) => request('POST', `/api/accounts/${id}/resume`, s.account)
 export const refreshAccount = (id: number) => request('POST', `/api/accounts/${id}/refresh`, s.account)

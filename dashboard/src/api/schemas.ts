@@ -45,6 +45,8 @@ export const account = z.object({
     })
     .nullable(),
   usage_polled_at: time,
+  routing_policy: z.enum(['normal', 'burn_first', 'preserve']),
+  reserve_percent: z.number(),
   live: z
     .object({
       in_flight: z.number(),
@@ -57,6 +59,7 @@ export const account = z.object({
     .optional(),
 })
 export type Account = z.infer<typeof account>
+export type RoutingPolicy = Account['routing_policy']
 
 export const accountList = z.object({ accounts: z.array(account) })
 
@@ -154,6 +157,8 @@ export type ModelPrice = z.infer<typeof modelPrice>
 export const runtimeSettings = z.looseObject({
   routing_strategy: z.enum(['usage_weighted', 'round_robin', 'least_inflight']),
   sticky_sessions: z.boolean(),
+  prefer_earlier_reset: z.enum(['off', '5h', 'weekly']),
+  session_placement: z.enum(['headroom', 'rendezvous']),
   upstream_stream_transport: z.enum(['auto', 'http', 'websocket']),
   api_key_auth_enabled: z.boolean(),
   pricing_overrides: z.record(z.string(), modelPrice),

@@ -33,6 +33,8 @@ export function useAccountActions() {
     resume: (a: Account) => run(`resume-${a.id}`, () => api.resumeAccount(a.id), `Resumed ${accountName(a)}`),
     refresh: (a: Account) => run(`refresh-${a.id}`, () => api.refreshAccount(a.id), `Refreshed the tokens of ${accountName(a)}`),
     rename: (a: Account, label: string) => run(`rename-${a.id}`, () => api.renameAccount(a.id, label), 'Renamed'),
+    setPolicy: (a: Account, policy: Account['routing_policy'], reserve: number) =>
+      run(`policy-${a.id}`, () => api.setAccountPolicy(a.id, policy, reserve), `Routing policy of ${accountName(a)} saved`),
     remove: (a: Account) => run(`delete-${a.id}`, () => api.deleteAccount(a.id), `Deleted ${accountName(a)}`),
     exportJson(a: Account) {
       const link = document.createElement('a')

@@ -37,6 +37,29 @@ export const SETTINGS: Record<string, SettingInfo> = {
     effect:
       'Keep a conversation on one account, so the upstream prompt cache keeps working. Off: every turn follows the routing strategy.',
   },
+  prefer_earlier_reset: {
+    label: 'Spend the earlier reset first',
+    group: 'routing',
+    effect: 'Among accounts with room, use the one whose window resets first, so capacity about to expire is not wasted.',
+    choices: [
+      { value: 'off', label: 'Off', effect: 'The routing strategy alone decides.' },
+      { value: '5h', label: '5-hour', effect: 'The account whose 5-hour window resets soonest.' },
+      { value: 'weekly', label: 'Weekly', effect: 'The account whose weekly window resets soonest.' },
+    ],
+  },
+  session_placement: {
+    label: 'New conversations',
+    group: 'routing',
+    effect: 'Where a conversation’s first turn goes; its later turns stay there.',
+    choices: [
+      {
+        value: 'headroom',
+        label: 'Where a long one fits',
+        effect: 'An account with room for a long conversation, so it is not moved mid-way (and loses its cache).',
+      },
+      { value: 'rendezvous', label: 'By hash', effect: 'A hash of the session key: every server agrees without memory.' },
+    ],
+  },
   upstream_stream_transport: {
     label: 'Upstream transport',
     group: 'routing',
