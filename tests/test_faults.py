@@ -60,7 +60,7 @@ async def test_5xx_storm_on_one_account_is_invisible(proxy):
     assert all(a.events()[-1]["type"] == "response.completed" for a in answers)
     rows = await _settled_exactly_once(proxy, answers)
     assert {row["status"] for row in rows} == {200}
-    assert proxy.served_by()().count("acc_calm") == 6
+    assert (await proxy.served_by()).count("acc_calm") == 6
 
 
 @sqlite_only

@@ -106,7 +106,7 @@ async def test_plan_only_models_route_to_accounts_of_those_plans(syncing_proxy):
             "/backend-api/codex/responses", codex_body("hi", model="gpt-5.3-codex-spark")
         )
         assert answer.status == 200, answer.raw
-    assert set(proxy.served_by()()) == {"acc_pro"}
+    assert set(await proxy.served_by()) == {"acc_pro"}
 
 
 async def test_a_pool_without_the_plan_gets_a_clear_400_and_no_upstream_call(syncing_proxy):
@@ -123,7 +123,7 @@ async def test_a_pool_without_the_plan_gets_a_clear_400_and_no_upstream_call(syn
     )
     assert answer.status == 400, answer.raw
     assert answer.json()["error"]["code"] == "model_not_supported"
-    served = proxy.served_by()()
+    served = await proxy.served_by()
     assert "acc_plus" not in served
 
 

@@ -126,12 +126,12 @@ async def test_a_routing_policy_is_followed_by_every_worker_once_answered(server
     for burner, normal in ((first, second), (second, first), (first, second)):
         await api(server, "PUT", f"/accounts/{burner['id']}/policy", {"routing_policy": "burn_first"})
         await api(server, "PUT", f"/accounts/{normal['id']}/policy", {"routing_policy": "normal"})
-        served = fake_upstream.account_stats(normal["chatgpt_account_id"]).get("requests", 0)
+        served = (await fake_upstream.account_stats(normal["chatgpt_account_id"])).get("requests", 0)
         # One at a time (a burst would overflow the burn_first account's in-flight cap, by design),
         # each on a fresh connection, so the kernel spreads them over both workers.
         for _ in range(BURST // 2):
             assert await burst_of_one(route, codex_body("hi")) == 200
-        assert fake_upstream.account_stats(normal["chatgpt_account_id"]).get("requests", 0) == served
+        assert (await fake_upstream.account_stats(normal["chatgpt_account_id"])).get("requests", 0) == served
 
 
 async def burst_of_one(url: str, body: dict) -> int:

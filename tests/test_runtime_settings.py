@@ -37,13 +37,12 @@ async def change(proxy, changes: dict) -> dict:
 
 async def serve(proxy, count: int, session_key: str | None = None) -> list[str]:
     """Send `count` requests one after another; the fake's account ids that served them."""
-    served = proxy.served_by()
-    before = len(served())
+    before = len(await proxy.served_by())
     headers = {"session_id": session_key} if session_key else {}
     for i in range(count):
         answer = await proxy.post("/backend-api/codex/responses", codex_body(f"turn {i}"), headers)
         assert answer.status == 200, answer.raw[:300]
-    return served()[before:]
+    return (await proxy.served_by())[before:]
 
 
 async def test_the_new_settings_start_from_the_environment(tmp_path, database_url, fake_upstream):
