@@ -43,7 +43,8 @@ async def test_codex_exec_through_the_proxy_with_a_tool_call_over_http(proxy, tm
     assert turns[1]["body"]["input"][-1]["type"] == "function_call_output"
     rows = await proxy.request_logs(2)
     assert [row["status"] for row in rows] == [200, 200]
-    assert all(row["routing"] == "sticky" for row in rows)
+    # The first turn is placed (an account with room for a long conversation), the next one sticks to it.
+    assert sorted(row["routing"] for row in rows) == ["headroom", "sticky"]
 
 
 async def test_codex_exec_accepts_the_proxys_model_catalog(proxy, tmp_path):

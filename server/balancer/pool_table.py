@@ -157,7 +157,9 @@ def fast_select(
     open_positions, blocked = _open_positions(table, rows, exclude, now, model_plans, blocked_until)
     if not open_positions.size:
         return blocked
-    held = _held_back(table, rows, open_positions, now)
+    # Headroom of every account, computed once when the preserve tier needs it (the strategy reuses it).
+    room = _headrooms(rows, now) if table.preserve.size else None
+    held = _held_back(table, room, open_positions)
     standby = held is not None and bool(held.all())  # nothing but reserves is open: they serve
     if held is not None and not standby:
         reserved, open_positions = open_positions[held], open_positions[~held]
@@ -187,7 +189,7 @@ def fast_select(
         # The picker keeps its position: hand it the two entries its rule can choose between.
         positions = _round_robin_pair(table, pool, pick)
     else:
-        positions = [_strategy_winner(table, rows, pool, strategy, now)]
+        positions = [_strategy_winner(table, rows, pool, strategy, now, room)]
     entries = [
         (candidates[i], rows[i, INFLIGHT].item(), headroom(tuple(rows[i].tolist()), now)) for i in positions
     ]
@@ -244,14 +246,12 @@ def _open_positions(
     return np.flatnonzero(is_open), blocked
 
 
-def _held_back(table: PoolTable, rows: np.ndarray, positions: np.ndarray, now: float) -> np.ndarray | None:
-    """Which of the open accounts are preserve accounts at or below their floor (None: none is)."""
-    preserve = table.preserve
-    if not preserve.size:
+def _held_back(table: PoolTable, room: np.ndarray | None, positions: np.ndarray) -> np.ndarray | None:
+    """Which of the open accounts are preserve accounts at or below their floor (None: none is).
+    `room`: the headroom of every account of the table (None when the table has no preserve account)."""
+    if room is None:
         return None
-    held = np.zeros(len(table.candidates), dtype=bool)
-    held[preserve] = _headrooms(rows[preserve], now) <= table.floors[preserve]
-    held = held[positions]
+    held = (room <= table.floors)[positions]  # floors are -1 for the others: never held
     return held if held.any() else None
 
 
@@ -288,9 +288,11 @@ def _headrooms(rows: np.ndarray, now: float) -> np.ndarray:
     return 100.0 - used
 
 
-def _strategy_winner(table: PoolTable, rows: np.ndarray, pool: np.ndarray, strategy: str, now: float) -> int:
+def _strategy_winner(
+    table: PoolTable, rows: np.ndarray, pool: np.ndarray, strategy: str, now: float, rooms: np.ndarray | None
+) -> int:
     inflight = rows[pool, INFLIGHT]
-    room = _headrooms(rows[pool], now)
+    room = _headrooms(rows[pool], now) if rooms is None else rooms[pool]
     ids = table.ids[pool]
     if strategy == USAGE_WEIGHTED:
         keys = (inflight * INFLIGHT_PENALTY - room, inflight, ids)

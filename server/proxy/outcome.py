@@ -58,7 +58,7 @@ async def drain(opened: OpenedStream, outcome: Outcome, consume: Consumer) -> bo
     the server cut the stream) the outcome is marked incomplete and the caller tells its client."""
     for event in opened.events:
         outcome.observe(event)
-    await consume(opened.first_bytes(), opened.events)
+    await consume(opened.buffered, opened.events)
     try:
         async for chunk, events in opened.stream.chunks():
             for event in events:

@@ -34,8 +34,6 @@ from server.upstream.websocket import FrameEvent, HandshakeRefused, SocketTurn, 
 from server.upstream.websocket_pool import PoolFull
 
 log = logging.getLogger(__name__)
-# The backend sends codex.rate_limits only on sockets; SSE clients learn the windows from headers.
-_NOT_FOR_SSE_CLIENTS = frozenset({RATE_LIMITS_EVENT})
 
 
 # The link of a socket that had served turns before died before this turn's first event.
@@ -72,7 +70,7 @@ async def open_socket_stream(
     trace: Trace,
     binding: Binding,
     done: Callable[[UpstreamSocket, bool], None],
-    drop: frozenset[str] = frozenset(),
+    for_sse: bool = False,
     pool_key: str | None = None,
     allowed_accounts: Collection[int] | None = None,
     model_plans: Collection[str] | None = None,
@@ -83,7 +81,7 @@ async def open_socket_stream(
     opening = _SocketFailover(
         ctx, failover, binding, forwarded, pool_key if pool_key is not None else session_key or ""
     )
-    return await opening.open(frame, full_frame, done, drop)
+    return await opening.open(frame, full_frame, done, for_sse)
 
 
 class _SocketFailover:
@@ -112,7 +110,7 @@ class _SocketFailover:
         frame: dict,
         full_frame: dict | None,
         done: Callable[[UpstreamSocket, bool], None],
-        drop: frozenset[str],
+        for_sse: bool,
     ) -> OpenedStream:
         ctx, trace, binding, pool = self.ctx, self.trace, self.binding, self.ctx.sockets
         while self.failover.attempts_left and trace.attempt_budget(ctx.settings) > 0:
@@ -129,7 +127,7 @@ class _SocketFailover:
                 result = await self.failover.attempt(
                     candidate,
                     account,
-                    partial(_try_turn, ctx, socket, candidate, frame, full_frame, trace, done, drop),
+                    partial(_try_turn, ctx, socket, candidate, frame, full_frame, trace, done, for_sse),
                 )
             except BaseException:  # cancelled (the client left): the socket is mid-turn, unusable
                 pool.give_back(binding.clear(), healthy=False)
@@ -320,7 +318,7 @@ async def _try_turn(
     full_frame: dict | None,
     trace: Trace,
     done: Callable[[UpstreamSocket, bool], None],
-    drop: frozenset[str],
+    for_sse: bool,
 ) -> OpenedStream | UpstreamFailure:
     previous = frame.get("previous_response_id")
     if previous and previous not in socket.responses and full_frame is not None:
@@ -332,7 +330,7 @@ async def _try_turn(
     except (aiohttp.ClientError, ConnectionError, OSError) as exc:
         socket.broken = True
         return STALE_SOCKET if reused else failures.classify_connection_error(exc)
-    stream = SocketTurn(socket, done, drop=drop)
+    stream = SocketTurn(socket, done, for_sse=for_sse)
     events: list[FrameEvent] = []
     snapshot = None
     # Like HTTP attempts: a silent socket is given up on after the attempt's first-byte budget.
@@ -359,7 +357,8 @@ async def _try_turn(
         events.append(event)
         trace.first_content_mono = time.monotonic()
         shown = [e for e in events if stream.shown(e)]
-        return OpenedStream(stream, candidate, trace.account, shown, snapshot)
+        buffered = b"".join(e.sse() for e in shown) if for_sse else b""
+        return OpenedStream(stream, candidate, trace.account, shown, snapshot, buffered)
 
 
 async def open_over_socket(
@@ -386,7 +385,7 @@ async def open_over_socket(
             trace=trace,
             binding=Binding(),
             done=ctx.sockets.give_back,
-            drop=_NOT_FOR_SSE_CLIENTS,
+            for_sse=True,
             allowed_accounts=allowed_accounts,
             model_plans=model_plans,
         )

@@ -63,13 +63,7 @@ class OpenedStream:
     account: AccountRecord
     events: list[SSEEvent]  # the complete events read while opening, in order (those the client sees)
     snapshot: ratelimits.RateLimitSnapshot | None
-    buffered: bytes | None = None  # the bytes read while opening, when they are not just `events`' own
-
-    def first_bytes(self) -> bytes:
-        """What was read while opening, as SSE bytes to pass through."""
-        if self.buffered is not None:
-            return self.buffered
-        return b"".join(event.sse() for event in self.events)
+    buffered: bytes  # the same, as SSE bytes to pass through (b"" for a WebSocket client's turn)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,10 @@ class UpstreamStream(Protocol):
         ...
 
     def chunks(self) -> AsyncIterator[tuple[bytes, list[SSEEvent]]]:
-        """Each piece as it arrives, as SSE bytes to pass through unchanged, with the complete events it
-        finished. Ends at the answer's end (or when it breaks: no terminal event then); a broken link
-        may raise aiohttp.ClientError or TimeoutError."""
+        """Each piece as it arrives, as SSE bytes to pass through unchanged (b"" for a reader that takes
+        events only: a WebSocket client's turn), with the complete events it finished. Ends at the
+        answer's end (or when it breaks: no terminal event then); a broken link may raise
+        aiohttp.ClientError or TimeoutError."""
         ...
 
     def release(self) -> None:

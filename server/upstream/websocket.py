@@ -17,7 +17,7 @@ import aiohttp
 import orjson
 
 from server.upstream import failures
-from server.upstream.events import is_terminal
+from server.upstream.events import RATE_LIMITS_EVENT, is_terminal
 from server.upstream.failures import FailureKind, UpstreamFailure
 from server.upstream.sse import SSEEvent
 
@@ -198,25 +198,30 @@ async def connect(
     return UpstreamSocket(ws, account_id, key, dict(ws._response.headers))
 
 
-class SocketTurn:
-    """One turn on an upstream socket, read as an UpstreamStream: each remaining frame is one chunk (its
-    SSE form) holding one event, until the terminal event. `release()` ends the turn and hands the socket
-    to `done` (kept when the turn finished, thrown away when it was cut short); `drop`: events SSE
-    clients are not sent."""
+# The backend sends codex.rate_limits only on sockets; SSE clients learn the windows from headers.
+NOT_FOR_SSE_CLIENTS = frozenset({RATE_LIMITS_EVENT})
 
-    __slots__ = ("socket", "finished", "_done", "_drop", "_released")
+
+class SocketTurn:
+    """One turn on an upstream socket, read as an UpstreamStream: each remaining frame is one chunk holding
+    one event, until the terminal event. `release()` ends the turn and hands the socket to `done` (kept
+    when the turn finished, thrown away when it was cut short). `for_sse`: the reader is an SSE client,
+    which gets each frame as SSE bytes and not the socket-only events; a WebSocket client gets the
+    frames as they are (no bytes are built for it)."""
+
+    __slots__ = ("socket", "finished", "for_sse", "_done", "_released")
 
     def __init__(
         self,
         socket: UpstreamSocket,
         done: Callable[[UpstreamSocket, bool], None],
         *,
-        drop: frozenset[str] = frozenset(),
+        for_sse: bool = False,
     ) -> None:
         self.socket = socket
         self.finished = False
+        self.for_sse = for_sse
         self._done = done
-        self._drop = drop
         self._released = False
 
     @property
@@ -225,7 +230,7 @@ class SocketTurn:
 
     def shown(self, event: FrameEvent) -> bool:
         """Whether the turn's reader is sent this event."""
-        return event.name not in self._drop
+        return not self.for_sse or event.name not in NOT_FOR_SSE_CLIENTS
 
     def note(self, event: FrameEvent) -> None:
         if is_terminal(event.name):
@@ -240,9 +245,10 @@ class SocketTurn:
             if isinstance(event, UpstreamFailure):
                 return  # the reader sees no terminal event: stream_incomplete
             self.note(event)
-            if event.name in self._drop:
-                continue
-            yield event.sse(), [event]
+            if not self.for_sse:
+                yield b"", [event]
+            elif event.name not in NOT_FOR_SSE_CLIENTS:
+                yield event.sse(), [event]
 
     def release(self) -> None:
         if self._released:
