@@ -7,6 +7,7 @@ both ways) at several concurrencies, and prints the ratios.
 
     scripts/bench [--workers 2] [--requests 400] [--concurrency 1,16,64] [--accounts 16] [--ws-turns 20]
     scripts/bench --scaling [--requests 400] [--scaling-concurrency 32]   (needs PostgreSQL)
+    scripts/bench --scale [--rows 1000000] [--database sqlite|postgres]   (3/500 accounts x empty/1M-row log)
 
 The WebSocket scenario keeps one socket per concurrent client and runs chained turns on it (each turn
 names the previous response), through the proxy (upstream WebSockets) and directly against the fake,
@@ -170,6 +171,11 @@ async def run_ws_load(
 
 
 async def main() -> None:
+    if "--scale" in sys.argv[1:]:
+        from scripts import bench_scale_load
+
+        await bench_scale_load.bench(bench_scale_load.parse([a for a in sys.argv[1:] if a != "--scale"]))
+        return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -102,6 +102,30 @@ async def test_rollups_equal_the_raw_sums_and_outlive_a_retention_cut(live_serve
     _assert_same(_api_sums(kept["totals"]), _raw_sums(db.orm, cut, NOW + 1))
 
 
+async def test_breakdowns_keep_the_top_values_and_a_split_follows_them(live_server):
+    db = live_server.app.ctx.db
+    spec = history.HistorySpec(rows=2000, days=3, account_ids=(1, 2, 3, 4, 5), api_key_ids=(7, 8), now=NOW)
+    await db.run(history.fill, spec, False)
+    await RequestLogUpkeep(db, retention_days=0, interval_s=60, clock=lambda: NOW).roll_up()
+    since = NOW - 4 * 86400
+    everything = await _get(live_server, "/api/usage", since=since, until=NOW, bucket="day")
+    accounts = everything["by"]["account"]
+    requests = [row["requests"] for row in accounts]
+    assert requests == sorted(requests, reverse=True)
+    errors = [e["errors"] for e in everything["errors_by_code"]]
+    assert errors == sorted(errors, reverse=True) and errors[0] > 0
+    assert sum(row["requests"] for row in everything["by"]["model"]) == everything["totals"]["requests"]
+
+    top = await _get(live_server, "/api/usage", since=since, until=NOW, bucket="day", split="account", top=2)
+    assert [row["id"] for row in top["by"]["account"]] == [row["id"] for row in accounts[:2]]
+    assert len(top["by"]["model"]) == 2
+    split_ids = {int(value) if value else None for value in top["split"]}
+    assert split_ids == {row["id"] for row in accounts[:2]}
+    for row in top["by"]["account"]:
+        series = top["split"][str(row["id"]) if row["id"] is not None else ""]
+        assert sum(point["requests"] for point in series) == row["requests"]
+
+
 async def test_rows_arriving_after_a_pass_are_counted_by_the_next(live_server):
     db = live_server.app.ctx.db
     upkeep = RequestLogUpkeep(db, retention_days=30, interval_s=60, clock=lambda: NOW)
