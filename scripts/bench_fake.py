@@ -64,7 +64,7 @@ async def ws_turns(session: aiohttp.ClientSession, url: str, headers: dict, fram
 async def measure(
     fake: FakeUpstreamProcess, transport: str, total: int, concurrency: int, body: bytes
 ) -> dict:
-    auth = fake.create_account(f"acc_bench_{transport}")
+    auth = await fake.create_account(f"acc_bench_{transport}")
     headers = {**bearer(auth), "Content-Type": "application/json"}
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:

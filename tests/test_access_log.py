@@ -69,7 +69,7 @@ async def test_websocket_turns_log_the_account_id_and_the_upstream_transport(pro
             events = await turn(ws, codex_frame("hi"))
     assert events[-1]["type"] == "response.completed"
     [line] = access_lines(caplog)
-    served_by = proxy.served_by()()[-1]
+    served_by = (await proxy.served_by())[-1]
     assert line["account"] == str(accounts[served_by])
     assert (line["transport"], line["upstream"], line["status"]) == ("websocket", upstream, "200")
     [row] = await proxy.request_logs(1)

@@ -48,7 +48,7 @@ async def test_operator_actions_from_the_command_line(proxy, tmp_path):
     assert "paused" in out and "ops@example.com" in out and "[Seat A]" in out
     code, out, _ = await cli(proxy, "refresh", number)
     assert code == 0 and "refreshed" in out
-    assert proxy.fake.account_stats("acc_cli_ops")["refreshes"] == 1
+    assert (await proxy.fake.account_stats("acc_cli_ops"))["refreshes"] == 1
     code, out, _ = await cli(proxy, "resume", number)
     assert code == 0 and "active" in out
     exported = tmp_path / "exported.json"
@@ -67,7 +67,7 @@ async def test_operator_actions_from_the_command_line(proxy, tmp_path):
 
 
 async def test_device_code_login_from_the_command_line(proxy):
-    proxy.fake.configure(device_interval_s=0)
+    await proxy.fake.configure(device_interval_s=0)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -82,7 +82,7 @@ async def test_device_code_login_from_the_command_line(proxy):
     line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
     assert line.startswith(f"Open {proxy.fake.auth_url}/codex/device and enter the code ")
     user_code = re.search(r"code (\S+)", line).group(1)
-    assert proxy.fake.approve_device(user_code, account="acc_cli_device")
+    assert await proxy.fake.approve_device(user_code, account="acc_cli_device")
     try:
         out, err = await asyncio.wait_for(process.communicate(), 30)
     except TimeoutError:

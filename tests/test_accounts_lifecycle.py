@@ -41,13 +41,13 @@ async def test_refresh_now_rotates_the_tokens(proxy):
     assert status == 200 and body["status"] == "active"
     status, _ = await api(proxy, "POST", f"/api/accounts/{added['id']}/refresh")
     assert status == 200
-    stats = proxy.fake.account_stats("acc_rot")
+    stats = await proxy.fake.account_stats("acc_rot")
     assert stats["refreshes"] == 2 and stats["refresh_reused"] == 0  # each used the rotated token
     assert (await proxy.post("/backend-api/codex/responses", codex_body())).status == 200
 
 
 async def test_a_reused_refresh_token_needs_reauthentication_and_is_not_retried(proxy):
-    auth = proxy.fake.create_account("acc_reused")
+    auth = await proxy.fake.create_account("acc_reused")
     form = aiohttp.FormData()
     form.add_field("auth_json", orjson.dumps(auth), filename="auth.json")
     async with aiohttp.ClientSession() as session:
@@ -66,11 +66,11 @@ async def test_a_reused_refresh_token_needs_reauthentication_and_is_not_retried(
     shown = await account(proxy, added["id"])
     assert shown["status"] == "reauth_required" and "refresh_token_reused" in shown["status_reason"]
     assert shown["events"][0]["to"] == "reauth_required"
-    attempts = proxy.fake.account_stats("acc_reused")["refresh_attempts"]
+    attempts = (await proxy.fake.account_stats("acc_reused"))["refresh_attempts"]
     # Neither the refresh-ahead job nor the usage poller touches it again.
     await ctx_of(proxy).upkeep.refresh_expiring()
     await ctx_of(proxy).upkeep.poll_usage()
-    assert proxy.fake.account_stats("acc_reused")["refresh_attempts"] == attempts
+    assert (await proxy.fake.account_stats("acc_reused"))["refresh_attempts"] == attempts
     assert (await proxy.post("/backend-api/codex/responses", codex_body())).status != 200
 
 
@@ -93,8 +93,8 @@ async def test_tokens_close_to_expiry_are_refreshed_by_the_job(proxy):
     [later] = await proxy.add_accounts("acc_later")
     before = (await account(proxy, soon["id"]))["access_expires_at"]
     await ctx_of(proxy).upkeep.refresh_expiring()  # refresh ahead of 1 h by default
-    assert proxy.fake.account_stats("acc_soon")["refreshes"] == 1
-    assert proxy.fake.account_stats("acc_later").get("refreshes", 0) == 0
+    assert (await proxy.fake.account_stats("acc_soon"))["refreshes"] == 1
+    assert (await proxy.fake.account_stats("acc_later")).get("refreshes", 0) == 0
     assert (await account(proxy, soon["id"]))["access_expires_at"] > before
     assert later["status"] == "active"
 
@@ -115,7 +115,7 @@ async def fast_proxy(tmp_path, database_url, fake_upstream):
 
 async def test_background_jobs_poll_usage_and_refresh_without_being_asked(fast_proxy):
     [added] = await fast_proxy.add_accounts("acc_auto", access_ttl_s=600)
-    fast_proxy.fake.consume("acc_auto", 2_500_000)
+    await fast_proxy.fake.consume("acc_auto", 2_500_000)
 
     async def polled():
         shown = await account(fast_proxy, added["id"])
@@ -136,7 +136,7 @@ async def test_background_jobs_poll_usage_and_refresh_without_being_asked(fast_p
 
 async def test_usage_poll_feeds_the_balancer_the_api_and_the_history(proxy):
     [added] = await proxy.add_accounts("acc_poll", credits_balance="12.5")
-    proxy.fake.consume("acc_poll", 4_000_000)
+    await proxy.fake.consume("acc_poll", 4_000_000)
     await ctx_of(proxy).upkeep.poll_usage()
     shown = await account(proxy, added["id"])
     assert shown["usage"]["primary"]["used_percent"] == 40.0
@@ -144,9 +144,9 @@ async def test_usage_poll_feeds_the_balancer_the_api_and_the_history(proxy):
     assert shown["usage"]["credits"]["balance"] == 12.5
     assert shown["live"]["primary_used_percent"] == 40.0
     assert shown["usage_polled_at"] <= time.time()
-    request = proxy.fake.requests(path="/backend-api/wham/usage")[-1]
+    request = (await proxy.fake.requests(path="/backend-api/wham/usage"))[-1]
     assert request["headers"]["chatgpt-account-id"] == "acc_poll"
-    proxy.fake.consume("acc_poll", 1_000_000)
+    await proxy.fake.consume("acc_poll", 1_000_000)
     await ctx_of(proxy).upkeep.poll_usage()
     assert (await account(proxy, added["id"]))["usage"]["primary"]["used_percent"] == 50.0
     status, history = await api(proxy, "GET", f"/api/accounts/{added['id']}/usage-history")
@@ -156,14 +156,14 @@ async def test_usage_poll_feeds_the_balancer_the_api_and_the_history(proxy):
 
 async def test_full_primary_window_rate_limits_until_the_poll_shows_room(proxy):
     [added] = await proxy.add_accounts("acc_burst")
-    proxy.fake.configure_account("acc_burst", primary_budget_tokens=0)
+    await proxy.fake.configure_account("acc_burst", primary_budget_tokens=0)
     await ctx_of(proxy).upkeep.poll_usage()
     shown = await account(proxy, added["id"])
     assert shown["status"] == "rate_limited" and shown["status_until"] > time.time()
     assert shown["events"][0]["reason"] == "usage poll: primary window at 100%"
     assert (await proxy.post("/backend-api/codex/responses", codex_body())).status == 429
     ctx_of(proxy).slots.set(added["slot"], Field.COOLDOWN_UNTIL, time.time() + 600)
-    proxy.fake.configure_account("acc_burst", primary_budget_tokens=10_000_000)
+    await proxy.fake.configure_account("acc_burst", primary_budget_tokens=10_000_000)
     await ctx_of(proxy).upkeep.poll_usage()
     shown = await account(proxy, added["id"])
     assert shown["status"] == "active" and shown["events"][0]["reason"] == "usage poll shows room"
@@ -173,8 +173,8 @@ async def test_full_primary_window_rate_limits_until_the_poll_shows_room(proxy):
 
 async def test_full_weekly_window_is_quota_exceeded_unless_credits_lift_it(proxy):
     [spent, funded] = await proxy.add_accounts("acc_week", "acc_funded")
-    proxy.fake.configure_account("acc_week", secondary_budget_tokens=0)
-    proxy.fake.configure_account("acc_funded", secondary_budget_tokens=0, credits_has_credits=True)
+    await proxy.fake.configure_account("acc_week", secondary_budget_tokens=0)
+    await proxy.fake.configure_account("acc_funded", secondary_budget_tokens=0, credits_has_credits=True)
     await ctx_of(proxy).upkeep.poll_usage()
     assert (await account(proxy, spent["id"]))["status"] == "quota_exceeded"
     assert (await account(proxy, funded["id"]))["status"] == "active"
@@ -193,27 +193,27 @@ async def test_quota_exceeded_returns_to_active_when_its_reset_passes(proxy):
 
 async def test_usage_poll_marks_a_deactivated_account(proxy):
     [added] = await proxy.add_accounts("acc_banned")
-    proxy.fake.configure_account("acc_banned", deactivated=True)
+    await proxy.fake.configure_account("acc_banned", deactivated=True)
     await ctx_of(proxy).upkeep.poll_usage()
     shown = await account(proxy, added["id"])
     assert shown["status"] == "deactivated" and "usage poll" in shown["status_reason"]
-    before = len(proxy.fake.requests(path="/backend-api/wham/usage"))
+    before = len(await proxy.fake.requests(path="/backend-api/wham/usage"))
     await ctx_of(proxy).upkeep.poll_usage()
-    assert len(proxy.fake.requests(path="/backend-api/wham/usage")) == before  # not polled any more
+    assert len(await proxy.fake.requests(path="/backend-api/wham/usage")) == before  # not polled any more
 
 
 async def test_usage_poll_refreshes_an_expired_token_and_retries_once(proxy):
     [added] = await proxy.add_accounts("acc_expired")
-    proxy.fake.expire_tokens("acc_expired")
+    await proxy.fake.expire_tokens("acc_expired")
     await ctx_of(proxy).upkeep.poll_usage()
     shown = await account(proxy, added["id"])
     assert shown["status"] == "active" and shown["usage"] is not None
-    assert proxy.fake.account_stats("acc_expired")["refreshes"] == 1
+    assert (await proxy.fake.account_stats("acc_expired"))["refreshes"] == 1
 
 
 async def test_usage_poll_with_a_dead_login_needs_reauthentication(proxy):
     [added] = await proxy.add_accounts("acc_dead", refresh_error="refresh_token_invalidated")
-    proxy.fake.expire_tokens("acc_dead")
+    await proxy.fake.expire_tokens("acc_dead")
     await ctx_of(proxy).upkeep.poll_usage()
     assert (await account(proxy, added["id"]))["status"] == "reauth_required"
 
@@ -249,9 +249,9 @@ async def test_pause_resume_and_rename_are_recorded(proxy):
     assert listed["status"] == "paused" and time.time() - 30 < listed["status_since"] <= time.time()
     assert body["status_since"] == listed["status_since"]
     assert (await proxy.post("/backend-api/codex/responses", codex_body())).status != 200
-    before = len(proxy.fake.requests(path="/backend-api/wham/usage"))
+    before = len(await proxy.fake.requests(path="/backend-api/wham/usage"))
     await ctx_of(proxy).upkeep.poll_usage()
-    assert len(proxy.fake.requests(path="/backend-api/wham/usage")) == before  # paused: not polled
+    assert len(await proxy.fake.requests(path="/backend-api/wham/usage")) == before  # paused: not polled
     status, body = await api(proxy, "POST", f"/api/accounts/{added['id']}/resume")
     assert status == 200 and body["status"] == "active"
     assert (await proxy.post("/backend-api/codex/responses", codex_body())).status == 200
@@ -344,7 +344,7 @@ async def test_a_malformed_file_alone_stores_nothing(proxy):
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_the_database_file_holds_no_token_in_clear(proxy):
-    auth = proxy.fake.create_account("acc_clear")
+    auth = await proxy.fake.create_account("acc_clear")
     form = aiohttp.FormData()
     form.add_field("auth_json", orjson.dumps(auth), filename="auth.json")
     async with aiohttp.ClientSession() as session:
@@ -396,10 +396,10 @@ def test_poll_decisions_without_reset_times_fall_back_to_a_window():
 async def test_a_usage_endpoint_that_keeps_refusing_is_left_alone_for_a_while(proxy):
     [added] = await proxy.add_accounts("acc_refused", auth_error="token_invalidated")
     await ctx_of(proxy).upkeep.poll_usage()
-    stats = proxy.fake.account_stats("acc_refused")
+    stats = await proxy.fake.account_stats("acc_refused")
     assert stats["refreshes"] == 1  # refreshed once, refused again
-    polled = len(proxy.fake.requests(path="/backend-api/wham/usage"))
+    polled = len(await proxy.fake.requests(path="/backend-api/wham/usage"))
     await ctx_of(proxy).upkeep.poll_usage()
-    assert len(proxy.fake.requests(path="/backend-api/wham/usage")) == polled
-    assert proxy.fake.account_stats("acc_refused")["refreshes"] == 1
+    assert len(await proxy.fake.requests(path="/backend-api/wham/usage")) == polled
+    assert (await proxy.fake.account_stats("acc_refused"))["refreshes"] == 1
     assert (await account(proxy, added["id"]))["status"] == "active"  # not its fault as far as we know

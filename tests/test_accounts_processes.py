@@ -70,12 +70,12 @@ async def test_fifty_callers_on_two_replicas_cause_exactly_one_refresh(tmp_path,
         ]
         await start_all(servers, tmp_path)
         try:
-            auth = fake_upstream.create_account("acc_single")
+            auth = await fake_upstream.create_account("acc_single")
             await import_account(servers[0].url, auth)
             await until_every_worker_serves(servers)
-            fake_upstream.expire_tokens("acc_single")
+            await fake_upstream.expire_tokens("acc_single")
             # A slow token endpoint widens the window in which every caller sees the 401.
-            fake_upstream.configure_account("acc_single", token_latency_ms=300)
+            await fake_upstream.configure_account("acc_single", token_latency_ms=300)
             connector = aiohttp.TCPConnector(limit=0, force_close=True)
             async with aiohttp.ClientSession(connector=connector) as session:
 
@@ -87,7 +87,7 @@ async def test_fifty_callers_on_two_replicas_cause_exactly_one_refresh(tmp_path,
 
                 statuses = await asyncio.gather(*(call(i) for i in range(50)))
             assert statuses == [200] * 50
-            stats = fake_upstream.account_stats("acc_single")
+            stats = await fake_upstream.account_stats("acc_single")
             assert stats["refresh_attempts"] == 1 and stats["refreshes"] == 1, stats
         finally:
             stop_all(servers)
@@ -126,7 +126,7 @@ async def test_one_usage_poller_across_two_replicas_and_a_successor_when_it_stop
         ]
         await start_all(servers, tmp_path)
         try:
-            await import_account(servers[0].url, fake_upstream.create_account("acc_polled"))
+            await import_account(servers[0].url, await fake_upstream.create_account("acc_polled"))
 
             def polls(server: ServerProcess) -> int:
                 return server.output().count("usage poll done accounts=1")
@@ -135,7 +135,7 @@ async def test_one_usage_poller_across_two_replicas_and_a_successor_when_it_stop
                 lambda: sum(polls(s) for s in servers), lambda n: n >= 6, timeout=20, interval=0.1
             )
             counts = [polls(s) for s in servers]
-            wham = len(fake_upstream.requests(limit=1000, path="/backend-api/wham/usage"))
+            wham = len(await fake_upstream.requests(limit=1000, path="/backend-api/wham/usage"))
             after = sum(polls(s) for s in servers)
             assert sorted(counts)[0] == 0, counts  # one leader polled, the other never did
             # One request per poll (a poll may be between its request and its log line): nobody else polled.
@@ -158,7 +158,7 @@ async def test_four_workers_finish_sign_ins_whichever_gets_the_callback(tmp_path
         async with aiohttp.ClientSession(connector=connector) as session:
             flows = []
             for i in range(4):
-                fake_upstream.configure(next_login=f"acc_worker_{i}")
+                await fake_upstream.configure(next_login=f"acc_worker_{i}")
                 async with session.post(server.url + "/api/accounts/oauth/start") as response:
                     started = await response.json()
                 async with session.get(started["authorize_url"], allow_redirects=False) as answer:

@@ -58,7 +58,7 @@ async def callback_on_listener(proxy, callback_url: str) -> tuple[int, str]:
 
 
 async def test_browser_sign_in_through_the_callback_port(proxy):
-    proxy.fake.configure(next_login={"account_id": "acc_browser", "email": "b@example.com"})
+    await proxy.fake.configure(next_login={"account_id": "acc_browser", "email": "b@example.com"})
     status, started = await api(proxy, "POST", "/api/accounts/oauth/start")
     assert status == 201 and started["status"] == "pending" and started["kind"] == "browser"
     url = urlsplit(started["authorize_url"])
@@ -81,7 +81,7 @@ async def test_browser_sign_in_through_the_callback_port(proxy):
     assert [(a["chatgpt_account_id"], a["email"], a["status"]) for a in pool] == [
         ("acc_browser", "b@example.com", "active")
     ]
-    exchange = proxy.fake.requests(path="/oauth/token")[-1]
+    exchange = (await proxy.fake.requests(path="/oauth/token"))[-1]
     assert exchange["body"]["grant_type"] == "authorization_code"
     assert exchange["body"]["redirect_uri"] == BROWSER_REDIRECT_URI
     assert exchange["headers"]["content-type"].startswith("application/x-www-form-urlencoded")
@@ -107,7 +107,7 @@ async def test_the_callback_listener_closes_when_no_sign_in_is_pending(proxy):
 
 
 async def test_pasted_callback_url_completes_the_sign_in_once(proxy):
-    proxy.fake.configure(next_login="acc_pasted")
+    await proxy.fake.configure(next_login="acc_pasted")
     _, started = await api(proxy, "POST", "/api/accounts/oauth/start")
     callback = await follow_authorize(started["authorize_url"])
     status, body = await api(proxy, "POST", "/api/accounts/oauth/complete", {"callback_url": callback})
@@ -116,7 +116,7 @@ async def test_pasted_callback_url_completes_the_sign_in_once(proxy):
     # The code is single-use and the flow is over: a second paste is refused, nothing changes.
     status, body = await api(proxy, "POST", "/api/accounts/oauth/complete", {"callback_url": callback})
     assert status == 400 and "already completed" in body["error"]["message"]
-    assert len(proxy.fake.requests(path="/oauth/token")) == 1
+    assert len(await proxy.fake.requests(path="/oauth/token")) == 1
 
 
 @pytest.mark.parametrize(
@@ -134,7 +134,7 @@ async def test_bad_pasted_callback_urls_get_a_clear_error(proxy, pasted, message
 
 
 async def test_a_refused_authorization_marks_the_flow_denied(proxy):
-    proxy.fake.configure(authorize_error="access_denied")
+    await proxy.fake.configure(authorize_error="access_denied")
     _, started = await api(proxy, "POST", "/api/accounts/oauth/start")
     callback = await follow_authorize(started["authorize_url"])
     status, page = await callback_on_listener(proxy, callback)
@@ -144,30 +144,30 @@ async def test_a_refused_authorization_marks_the_flow_denied(proxy):
 
 
 async def test_device_code_sign_in_approved(proxy):
-    proxy.fake.configure(device_interval_s=0)
+    await proxy.fake.configure(device_interval_s=0)
     status, started = await api(proxy, "POST", "/api/accounts/device/start")
     assert status == 201 and started["user_code"] and started["status"] == "pending"
     assert started["verification_url"] == proxy.fake.auth_url + "/codex/device"
     assert (await flow_status(proxy, "device", started["flow_id"]))["status"] == "pending"
-    assert proxy.fake.approve_device(started["user_code"], account="acc_device")
+    assert await proxy.fake.approve_device(started["user_code"], account="acc_device")
     done = await finished(proxy, "device", started["flow_id"])
     assert done["status"] == "completed" and done["account_id"]
     assert [a["chatgpt_account_id"] for a in await proxy.accounts()] == ["acc_device"]
-    exchange = proxy.fake.requests(path="/oauth/token")[-1]["body"]
+    exchange = (await proxy.fake.requests(path="/oauth/token"))[-1]["body"]
     assert exchange["redirect_uri"] == proxy.fake.auth_url + "/deviceauth/callback"
 
 
 async def test_device_code_sign_in_denied(proxy):
-    proxy.fake.configure(device_interval_s=0)
+    await proxy.fake.configure(device_interval_s=0)
     _, started = await api(proxy, "POST", "/api/accounts/device/start")
-    assert proxy.fake.approve_device(started["user_code"], deny=True)
+    assert await proxy.fake.approve_device(started["user_code"], deny=True)
     done = await finished(proxy, "device", started["flow_id"])
     assert done["status"] == "denied" and done["error"] == "access_denied"
     assert await proxy.accounts() == []
 
 
 async def test_device_code_sign_in_expired(proxy):
-    proxy.fake.configure(device_interval_s=0, device_ttl_s=0.5)
+    await proxy.fake.configure(device_interval_s=0, device_ttl_s=0.5)
     _, started = await api(proxy, "POST", "/api/accounts/device/start")
     done = await finished(proxy, "device", started["flow_id"])
     assert done["status"] == "expired"
@@ -179,8 +179,8 @@ async def test_reauthentication_replaces_the_tokens_of_the_same_account(proxy):
     status, _ = await api(proxy, "POST", f"/api/accounts/{account['id']}/refresh")
     assert status == 409
     assert (await proxy.accounts())[0]["status"] == "reauth_required"
-    proxy.fake.configure_account("acc_again", refresh_error=None)
-    proxy.fake.configure(next_login="acc_again")
+    await proxy.fake.configure_account("acc_again", refresh_error=None)
+    await proxy.fake.configure(next_login="acc_again")
     status, started = await api(proxy, "POST", f"/api/accounts/{account['id']}/reauth")
     assert status == 201 and started["reauth_account_id"] == account["id"]
     callback = await follow_authorize(started["authorize_url"])
@@ -194,7 +194,7 @@ async def test_reauthentication_replaces_the_tokens_of_the_same_account(proxy):
 
 async def test_reauthentication_as_another_account_is_refused(proxy):
     [account] = await proxy.add_accounts("acc_owner")
-    proxy.fake.configure(next_login="acc_intruder")
+    await proxy.fake.configure(next_login="acc_intruder")
     _, started = await api(proxy, "POST", f"/api/accounts/{account['id']}/reauth")
     callback = await follow_authorize(started["authorize_url"])
     status, body = await api(proxy, "POST", "/api/accounts/oauth/complete", {"callback_url": callback})
@@ -243,13 +243,13 @@ async def test_a_device_sign_in_survives_the_worker_that_started_it(tmp_path, da
     def settings():
         return proxy_settings(tmp_path, database_url, fake_upstream)
 
-    fake_upstream.configure(device_interval_s=0)
+    await fake_upstream.configure(device_interval_s=0)
     async with serve_proxy(settings(), fake_upstream) as other:
         async with serve_proxy(settings(), fake_upstream) as first:
             _, started = await api(first, "POST", "/api/accounts/device/start")
             assert (await flow_status(first, "device", started["flow_id"]))["status"] == "pending"
         # The starting server is gone; the user approves only now.
-        assert fake_upstream.approve_device(started["user_code"], account="acc_survivor")
+        assert await fake_upstream.approve_device(started["user_code"], account="acc_survivor")
         done = await finished(other, "device", started["flow_id"])
         assert done["status"] == "completed"
         assert [a["chatgpt_account_id"] for a in await other.accounts()] == ["acc_survivor"]

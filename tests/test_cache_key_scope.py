@@ -32,8 +32,8 @@ async def post_from(proxy, address: str, path: str, headers: dict | None = None)
             await r.read()
 
 
-def cache_keys(proxy) -> list[str]:
-    return [r["body"]["prompt_cache_key"] for r in proxy.fake.requests(path=CODEX_ROUTE)]
+async def cache_keys(proxy) -> list[str]:
+    return [r["body"]["prompt_cache_key"] for r in await proxy.fake.requests(path=CODEX_ROUTE)]
 
 
 @pytest.mark.parametrize("path", sorted(ROUTES))
@@ -42,7 +42,7 @@ async def test_keyless_clients_at_different_addresses_get_different_cache_keys(p
     await post_from(proxy, "127.0.0.1", path)
     await post_from(proxy, "127.0.0.1", path)
     await post_from(proxy, "127.0.0.2", path)
-    first, again, other = cache_keys(proxy)
+    first, again, other = await cache_keys(proxy)
     assert first == again  # one client's repeats keep their account and upstream cache
     assert other != first
 
@@ -54,5 +54,5 @@ async def test_clients_with_different_keys_get_different_cache_keys(proxy, path)
     await post_from(proxy, "127.0.0.1", path, bearer(one))
     await post_from(proxy, "127.0.0.2", path, bearer(one))
     await post_from(proxy, "127.0.0.1", path, bearer(two))
-    first, same_key, other_key = cache_keys(proxy)
+    first, same_key, other_key = await cache_keys(proxy)
     assert first == same_key and other_key != first

@@ -204,7 +204,7 @@ def test_bad_requests_name_the_parameter(extra, param):
 async def test_record_golden_streams(fake_upstream):
     async with aiohttp.ClientSession() as session:
         for case, (behaviour, extra, text) in CASES.items():
-            auth = fake_upstream.create_account(f"acc_golden_{case}", **behaviour)
+            auth = await fake_upstream.create_account(f"acc_golden_{case}", **behaviour)
             body = {
                 "model": "gpt-5.4",
                 "instructions": "",

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow
 
 
 async def test_codex_exec_runs_a_tool_call_directly_against_the_fake(fake_upstream, tmp_path):
-    auth = fake_upstream.create_account("acc_cli_direct")
+    auth = await fake_upstream.create_account("acc_cli_direct")
     run = await run_codex_exec_async(
         "CALL_TOOL and tell me what it printed",
         base_url=fake_upstream.base_url + "/codex",
@@ -23,7 +23,7 @@ async def test_codex_exec_runs_a_tool_call_directly_against_the_fake(fake_upstre
     [command] = run.items("command_execution")
     assert "fake-tool-call" in command["aggregated_output"]
     assert "fake-tool-call" in run.final_message
-    assert fake_upstream.account_stats("acc_cli_direct")["requests"] == 2
+    assert (await fake_upstream.account_stats("acc_cli_direct"))["requests"] == 2
 
 
 async def test_codex_exec_through_the_proxy_with_a_tool_call_over_http(proxy, tmp_path):
@@ -37,7 +37,7 @@ async def test_codex_exec_through_the_proxy_with_a_tool_call_over_http(proxy, tm
     [command] = run.items("command_execution")
     assert "fake-tool-call" in command["aggregated_output"]
     assert "fake-tool-call" in run.final_message
-    turns = proxy.fake.requests(path=CODEX_ROUTE)
+    turns = await proxy.fake.requests(path=CODEX_ROUTE)
     assert len(turns) == 2
     assert len({turn["account"] for turn in turns}) == 1  # the session stuck to one pooled account
     assert turns[1]["body"]["input"][-1]["type"] == "function_call_output"
@@ -53,4 +53,4 @@ async def test_codex_exec_accepts_the_proxys_model_catalog(proxy, tmp_path):
     assert run.completed, run.describe()
     # A missing or undecodable catalog makes the CLI report "Model metadata for `…` not found".
     assert not [e for e in run.errors() if "metadata" in e.lower()], run.errors()
-    assert proxy.fake.requests(path="/backend-api/codex/models") == []  # served from the registry
+    assert await proxy.fake.requests(path="/backend-api/codex/models") == []  # served from the registry

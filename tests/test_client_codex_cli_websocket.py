@@ -17,8 +17,8 @@ def _transport_errors(run) -> list[str]:
     return [e for e in run.errors() if not e.startswith("Model metadata for")]
 
 
-def _frames(proxy) -> list[dict]:
-    return [r for r in proxy.fake.requests(limit=1000, path=CODEX_ROUTE) if r.get("kind") == "frame"]
+async def _frames(proxy) -> list[dict]:
+    return [r for r in await proxy.fake.requests(limit=1000, path=CODEX_ROUTE) if r.get("kind") == "frame"]
 
 
 class _Lines(logging.Handler):
@@ -51,10 +51,10 @@ async def test_codex_exec_over_websockets_stays_on_sockets_and_one_account(proxy
     assert "fake-tool-call" in command["aggregated_output"]
     assert "fake-tool-call" in run.final_message
     assert not _transport_errors(run), run.errors()
-    totals = proxy.fake.stats()["totals"]
+    totals = (await proxy.fake.stats())["totals"]
     assert totals["transports"] == {"websocket": 3}  # prewarm, the question, the tool result
     assert totals["ws_connections"] == 1
-    frames = _frames(proxy)
+    frames = await _frames(proxy)
     assert len({frame["account"] for frame in frames}) == 1
     assert frames[0]["body"].get("generate") is False
     assert frames[2]["body"]["input"][-1]["type"] == "function_call_output"
@@ -84,14 +84,14 @@ async def test_codex_exec_moves_to_another_account_mid_session_without_noticing(
     assert run.completed, run.describe()
     assert "fake-tool-call" in run.final_message
     assert not _transport_errors(run), run.errors()  # the CLI noticed nothing
-    frames = _frames(proxy)
+    frames = await _frames(proxy)
     assert len(frames) == 4  # prewarm, question, the rejected tool result, its replay
     first, moved = frames[0]["account"], frames[-1]["account"]
     assert frames[1]["account"] == frames[2]["account"] == first and moved != first
     assert "previous_response_id" not in frames[-1]["body"]  # replayed in full on the new account
     kinds = [item.get("type") for item in frames[-1]["body"]["input"]]
     assert "function_call" in kinds and kinds[-1] == "function_call_output"
-    assert proxy.fake.stats()["totals"]["transports"] == {"websocket": 4}
+    assert (await proxy.fake.stats())["totals"]["transports"] == {"websocket": 4}
     rows = await proxy.request_logs(3)
     assert [row["status"] for row in rows] == [200] * 3
     assert rows[0]["attempts"] + rows[1]["attempts"] + rows[2]["attempts"] == 4

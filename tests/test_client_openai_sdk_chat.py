@@ -49,7 +49,7 @@ async def test_chat_completion_without_streaming(sdk, proxy):
     assert choice.message.role == "assistant" and choice.message.content == "Hi from the pool."
     assert choice.finish_reason == "stop"
     assert completion.usage.prompt_tokens > 0 and completion.usage.completion_tokens > 0
-    sent = proxy.fake.requests(path="/backend-api/codex/responses")[-1]["body"]
+    sent = (await proxy.fake.requests(path="/backend-api/codex/responses"))[-1]["body"]
     assert sent["instructions"] == "Be brief." and sent["store"] is False and sent["stream"] is True
     assert "temperature" not in sent and "max_tokens" not in sent and "messages" not in sent
     rows = await proxy.request_logs(1)
@@ -85,7 +85,7 @@ async def test_chat_tool_call_and_tool_result_round_trip(sdk, proxy):
     messages.append({"role": "tool", "tool_call_id": call.id, "content": "sunny, 21C"})
     second = await sdk.chat.completions.create(model="gpt-5.4", messages=messages, tools=[WEATHER_TOOL])
     assert second.choices[0].message.content == "Tool result: sunny, 21C"
-    sent = proxy.fake.requests(path="/backend-api/codex/responses")[-1]["body"]
+    sent = (await proxy.fake.requests(path="/backend-api/codex/responses"))[-1]["body"]
     assert [item["type"] for item in sent["input"]] == ["message", "function_call", "function_call_output"]
     assert sent["tools"][0]["name"] == "get_weather" and sent["tools"][0]["type"] == "function"
 
@@ -131,7 +131,7 @@ async def test_chat_json_schema_output(sdk, proxy):
     )
     parsed = json.loads(completion.choices[0].message.content)
     assert set(parsed) == {"city", "temperature"}
-    sent = proxy.fake.requests(path="/backend-api/codex/responses")[-1]["body"]
+    sent = (await proxy.fake.requests(path="/backend-api/codex/responses"))[-1]["body"]
     assert sent["text"]["format"] == {
         "type": "json_schema",
         "name": "weather",
@@ -145,7 +145,7 @@ async def test_chat_reasoning_summaries_only_when_asked(sdk, proxy):
         model="gpt-5.4", messages=[{"role": "user", "content": "think"}], reasoning_effort="high"
     )
     assert getattr(plain.choices[0].message, "reasoning_content", None) is None
-    assert proxy.fake.requests(path="/backend-api/codex/responses")[-1]["body"]["reasoning"] == {
+    assert (await proxy.fake.requests(path="/backend-api/codex/responses"))[-1]["body"]["reasoning"] == {
         "effort": "high"
     }
     stream = await sdk.chat.completions.create(
@@ -160,9 +160,9 @@ async def test_chat_reasoning_summaries_only_when_asked(sdk, proxy):
         if chunk.choices:
             reasoning += (chunk.choices[0].delta.model_extra or {}).get("reasoning_content") or ""
     assert reasoning
-    assert (
-        proxy.fake.requests(path="/backend-api/codex/responses")[-1]["body"]["reasoning"]["summary"] == "auto"
-    )
+    assert (await proxy.fake.requests(path="/backend-api/codex/responses"))[-1]["body"]["reasoning"][
+        "summary"
+    ] == "auto"
 
 
 async def test_chat_refuses_parameters_the_backend_cannot_honour(sdk, proxy):
@@ -178,7 +178,7 @@ async def test_chat_refuses_parameters_the_backend_cannot_honour(sdk, proxy):
             )
         body = caught.value.body
         assert body["param"] == param and body["code"] == "unsupported_parameter", body
-    assert proxy.fake.requests(path="/backend-api/codex/responses") == []
+    assert await proxy.fake.requests(path="/backend-api/codex/responses") == []
 
 
 async def test_chat_unknown_model_is_model_not_found_before_any_account(sdk, proxy):
@@ -187,7 +187,7 @@ async def test_chat_unknown_model_is_model_not_found_before_any_account(sdk, pro
             model="gpt-unknown-model", messages=[{"role": "user", "content": "x"}]
         )
     assert caught.value.body["code"] == "model_not_found"
-    assert proxy.fake.requests(path="/backend-api/codex/responses") == []
+    assert await proxy.fake.requests(path="/backend-api/codex/responses") == []
 
 
 async def test_models_list_and_retrieve(sdk):

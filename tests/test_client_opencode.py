@@ -46,7 +46,7 @@ async def test_opencode_runs_a_tool_and_sends_its_result_back(proxy, key):
     assert run.returncode == 0, run.stderr
     assert run.tool_outputs == ["fake-tool-call\n"]
     assert "Tool result: fake-tool-call" in run.text
-    last = proxy.fake.requests(path="/backend-api/codex/responses")[-1]["body"]
+    last = (await proxy.fake.requests(path="/backend-api/codex/responses"))[-1]["body"]
     assert last["input"][-1]["type"] == "function_call_output"
 
 

@@ -97,20 +97,20 @@ async def run_scenario(name: str, tmp_path: Path, server: ServerProcess, **extra
     return orjson.loads(out.decode().strip().splitlines()[-1])
 
 
-def auth_json_files(fake, tmp_path: Path, *specs: tuple[str, str, int]) -> list[str]:
+async def auth_json_files(fake, tmp_path: Path, *specs: tuple[str, str, int]) -> list[str]:
     """auth.json files of new fake accounts, each with `used` tokens of its 10 M short-window budget spent."""
     paths = []
     for account_id, plan, used in specs:
         path = tmp_path / f"{account_id}.json"
-        path.write_bytes(orjson.dumps(fake.create_account(account_id, plan_type=plan)))
+        path.write_bytes(orjson.dumps(await fake.create_account(account_id, plan_type=plan)))
         if used:
-            fake.consume(account_id, used)
+            await fake.consume(account_id, used)
         paths.append(str(path))
     return paths
 
 
 async def test_accounts_import_by_drop_pause_resume_and_detail(dashboard, fake_upstream, tmp_path):
-    files = auth_json_files(
+    files = await auth_json_files(
         fake_upstream,
         tmp_path,
         ("acct-plus", "plus", 4_200_000),
@@ -144,7 +144,9 @@ async def import_accounts(server: ServerProcess, files: list[str]) -> None:
 async def test_create_a_key_with_a_limit_copy_its_snippet_require_keys_and_use_it(
     dashboard, fake_upstream, tmp_path
 ):
-    await import_accounts(dashboard, auth_json_files(fake_upstream, tmp_path, ("acct-1", "plus", 1_000_000)))
+    await import_accounts(
+        dashboard, await auth_json_files(fake_upstream, tmp_path, ("acct-1", "plus", 1_000_000))
+    )
     result = await run_scenario("keys", tmp_path, dashboard)
 
     key = result["key"]

@@ -53,7 +53,7 @@ def _fill(data_dir: Path, key_ids: tuple[int, ...]) -> int:
 
 async def test_history_pages_show_the_apis_figures_filter_open_and_export(dashboard, fake_upstream, tmp_path):  # noqa: F811
     plans = (("hist-plus", "plus", 3_000_000), ("hist-pro", "pro", 6_000_000), ("hist-team", "team", 500_000))
-    await import_accounts(dashboard, auth_json_files(fake_upstream, tmp_path, *plans))
+    await import_accounts(dashboard, await auth_json_files(fake_upstream, tmp_path, *plans))
     keys = []
     for name in ("ci-bots", "alice-laptop", "team-shared"):
         limits = [{"quantity": "requests", "window": "month", "max": 5000}]

@@ -31,7 +31,8 @@ async def test_add_test_and_bind_proxies_and_see_a_dead_one_fail_closed(
     await http.start()
     try:
         await import_accounts(
-            dashboard, auth_json_files(fake_upstream, tmp_path, ("acct-a", "plus", 0), ("acct-b", "pro", 0))
+            dashboard,
+            await auth_json_files(fake_upstream, tmp_path, ("acct-a", "plus", 0), ("acct-b", "pro", 0)),
         )
         async with aiohttp.ClientSession() as session, session.get(dashboard.url + "/api/accounts") as answer:
             ids = sorted(a["id"] for a in (await answer.json())["accounts"])

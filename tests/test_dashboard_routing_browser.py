@@ -23,7 +23,7 @@ async def test_policies_set_in_the_browser_steer_requests_and_show_why(
     fake_upstream,
     tmp_path,
 ):
-    files = auth_json_files(
+    files = await auth_json_files(
         fake_upstream,
         tmp_path,
         ("acct-fresh", "pro", 0),
@@ -47,5 +47,5 @@ async def test_policies_set_in_the_browser_steer_requests_and_show_why(
     assert stored[ids["acct-burn"]]["routing_policy"] == "burn_first"
     keep = stored[ids["acct-keep"]]
     assert (keep["routing_policy"], keep["reserve_percent"]) == ("preserve", 30.0)
-    assert fake_upstream.account_stats("acct-burn")["requests"] == 1
+    assert (await fake_upstream.account_stats("acct-burn"))["requests"] == 1
     assert len(result["screenshots"]) == 16  # 4 views x light/dark x desktop/phone

@@ -77,9 +77,9 @@ async def set_up_routes(proxy, http, socks) -> dict[str, int]:
     return ids
 
 
-def peers_by_account(fake) -> dict[str, set[str]]:
+async def peers_by_account(fake) -> dict[str, set[str]]:
     seen: dict[str, set[str]] = {}
-    for entry in fake.requests(limit=2000):
+    for entry in await fake.requests(limit=2000):
         if entry.get("account"):
             seen.setdefault(entry["account"], set()).add(entry["peer"])
     return seen
@@ -109,9 +109,9 @@ async def test_each_accounts_traffic_leaves_through_its_own_proxy(
         await ctx.upkeep.poll_usage()  # usage polling of every account
         for account_id in ids.values():  # token refresh of every account
             assert (await api(proxy, "POST", f"/api/accounts/{account_id}/refresh"))[0] == 200
-        assert peers_by_account(fake_upstream) == {name: {peer} for name, peer in EXITS.items()}
+        assert await peers_by_account(fake_upstream) == {name: {peer} for name, peer in EXITS.items()}
         assert http.tunnels and socks.tunnels
-        paths = {e["path"] for e in fake_upstream.requests(limit=2000) if e["peer"] != "127.0.0.1"}
+        paths = {e["path"] for e in await fake_upstream.requests(limit=2000) if e["peer"] != "127.0.0.1"}
         assert {
             CODEX,
             f"{CODEX}/compact",
@@ -138,10 +138,10 @@ async def test_models_sync_goes_through_the_accounts_route(tmp_path, database_ur
             {"name": "corp", "url": f"http://alice:s3cret-http@127.0.0.1:{http.port}"},
         )
         await api(proxy, "PUT", f"/api/accounts/{imported[0]['id']}/egress", {"proxy_id": made["id"]})
-        before = len(fake_upstream.requests(limit=2000, path="/backend-api/codex/models"))
+        before = len(await fake_upstream.requests(limit=2000, path="/backend-api/codex/models"))
         ctx = proxy.server.app.ctx.proxy
         await ModelSyncer(ctx.db, ctx.upstream, ctx.roster, ctx.refresher, ctx.models, 300).run()
-        models = fake_upstream.requests(limit=2000, path="/backend-api/codex/models")[before:]
+        models = (await fake_upstream.requests(limit=2000, path="/backend-api/codex/models"))[before:]
         assert models and {e["peer"] for e in models} == {"127.0.0.2"}
 
 
@@ -155,7 +155,7 @@ async def test_a_proxy_that_is_down_fails_closed_and_requests_go_elsewhere(
         for i in range(18):
             answer = await proxy.post(CODEX, codex_body("hi"), {"session-id": f"down-{i}"})
             assert answer.status == 200, answer.raw  # failover before the first byte
-        peers = peers_by_account(fake_upstream)
+        peers = await peers_by_account(fake_upstream)
         assert "acc_socks" not in peers  # never sent direct instead
         assert peers["acc_http"] == {"127.0.0.2"}
         accounts = {a["id"]: a for a in await proxy.accounts()}
@@ -168,7 +168,7 @@ async def test_a_proxy_that_is_down_fails_closed_and_requests_go_elsewhere(
         # Its refresh waits for the proxy rather than going direct.
         status, body = await api(proxy, "POST", f"/api/accounts/{ids['acc_socks']}/refresh")
         assert status == 502 and "egress" in body["error"]["message"]
-        assert "acc_socks" not in peers_by_account(fake_upstream)
+        assert "acc_socks" not in await peers_by_account(fake_upstream)
 
 
 async def test_the_test_action_reports_the_exit_address_and_latency(
@@ -266,7 +266,7 @@ async def test_a_rebound_account_moves_to_its_new_route_at_once_even_on_open_soc
         (account,) = await proxy.add_accounts("acc_http")
         for _ in range(2):  # an upstream socket opened directly, then kept for the conversation
             assert (await proxy.post(CODEX, codex_body("hi"), {"session-id": "kept"})).status == 200
-        assert peers_by_account(fake_upstream) == {"acc_http": {"127.0.0.1"}}
+        assert await peers_by_account(fake_upstream) == {"acc_http": {"127.0.0.1"}}
         status, made = await api(
             proxy,
             "POST",
@@ -274,7 +274,7 @@ async def test_a_rebound_account_moves_to_its_new_route_at_once_even_on_open_soc
             {"name": "corp", "url": f"http://alice:s3cret-http@127.0.0.1:{http.port}"},
         )
         await api(proxy, "PUT", f"/api/accounts/{account['id']}/egress", {"proxy_id": made["id"]})
-        before = len(fake_upstream.requests(limit=2000))
+        before = len(await fake_upstream.requests(limit=2000))
         assert (await proxy.post(CODEX, codex_body("hi"), {"session-id": "kept"})).status == 200
-        after = [e for e in fake_upstream.requests(limit=2000)[before:] if e.get("account")]
+        after = [e for e in (await fake_upstream.requests(limit=2000))[before:] if e.get("account")]
         assert after and {e["peer"] for e in after} == {"127.0.0.2"}

@@ -60,7 +60,7 @@ async def test_5xx_storm_on_one_account_is_invisible(proxy):
     assert all(a.events()[-1]["type"] == "response.completed" for a in answers)
     rows = await _settled_exactly_once(proxy, answers)
     assert {row["status"] for row in rows} == {200}
-    assert proxy.served_by()().count("acc_calm") == 6
+    assert (await proxy.served_by()).count("acc_calm") == 6
 
 
 @sqlite_only
@@ -73,7 +73,7 @@ async def test_5xx_storm_on_every_account_answers_502_after_bounded_attempts(pro
         assert answer.json()["error"]["type"] == "server_error"
     rows = await _settled_exactly_once(proxy, answers)
     assert all(row["attempts"] <= proxy.settings.max_attempts for row in rows)
-    assert len(proxy.turns()) <= 3 * proxy.settings.max_attempts
+    assert len(await proxy.turns()) <= 3 * proxy.settings.max_attempts
 
 
 @sqlite_only
@@ -152,7 +152,7 @@ async def test_an_abnormal_upstream_socket_close_mid_turn_fails_only_that_turn(p
         cut = await turn("first")
         assert cut[-1]["type"] == "response.failed", cut[-1]
         assert cut[-1]["response"]["error"]["code"] == "stream_incomplete"
-        proxy.fake.configure_account("acc_ws_cut", cut_stream=False)
+        await proxy.fake.configure_account("acc_ws_cut", cut_stream=False)
         again = await turn("second")  # the client socket survived; a new upstream socket serves it
         assert again[-1]["type"] == "response.completed"
     rows = await proxy.request_logs(2)
@@ -165,13 +165,13 @@ async def test_an_abnormal_upstream_socket_close_mid_turn_fails_only_that_turn(p
 async def test_the_token_endpoint_down_during_a_refresh_is_not_a_lost_account(proxy):
     await proxy.add_accounts("acc_refresh", refresh_error="unavailable")
     await _transport(proxy, "http")
-    proxy.fake.expire_tokens("acc_refresh")
+    await proxy.fake.expire_tokens("acc_refresh")
     answer = await proxy.post(CODEX_ROUTE, codex_body())
     assert answer.status in (502, 503), answer.raw
     assert answer.json()["error"]["type"] == "server_error"
     (account,) = await proxy.accounts()
     assert account["status"] not in ("reauth_required", "deactivated"), account
-    proxy.fake.configure_account("acc_refresh", refresh_error=None)
+    await proxy.fake.configure_account("acc_refresh", refresh_error=None)
     answer = await eventually(  # a short cooldown, then the refresh succeeds
         lambda: proxy.post(CODEX_ROUTE, codex_body()),
         lambda answer: answer.status == 200,

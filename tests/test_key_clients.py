@@ -41,7 +41,7 @@ async def test_codex_cli_with_env_key_when_key_auth_is_on(proxy, tmp_path):
         "Reply with OK only.", base_url=proxy.url + "/backend-api/codex", cwd=tmp_path / "a", check=False
     )
     assert not refused.completed
-    assert proxy.fake.requests(path=CODEX_ROUTE) == []
+    assert await proxy.fake.requests(path=CODEX_ROUTE) == []
     # env_key = "CODEX_LB_API_KEY" sends the key instead.
     run = await run_codex_exec_async(
         "Reply with OK only.",

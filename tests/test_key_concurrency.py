@@ -115,7 +115,9 @@ async def _scenario(tmp_path, fake, processes: list[int], allowance: int, reply:
                 "SELECT status, total_tokens FROM request_log WHERE api_key_id = %s",
                 key["id"],
             )
-            upstream = sum(a["tokens_in"] + a["tokens_out"] for a in fake.stats()["accounts"].values())
+            upstream = sum(
+                a["tokens_in"] + a["tokens_out"] for a in (await fake.stats())["accounts"].values()
+            )
             leftover = _query(url, "SELECT COUNT(*) FROM api_key_reservation")[0][0]
         finally:
             for server in servers:

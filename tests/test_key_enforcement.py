@@ -71,7 +71,7 @@ async def test_key_auth_off_refuses_relayed_or_rebound_requests(proxy):
         assert answer.status == 401, headers
         error = answer.json()["error"]
         assert error["code"] == "local_only" and "enable API-key auth" in error["message"]
-    assert proxy.turns() == []
+    assert await proxy.turns() == []
 
 
 class _ConnInfo:
@@ -182,7 +182,7 @@ async def test_models_and_efforts_outside_the_allowed_lists_get_403(proxy):
     effort = await proxy.post(OPENAI, openai_body(reasoning={"effort": "high"}), bearer(key))
     assert effort.status == 403 and effort.json()["error"]["code"] == "reasoning_effort_not_allowed"
     assert (await proxy.post(OPENAI, openai_body(reasoning={"effort": "low"}), bearer(key))).status == 200
-    assert len(proxy.turns()) == 2
+    assert len(await proxy.turns()) == 2
 
 
 async def test_a_key_restricted_to_some_accounts_uses_only_those(proxy):
@@ -192,7 +192,7 @@ async def test_a_key_restricted_to_some_accounts_uses_only_those(proxy):
     await set_key_auth(proxy.url, True)
     for i in range(6):
         assert (await proxy.post(OPENAI, openai_body(input=f"q{i}"), bearer(key))).status == 200
-    assert set(proxy.served_by()()) == {"acc_2"}
+    assert set(await proxy.served_by()) == {"acc_2"}
 
 
 # --- limits -----------------------------------------------------------------------------------------
@@ -221,7 +221,7 @@ async def test_requests_per_minute(proxy):
     await _settled(proxy, key)
     error = _assert_limit_error(await proxy.post(CODEX, codex_body(), bearer(key)), "2 requests per minute")
     assert error["limit"] == {"quantity": "requests", "window": "minute", "max": 2.0, "model": None}
-    assert len(proxy.turns()) == 2
+    assert len(await proxy.turns()) == 2
     usage = await _settled(proxy, key)
     assert usage["limits"][0]["used"] == 2 and usage["limits"][0]["remaining"] == 0
 

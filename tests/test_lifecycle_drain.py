@@ -120,7 +120,7 @@ async def test_sigterm_during_twenty_streams_lets_every_one_complete_and_be_logg
     server = ServerProcess(server_env(tmp_path, fake_upstream), workers=2)
     try:
         warm = await start_with_accounts(server, tmp_path)
-        fake_upstream.configure(defaults={"deltas": 16, "delta_interval_ms": 250})  # ~4 s per stream
+        await fake_upstream.configure(defaults={"deltas": 16, "delta_interval_ms": 250})  # ~4 s per stream
         connector = aiohttp.TCPConnector(limit=0, force_close=True)
         async with aiohttp.ClientSession(connector=connector) as session:
             streams = Streams(session, server.url, 20)
@@ -151,7 +151,7 @@ async def test_streams_still_running_at_the_deadline_end_with_response_failed_an
     server = ServerProcess(server_env(tmp_path, fake_upstream, shutdown_drain_seconds="1"), workers=1)
     try:
         warm = await start_with_accounts(server, tmp_path, accounts=1)
-        fake_upstream.configure(defaults={"deltas": 40, "delta_interval_ms": 250})  # ~10 s per stream
+        await fake_upstream.configure(defaults={"deltas": 40, "delta_interval_ms": 250})  # ~10 s per stream
         async with aiohttp.ClientSession() as session:
             idle_socket = await session.ws_connect(server.url.replace("http", "ws") + ROUTE)
             streams = Streams(session, server.url, 4)

@@ -37,7 +37,7 @@ async def test_a_codex_turn_waiting_for_its_upstream_gets_keepalive_frames(quick
     proxy = quick_keepalive_proxy
     await proxy.add_accounts("acct-keepalive")
     await set_transport(proxy, "http")
-    proxy.fake.configure(defaults={"ttfb_ms": 1800})
+    await proxy.fake.configure(defaults={"ttfb_ms": 1800})
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(ws_url(proxy), headers=SESSION) as ws:
             started = time.monotonic()
@@ -58,7 +58,7 @@ async def test_a_draining_worker_finishes_the_running_turn_then_closes_with_1012
     proxy = quick_keepalive_proxy
     await proxy.add_accounts("acct-drain")
     await set_transport(proxy, "http")
-    proxy.fake.configure(defaults={"deltas": 8, "delta_interval_ms": 150})
+    await proxy.fake.configure(defaults={"deltas": 8, "delta_interval_ms": 150})
     app = proxy.server.app
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(ws_url(proxy), headers=SESSION) as ws:
@@ -95,7 +95,7 @@ async def test_a_turn_still_running_at_the_drain_deadline_ends_with_response_fai
     proxy = quick_keepalive_proxy
     await proxy.add_accounts("acct-cut")
     await set_transport(proxy, upstream)
-    proxy.fake.configure(defaults={"deltas": 30, "delta_interval_ms": 150})  # ~4.5 s
+    await proxy.fake.configure(defaults={"deltas": 30, "delta_interval_ms": 150})  # ~4.5 s
     app = proxy.server.app
     app.ctx.drain.drain_s = 0.5
     async with aiohttp.ClientSession() as session:

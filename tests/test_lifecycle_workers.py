@@ -49,7 +49,7 @@ async def test_a_killed_worker_is_replaced_and_its_in_flight_share_and_leases_re
         await start_with_accounts(server, tmp_path, accounts=1)
         before = await live_pids(server.url, want=2)
         victim = min(before)
-        fake_upstream.configure(defaults={"deltas": 16, "delta_interval_ms": 250})  # ~4 s per stream
+        await fake_upstream.configure(defaults={"deltas": 16, "delta_interval_ms": 250})  # ~4 s per stream
         connector = aiohttp.TCPConnector(limit=0, force_close=True)  # spread over both workers
         async with aiohttp.ClientSession(connector=connector) as session:
             streams = Streams(session, server.url, 12)

@@ -147,6 +147,6 @@ async def test_the_request_id_goes_upstream_and_back_to_the_client(proxy):
     await set_transport(proxy, "http")  # a pooled upstream WebSocket has no per-request headers
     answer = await proxy.post(CODEX_ROUTE, codex_body("hi"))
     request_id = answer.headers["X-Request-ID"]
-    [turn] = proxy.turns()[-1:]
+    [turn] = (await proxy.turns())[-1:]
     sent = {k.lower(): v for k, v in turn["headers"].items()}
     assert sent["x-client-request-id"] == request_id

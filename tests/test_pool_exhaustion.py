@@ -14,7 +14,7 @@ CODEX = "/backend-api/codex/responses"
 async def _spent_pool(proxy, *names: str) -> None:
     await proxy.add_accounts(*names, primary_budget_tokens=1)
     for name in names:
-        proxy.fake.consume(name, 10)
+        await proxy.fake.consume(name, 10)
     answer = await proxy.post(CODEX, codex_body("learn the windows"))  # the proxy meets each 429 once
     assert answer.status == 429, answer.raw
 
@@ -59,7 +59,7 @@ async def test_spent_accounts_beside_a_paused_one_answer_429(proxy):
 async def test_spent_accounts_beside_one_that_must_sign_in_again_answer_429(proxy):
     await _spent_pool(proxy, "acc_a", "acc_b")
     await proxy.add_accounts("acc_gone", refresh_error="invalid_grant")
-    proxy.fake.expire_tokens("acc_gone")
+    await proxy.fake.expire_tokens("acc_gone")
 
     async def states_after_a_request() -> dict[
         str, str

@@ -21,7 +21,7 @@ async def pool_with_known_usage(proxy) -> dict[str, float]:
     """Three accounts 10 %, 30 % and 90 % into their short window, as the usage poll reads them."""
     await proxy.add_accounts(*USED)
     for account, tokens in USED.items():
-        proxy.fake.consume(account, tokens)
+        await proxy.fake.consume(account, tokens)
     await proxy.server.app.ctx.proxy.upkeep.poll_usage()
     accounts = await proxy.accounts()
     return {a["chatgpt_account_id"]: a["live"]["primary_used_percent"] for a in accounts}
@@ -106,7 +106,7 @@ async def test_the_codex_cli_records_the_pools_windows_not_the_serving_accounts(
                 if limits:
                     recorded.append(limits)
     assert recorded, "the CLI recorded no rate limits"
-    served_by = {r["account"] for r in proxy.fake.requests(path=CODEX) if r["account"]}
+    served_by = {r["account"] for r in await proxy.fake.requests(path=CODEX) if r["account"]}
     assert len(served_by) == 1  # one account served the turn, at 10, 30 or 90 % ...
     assert {round(r["primary"]["used_percent"]) for r in recorded} == {43}  # ... the CLI shows the pool's
     assert round(used[served_by.pop()]) in (10, 30, 90)

@@ -31,7 +31,7 @@ async def test_reimporting_the_same_account_updates_it_instead_of_adding(proxy):
 
 
 async def test_api_never_shows_tokens(proxy):
-    auth = proxy.fake.create_account("acc_secret")
+    auth = await proxy.fake.create_account("acc_secret")
     form = aiohttp.FormData()
     form.add_field("auth_json", orjson.dumps(auth), filename="auth.json")
     async with aiohttp.ClientSession() as session:

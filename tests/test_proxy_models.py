@@ -73,7 +73,7 @@ async def test_sync_merges_plans_and_stores_the_catalog(syncing_proxy):
     await proxy.add_accounts("acc_free", plan_type="free")
     models = {m["slug"]: m for m in await _wait_for_synced_catalog(proxy)}
     assert "gpt-5.3-codex-spark" in models  # only the Pro account's catalog lists it
-    fetched = proxy.fake.requests(path="/backend-api/codex/models")
+    fetched = await proxy.fake.requests(path="/backend-api/codex/models")
     assert {r["account"] for r in fetched} >= {"acc_plus", "acc_pro", "acc_free"}
     assert {r["query"]["client_version"] for r in fetched} == {SYNC_CLIENT_VERSION}  # nothing filtered out
     # Stored in the database for every worker and replica: a second server on it serves the same catalog.
@@ -106,7 +106,7 @@ async def test_plan_only_models_route_to_accounts_of_those_plans(syncing_proxy):
             "/backend-api/codex/responses", codex_body("hi", model="gpt-5.3-codex-spark")
         )
         assert answer.status == 200, answer.raw
-    assert set(proxy.served_by()()) == {"acc_pro"}
+    assert set(await proxy.served_by()) == {"acc_pro"}
 
 
 async def test_a_pool_without_the_plan_gets_a_clear_400_and_no_upstream_call(syncing_proxy):
@@ -123,7 +123,7 @@ async def test_a_pool_without_the_plan_gets_a_clear_400_and_no_upstream_call(syn
     )
     assert answer.status == 400, answer.raw
     assert answer.json()["error"]["code"] == "model_not_supported"
-    served = proxy.served_by()()
+    served = await proxy.served_by()
     assert "acc_plus" not in served
 
 
@@ -186,7 +186,7 @@ async def test_one_syncer_for_all_servers_on_one_database(syncing_proxy):
         )
         runs = sorted(j.runs.get("models-sync", 0) for j in (first_jobs, second_jobs))
         assert runs[0] == 0, runs  # the lease holder keeps the job; the other never fetched
-        fetches = len(proxy.fake.requests(path="/backend-api/codex/models"))
+        fetches = len(await proxy.fake.requests(path="/backend-api/codex/models"))
         assert fetches <= runs[1] + 1  # one fetch per plan per run (plus one in flight)
 
 
@@ -201,7 +201,7 @@ async def test_a_new_plan_in_the_pool_is_synced_without_waiting_for_the_interval
         await proxy.add_accounts("acc_plus", plan_type="plus")
         models = await _wait_for_synced_catalog(proxy)  # the first account: synced at once
         assert "gpt-5.3-codex-spark" not in [m["slug"] for m in models]
-        fetches = len(fake_upstream.requests(path="/backend-api/codex/models"))
+        fetches = len(await fake_upstream.requests(path="/backend-api/codex/models"))
         await proxy.add_accounts("acc_pro", plan_type="pro")  # a plan the last sync did not ask with
         await eventually(  # the new plan's models arrive
             lambda: _get(proxy.url + "/backend-api/codex/models"),
@@ -210,4 +210,4 @@ async def test_a_new_plan_in_the_pool_is_synced_without_waiting_for_the_interval
             interval=0.1,
         )
         await asyncio.sleep(0.5)  # several checks later: nothing new, nothing fetched
-        assert len(fake_upstream.requests(path="/backend-api/codex/models")) == fetches + 2
+        assert len(await fake_upstream.requests(path="/backend-api/codex/models")) == fetches + 2

@@ -15,8 +15,8 @@ from tests.support.proxy import codex_body
 CODEX = "/backend-api/codex/responses"
 
 
-def requests_per_account(proxy) -> dict[str, int]:
-    return {k: v["requests"] for k, v in proxy.fake.stats()["accounts"].items() if v["requests"]}
+async def requests_per_account(proxy) -> dict[str, int]:
+    return {k: v["requests"] for k, v in (await proxy.fake.stats())["accounts"].items() if v["requests"]}
 
 
 async def test_requests_spread_over_accounts_by_headroom(proxy):
@@ -24,7 +24,7 @@ async def test_requests_spread_over_accounts_by_headroom(proxy):
     for _ in range(12):
         answer = await proxy.post(CODEX, codex_body("hello"))
         assert answer.status == 200
-    counts = requests_per_account(proxy)
+    counts = await requests_per_account(proxy)
     assert set(counts) == {"acc_a", "acc_b", "acc_c"}
     assert max(counts.values()) - min(counts.values()) <= 2, counts
 
@@ -33,17 +33,17 @@ async def test_a_session_sticks_to_one_account(proxy):
     await proxy.add_accounts("acc_a", "acc_b", "acc_c")
     for _ in range(6):
         assert (await proxy.post(CODEX, codex_body("hi"), {"session-id": "conversation-1"})).status == 200
-    assert sorted(requests_per_account(proxy).values()) == [6]
+    assert sorted((await requests_per_account(proxy)).values()) == [6]
     for i in range(30):
         await proxy.post(CODEX, codex_body("hi"), {"session_id": f"other-{i}"})
-    assert len(requests_per_account(proxy)) == 3  # different sessions land on different accounts
+    assert len(await requests_per_account(proxy)) == 3  # different sessions land on different accounts
 
 
 async def test_a_prompt_cache_key_also_keeps_the_session_together(proxy):
     await proxy.add_accounts("acc_a", "acc_b", "acc_c")
     for _ in range(5):
         await proxy.post("/v1/responses", {"model": "gpt-5.4", "input": "hi", "prompt_cache_key": "thread-9"})
-    assert sorted(requests_per_account(proxy).values()) == [5]
+    assert sorted((await requests_per_account(proxy)).values()) == [5]
 
 
 FAILURES = {
@@ -63,14 +63,14 @@ async def test_failover_is_invisible_before_the_first_content(proxy, kind):
     await proxy.add_accounts("acc_bad", **FAILURES[kind])
     await proxy.add_accounts("acc_good", reply_text="served by good")
     if kind == "usage_limit":
-        proxy.fake.consume("acc_bad", 10)
+        await proxy.fake.consume("acc_bad", 10)
     for i in range(12):  # enough sessions that some hash to the bad account first
         answer = await proxy.post(CODEX, codex_body("hi"), {"session-id": f"s-{kind}-{i}"})
         assert answer.status == 200, answer.raw
         assert answer.text() == "served by good"
         assert [e["type"] for e in answer.events()].count("response.created") == 1
-    stats = proxy.fake.account_stats("acc_bad")  # it was tried: logged, or rejected with a status
-    assert proxy.fake.requests(account="acc_bad", path=CODEX) or sum(stats["statuses"].values())
+    stats = await proxy.fake.account_stats("acc_bad")  # it was tried: logged, or rejected with a status
+    assert await proxy.fake.requests(account="acc_bad", path=CODEX) or sum(stats["statuses"].values())
     logs = await proxy.request_logs(12)
     assert any(row["attempts"] == 2 and row["status"] == 200 for row in logs)
 
@@ -89,8 +89,8 @@ async def test_a_failure_after_content_ends_the_stream_with_a_failure_event(prox
 
 async def test_all_accounts_exhausted_is_a_429_with_the_soonest_reset(proxy):
     await proxy.add_accounts("acc_a", "acc_b", primary_budget_tokens=1)
-    proxy.fake.consume("acc_a", 10)
-    proxy.fake.consume("acc_b", 10)
+    await proxy.fake.consume("acc_a", 10)
+    await proxy.fake.consume("acc_b", 10)
     answer = await proxy.post(CODEX, codex_body("hi"))
     assert answer.status == 429
     error = answer.json()["error"]
@@ -99,7 +99,7 @@ async def test_all_accounts_exhausted_is_a_429_with_the_soonest_reset(proxy):
     assert 0 < int(answer.headers["Retry-After"]) <= 300 * 60
     again = await proxy.post(CODEX, codex_body("hi"))  # now answered from memory: no upstream call
     assert again.status == 429
-    assert sum(requests_per_account(proxy).values()) == 2
+    assert sum((await requests_per_account(proxy)).values()) == 2
     await eventually(  # account states are written through in the background
         lambda: account_states(proxy),
         lambda states: states == {"acc_a": "quota_exceeded", "acc_b": "quota_exceeded"},
@@ -116,7 +116,7 @@ async def test_a_cooled_down_account_recovers(proxy):
     assert first.status == 429
     assert first.json()["error"]["code"] == "rate_limit_exceeded"
     assert "retry-after" in {k.lower() for k in first.headers}
-    proxy.fake.configure_account("acc_only", rate_limited=False)
+    await proxy.fake.configure_account("acc_only", rate_limited=False)
     await eventually(
         lambda: proxy.post(CODEX, codex_body("hi")),
         lambda answer: answer.status == 200,
@@ -127,19 +127,19 @@ async def test_a_cooled_down_account_recovers(proxy):
 
 async def test_twenty_concurrent_401s_cause_one_refresh(proxy):
     await proxy.add_accounts("acc_r", token_latency_ms=200)
-    proxy.fake.expire_tokens("acc_r")
+    await proxy.fake.expire_tokens("acc_r")
     answers = await asyncio.gather(*(proxy.post(CODEX, codex_body(f"q{i}")) for i in range(20)))
     assert [a.status for a in answers] == [200] * 20
-    stats = proxy.fake.account_stats("acc_r")
+    stats = await proxy.fake.account_stats("acc_r")
     assert stats["refreshes"] == 1
     assert stats.get("refresh_reused", 0) == 0
     later = await proxy.post(CODEX, codex_body("after"))  # the stored token is the new one
-    assert later.status == 200 and proxy.fake.account_stats("acc_r")["refreshes"] == 1
+    assert later.status == 200 and (await proxy.fake.account_stats("acc_r"))["refreshes"] == 1
 
 
 async def test_a_dead_login_marks_the_account_for_reauthentication(proxy):
     await proxy.add_accounts("acc_gone", refresh_error="invalid_grant")
-    proxy.fake.expire_tokens("acc_gone")
+    await proxy.fake.expire_tokens("acc_gone")
     answer = await proxy.post(CODEX, codex_body("hi"))
     assert answer.status == 503
     assert "sign in again" in answer.json()["error"]["message"]

@@ -43,7 +43,7 @@ async def test_upstream_gets_the_account_token_not_the_clients(proxy):
         },
     )
     assert answer.status == 200
-    sent = proxy.fake.requests(path="/backend-api/codex/responses")[-1]
+    sent = (await proxy.fake.requests(path="/backend-api/codex/responses"))[-1]
     headers = {k.lower(): v for k, v in sent["headers"].items()}
     assert headers["chatgpt-account-id"] == imported[0]["chatgpt_account_id"]
     assert key["key"] not in headers["authorization"]
@@ -70,7 +70,7 @@ async def test_v1_non_streaming_answers_one_response_with_output_rebuilt(proxy):
     message = next(item for item in body["output"] if item["type"] == "message")
     assert message["content"][0]["text"]
     assert body["usage"]["output_tokens"] > 0
-    sent = proxy.fake.requests(path="/backend-api/codex/responses")[-1]["body"]
+    sent = (await proxy.fake.requests(path="/backend-api/codex/responses"))[-1]["body"]
     assert "temperature" not in sent and "max_output_tokens" not in sent
     assert sent["input"][0]["content"][0] == {"type": "input_text", "text": "Say hi"}
     assert sent["instructions"] == ""
@@ -90,7 +90,7 @@ async def test_v1_hoists_system_messages_into_instructions(proxy):
     answer = await proxy.post("/v1/responses", body)
     assert answer.status == 200
     assert answer.events()[-1]["type"] == "response.completed"
-    sent = proxy.fake.requests(path="/backend-api/codex/responses")[-1]["body"]
+    sent = (await proxy.fake.requests(path="/backend-api/codex/responses"))[-1]["body"]
     assert sent["instructions"] == "Be brief."
     assert [item["role"] for item in sent["input"]] == ["user"]
 
@@ -136,7 +136,9 @@ async def test_upstream_client_errors_pass_through_with_their_message(proxy):
     answer = await proxy.post("/backend-api/codex/responses", codex_body("hi", model="gpt-5.3-codex-spark"))
     assert answer.status == 400
     assert "not supported" in answer.json()["error"]["message"]
-    assert len(proxy.fake.requests(path="/backend-api/codex/responses")) == 1  # no failover for a bad request
+    assert (
+        len(await proxy.fake.requests(path="/backend-api/codex/responses")) == 1
+    )  # no failover for a bad request
 
 
 async def test_unknown_model_is_model_not_found_before_any_account_is_used(proxy):
@@ -151,7 +153,7 @@ async def test_unknown_model_is_model_not_found_before_any_account_is_used(proxy
         error = answer.json()["error"]
         assert error["code"] == "model_not_found" and error["param"] == "model"
         assert "gpt-unknown-model" in error["message"]
-    assert proxy.fake.requests(path="/backend-api/codex/responses") == []
+    assert await proxy.fake.requests(path="/backend-api/codex/responses") == []
 
 
 async def test_no_accounts_is_a_503_that_says_so(proxy):
@@ -180,7 +182,7 @@ async def test_compressed_request_bodies_are_accepted(proxy):
             {"content-encoding": encoding, "content-type": "application/json"},
         )
         assert answer.status == 200, answer.raw
-        sent = proxy.fake.requests(path="/backend-api/codex/responses")[-1]
+        sent = (await proxy.fake.requests(path="/backend-api/codex/responses"))[-1]
         assert sent["body"]["input"][-1]["content"][0]["text"] == "compressed"
         assert "content-encoding" not in {k.lower() for k in sent["headers"]}
 

@@ -31,7 +31,7 @@ async def test_codex_transcribe_is_forwarded_with_its_fields(proxy):
     status, kind, body = await post_form(proxy, "/backend-api/transcribe", form(prompt="codex words"))
     assert status == 200 and kind == "application/json"
     assert orjson.loads(body) == {"text": f"Fake transcription of {len(AUDIO)} bytes from voice.wav."}
-    logged = proxy.fake.requests(path="/backend-api/transcribe")[-1]
+    logged = (await proxy.fake.requests(path="/backend-api/transcribe"))[-1]
     assert logged["account"] == "acc_voice"
     assert logged["body"] == {
         "fields": {"prompt": "codex words"},
@@ -67,7 +67,9 @@ async def test_transcription_fails_over_to_a_working_account(proxy):
         status, _, body = await post_form(proxy, "/v1/audio/transcriptions", form(model="gpt-4o-transcribe"))
         assert status == 200, body
     assert {
-        r["account"] for r in proxy.fake.requests(path="/backend-api/transcribe") if r.get("status") == 200
+        r["account"]
+        for r in await proxy.fake.requests(path="/backend-api/transcribe")
+        if r.get("status") == 200
     } == {"acc_good"}
 
 
@@ -87,4 +89,4 @@ async def test_audio_over_the_limit_is_a_clear_413(tmp_path, database_url, fake_
             status, _, body = await post_form(proxy, path, form(b"\x00" * 8000, model="gpt-4o-transcribe"))
             assert status == 413, body
             assert b"request_too_large" in body and b"4096" in body
-        assert proxy.fake.requests(path="/backend-api/transcribe") == []
+        assert await proxy.fake.requests(path="/backend-api/transcribe") == []

@@ -88,12 +88,12 @@ async def test_prewarm_and_several_turns_share_one_socket(proxy, upstream):
                 },
             )
             assert "Tool result: tool says hi" in text_of(last)
-    totals = proxy.fake.stats()["totals"]
+    totals = (await proxy.fake.stats())["totals"]
     if upstream == "websocket":
         assert totals["ws_connections"] == 1 and totals["transports"] == {"websocket": 4}
     else:  # each turn a POST carrying the whole conversation; the prewarm is answered by the proxy
         assert totals["ws_connections"] == 0 and totals["transports"] == {"http": 3}
-        posts = proxy.fake.requests(path=CODEX_ROUTE)
+        posts = await proxy.fake.requests(path=CODEX_ROUTE)
         assert all("previous_response_id" not in post["body"] for post in posts)
         assert posts[-1]["body"]["input"][-2]["type"] == "function_call"  # replayed from history
     rows = await proxy.request_logs(4)
@@ -124,7 +124,7 @@ async def test_http_clients_over_an_upstream_websocket(proxy):
     answer = await proxy.post("/v1/responses", {"model": "gpt-5.4", "input": "Say hi"})
     assert answer.status == 200, answer.raw
     assert answer.json()["output"][0]["content"][0]["text"].startswith("Hello from fake account")
-    stats = proxy.fake.account_stats("acc_http_ws")
+    stats = await proxy.fake.account_stats("acc_http_ws")
     assert stats["transports"] == {"websocket": 3}
     assert stats["ws_connections"] == 2  # the session's socket was reused for its second request
     rows = await proxy.request_logs(3)
@@ -137,16 +137,20 @@ async def test_an_account_failing_mid_session_moves_the_socket_and_replays_the_c
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(ws_url(proxy), headers=SESSION) as ws:
             first = await turn(ws, codex_frame("remember the word lighthouse"))
-            served = next(a for a in ("acc_move_a", "acc_move_b") if proxy.fake.account_stats(a)["requests"])
+            served = [
+                a for a in ("acc_move_a", "acc_move_b") if (await proxy.fake.account_stats(a))["requests"]
+            ][0]
             other = "acc_move_b" if served == "acc_move_a" else "acc_move_a"
-            proxy.fake.configure_account(served, rate_limited=True)
+            await proxy.fake.configure_account(served, rate_limited=True)
             second = await turn(
                 ws, {**codex_frame("what was the word?"), "previous_response_id": completed_id(first)}
             )
             assert second[-1]["type"] == "response.completed", second[-1]
             assert "Hello from fake account " + other in text_of(second)
             assert all(e["type"] != "error" for e in second)
-    frames = [r for r in proxy.fake.requests(path=CODEX_ROUTE, account=other) if r.get("kind") == "frame"]
+    frames = [
+        r for r in await proxy.fake.requests(path=CODEX_ROUTE, account=other) if r.get("kind") == "frame"
+    ]
     [replayed] = frames
     assert "previous_response_id" not in replayed["body"]  # the new account got the whole conversation
     texts = orjson.dumps(replayed["body"]["input"]).decode()
@@ -219,7 +223,7 @@ async def test_upgrade_refused_with_426_falls_back_to_http(proxy):
             first = await turn(ws, codex_frame("hello"))
             second = await turn(ws, {**codex_frame("again"), "previous_response_id": completed_id(first)})
             assert second[-1]["type"] == "response.completed"
-    stats = proxy.fake.account_stats("acc_no_ws")
+    stats = await proxy.fake.account_stats("acc_no_ws")
     assert stats["transports"] == {"http": 2} and stats["ws_connections"] == 0
 
 
@@ -235,7 +239,7 @@ async def test_upstream_socket_limit_opens_a_new_socket_transparently(proxy):
                     frame = {**frame, "input": [user_message(f"turn {n}")], "previous_response_id": previous}
                 events = await turn(ws, frame)
                 previous = completed_id(events)
-    stats = proxy.fake.account_stats("acc_limit")
+    stats = await proxy.fake.account_stats("acc_limit")
     assert stats["ws_connections"] == 2
     assert stats["statuses"].get("200") == 4
 
@@ -271,7 +275,7 @@ async def test_a_full_account_pool_sends_the_conversation_to_an_account_with_roo
                 second = await turn(two, codex_frame("two"))  # same session, its account's pool is full
                 assert first[-1]["type"] == second[-1]["type"] == "response.completed"
                 assert text_of(first) != text_of(second)  # served by the two different accounts
-    totals = proxy.fake.stats()["totals"]
+    totals = (await proxy.fake.stats())["totals"]
     assert totals["ws_connections"] == 2 and totals["transports"] == {"websocket": 2}
 
 
@@ -286,9 +290,9 @@ async def test_the_transport_setting_takes_effect_without_a_restart(proxy):
                 ws, {**codex_frame("over a socket"), "previous_response_id": completed_id(first)}
             )
             assert second[-1]["type"] == "response.completed"
-    stats = proxy.fake.account_stats("acc_switch")
+    stats = await proxy.fake.account_stats("acc_switch")
     assert stats["transports"] == {"http": 1, "websocket": 1}
-    [frame] = [r for r in proxy.fake.requests(path=CODEX_ROUTE) if r.get("kind") == "frame"]
+    [frame] = [r for r in await proxy.fake.requests(path=CODEX_ROUTE) if r.get("kind") == "frame"]
     assert "previous_response_id" not in frame["body"]  # the new socket got the whole conversation
     assert [item.get("role") for item in frame["body"]["input"]] == [
         "developer",
@@ -309,7 +313,7 @@ async def test_sdk_clients_use_websockets_on_v1_responses(proxy):
                 ws, {"model": "gpt-5.4", "input": "And again", "previous_response_id": completed_id(first)}
             )
             assert second[-1]["type"] == "response.completed"
-    frames = [r for r in proxy.fake.requests(path=CODEX_ROUTE) if r.get("kind") == "frame"]
+    frames = [r for r in await proxy.fake.requests(path=CODEX_ROUTE) if r.get("kind") == "frame"]
     assert [f["body"]["input"][0]["content"][0]["text"] for f in frames] == ["Say hi", "And again"]
     assert frames[0]["body"]["instructions"] == "Be brief." and frames[0]["body"]["store"] is False
     # one cache key for the whole socket, so the conversation keeps its account and upstream cache
@@ -364,7 +368,7 @@ async def test_a_pooled_socket_the_backend_dropped_is_replaced_without_blaming_t
     assert second.status == 200 and second.events()[-1]["type"] == "response.completed"
     [account] = await proxy.accounts()
     assert account["live"]["cooldown_until"] is None
-    assert proxy.fake.account_stats("acc_stale")["ws_connections"] == 2
+    assert (await proxy.fake.account_stats("acc_stale"))["ws_connections"] == 2
     rows = await proxy.request_logs(2)
     assert [row["attempts"] for row in rows] == [1, 1]
 
@@ -382,7 +386,7 @@ async def test_the_handshake_answers_a_turn_state_that_upstream_sockets_carry(pr
         ) as ws:
             assert ws._response.headers["x-codex-turn-state"] == "turn_from_client"
             assert (await turn(ws, codex_frame("hi")))[-1]["type"] == "response.completed"
-    frames = [r for r in proxy.fake.requests(path=CODEX_ROUTE) if r.get("kind") == "frame"]
+    frames = [r for r in await proxy.fake.requests(path=CODEX_ROUTE) if r.get("kind") == "frame"]
     sent = [{k.lower(): v for k, v in f["headers"].items()}["x-codex-turn-state"] for f in frames]
     assert sent == [turn_state, "turn_from_client"]
 

@@ -85,7 +85,7 @@ async def test_turning_key_auth_on_shuts_keyless_clients_out_at_once(server):
 
 
 async def test_an_imported_account_serves_at_once_on_every_worker(server, fake_upstream):
-    await import_auth(server, fake_upstream.create_account("acc_new"))
+    await import_auth(server, await fake_upstream.create_account("acc_new"))
     route = server.url + "/backend-api/codex/responses"
     statuses = await burst("POST", route, codex_body("hi"))
     assert statuses == [200] * BURST, server.output()[-4000:]
@@ -96,9 +96,9 @@ async def test_a_paused_account_serves_nothing_once_the_pause_is_answered(server
     route = server.url + "/backend-api/codex/responses"
     for _ in range(2):
         await api(server, "POST", f"/accounts/{account['id']}/pause")
-        served = fake_upstream.account_stats("acc_pause").get("requests", 0)
+        served = (await fake_upstream.account_stats("acc_pause")).get("requests", 0)
         assert await burst("POST", route, codex_body("hi")) == [503] * BURST
-        assert fake_upstream.account_stats("acc_pause").get("requests", 0) == served
+        assert (await fake_upstream.account_stats("acc_pause")).get("requests", 0) == served
         await api(server, "POST", f"/accounts/{account['id']}/resume")
         assert await burst("POST", route, codex_body("hi")) == [200] * BURST
 
@@ -126,12 +126,12 @@ async def test_a_routing_policy_is_followed_by_every_worker_once_answered(server
     for burner, normal in ((first, second), (second, first), (first, second)):
         await api(server, "PUT", f"/accounts/{burner['id']}/policy", {"routing_policy": "burn_first"})
         await api(server, "PUT", f"/accounts/{normal['id']}/policy", {"routing_policy": "normal"})
-        served = fake_upstream.account_stats(normal["chatgpt_account_id"]).get("requests", 0)
+        served = (await fake_upstream.account_stats(normal["chatgpt_account_id"])).get("requests", 0)
         # One at a time (a burst would overflow the burn_first account's in-flight cap, by design),
         # each on a fresh connection, so the kernel spreads them over both workers.
         for _ in range(BURST // 2):
             assert await burst_of_one(route, codex_body("hi")) == 200
-        assert fake_upstream.account_stats(normal["chatgpt_account_id"]).get("requests", 0) == served
+        assert (await fake_upstream.account_stats(normal["chatgpt_account_id"])).get("requests", 0) == served
 
 
 async def burst_of_one(url: str, body: dict) -> int:

@@ -17,11 +17,11 @@ async def test_revoked_tokens_on_every_account_cost_no_request(proxy):
     accounts = ("acc_r1", "acc_r2", "acc_r3")
     await proxy.add_accounts(*accounts, token_latency_ms=150)
     for account in accounts:
-        proxy.fake.expire_tokens(account)
+        await proxy.fake.expire_tokens(account)
     answers = await asyncio.gather(*(proxy.post(CODEX, codex_body(f"q{i}")) for i in range(30)))
     assert [a.status for a in answers] == [200] * 30, [a.raw for a in answers if a.status != 200]
     for account in accounts:
-        stats = proxy.fake.account_stats(account)
+        stats = await proxy.fake.account_stats(account)
         assert stats.get("refreshes") == 1, (account, stats)
         assert stats.get("refresh_reused", 0) == 0
     rows = await proxy.request_logs(30)
@@ -32,7 +32,7 @@ async def test_revoked_tokens_on_every_account_cost_no_request(proxy):
 async def test_a_refreshed_account_is_retried_even_on_the_last_attempt(proxy, fake_upstream):
     await proxy.add_accounts("acc_s1", "acc_s2", "acc_s3", token_latency_ms=50)
     for account in ("acc_s1", "acc_s2", "acc_s3"):
-        proxy.fake.expire_tokens(account)
+        await proxy.fake.expire_tokens(account)
     # One session: it meets each account's 401 one after the other only if a refresh spends an attempt.
     answer = await proxy.post(CODEX, codex_body("hi"), {"session-id": "one-thread"})
     assert answer.status == 200, answer.raw
@@ -45,7 +45,7 @@ async def test_websocket_turns_on_revoked_tokens_all_succeed_with_one_refresh_ea
     await proxy.add_accounts(*accounts, token_latency_ms=150)
     await set_transport(proxy, upstream)
     for account in accounts:
-        proxy.fake.expire_tokens(account)
+        await proxy.fake.expire_tokens(account)
 
     async def one(i: int) -> str:
         async with aiohttp.ClientSession() as session:
@@ -55,4 +55,4 @@ async def test_websocket_turns_on_revoked_tokens_all_succeed_with_one_refresh_ea
 
     assert await asyncio.gather(*(one(i) for i in range(30))) == ["response.completed"] * 30
     for account in accounts:
-        assert proxy.fake.account_stats(account).get("refreshes") == 1, account
+        assert (await proxy.fake.account_stats(account)).get("refreshes") == 1, account

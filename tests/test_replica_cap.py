@@ -50,4 +50,4 @@ async def test_two_replicas_run_at_most_the_cap_on_one_account(tmp_path, databas
 
             statuses = await asyncio.gather(*(call(s.url) for s in servers for _ in range(4)))
         assert statuses == [200] * 8
-        assert fake_upstream.account_stats("acc_busy")["max_concurrent_streams"] <= 2
+        assert (await fake_upstream.account_stats("acc_busy"))["max_concurrent_streams"] <= 2

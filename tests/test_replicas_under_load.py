@@ -81,7 +81,7 @@ async def test_two_replicas_of_two_workers_share_one_pool_under_load(tmp_path, f
             form = aiohttp.FormData()
             for account in ACCOUNTS:
                 form.add_field(
-                    "auth_json", orjson.dumps(fake_upstream.create_account(account)), filename="a.json"
+                    "auth_json", orjson.dumps(await fake_upstream.create_account(account)), filename="a.json"
                 )
             async with session.post(a.url + "/api/accounts/import", data=form) as answer:
                 assert answer.status == 200, await answer.text()
@@ -109,8 +109,8 @@ async def test_two_replicas_of_two_workers_share_one_pool_under_load(tmp_path, f
                 lambda: _refuses_without_key(session, b.url), timeout=5, what="B to require keys"
             )
             for account in ACCOUNTS:
-                fake_upstream.expire_tokens(account)
-            polls_before, window_started = _usage_polls(fake_upstream), time.monotonic()
+                await fake_upstream.expire_tokens(account)
+            polls_before, window_started = await _usage_polls(fake_upstream), time.monotonic()
 
             urls = [a.url, b.url]
             results = await asyncio.gather(
@@ -122,17 +122,17 @@ async def test_two_replicas_of_two_workers_share_one_pool_under_load(tmp_path, f
             assert len(limited_ok) >= 20  # the limit is the only thing refusing them
             assert [r[0] for r in results[40:]] == [200] * 80 and all(r[2] for r in results[40:])
             for account in ACCOUNTS:
-                stats = fake_upstream.account_stats(account)
+                stats = await fake_upstream.account_stats(account)
                 assert (stats["refreshes"], stats["refresh_reused"]) == (1, 0), (account, stats)
 
             # One usage poller for the whole deployment (four workers could each poll).
             await asyncio.sleep(max(0.0, 4 * POLL_S - (time.monotonic() - window_started)))
-            polls = _usage_polls(fake_upstream) - polls_before
+            polls = await _usage_polls(fake_upstream) - polls_before
             window = time.monotonic() - window_started
             assert polls <= (window / POLL_S + 2) * len(ACCOUNTS), (polls, window)
 
             # SIGTERM to A while streams run on both: A's settle and are logged, B keeps serving.
-            fake_upstream.configure(defaults={"deltas": 10, "delta_interval_ms": 150})
+            await fake_upstream.configure(defaults={"deltas": 10, "delta_interval_ms": 150})
             streams = [
                 asyncio.create_task(proxied(session, urls[i % 2], open_key, f"slow {i}")) for i in range(12)
             ]
@@ -145,7 +145,7 @@ async def test_two_replicas_of_two_workers_share_one_pool_under_load(tmp_path, f
             assert a.proc.wait(30) == 0
             assert [r[0] for r in during] == [200] * 10
             assert all(status == 200 and completed for status, _, completed in finished), finished
-            fake_upstream.configure(defaults={"deltas": 0, "delta_interval_ms": 0})
+            await fake_upstream.configure(defaults={"deltas": 0, "delta_interval_ms": 0})
             after = await proxied(session, b.url, open_key, "after")
             assert after[0] == 200
 
@@ -178,8 +178,8 @@ async def _refuses_without_key(session, url: str) -> bool:
         return answer.status == 401
 
 
-def _usage_polls(fake) -> int:
-    return len(fake.requests(limit=100000, path="/backend-api/wham/usage"))
+async def _usage_polls(fake) -> int:
+    return len(await fake.requests(limit=100000, path="/backend-api/wham/usage"))
 
 
 async def _rows_covering(database_url: str, wanted: set[str]):

@@ -86,7 +86,7 @@ async def test_policy_from_the_command_line(proxy):
 async def test_policies_steer_requests_and_say_so_in_the_request_log(proxy):
     accounts = await proxy.add_accounts("acc_r1", "acc_r2", "acc_r3")
     ids = {a["chatgpt_account_id"]: a["id"] for a in accounts}
-    proxy.fake.consume("acc_r2", 1_500_000)  # the least headroom: the default strategy avoids it
+    await proxy.fake.consume("acc_r2", 1_500_000)  # the least headroom: the default strategy avoids it
     await serve(proxy, 3)  # the balancer learns every account's windows from its answers
     await api(proxy, "PUT", f"/api/accounts/{ids['acc_r2']}/policy", {"routing_policy": "burn_first"})
     assert await serve(proxy, 3) == ["acc_r2"] * 3
@@ -137,20 +137,19 @@ async def test_the_earlier_reset_setting_spends_the_soonest_window_first(proxy):
 
 
 async def serve(proxy, count: int, session_key: str | None = None) -> list[str]:
-    served = proxy.served_by()
-    before = len(served())
+    before = len(await proxy.served_by())
     headers = {"session_id": session_key} if session_key else {}
     for i in range(count):
         answer = await proxy.post(CODEX_ROUTE, codex_body(f"turn {i}"), headers)
         assert answer.status == 200, answer.raw[:300]
-    return served()[before:]
+    return (await proxy.served_by())[before:]
 
 
 async def test_new_conversations_avoid_an_account_about_to_run_out_and_old_ones_stay(proxy):
     accounts = await proxy.add_accounts("acc_h1", "acc_h2", "acc_h3")
     ids = {a["chatgpt_account_id"]: a["id"] for a in accounts}
     home = (await serve(proxy, 1, session_key="an old conversation"))[0]
-    proxy.fake.consume(home, 9_800_000)  # 98 % of its 5-hour window: too little for a long conversation
+    await proxy.fake.consume(home, 9_800_000)  # 98 % of its 5-hour window: too little for a long conversation
     await proxy.server.app.ctx.proxy.upkeep.poll_usage()  # the balancer learns it, as every poll does
     assert await serve(proxy, 2, session_key="an old conversation") == [home] * 2  # stays where it began
     for n in range(8):

@@ -37,13 +37,12 @@ async def change(proxy, changes: dict) -> dict:
 
 async def serve(proxy, count: int, session_key: str | None = None) -> list[str]:
     """Send `count` requests one after another; the fake's account ids that served them."""
-    served = proxy.served_by()
-    before = len(served())
+    before = len(await proxy.served_by())
     headers = {"session_id": session_key} if session_key else {}
     for i in range(count):
         answer = await proxy.post("/backend-api/codex/responses", codex_body(f"turn {i}"), headers)
         assert answer.status == 200, answer.raw[:300]
-    return served()[before:]
+    return (await proxy.served_by())[before:]
 
 
 async def test_the_new_settings_start_from_the_environment(tmp_path, database_url, fake_upstream):
@@ -110,8 +109,8 @@ async def test_a_bad_value_is_refused_naming_the_setting_and_changes_nothing(pro
 
 async def test_round_robin_spreads_what_the_default_strategy_concentrates(proxy):
     await proxy.add_accounts("acc_a", "acc_b", "acc_c")
-    proxy.fake.consume("acc_b", 2_000_000)
-    proxy.fake.consume("acc_c", 2_000_000)
+    await proxy.fake.consume("acc_b", 2_000_000)
+    await proxy.fake.consume("acc_c", 2_000_000)
     await serve(proxy, 3)  # the balancer learns every account's windows from its answers
     before = Counter(await serve(proxy, 6))
     await change(proxy, {"routing_strategy": "round_robin"})
@@ -222,7 +221,9 @@ async def test_a_change_is_in_force_on_every_worker_when_the_api_answers(two_wor
     server = two_workers
     form = aiohttp.FormData()
     for account_id in ("acc_w1", "acc_w2", "acc_w3"):
-        form.add_field("auth_json", orjson.dumps(fake_upstream.create_account(account_id)), filename="a.json")
+        form.add_field(
+            "auth_json", orjson.dumps(await fake_upstream.create_account(account_id)), filename="a.json"
+        )
     async with aiohttp.ClientSession() as session:
         async with session.post(server.url + "/api/accounts/import", data=form) as answer:
             assert answer.status == 200

@@ -62,7 +62,7 @@ async def test_no_secret_in_any_log_line_or_answer(proxy, capfd, caplog):
         other = await client.call("POST", "/api/api-keys", {"name": "tour 2"}, handover=True)
         renewed = await client.call("POST", f"/api/api-keys/{other['id']}/regenerate", handover=True)
         bearer = {"authorization": f"Bearer {key['key']}"}
-        proxy.fake.expire_tokens("acc_secret_1")  # a refresh mints new tokens mid-tour
+        await proxy.fake.expire_tokens("acc_secret_1")  # a refresh mints new tokens mid-tour
         for path, body in (
             (CODEX_ROUTE, codex_body()),
             ("/v1/responses", {"model": "gpt-5.4", "input": "hi", "stream": True}),
@@ -77,7 +77,7 @@ async def test_no_secret_in_any_log_line_or_answer(proxy, capfd, caplog):
             await client.call("GET", path, headers=bearer)
         await client.call("PUT", "/api/settings", {"api_key_auth_enabled": True})
         await client.call("POST", CODEX_ROUTE, codex_body(), {"x-api-key": WRONG_KEY})
-        proxy.fake.configure_account("acc_secret_2", failure_rate=1.0, failure_status=503)
+        await proxy.fake.configure_account("acc_secret_2", failure_rate=1.0, failure_status=503)
         await client.call("POST", CODEX_ROUTE, codex_body(), bearer)
         for path in ("/api/accounts", "/api/api-keys", "/api/settings", "/api/audit", "/api/auth/status"):
             await client.call("GET", path)
@@ -99,7 +99,7 @@ async def test_no_secret_in_any_log_line_or_answer(proxy, capfd, caplog):
         await client.session.close()
 
     secrets = {key["key"], other["key"], renewed["key"], WRONG_KEY, PASSWORD, WRONG_PASSWORD}
-    for request in proxy.fake.requests(limit=2000):
+    for request in await proxy.fake.requests(limit=2000):
         for name, value in request["headers"].items():
             if name == "authorization" and " " in value:
                 secrets.add(value.split(" ", 1)[1])  # every access token the proxy used, refreshed too

@@ -26,16 +26,16 @@ def test_a_careless_log_call_is_redacted_by_the_handler(capfd):
 
 async def test_proxy_logs_carry_no_tokens(proxy, capfd):
     await proxy.add_accounts("acc_log", token_latency_ms=10)
-    proxy.fake.expire_tokens("acc_log")  # forces a refresh: new tokens pass through the proxy
+    await proxy.fake.expire_tokens("acc_log")  # forces a refresh: new tokens pass through the proxy
     await proxy.post(
         "/backend-api/codex/responses", codex_body("hi"), {"Authorization": "Bearer sk-clb-client"}
     )
-    proxy.fake.configure_account("acc_log", failure_rate=1.0, failure_status=503)
+    await proxy.fake.configure_account("acc_log", failure_rate=1.0, failure_status=503)
     await proxy.post("/backend-api/codex/responses", codex_body("hi"))
-    assert proxy.fake.account_stats("acc_log")["refreshes"] == 1
+    assert (await proxy.fake.account_stats("acc_log"))["refreshes"] == 1
     seen_tokens = {
         value.split(" ", 1)[1]
-        for request in proxy.fake.requests(limit=1000)
+        for request in await proxy.fake.requests(limit=1000)
         for name, value in request["headers"].items()
         if name.lower() == "authorization" and " " in value
     }

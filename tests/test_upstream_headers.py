@@ -63,8 +63,8 @@ async def test_http_upstream_gets_only_allowed_headers(proxy):
     sent = {**NEEDED, **WITHHELD, "origin": proxy.url, **bearer(key)}
     answer = await proxy.post(CODEX_ROUTE, codex_body(), sent)
     assert answer.status == 200, answer.raw
-    _assert_allow_list(proxy.turns()[-1]["headers"], key["key"])
-    assert proxy.turns()[-1]["headers"]["openai-beta"] == "responses=experimental"
+    _assert_allow_list((await proxy.turns())[-1]["headers"], key["key"])
+    assert (await proxy.turns())[-1]["headers"]["openai-beta"] == "responses=experimental"
 
 
 async def test_websocket_upstream_handshake_gets_only_allowed_headers(proxy):
@@ -83,6 +83,6 @@ async def test_websocket_upstream_handshake_gets_only_allowed_headers(proxy):
                 assert event["type"] != "error", event
                 if event["type"] == "response.completed":
                     break
-    handshakes = [r for r in proxy.fake.requests(path=CODEX_ROUTE) if r["kind"] == "handshake"]
-    assert handshakes, proxy.fake.requests(path=CODEX_ROUTE)
+    handshakes = [r for r in await proxy.fake.requests(path=CODEX_ROUTE) if r["kind"] == "handshake"]
+    assert handshakes, await proxy.fake.requests(path=CODEX_ROUTE)
     _assert_allow_list(handshakes[-1]["headers"], key["key"])

@@ -47,7 +47,7 @@ async def test_a_hanging_account_costs_one_first_byte_budget_then_fails_over(pro
         assert answer.status == 200, answer.raw
         assert answer.events()[-1]["type"] == "response.completed"
         assert time.monotonic() - started < 1.5
-    served = proxy.served_by()()
+    served = await proxy.served_by()
     assert served.count("acc_hang") <= 2  # a growing cooldown after repeated timeouts
     logs = await proxy.request_logs(4)
     assert all(row["status"] == 200 for row in logs)
@@ -94,7 +94,7 @@ async def test_a_stream_that_stalls_before_content_fails_over(proxy):
         answer = await proxy.post(CODEX_ROUTE, codex_body(f"stall {n}"))
         assert answer.status == 200 and answer.events()[-1]["type"] == "response.completed"
         assert time.monotonic() - started < 1.5
-    assert proxy.served_by()().count("acc_ok") == 3
+    assert (await proxy.served_by()).count("acc_ok") == 3
     assert not [e for e in parse_sse(answer.raw) if e["type"] == "error"]
 
 

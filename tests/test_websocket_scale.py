@@ -23,7 +23,7 @@ SOCKETS = 200
 async def _import_accounts(url: str, fake, count: int) -> None:
     form = aiohttp.FormData()
     for i in range(count):
-        auth = fake.create_account(f"acc_scale_{i}")
+        auth = await fake.create_account(f"acc_scale_{i}")
         form.add_field("auth_json", orjson.dumps(auth), filename=f"{i}.json", content_type="application/json")
     async with aiohttp.ClientSession() as session:
         async with session.post(url + "/api/accounts/import", data=form) as response:
@@ -68,7 +68,7 @@ async def test_200_concurrent_sockets_on_two_workers(tmp_path, fake_upstream_pro
         await server.wait_ready()
         await _import_accounts(server.url, fake, 8)
         await _until_every_worker_serves(server.url)
-        before = fake.stats()["totals"]
+        before = (await fake.stats())["totals"]
         ws_url = server.url.replace("http://", "ws://") + CODEX_ROUTE
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
@@ -89,7 +89,7 @@ async def test_200_concurrent_sockets_on_two_workers(tmp_path, fake_upstream_pro
             finally:
                 await asyncio.gather(*(ws.close() for ws in sockets))
         assert all(text.startswith("Hello from fake account") for text in texts)
-        after = fake.stats()["totals"]
+        after = (await fake.stats())["totals"]
         assert (
             after["transports"].get("websocket", 0) - before["transports"].get("websocket", 0) == 2 * SOCKETS
         )

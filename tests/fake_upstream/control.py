@@ -1,8 +1,9 @@
-"""A synchronous client for a running fake upstream's test hooks (works for in-process and subprocess).
+"""An async client for a running fake upstream's test hooks (works for in-process and subprocess).
 Owns the public test API: URLs, configure, stats, requests, reset, accounts, token expiry, device approval."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.error
 import urllib.request
@@ -34,7 +35,11 @@ class FakeUpstreamControl:
     def ws_url(self) -> str:
         return "ws" + self.url[len("http") :] + "/backend-api/codex/responses"
 
-    def _call(self, method: str, path: str, body: object = None) -> object:
+    async def _call(self, method: str, path: str, body: object = None) -> object:
+        # A test's event loop also serves the proxy under test: the round trip must not hold it up.
+        return await asyncio.to_thread(self._call_blocking, method, path, body)
+
+    def _call_blocking(self, method: str, path: str, body: object = None) -> object:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
             self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
@@ -45,7 +50,7 @@ class FakeUpstreamControl:
         except urllib.error.HTTPError as exc:
             raise HookError(f"{method} {path} -> {exc.code}: {exc.read().decode(errors='replace')}") from exc
 
-    def configure(
+    async def configure(
         self, defaults: dict | None = None, accounts: dict[str, dict] | None = None, **top_level: object
     ) -> dict:
         """Merge behaviour: `defaults` for every account, `accounts` per account id; also next_login,
@@ -55,32 +60,34 @@ class FakeUpstreamControl:
             body["defaults"] = defaults
         if accounts is not None:
             body["accounts"] = accounts
-        return self._call("POST", "/__config", body)  # type: ignore[return-value]
+        return await self._call("POST", "/__config", body)  # type: ignore[return-value]
 
-    def configure_account(self, account_id: str, **behaviour: object) -> dict:
-        return self.configure(accounts={account_id: behaviour})
+    async def configure_account(self, account_id: str, **behaviour: object) -> dict:
+        return await self.configure(accounts={account_id: behaviour})
 
-    def config(self) -> dict:
-        return self._call("GET", "/__config")  # type: ignore[return-value]
+    async def config(self) -> dict:
+        return await self._call("GET", "/__config")  # type: ignore[return-value]
 
-    def stats(self) -> dict:
-        return self._call("GET", "/__stats")  # type: ignore[return-value]
+    async def stats(self) -> dict:
+        return await self._call("GET", "/__stats")  # type: ignore[return-value]
 
-    def account_stats(self, account_id: str) -> dict:
-        return self.stats()["accounts"].get(account_id, {})
+    async def account_stats(self, account_id: str) -> dict:
+        return (await self.stats())["accounts"].get(account_id, {})
 
-    def requests(self, limit: int = 100, account: str | None = None, path: str | None = None) -> list[dict]:
+    async def requests(
+        self, limit: int = 100, account: str | None = None, path: str | None = None
+    ) -> list[dict]:
         query = f"?limit={limit}"
         if account:
             query += f"&account={account}"
         if path:
             query += f"&path={path}"
-        return self._call("GET", "/__requests" + query)  # type: ignore[return-value]
+        return await self._call("GET", "/__requests" + query)  # type: ignore[return-value]
 
-    def reset(self) -> None:
-        self._call("POST", "/__reset", {})
+    async def reset(self) -> None:
+        await self._call("POST", "/__reset", {})
 
-    def create_account(
+    async def create_account(
         self,
         account_id: str | None = None,
         *,
@@ -99,28 +106,28 @@ class FakeUpstreamControl:
             body["access_ttl_s"] = access_ttl_s
         if behaviour:
             body["behaviour"] = behaviour
-        return self._call("POST", "/__accounts", body)  # type: ignore[return-value]
+        return await self._call("POST", "/__accounts", body)  # type: ignore[return-value]
 
-    def expire_tokens(self, account_id: str, code: str = "token_expired") -> None:
+    async def expire_tokens(self, account_id: str, code: str = "token_expired") -> None:
         """Access tokens issued so far answer 401 `code`; refreshed ones work."""
-        self._call("POST", f"/__accounts/{account_id}/expire-tokens", {"code": code})
+        await self._call("POST", f"/__accounts/{account_id}/expire-tokens", {"code": code})
 
-    def consume(self, account_id: str, tokens: int, model: str | None = None) -> dict:
+    async def consume(self, account_id: str, tokens: int, model: str | None = None) -> dict:
         """Spend `tokens` of the account's window budgets, as if turns (of `model`) had used them."""
         body = {"tokens": tokens, "model": model}
-        return self._call("POST", f"/__accounts/{account_id}/consume", body)  # type: ignore
+        return await self._call("POST", f"/__accounts/{account_id}/consume", body)  # type: ignore
 
-    def approve_device(self, user_code: str, account: str | None = None, deny: bool = False) -> bool:
+    async def approve_device(self, user_code: str, account: str | None = None, deny: bool = False) -> bool:
         try:
-            self._call(
+            await self._call(
                 "POST", "/__device/approve", {"user_code": user_code, "account": account, "deny": deny}
             )
         except HookError:
             return False
         return True
 
-    def healthy(self) -> bool:
+    async def healthy(self) -> bool:
         try:
-            return bool(self._call("GET", "/__health"))
+            return bool(await self._call("GET", "/__health"))
         except (OSError, HookError):
             return False

@@ -15,9 +15,9 @@ def fake_upstream_server():
 
 
 @pytest.fixture
-def fake_upstream(fake_upstream_server: ThreadedFakeUpstream) -> ThreadedFakeUpstream:
+async def fake_upstream(fake_upstream_server: ThreadedFakeUpstream) -> ThreadedFakeUpstream:
     """A clean fake upstream on a free loopback port, served by a background thread of this process."""
-    fake_upstream_server.reset()
+    await fake_upstream_server.reset()
     return fake_upstream_server
 
 
@@ -28,7 +28,7 @@ def fake_upstream_process_server():
 
 
 @pytest.fixture
-def fake_upstream_process(fake_upstream_process_server: FakeUpstreamProcess) -> FakeUpstreamProcess:
+async def fake_upstream_process(fake_upstream_process_server: FakeUpstreamProcess) -> FakeUpstreamProcess:
     """A clean fake upstream running as `python -m tests.fake_upstream` in a child process."""
-    fake_upstream_process_server.reset()
+    await fake_upstream_process_server.reset()
     return fake_upstream_process_server

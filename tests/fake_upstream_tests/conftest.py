@@ -14,6 +14,6 @@ async def session():
 
 
 @pytest.fixture
-def auth(fake_upstream) -> dict:
+async def auth(fake_upstream) -> dict:
     """auth.json of the account `acc_test`, registered on the (freshly reset) fake."""
-    return fake_upstream.create_account("acc_test")
+    return await fake_upstream.create_account("acc_test")

@@ -27,14 +27,12 @@ QUOTA_HEADERS = [
 ]
 
 
-
-
 async def _stream(session, fake_upstream, auth, **extra):
     return await post_responses(session, fake_upstream.base_url, responses_body(**extra), bearer(auth))
 
 
 async def test_quota_headers_on_every_answer_reflect_tokens_spent(fake_upstream, session, auth):
-    fake_upstream.configure_account("acc_test", primary_budget_tokens=200, secondary_budget_tokens=2000)
+    await fake_upstream.configure_account("acc_test", primary_budget_tokens=200, secondary_budget_tokens=2000)
     ok = await _stream(session, fake_upstream, auth)
     spent = ok.usage["total_tokens"]
     assert all(name in ok.headers for name in QUOTA_HEADERS)
@@ -56,7 +54,7 @@ async def test_turn_state_is_echoed_when_the_client_sends_one(fake_upstream, ses
 
 
 async def test_windows_and_credits_follow_configuration(fake_upstream, session, auth):
-    fake_upstream.configure_account(
+    await fake_upstream.configure_account(
         "acc_test",
         primary_window_minutes=43200,
         secondary_window_minutes=0,
@@ -71,7 +69,7 @@ async def test_windows_and_credits_follow_configuration(fake_upstream, session, 
 
 
 async def test_spent_budget_answers_usage_limit_reached_until_the_window_resets(fake_upstream, session, auth):
-    fake_upstream.configure_account("acc_test", primary_budget_tokens=10)
+    await fake_upstream.configure_account("acc_test", primary_budget_tokens=10)
     first = await _stream(session, fake_upstream, auth)
     assert first.status == 200  # the turn that crosses the budget still completes
     blocked = await _stream(session, fake_upstream, auth)
@@ -81,20 +79,20 @@ async def test_spent_budget_answers_usage_limit_reached_until_the_window_resets(
     assert error["resets_at"] == int(blocked.headers["x-codex-primary-reset-at"])
     assert 0 < error["resets_in_seconds"] <= 300 * 60
     assert blocked.headers["x-codex-primary-used-percent"] == "100.0"
-    stats = fake_upstream.account_stats("acc_test")
+    stats = await fake_upstream.account_stats("acc_test")
     assert stats["statuses"] == {"200": 1, "429": 1}
 
 
 async def test_consume_hook_spends_budget_directly(fake_upstream, session, auth):
-    fake_upstream.configure_account("acc_test", secondary_budget_tokens=1000)
-    fake_upstream.consume("acc_test", 1000)
+    await fake_upstream.configure_account("acc_test", secondary_budget_tokens=1000)
+    await fake_upstream.consume("acc_test", 1000)
     blocked = await _stream(session, fake_upstream, auth)
     assert blocked.status == 429
     assert blocked.json()["error"]["resets_at"] == int(blocked.headers["x-codex-secondary-reset-at"])
 
 
 async def test_rate_limited_switch_answers_429_with_a_retry_hint(fake_upstream, session, auth):
-    fake_upstream.configure_account("acc_test", rate_limited=True, retry_after_s=1.5)
+    await fake_upstream.configure_account("acc_test", rate_limited=True, retry_after_s=1.5)
     result = await _stream(session, fake_upstream, auth)
     assert result.status == 429
     error = result.json()["error"]
@@ -104,31 +102,33 @@ async def test_rate_limited_switch_answers_429_with_a_retry_hint(fake_upstream, 
 
 
 async def test_failure_rate_is_deterministic_and_bounded_by_failure_limit(fake_upstream, session, auth):
-    fake_upstream.configure_account("acc_test", failure_rate=0.5, failure_status=503)
+    await fake_upstream.configure_account("acc_test", failure_rate=0.5, failure_status=503)
     statuses = [(await _stream(session, fake_upstream, auth)).status for _ in range(6)]
     assert statuses == [200, 503, 200, 503, 200, 503]
-    fake_upstream.reset()
-    auth = fake_upstream.create_account("acc_test", failure_rate=1.0, failure_limit=2, failure_status=500)
+    await fake_upstream.reset()
+    auth = await fake_upstream.create_account(
+        "acc_test", failure_rate=1.0, failure_limit=2, failure_status=500
+    )
     statuses = [(await _stream(session, fake_upstream, auth)).status for _ in range(4)]
     assert statuses == [500, 500, 200, 200]
-    assert fake_upstream.account_stats("acc_test")["injected_failures"] == 2
+    assert (await fake_upstream.account_stats("acc_test"))["injected_failures"] == 2
 
 
 async def test_failure_bodies_look_like_the_real_ones(fake_upstream, session, auth):
-    fake_upstream.configure_account("acc_test", failure_rate=1.0, failure_status=502)
+    await fake_upstream.configure_account("acc_test", failure_rate=1.0, failure_status=502)
     gateway = await _stream(session, fake_upstream, auth)
     assert gateway.status == 502 and b"Bad Gateway" in gateway.body
     assert gateway.headers["content-type"].startswith("text/html")
-    fake_upstream.configure_account("acc_test", failure_status=500)
+    await fake_upstream.configure_account("acc_test", failure_status=500)
     server = await _stream(session, fake_upstream, auth)
     assert server.status == 500 and server.json()["error"]["type"] == "server_error"
-    fake_upstream.configure_account("acc_test", failure_status=503, failure_body={"detail": "custom"})
+    await fake_upstream.configure_account("acc_test", failure_status=503, failure_body={"detail": "custom"})
     custom = await _stream(session, fake_upstream, auth)
     assert custom.status == 503 and custom.json() == {"detail": "custom"}
 
 
 async def test_deactivated_account_is_403_and_402_on_usage(fake_upstream, session, auth):
-    fake_upstream.configure_account("acc_test", deactivated=True)
+    await fake_upstream.configure_account("acc_test", deactivated=True)
     result = await _stream(session, fake_upstream, auth)
     assert result.status == 403 and result.json()["error"]["code"] == "account_deactivated"
     async with session.get(fake_upstream.base_url + "/wham/usage", headers=bearer(auth)) as answer:
@@ -155,7 +155,7 @@ async def test_expired_access_token_is_401_token_expired(fake_upstream, session)
 
 
 async def test_expire_tokens_hook_spares_tokens_issued_afterwards(fake_upstream, session, auth):
-    fake_upstream.expire_tokens("acc_test", "token_invalidated")
+    await fake_upstream.expire_tokens("acc_test", "token_invalidated")
     rejected = await _stream(session, fake_upstream, auth)
     assert rejected.status == 401 and rejected.json()["error"]["code"] == "token_invalidated"
     async with session.post(
@@ -176,14 +176,14 @@ async def test_auth_error_switch_and_account_header_mismatch(fake_upstream, sess
     mismatch = {**bearer(auth), "chatgpt-account-id": "acc_someone_else"}
     result = await post_responses(session, fake_upstream.base_url, responses_body(), mismatch)
     assert result.status == 403 and result.json()["error"]["code"] == "account_mismatch"
-    fake_upstream.configure_account("acc_test", auth_error="token_expired")
+    await fake_upstream.configure_account("acc_test", auth_error="token_expired")
     forced = await _stream(session, fake_upstream, auth)
     assert forced.status == 401 and forced.json()["error"]["code"] == "token_expired"
 
 
 @pytest.mark.parametrize("switch", [{"overload_in_stream": True}, {"overload_in_stream": "failed"}])
 async def test_overload_in_stream_fails_after_created(fake_upstream, session, auth, switch):
-    fake_upstream.configure_account("acc_test", **switch)
+    await fake_upstream.configure_account("acc_test", **switch)
     result = await _stream(session, fake_upstream, auth)
     assert result.status == 200
     assert result.types == ["response.created", "response.failed"]
@@ -193,7 +193,7 @@ async def test_overload_in_stream_fails_after_created(fake_upstream, session, au
 
 
 async def test_overload_as_error_event(fake_upstream, session, auth):
-    fake_upstream.configure_account("acc_test", overload_in_stream="error")
+    await fake_upstream.configure_account("acc_test", overload_in_stream="error")
     result = await _stream(session, fake_upstream, auth)
     assert result.types == ["response.created", "error"]
     assert result.terminal["code"] == "server_is_overloaded" and result.terminal["sequence_number"] == 1
@@ -209,15 +209,15 @@ async def test_overload_as_error_event(fake_upstream, session, auth):
     ],
 )
 async def test_in_stream_failure_code_chooses_the_error(fake_upstream, session, auth, code, check):
-    fake_upstream.configure_account("acc_test", in_stream_failure_code=code)
+    await fake_upstream.configure_account("acc_test", in_stream_failure_code=code)
     result = await _stream(session, fake_upstream, auth)
     error = result.terminal["response"]["error"]
     assert result.terminal["type"] == "response.failed" and error["code"] == code and check(error)
-    assert fake_upstream.account_stats("acc_test")["tokens_out"] == 0  # failed turns are not billed
+    assert (await fake_upstream.account_stats("acc_test"))["tokens_out"] == 0  # failed turns are not billed
 
 
 async def test_incomplete_switch_ends_with_max_output_tokens(fake_upstream, session, auth):
-    fake_upstream.configure_account("acc_test", incomplete=True)
+    await fake_upstream.configure_account("acc_test", incomplete=True)
     result = await _stream(session, fake_upstream, auth)
     assert result.terminal["type"] == "response.incomplete"
     response = result.terminal["response"]
@@ -240,7 +240,7 @@ async def _read_until_cut(session, fake_upstream, auth) -> tuple[bytes, bool]:
 
 
 async def test_cut_stream_drops_the_connection_before_the_terminal_event(fake_upstream, session, auth):
-    fake_upstream.configure_account("acc_test", cut_stream=True, cut_after_deltas=2)
+    await fake_upstream.configure_account("acc_test", cut_stream=True, cut_after_deltas=2)
     data, broken = await _read_until_cut(session, fake_upstream, auth)
     events = parse_sse(data.rsplit(b"\n\n", 1)[0] + b"\n\n")
     types = [e["type"] for e in events]
@@ -250,7 +250,7 @@ async def test_cut_stream_drops_the_connection_before_the_terminal_event(fake_up
 
 
 async def test_pacing_delays_the_head_and_spaces_the_deltas(fake_upstream, session, auth):
-    fake_upstream.configure_account("acc_test", ttfb_ms=60, delta_interval_ms=25, stall_ms=40)
+    await fake_upstream.configure_account("acc_test", ttfb_ms=60, delta_interval_ms=25, stall_ms=40)
     started = time.monotonic()
     async with session.post(
         fake_upstream.base_url + "/codex/responses", json=responses_body(), headers=bearer(auth)
@@ -264,10 +264,10 @@ async def test_pacing_delays_the_head_and_spaces_the_deltas(fake_upstream, sessi
 
 
 async def test_concurrent_streams_are_counted(fake_upstream, session, auth):
-    fake_upstream.configure_account("acc_test", delta_interval_ms=40)
+    await fake_upstream.configure_account("acc_test", delta_interval_ms=40)
     results = await asyncio.gather(*[_stream(session, fake_upstream, auth) for _ in range(4)])
     assert all(r.status == 200 for r in results)
-    stats = fake_upstream.account_stats("acc_test")
+    stats = await fake_upstream.account_stats("acc_test")
     assert stats["max_concurrent_streams"] == 4
     await eventually(  # the server books a stream's end just after its last byte
         lambda: fake_upstream.account_stats("acc_test"),
@@ -277,6 +277,6 @@ async def test_concurrent_streams_are_counted(fake_upstream, session, auth):
 
 
 async def test_errors_carry_json_bodies_parsable_by_clients(fake_upstream, session, auth):
-    fake_upstream.configure_account("acc_test", rate_limited=True)
+    await fake_upstream.configure_account("acc_test", rate_limited=True)
     result = await _stream(session, fake_upstream, auth)
     assert orjson.loads(result.body)["error"]["type"] == "tokens"

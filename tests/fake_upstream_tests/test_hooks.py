@@ -14,13 +14,13 @@ from tests.fake_upstream.runner import REPO_ROOT, FakeUpstreamProcess
 
 
 async def test_stats_count_requests_tokens_statuses_and_transports(fake_upstream, session):
-    one = fake_upstream.create_account("acc_1")
-    two = fake_upstream.create_account("acc_2", rate_limited=True)
+    one = await fake_upstream.create_account("acc_1")
+    two = await fake_upstream.create_account("acc_2", rate_limited=True)
     ok = await post_responses(session, fake_upstream.base_url, responses_body(), bearer(one))
     await post_responses(session, fake_upstream.base_url, responses_body(), bearer(two))
     async with session.get(fake_upstream.base_url + "/wham/usage", headers=bearer(one)) as answer:
         assert answer.status == 200
-    stats = fake_upstream.stats()
+    stats = await fake_upstream.stats()
     first = stats["accounts"]["acc_1"]
     assert first["requests"] == 1 and first["statuses"] == {"200": 1} and first["transports"] == {"http": 1}
     assert first["tokens_in"] == ok.usage["input_tokens"] and first["tokens_out"] == ok.usage["output_tokens"]
@@ -31,13 +31,13 @@ async def test_stats_count_requests_tokens_statuses_and_transports(fake_upstream
 
 
 async def test_config_merges_defaults_and_accounts_and_rejects_unknown_keys(fake_upstream, session):
-    fake_upstream.configure(defaults={"reply_text": "default reply"})
-    fake_upstream.configure(accounts={"acc_x": {"deltas": 1}})
-    config = fake_upstream.configure(accounts={"acc_x": {"reply_text": "x reply"}})
+    await fake_upstream.configure(defaults={"reply_text": "default reply"})
+    await fake_upstream.configure(accounts={"acc_x": {"deltas": 1}})
+    config = await fake_upstream.configure(accounts={"acc_x": {"reply_text": "x reply"}})
     assert config["defaults"] == {"reply_text": "default reply"}
     assert config["accounts"] == {"acc_x": {"deltas": 1, "reply_text": "x reply"}}
-    assert fake_upstream.config()["accounts"]["acc_x"]["deltas"] == 1
-    x, y = fake_upstream.create_account("acc_x"), fake_upstream.create_account("acc_y")
+    assert (await fake_upstream.config())["accounts"]["acc_x"]["deltas"] == 1
+    x, y = await fake_upstream.create_account("acc_x"), await fake_upstream.create_account("acc_y")
     assert (
         await post_responses(session, fake_upstream.base_url, responses_body(), bearer(x))
     ).text == "x reply"
@@ -45,16 +45,16 @@ async def test_config_merges_defaults_and_accounts_and_rejects_unknown_keys(fake
         await post_responses(session, fake_upstream.base_url, responses_body(), bearer(y))
     ).text == "default reply"
     with pytest.raises(HookError, match="unknown behaviour keys"):
-        fake_upstream.configure(defaults={"no_such_switch": True})
+        await fake_upstream.configure(defaults={"no_such_switch": True})
     with pytest.raises(HookError, match="failure_rate"):
-        fake_upstream.configure(accounts={"acc_x": {"failure_rate": 2}})
+        await fake_upstream.configure(accounts={"acc_x": {"failure_rate": 2}})
     with pytest.raises(HookError, match="unknown config keys"):
-        fake_upstream._call("POST", "/__config", {"bogus": 1})
-    assert fake_upstream.config()["accounts"]["acc_x"] == {"deltas": 1, "reply_text": "x reply"}
+        await fake_upstream._call("POST", "/__config", {"bogus": 1})
+    assert (await fake_upstream.config())["accounts"]["acc_x"] == {"deltas": 1, "reply_text": "x reply"}
 
 
 async def test_reset_clears_counters_logs_config_and_spent_tokens(fake_upstream, session):
-    auth = fake_upstream.create_account("acc_reset", reply_text="custom")
+    auth = await fake_upstream.create_account("acc_reset", reply_text="custom")
     await post_responses(session, fake_upstream.base_url, responses_body(), bearer(auth))
     refresh = {
         "grant_type": "refresh_token",
@@ -63,10 +63,10 @@ async def test_reset_clears_counters_logs_config_and_spent_tokens(fake_upstream,
     }
     async with session.post(fake_upstream.auth_url + "/oauth/token", json=refresh) as answer:
         assert answer.status == 200
-    fake_upstream.reset()
-    assert fake_upstream.stats()["accounts"] == {}
-    assert fake_upstream.requests() == []
-    assert fake_upstream.config()["accounts"] == {}
+    await fake_upstream.reset()
+    assert (await fake_upstream.stats())["accounts"] == {}
+    assert await fake_upstream.requests() == []
+    assert (await fake_upstream.config())["accounts"] == {}
     async with session.post(fake_upstream.auth_url + "/oauth/token", json=refresh) as answer:
         assert answer.status == 200  # the spent-token memory is gone too
     again = await post_responses(session, fake_upstream.base_url, responses_body(), bearer(auth))
@@ -74,12 +74,12 @@ async def test_reset_clears_counters_logs_config_and_spent_tokens(fake_upstream,
 
 
 async def test_request_log_records_headers_bodies_accounts_and_statuses(fake_upstream, session):
-    auth = fake_upstream.create_account("acc_log")
+    auth = await fake_upstream.create_account("acc_log")
     headers = {**bearer(auth), "originator": "codex_exec", "session_id": "s-1", "X-Codex-Turn-Metadata": "{}"}
     for text in ("one", "two", "three"):
         await post_responses(session, fake_upstream.base_url, responses_body(text), headers)
     await post_responses(session, fake_upstream.base_url, responses_body(temperature=1), headers)
-    entries = fake_upstream.requests(limit=2)
+    entries = await fake_upstream.requests(limit=2)
     assert len(entries) == 2
     last = entries[-1]
     assert last["path"] == "/backend-api/codex/responses" and last["method"] == "POST"
@@ -89,30 +89,30 @@ async def test_request_log_records_headers_bodies_accounts_and_statuses(fake_ups
     assert last["headers"]["x-codex-turn-metadata"] == "{}"
     assert last["headers"]["chatgpt-account-id"] == "acc_log"
     assert entries[0]["body"]["input"][0]["content"][0]["text"] == "three"
-    assert len(fake_upstream.requests(limit=100, account="acc_log")) == 4
-    assert fake_upstream.requests(account="acc_nobody") == []
+    assert len(await fake_upstream.requests(limit=100, account="acc_log")) == 4
+    assert await fake_upstream.requests(account="acc_nobody") == []
 
 
 async def test_accounts_hook_returns_a_usable_auth_json(fake_upstream, session):
-    auth = fake_upstream.create_account(email="someone@example.com", plan_type="pro", deltas=1)
+    auth = await fake_upstream.create_account(email="someone@example.com", plan_type="pro", deltas=1)
     assert set(auth) == {"OPENAI_API_KEY", "tokens", "last_refresh"}
     assert set(auth["tokens"]) == {"id_token", "access_token", "refresh_token", "account_id"}
     result = await post_responses(session, fake_upstream.base_url, responses_body(), bearer(auth))
     assert result.status == 200 and len([t for t in result.types if t.endswith("output_text.delta")]) == 1
-    assert fake_upstream.account_stats(auth["tokens"]["account_id"])["email"] == "someone@example.com"
+    assert (await fake_upstream.account_stats(auth["tokens"]["account_id"]))["email"] == "someone@example.com"
     with pytest.raises(HookError):
-        fake_upstream.expire_tokens("acc_unknown")
+        await fake_upstream.expire_tokens("acc_unknown")
 
 
 async def test_subprocess_mode_serves_the_same_fake(fake_upstream_process, session):
-    auth = fake_upstream_process.create_account("acc_proc")
+    auth = await fake_upstream_process.create_account("acc_proc")
     result = await post_responses(session, fake_upstream_process.base_url, responses_body(), bearer(auth))
     assert result.status == 200 and result.text == "Hello from fake account acc_proc."
-    assert fake_upstream_process.account_stats("acc_proc")["requests"] == 1
+    assert (await fake_upstream_process.account_stats("acc_proc"))["requests"] == 1
     assert fake_upstream_process.process is not None and fake_upstream_process.process.poll() is None
 
 
-def test_fake_upstream_script_starts_on_the_requested_port_and_stops_on_sigterm():
+async def test_fake_upstream_script_starts_on_the_requested_port_and_stops_on_sigterm():
     process = subprocess.Popen(
         [str(REPO_ROOT / "scripts" / "fake-upstream"), "--port", "0"], stdout=subprocess.PIPE, text=True
     )
@@ -121,7 +121,7 @@ def test_fake_upstream_script_starts_on_the_requested_port_and_stops_on_sigterm(
         assert line.startswith("fake-upstream listening on http://127.0.0.1:")
         control = FakeUpstreamProcess()
         control.url = line.rsplit(" ", 1)[1].strip()
-        assert control.healthy()
+        assert await control.healthy()
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0

@@ -21,7 +21,6 @@ from tests.support.polling import eventually
 REDIRECT = "http://localhost:1455/auth/callback"
 
 
-
 def claims_of(jwt: str) -> dict:
     payload = jwt.split(".")[1]
     return orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -103,7 +102,7 @@ async def test_authorization_code_flow_with_pkce_issues_working_jwts(fake_upstre
         bearer({"tokens": {**tokens, "account_id": "acc_browser"}}),
     )
     assert stream.status == 200
-    assert fake_upstream.account_stats("acc_browser")["logins"] == 1
+    assert (await fake_upstream.account_stats("acc_browser"))["logins"] == 1
 
 
 @pytest.mark.parametrize("breakage", ["verifier", "redirect_uri", "client_id", "reuse"])
@@ -129,7 +128,7 @@ async def test_authorize_validates_the_request_and_can_be_told_to_fail(fake_upst
     _, challenge = pkce()
     assert (await authorize(session, fake_upstream, challenge, client_id="nope")).status == 400
     assert (await authorize(session, fake_upstream, "", code_challenge_method="S256")).status == 400
-    fake_upstream.configure(authorize_error="access_denied")
+    await fake_upstream.configure(authorize_error="access_denied")
     denied = await authorize(session, fake_upstream, challenge)
     assert parse_qs(urlparse(denied.headers["Location"]).query) == {
         "error": ["access_denied"],
@@ -138,7 +137,7 @@ async def test_authorize_validates_the_request_and_can_be_told_to_fail(fake_upst
 
 
 async def test_next_login_chooses_who_logs_in(fake_upstream, session):
-    fake_upstream.configure(next_login=[{"account_id": "acc_q1", "plan_type": "pro"}, "acc_q2"])
+    await fake_upstream.configure(next_login=[{"account_id": "acc_q1", "plan_type": "pro"}, "acc_q2"])
     logged_in = []
     for _ in range(3):
         verifier, challenge = pkce()
@@ -151,7 +150,7 @@ async def test_next_login_chooses_who_logs_in(fake_upstream, session):
 
 
 async def test_refresh_tokens_rotate_and_reuse_is_detected(fake_upstream, session):
-    auth = fake_upstream.create_account("acc_r", access_ttl_s=1200)
+    auth = await fake_upstream.create_account("acc_r", access_ttl_s=1200)
     first = auth["tokens"]["refresh_token"]
     status, rotated = await refresh(session, fake_upstream, first)
     assert status == 200 and rotated["refresh_token"] != first and rotated["expires_in"] == 10 * 24 * 3600
@@ -160,12 +159,12 @@ async def test_refresh_tokens_rotate_and_reuse_is_detected(fake_upstream, sessio
     assert reused["error"]["code"] == "refresh_token_reused" and reused["error"]["message"]
     status, again = await refresh(session, fake_upstream, rotated["refresh_token"], as_json=False)  # form too
     assert status == 200
-    stats = fake_upstream.account_stats("acc_r")
+    stats = await fake_upstream.account_stats("acc_r")
     assert (stats["refreshes"], stats["refresh_attempts"], stats["refresh_reused"]) == (2, 3, 1)
 
 
 async def test_access_token_lifetime_is_configurable(fake_upstream, session):
-    auth = fake_upstream.create_account("acc_ttl", access_token_ttl_s=120)
+    auth = await fake_upstream.create_account("acc_ttl", access_token_ttl_s=120)
     access = claims_of(auth["tokens"]["access_token"])
     assert access["exp"] - access["iat"] == 120
     _, rotated = await refresh(session, fake_upstream, auth["tokens"]["refresh_token"])
@@ -177,18 +176,18 @@ async def test_access_token_lifetime_is_configurable(fake_upstream, session):
     [("refresh_token_expired", 401), ("refresh_token_invalidated", 401), ("invalid_grant", 400)],
 )
 async def test_refresh_revocation_switches(fake_upstream, session, code, status):
-    auth = fake_upstream.create_account("acc_rev", refresh_error=code)
+    auth = await fake_upstream.create_account("acc_rev", refresh_error=code)
     got, body = await refresh(session, fake_upstream, auth["tokens"]["refresh_token"])
     assert got == status
     assert (body["error"] if code == "invalid_grant" else body["error"]["code"]) == code
 
 
 async def test_concurrent_refreshes_of_one_token_let_exactly_one_win(fake_upstream, session):
-    auth = fake_upstream.create_account("acc_race", token_latency_ms=50)
+    auth = await fake_upstream.create_account("acc_race", token_latency_ms=50)
     token = auth["tokens"]["refresh_token"]
     results = await asyncio.gather(*[refresh(session, fake_upstream, token) for _ in range(5)])
     assert sorted(status for status, _ in results) == [200, 401, 401, 401, 401]
-    stats = fake_upstream.account_stats("acc_race")
+    stats = await fake_upstream.account_stats("acc_race")
     assert stats["refreshes"] == 1 and stats["refresh_attempts"] == 5
 
 
@@ -215,11 +214,11 @@ async def _device_poll(session, fake, start: dict) -> tuple[int, dict]:
 
 
 async def test_device_code_flow(fake_upstream, session):
-    fake_upstream.configure(device_interval_s=1)
+    await fake_upstream.configure(device_interval_s=1)
     start = await _device_start(session, fake_upstream)
     assert start["device_auth_id"] and start["interval"] == "1"
     assert (await _device_poll(session, fake_upstream, start))[0] == 403  # pending: keep polling
-    assert fake_upstream.approve_device(start["user_code"], account="acc_device")
+    assert await fake_upstream.approve_device(start["user_code"], account="acc_device")
     status, grant = await _device_poll(session, fake_upstream, start)
     assert status == 200 and set(grant) == {"authorization_code", "code_verifier", "code_challenge"}
     status, tokens = await exchange(
@@ -235,11 +234,11 @@ async def test_device_code_flow(fake_upstream, session):
 
 async def test_device_code_denial_unknown_codes_and_verification_page(fake_upstream, session):
     start = await _device_start(session, fake_upstream)
-    assert fake_upstream.approve_device(start["user_code"], deny=True)
+    assert await fake_upstream.approve_device(start["user_code"], deny=True)
     status, body = await _device_poll(session, fake_upstream, start)
     assert status == 400 and body["error"]["code"] == "access_denied"
     assert (await _device_poll(session, fake_upstream, {**start, "device_auth_id": "nope"}))[0] == 404
-    assert not fake_upstream.approve_device("ZZZZ-ZZZZ")
+    assert not await fake_upstream.approve_device("ZZZZ-ZZZZ")
     async with session.get(fake_upstream.auth_url + "/codex/device") as page:
         assert page.status == 200 and "user_code" in await page.text()
     second = await _device_start(session, fake_upstream)
@@ -252,7 +251,7 @@ async def test_device_code_denial_unknown_codes_and_verification_page(fake_upstr
 
 
 async def test_device_code_expiry_is_configurable(fake_upstream, session):
-    fake_upstream.configure(device_ttl_s=0.3)
+    await fake_upstream.configure(device_ttl_s=0.3)
     start = await _device_start(session, fake_upstream)
     assert start["expires_in"] == 0.3
     answer = await eventually(
@@ -268,6 +267,6 @@ async def test_mint_auth_json_is_accepted_offline_and_its_refresh_token_is_singl
     assert claims_of(auth["tokens"]["id_token"])["email"] == "dev@example.com"
     result = await post_responses(session, fake_upstream.base_url, responses_body(), bearer(auth))
     assert result.status == 200 and result.text == "Hello from fake account acc_offline."
-    assert fake_upstream.account_stats("acc_offline")["plan_type"] == "team"
+    assert (await fake_upstream.account_stats("acc_offline"))["plan_type"] == "team"
     assert (await refresh(session, fake_upstream, auth["tokens"]["refresh_token"]))[0] == 200
     assert (await refresh(session, fake_upstream, auth["tokens"]["refresh_token"]))[0] == 401

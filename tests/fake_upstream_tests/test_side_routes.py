@@ -35,8 +35,6 @@ CODEX_REQUIRED_FIELDS = {
 }
 
 
-
-
 async def _get_json(session, url, headers):
     async with session.get(url, headers=headers) as answer:
         return answer.status, await answer.json(), answer.headers
@@ -61,7 +59,7 @@ async def test_compact_answers_a_compaction_item(fake_upstream, session, auth):
         path="/codex/responses/compact",
     )
     assert bad.status == 400 and bad.json()["error"]["param"] == "temperature"
-    assert fake_upstream.account_stats("acc_test")["statuses"] == {"200": 1, "400": 1}
+    assert (await fake_upstream.account_stats("acc_test"))["statuses"] == {"200": 1, "400": 1}
 
 
 async def test_models_catalog_has_codex_fields_and_filters_by_client_version(fake_upstream, session, auth):
@@ -90,8 +88,8 @@ async def test_models_catalog_has_codex_fields_and_filters_by_client_version(fak
 
 
 async def test_models_depend_on_the_plan(fake_upstream, session):
-    pro = fake_upstream.create_account("acc_pro", plan_type="pro")
-    free = fake_upstream.create_account("acc_free", plan_type="free")
+    pro = await fake_upstream.create_account("acc_pro", plan_type="pro")
+    free = await fake_upstream.create_account("acc_free", plan_type="free")
     url = fake_upstream.base_url + "/codex/models?client_version=1.0.0"
     _, pro_catalog, _ = await _get_json(session, url, bearer(pro))
     _, free_catalog, _ = await _get_json(session, url, bearer(free))
@@ -103,7 +101,7 @@ async def test_models_depend_on_the_plan(fake_upstream, session):
 
 
 async def test_wham_usage_reflects_consumption_and_windows(fake_upstream, session, auth):
-    fake_upstream.configure_account(
+    await fake_upstream.configure_account(
         "acc_test",
         primary_budget_tokens=1000,
         secondary_budget_tokens=10000,
@@ -122,14 +120,14 @@ async def test_wham_usage_reflects_consumption_and_windows(fake_upstream, sessio
     assert primary["limit_window_seconds"] == 18000 and secondary["limit_window_seconds"] == 604800
     assert primary["reset_at"] - time.time() == pytest.approx(primary["reset_after_seconds"], abs=2)
     assert usage["credits"] == {"has_credits": True, "unlimited": False, "balance": "5"}
-    fake_upstream.consume("acc_test", 1000)
+    await fake_upstream.consume("acc_test", 1000)
     _, spent_usage, _ = await _get_json(session, fake_upstream.base_url + "/wham/usage", bearer(auth))
     assert spent_usage["rate_limit"]["limit_reached"] is True
     assert spent_usage["rate_limit"]["primary_window"]["used_percent"] == 100
 
 
 async def test_free_plan_lone_monthly_window(fake_upstream, session):
-    free = fake_upstream.create_account(
+    free = await fake_upstream.create_account(
         "acc_month", plan_type="free", primary_window_minutes=43200, secondary_window_minutes=0
     )
     _, usage, _ = await _get_json(session, fake_upstream.base_url + "/wham/usage", bearer(free))
@@ -147,7 +145,7 @@ async def test_transcribe_answers_deterministic_text(fake_upstream, session, aut
     ) as answer:
         assert answer.status == 200
         assert await answer.json() == {"text": "Fake transcription of 1234 bytes from voice.wav."}
-    logged = fake_upstream.requests(path="/backend-api/transcribe")[-1]
+    logged = (await fake_upstream.requests(path="/backend-api/transcribe"))[-1]
     assert logged["body"] == {"fields": {"prompt": "codex"}, "file": {"filename": "voice.wav", "bytes": 1234}}
     form = aiohttp.FormData()
     form.add_field("prompt", "no audio")
@@ -158,13 +156,13 @@ async def test_transcribe_answers_deterministic_text(fake_upstream, session, aut
 
 
 async def test_transcribe_honours_failure_behaviours(fake_upstream, session):
-    auth = fake_upstream.create_account("acc_tr_fail", failure_rate=1.0, failure_status=503)
+    auth = await fake_upstream.create_account("acc_tr_fail", failure_rate=1.0, failure_status=503)
     form = aiohttp.FormData()
     form.add_field("file", b"\x00" * 10, filename="voice.wav", content_type="audio/wav")
     url = fake_upstream.base_url + "/transcribe"
     async with session.post(url, data=form, headers=bearer(auth)) as answer:
         assert answer.status == 503
-    fake_upstream.configure_account("acc_tr_fail", failure_rate=0.0, rate_limited=True)
+    await fake_upstream.configure_account("acc_tr_fail", failure_rate=0.0, rate_limited=True)
     form = aiohttp.FormData()
     form.add_field("file", b"\x00" * 10, filename="voice.wav", content_type="audio/wav")
     url = fake_upstream.base_url + "/transcribe"

@@ -24,8 +24,6 @@ TEXT_TURN = [
 ]
 
 
-
-
 async def test_text_turn_streams_the_full_sequence_with_an_empty_completed_output(
     fake_upstream, session, auth
 ):
@@ -58,20 +56,20 @@ async def test_usage_is_deterministic_and_complete(fake_upstream, session, auth)
 
 
 async def test_reply_text_and_delta_count_are_configurable_per_account(fake_upstream, session, auth):
-    fake_upstream.configure(
+    await fake_upstream.configure(
         accounts={"acc_test": {"reply_text": "Model {model} for {account_id}", "deltas": 2}}
     )
     result = await post_responses(session, fake_upstream.base_url, responses_body(), bearer(auth))
     assert result.text == "Model gpt-5.4 for acc_test"
     assert result.types.count("response.output_text.delta") == 2
     assert result.usage["output_tokens"] == 2
-    fake_upstream.configure(accounts={"acc_test": {"deltas": 12}})
+    await fake_upstream.configure(accounts={"acc_test": {"deltas": 12}})
     longer = await post_responses(session, fake_upstream.base_url, responses_body(), bearer(auth))
     assert longer.types.count("response.output_text.delta") == 12 and longer.usage["output_tokens"] == 12
 
 
 async def test_prompt_cache_is_per_account_and_keyed_by_prompt_cache_key(fake_upstream, session, auth):
-    other = fake_upstream.create_account("acc_other")
+    other = await fake_upstream.create_account("acc_other")
     body = responses_body("a long enough prompt", prompt_cache_key="thread-1")
     first = await post_responses(session, fake_upstream.base_url, body, bearer(auth))
     second = await post_responses(session, fake_upstream.base_url, body, bearer(auth))
@@ -296,7 +294,7 @@ async def test_invalid_json_and_unknown_models_are_rejected(fake_upstream, sessi
         session, fake_upstream.base_url, responses_body(model="gpt-5.3-codex-spark"), bearer(auth)
     )
     assert spark.status == 400
-    pro = fake_upstream.create_account("acc_pro", plan_type="pro")
+    pro = await fake_upstream.create_account("acc_pro", plan_type="pro")
     assert (
         await post_responses(
             session, fake_upstream.base_url, responses_body(model="gpt-5.3-codex-spark"), bearer(pro)

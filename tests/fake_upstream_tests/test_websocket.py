@@ -10,8 +10,6 @@ from tests.fake_upstream.client import bearer, responses_body, user_message
 BETA = {"OpenAI-Beta": "responses_websockets=2026-02-06"}
 
 
-
-
 def create_frame(text: str = "hello", **extra: object) -> dict:
     body = responses_body(text)
     body.pop("stream")
@@ -33,7 +31,7 @@ async def test_handshake_answers_101_with_turn_state_and_quota_headers(fake_upst
         headers = ws._response.headers
         assert headers["x-codex-turn-state"].startswith("ts_")
         assert "x-codex-primary-used-percent" in headers and "x-codex-credits-balance" in headers
-    assert fake_upstream.account_stats("acc_test")["ws_connections"] == 1
+    assert (await fake_upstream.account_stats("acc_test"))["ws_connections"] == 1
 
 
 @pytest.mark.parametrize(
@@ -46,7 +44,7 @@ async def test_handshake_answers_101_with_turn_state_and_quota_headers(fake_upst
 )
 async def test_handshake_rejections(fake_upstream, session, auth, extra_headers, behaviour, status):
     if behaviour:
-        fake_upstream.configure_account("acc_test", **behaviour)
+        await fake_upstream.configure_account("acc_test", **behaviour)
     with pytest.raises(aiohttp.WSServerHandshakeError) as failure:
         await session.ws_connect(fake_upstream.ws_url, headers={**bearer(auth), **extra_headers})
     assert failure.value.status == status
@@ -74,9 +72,9 @@ async def test_turns_are_preceded_by_rate_limits_and_mirror_the_sse_events(fake_
             text = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
             assert text == "Hello from fake account acc_test."
             assert events[-1]["type"] == "response.completed" and events[-1]["response"]["output"] == []
-    stats = fake_upstream.account_stats("acc_test")
+    stats = await fake_upstream.account_stats("acc_test")
     assert stats["transports"] == {"websocket": 3} and stats["requests"] == 3
-    frames = fake_upstream.requests(account="acc_test")
+    frames = await fake_upstream.requests(account="acc_test")
     assert [f["kind"] for f in frames] == ["handshake", "frame", "frame", "frame"]
     assert "stream" in frames[1]["body"] and frames[1]["transport"] == "websocket"
 
@@ -134,13 +132,13 @@ async def test_processed_frames_are_absorbed(fake_upstream, session, auth):
 
 async def test_failures_become_error_frames_with_status_and_headers(fake_upstream, session, auth):
     async with session.ws_connect(fake_upstream.ws_url, headers={**bearer(auth), **BETA}) as ws:
-        fake_upstream.configure_account("acc_test", rate_limited=True)
+        await fake_upstream.configure_account("acc_test", rate_limited=True)
         await ws.send_json(create_frame())
         (limited,) = await next_frames(ws)
         assert limited["status"] == 429 and limited["error"]["code"] == "rate_limit_exceeded"
         assert "x-codex-primary-used-percent" in limited["headers"]
-        fake_upstream.configure_account("acc_test", rate_limited=False, primary_budget_tokens=1)
-        fake_upstream.consume("acc_test", 1)
+        await fake_upstream.configure_account("acc_test", rate_limited=False, primary_budget_tokens=1)
+        await fake_upstream.consume("acc_test", 1)
         await ws.send_json(create_frame())
         (spent,) = await next_frames(ws)
         assert spent["status"] == 429 and spent["error"]["type"] == "usage_limit_reached"
@@ -148,11 +146,11 @@ async def test_failures_become_error_frames_with_status_and_headers(fake_upstrea
         await ws.send_str("{broken")
         (broken,) = await next_frames(ws)
         assert broken["status"] == 400
-    assert fake_upstream.account_stats("acc_test")["statuses"] == {"400": 1, "429": 2}
+    assert (await fake_upstream.account_stats("acc_test"))["statuses"] == {"400": 1, "429": 2}
 
 
 async def test_in_stream_error_is_a_wrapped_error_frame(fake_upstream, session, auth):
-    fake_upstream.configure_account("acc_test", overload_in_stream="error")
+    await fake_upstream.configure_account("acc_test", overload_in_stream="error")
     async with session.ws_connect(fake_upstream.ws_url, headers={**bearer(auth), **BETA}) as ws:
         await ws.send_json(create_frame())
         frames = await next_frames(ws)
@@ -161,7 +159,7 @@ async def test_in_stream_error_is_a_wrapped_error_frame(fake_upstream, session, 
 
 
 async def test_cut_stream_closes_the_socket_mid_turn(fake_upstream, session, auth):
-    fake_upstream.configure_account("acc_test", cut_stream=True, cut_after_deltas=1)
+    await fake_upstream.configure_account("acc_test", cut_stream=True, cut_after_deltas=1)
     async with session.ws_connect(fake_upstream.ws_url, headers={**bearer(auth), **BETA}) as ws:
         await ws.send_json(create_frame())
         types = []
@@ -173,7 +171,7 @@ async def test_cut_stream_closes_the_socket_mid_turn(fake_upstream, session, aut
 
 
 async def test_connection_limit_error_after_configured_turns(fake_upstream, session, auth):
-    fake_upstream.configure_account("acc_test", ws_connection_limit_after_turns=1)
+    await fake_upstream.configure_account("acc_test", ws_connection_limit_after_turns=1)
     async with session.ws_connect(fake_upstream.ws_url, headers={**bearer(auth), **BETA}) as ws:
         await ws.send_json(create_frame())
         assert (await next_frames(ws))[-1]["type"] == "response.completed"

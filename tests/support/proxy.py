@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +73,7 @@ class ProxyHarness:
         """Register accounts on the fake and import their auth.json files through the API."""
         form = aiohttp.FormData()
         for account_id in account_ids:
-            auth = self.fake.create_account(account_id, plan_type=plan_type, **behaviour)
+            auth = await self.fake.create_account(account_id, plan_type=plan_type, **behaviour)
             form.add_field(
                 "auth_json",
                 orjson.dumps(auth),
@@ -120,14 +120,14 @@ class ProxyHarness:
         finally:
             database.close()
 
-    def turns(self) -> list[dict]:
+    async def turns(self) -> list[dict]:
         """The fake's model turns so far (HTTP posts and WebSocket frames, not handshakes), oldest first."""
-        logged = self.fake.requests(limit=1000, path=CODEX_ROUTE)
+        logged = await self.fake.requests(limit=1000, path=CODEX_ROUTE)
         return [r for r in logged if r.get("kind") != "handshake"]
 
-    def served_by(self) -> Callable[[], list[str]]:
+    async def served_by(self) -> list[str]:
         """Account ids of the fake's model turns so far, oldest first."""
-        return lambda: [r["account"] for r in self.turns()]
+        return [r["account"] for r in await self.turns()]
 
 
 @dataclass
