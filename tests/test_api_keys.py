@@ -86,6 +86,10 @@ async def test_edit_disable_regenerate_delete(proxy):
     await set_key_auth(proxy.url, True)
     key = await create_key(proxy.url, limits=[{"quantity": "requests", "window": "day", "max": 10}])
     assert (await proxy.post(CODEX, codex_body(), bearer(key))).status == 200
+    await eventually(  # the request is settled in the background, after its answer
+        lambda: api(proxy.url, "GET", "/api/api-keys"),
+        lambda answer: answer[1]["api_keys"][0]["limits"][0]["used"] == 1,
+    )
     # Editing the max of a rule keeps its counter; other fields change in place.
     status, edited = await api(
         proxy.url,
