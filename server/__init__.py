@@ -17,6 +17,14 @@ def __getattr__(name: str):
     except AttributeError as exc:
         # getattr() callers (Sanic's loader) would mistake this for "no app here" and hide the cause.
         raise RuntimeError(f"codex-lb failed to start: {exc}") from exc
+    except KeyboardInterrupt:
+        # Sanic stops a worker with SIGINT; one still importing the app (a stop moments after start,
+        # or a worker restarting) would print a traceback for an orderly stop. Leave quietly instead.
+        from server.config import is_sanic_worker
+
+        if is_sanic_worker():
+            raise SystemExit(0) from None
+        raise
     globals()["app"] = instance
     return instance
 
