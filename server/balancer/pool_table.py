@@ -73,6 +73,7 @@ class PoolTable:
         "has_policies",
         "preserve",
         "by_id",
+        "everyone",
     )
 
     def __init__(self, candidates: Sequence[Candidate]) -> None:
@@ -86,6 +87,8 @@ class PoolTable:
         self._plan_masks: dict[frozenset[str], np.ndarray] = {}
         self.position = {c.account_id: i for i, c in enumerate(candidates)}
         self.by_id = {c.account_id: c for c in candidates}
+        self.everyone = np.arange(count)  # every position, when all are open (read only)
+        self.everyone.flags.writeable = False
         self.burn = np.fromiter((c.policy == BURN_FIRST for c in candidates), dtype=bool, count=count)
         # -1: never held back; a preserve account is held back at or below its floor.
         self.floors = np.fromiter(
@@ -95,6 +98,10 @@ class PoolTable:
         )
         self.preserve = np.flatnonzero(self.floors >= 0)
         self.has_policies = bool(self.burn.any() or self.preserve.size)
+
+    def at(self, values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """values[positions] for one value per account; the values themselves when positions are all."""
+        return values if positions is self.everyone else values.take(positions)
 
     def plan_mask(self, model_plans: Collection[str]) -> np.ndarray:
         key = frozenset(model_plans)
@@ -153,7 +160,7 @@ def fast_select(
     """A StickyPick (a session by rendezvous) or a StrategyPick (no session, or `placer` given: a session
     placed by headroom), or the blocked list when no account is open (the caller raises the shortage).
     Without policies, reset preference or placer: the same answers as Balancer's loop."""
-    rows = rows_all[table.slots]
+    rows = rows_all.take(table.slots, axis=0)  # one consistent copy (take: faster than rows_all[slots])
     open_positions, blocked = _open_positions(table, rows, exclude, now, model_plans, blocked_until)
     if not open_positions.size:
         return blocked
@@ -165,11 +172,11 @@ def fast_select(
         reserved, open_positions = open_positions[held], open_positions[~held]
     else:
         reserved = open_positions[:0]
-    under = rows[open_positions, INFLIGHT] < inflight_cap
+    under = table.at(rows[:, INFLIGHT], open_positions) < inflight_cap
     if session is not None and placer is None:
         return _sticky(table, session, open_positions, under, blocked, reserved)
     over_cap = not under.any()
-    pool = open_positions if over_cap else open_positions[under]
+    pool = open_positions if over_cap or under.all() else open_positions[under]
     reason = PRESERVE_FLOOR if standby else None
     if placer is not None:
         spare = placer.spare_of(table, rows, pool, now)
@@ -220,6 +227,8 @@ def _open_positions(
         for account_id in blocked_until:
             special.add(table.position.get(account_id))
     special.discard(None)
+    if not special and simple.all():  # the usual case: every account is open
+        return table.everyone, []
     is_open = simple.copy()
     blocked: list[tuple[Candidate, Block, float]] = []
     candidates = table.candidates
@@ -271,7 +280,7 @@ def _preferred(
     if reset_field is not None and len(pool) > 1:
         resets = rows[pool, reset_field]
         moments = np.where(resets > now, np.floor(resets / RESET_GRANULARITY_S), np.inf)
-        first = moments.min()
+        first = moments[moments.argmin()]  # never nan: the minimum, at a fraction of min()'s cost
         if np.isfinite(first) and (moments > first).any():
             pool, reason = pool[moments == first], reason or EARLIER_RESET
     return pool, reason
@@ -291,21 +300,22 @@ def _headrooms(rows: np.ndarray, now: float) -> np.ndarray:
 def _strategy_winner(
     table: PoolTable, rows: np.ndarray, pool: np.ndarray, strategy: str, now: float, rooms: np.ndarray | None
 ) -> int:
-    inflight = rows[pool, INFLIGHT]
-    room = _headrooms(rows[pool], now) if rooms is None else rooms[pool]
-    ids = table.ids[pool]
+    inflight = table.at(rows[:, INFLIGHT], pool)
+    # Headroom of the whole table then picked (elementwise, so the same values): cheaper than rows[pool].
+    room = table.at(_headrooms(rows, now) if rooms is None else rooms, pool)
     if strategy == USAGE_WEIGHTED:
-        keys = (inflight * INFLIGHT_PENALTY - room, inflight, ids)
+        first, then = inflight * INFLIGHT_PENALTY - room, inflight
     else:  # least_inflight
-        keys = (inflight, -room, ids)
-    # The lexicographic minimum, key by key: each pass keeps only the ties of the one before.
-    chosen = np.arange(len(pool))
-    for key in keys:
-        values = key[chosen]
-        chosen = chosen[values == values.min()]
-        if len(chosen) == 1:
-            break
-    return int(pool[chosen[0]])
+        first, then = inflight, -room
+    # The lexicographic minimum of (first, then, account id), key by key: each pass keeps only the ties
+    # of the one before (x[x.argmin()] is the minimum at a fraction of the cost of x.min()).
+    ties = (first == first[first.argmin()]).nonzero()[0]
+    if len(ties) > 1:
+        then = then.take(ties)
+        ties = ties[then == then[then.argmin()]]
+        if len(ties) > 1:
+            ties = ties[[table.ids.take(pool.take(ties)).argmin()]]  # ids are unique
+    return int(pool[ties[0]])
 
 
 def _round_robin_pair(table: PoolTable, pool: np.ndarray, pick) -> list[int]:
@@ -326,9 +336,9 @@ def _sticky(
     blocked: list[tuple[Candidate, Block, float]],
     reserved: np.ndarray,
 ):
-    open_weights = weights(session, table.salts[open_positions])
-    best_open = int(open_positions[int(np.argmax(open_weights))])
-    best_open_weight = int(open_weights.max())
+    open_weights = weights(session, table.at(table.salts, open_positions))
+    top = int(open_weights.argmax())
+    best_open, best_open_weight = int(open_positions[top]), int(open_weights[top])
     chosen, over_cap = best_open, True
     if under.any():
         under_positions = open_positions[under]
