@@ -106,7 +106,8 @@ def rows(spec: HistorySpec):
         for turn in range(turns):
             if at >= now:
                 break
-            routing = "sticky" if session else "usage_weighted"
+            # As the default routing logs them: a conversation's first turn is placed by headroom.
+            routing = ("sticky" if turn else "headroom") if session else "usage_weighted"
             if session and turn and rng.random() < 0.03:
                 account = rng.choice([a for a in accounts if a != account] or accounts)
                 routing = "sticky_moved:" + _pick(rng, MOVE_REASONS)[0]
