@@ -9,7 +9,6 @@ import aiohttp
 import pytest
 
 from server.balancer.slots import Field
-from tests.support.proxy import CODEX_ROUTE, codex_body
 from tests.test_accounts_cli import cli
 
 
@@ -87,10 +86,10 @@ async def test_policies_steer_requests_and_say_so_in_the_request_log(proxy):
     accounts = await proxy.add_accounts("acc_r1", "acc_r2", "acc_r3")
     ids = {a["chatgpt_account_id"]: a["id"] for a in accounts}
     await proxy.fake.consume("acc_r2", 1_500_000)  # the least headroom: the default strategy avoids it
-    await serve(proxy, 3)  # the balancer learns every account's windows from its answers
+    await proxy.serve(3)  # the balancer learns every account's windows from its answers
     await api(proxy, "PUT", f"/api/accounts/{ids['acc_r2']}/policy", {"routing_policy": "burn_first"})
-    assert await serve(proxy, 3) == ["acc_r2"] * 3
-    assert await serve(proxy, 2, session_key="a new conversation") == ["acc_r2"] * 2
+    assert await proxy.serve(3) == ["acc_r2"] * 3
+    assert await proxy.serve(2, session_key="a new conversation") == ["acc_r2"] * 2
     await api(proxy, "PUT", f"/api/accounts/{ids['acc_r2']}/policy", {"routing_policy": "normal"})
     await api(
         proxy,
@@ -104,9 +103,9 @@ async def test_policies_steer_requests_and_say_so_in_the_request_log(proxy):
         f"/api/accounts/{ids['acc_r3']}/policy",
         {"routing_policy": "preserve", "reserve_percent": 100},
     )
-    assert await serve(proxy, 2) == ["acc_r2"] * 2  # the only one not held in reserve
+    assert await proxy.serve(2) == ["acc_r2"] * 2  # the only one not held in reserve
     await api(proxy, "POST", f"/api/accounts/{ids['acc_r2']}/pause")
-    assert len(await serve(proxy, 1)) == 1  # the reserve serves when nothing else can
+    assert len(await proxy.serve(1)) == 1  # the reserve serves when nothing else can
     routings = [row["routing"] for row in await proxy.request_logs(11)][:8]
     assert (
         routings
@@ -116,7 +115,7 @@ async def test_policies_steer_requests_and_say_so_in_the_request_log(proxy):
 
 async def test_the_earlier_reset_setting_spends_the_soonest_window_first(proxy):
     await proxy.add_accounts("acc_e1", "acc_e2")
-    await serve(proxy, 2)
+    await proxy.serve(2)
     async with aiohttp.ClientSession() as session:
         async with session.put(
             proxy.url + "/api/settings", json={"prefer_earlier_reset": "weekly"}
@@ -131,29 +130,20 @@ async def test_the_earlier_reset_setting_spends_the_soonest_window_first(proxy):
             slots.set(
                 slot, Field.SECONDARY_RESET_AT, time.time() + (3600 if account_id == soonest else 86400)
             )
-        served += await serve(proxy, 1)
+        served += await proxy.serve(1)
     assert served == ["acc_e2", "acc_e1"]
     assert [row["routing"] for row in await proxy.request_logs(4)][:2] == ["earlier_reset"] * 2
-
-
-async def serve(proxy, count: int, session_key: str | None = None) -> list[str]:
-    before = len(await proxy.served_by())
-    headers = {"session_id": session_key} if session_key else {}
-    for i in range(count):
-        answer = await proxy.post(CODEX_ROUTE, codex_body(f"turn {i}"), headers)
-        assert answer.status == 200, answer.raw[:300]
-    return (await proxy.served_by())[before:]
 
 
 async def test_new_conversations_avoid_an_account_about_to_run_out_and_old_ones_stay(proxy):
     accounts = await proxy.add_accounts("acc_h1", "acc_h2", "acc_h3")
     ids = {a["chatgpt_account_id"]: a["id"] for a in accounts}
-    home = (await serve(proxy, 1, session_key="an old conversation"))[0]
+    home = (await proxy.serve(1, session_key="an old conversation"))[0]
     await proxy.fake.consume(home, 9_800_000)  # 98 % of its 5-hour window: too little for a long conversation
     await proxy.server.app.ctx.proxy.upkeep.poll_usage()  # the balancer learns it, as every poll does
-    assert await serve(proxy, 2, session_key="an old conversation") == [home] * 2  # stays where it began
+    assert await proxy.serve(2, session_key="an old conversation") == [home] * 2  # stays where it began
     for n in range(8):
-        assert (await serve(proxy, 1, session_key=f"new conversation {n}")) != [home]
+        assert (await proxy.serve(1, session_key=f"new conversation {n}")) != [home]
     routings = [(row["account_id"], row["routing"]) for row in await proxy.request_logs(11)][:10]
     assert {routing for _, routing in routings[:8]} == {"headroom"}
     assert routings[8:] == [(ids[home], "sticky")] * 2

@@ -35,16 +35,6 @@ async def change(proxy, changes: dict) -> dict:
         return body
 
 
-async def serve(proxy, count: int, session_key: str | None = None) -> list[str]:
-    """Send `count` requests one after another; the fake's account ids that served them."""
-    before = len(await proxy.served_by())
-    headers = {"session_id": session_key} if session_key else {}
-    for i in range(count):
-        answer = await proxy.post("/backend-api/codex/responses", codex_body(f"turn {i}"), headers)
-        assert answer.status == 200, answer.raw[:300]
-    return (await proxy.served_by())[before:]
-
-
 async def test_the_new_settings_start_from_the_environment(tmp_path, database_url, fake_upstream):
     settings = proxy_settings(
         tmp_path,
@@ -111,10 +101,10 @@ async def test_round_robin_spreads_what_the_default_strategy_concentrates(proxy)
     await proxy.add_accounts("acc_a", "acc_b", "acc_c")
     await proxy.fake.consume("acc_b", 2_000_000)
     await proxy.fake.consume("acc_c", 2_000_000)
-    await serve(proxy, 3)  # the balancer learns every account's windows from its answers
-    before = Counter(await serve(proxy, 6))
+    await proxy.serve(3)  # the balancer learns every account's windows from its answers
+    before = Counter(await proxy.serve(6))
     await change(proxy, {"routing_strategy": "round_robin"})
-    after = Counter(await serve(proxy, 6))
+    after = Counter(await proxy.serve(6))
     assert before.most_common(1)[0][1] >= 5, before
     assert after == {"acc_a": 2, "acc_b": 2, "acc_c": 2}
     logs = await proxy.request_logs(15)
@@ -124,15 +114,15 @@ async def test_round_robin_spreads_what_the_default_strategy_concentrates(proxy)
 async def test_turning_stickiness_off_spreads_one_conversation(proxy):
     await proxy.add_accounts("acc_a", "acc_b", "acc_c")
     await change(proxy, {"routing_strategy": "round_robin"})
-    assert len(set(await serve(proxy, 4, session_key="conversation-1"))) == 1
+    assert len(set(await proxy.serve(4, session_key="conversation-1"))) == 1
     await change(proxy, {"sticky_sessions": False})
-    assert Counter(await serve(proxy, 6, session_key="conversation-1")) == {
+    assert Counter(await proxy.serve(6, session_key="conversation-1")) == {
         "acc_a": 2,
         "acc_b": 2,
         "acc_c": 2,
     }
     await change(proxy, {"sticky_sessions": True})
-    assert len(set(await serve(proxy, 4, session_key="conversation-1"))) == 1
+    assert len(set(await proxy.serve(4, session_key="conversation-1"))) == 1
     routings = [row["routing"] for row in await proxy.request_logs(14)]
     # Newest first: the conversation's first turn was placed ("headroom"), the rest stuck to it.
     assert routings == ["sticky"] * 4 + ["round_robin"] * 6 + ["sticky"] * 3 + ["headroom"]
@@ -140,12 +130,12 @@ async def test_turning_stickiness_off_spreads_one_conversation(proxy):
 
 async def test_a_price_override_changes_the_cost_in_the_request_log(proxy):
     await proxy.add_accounts("acc_a")
-    await serve(proxy, 1)
+    await proxy.serve(1)
     body = await change(proxy, {"pricing_overrides": {" GPT-5.4 ": PRICE}})
     assert body["pricing_overrides"] == {"gpt-5.4": PRICE}
-    await serve(proxy, 1)
+    await proxy.serve(1)
     await change(proxy, {"pricing_overrides": None})
-    await serve(proxy, 1)
+    await proxy.serve(1)
     newest, overridden, builtin = await proxy.request_logs(3)
     for row in (newest, overridden, builtin):
         assert row["input_tokens"] > 0 and row["output_tokens"] > 0

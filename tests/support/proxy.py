@@ -129,6 +129,15 @@ class ProxyHarness:
         """Account ids of the fake's model turns so far, oldest first."""
         return [r["account"] for r in await self.turns()]
 
+    async def serve(self, count: int, session_key: str | None = None) -> list[str]:
+        """Send `count` Codex turns one after another; the fake's account ids that served them."""
+        before = len(await self.served_by())
+        headers = {"session_id": session_key} if session_key else {}
+        for i in range(count):
+            answer = await self.post(CODEX_ROUTE, codex_body(f"turn {i}"), headers)
+            assert answer.status == 200, answer.raw[:300]
+        return (await self.served_by())[before:]
+
 
 @dataclass
 class ProxyAnswer:
