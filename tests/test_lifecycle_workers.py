@@ -61,7 +61,9 @@ async def test_a_killed_worker_is_replaced_and_its_in_flight_share_and_leases_re
         finished = [o for o in outcomes if not isinstance(o, BaseException)]
         assert all(events[-1]["type"] == "response.completed" for events in finished)
         # The survivors' streams ended normally; the dead worker's share was given back, not leaked.
-        assert await accounts_in_flight(server.url) == 0
+        # The main process gives it back when its monitor sees the death, which can come after every
+        # stream has returned (when the kernel put all twelve on the victim, they break at once).
+        await eventually(lambda: accounts_in_flight(server.url), lambda count: count == 0, timeout=15)
         after = await live_pids(server.url, want=2)
         assert victim not in after and len(after) == 2  # a replacement serves
         output = server.output()
