@@ -80,7 +80,7 @@ def main() -> None:
             balancer = Balancer(slots, name, inflight_cap=4)
             balancer.configure(name, True, prefer_earlier_reset="5h" if policies else "off")
             if args.loop:
-                balancer.table_threshold = 1 << 30
+                balancer.table_threshold = balancer.order_threshold = 1 << 30
             figures = [
                 per_request_us(balancer, candidates, requests, None),
                 per_request_us(balancer, candidates, requests, "known"),

@@ -84,6 +84,7 @@ def _install_listeners(app: Sanic, settings: Settings, secret_key: bytes) -> Non
         app.shared_ctx.account_slots = primitives.slots
         app.shared_ctx.roster_generation = primitives.generation
         app.shared_ctx.inflight_shares = primitives.shares
+        app.shared_ctx.slot_changes = primitives.changes
         reclaim.watch(primitives, settings)  # what a worker that dies held is given back
 
     @app.before_server_start
@@ -118,5 +119,8 @@ def _shared_primitives(app: Sanic, settings: Settings) -> SharedPrimitives:
         primitives = SharedPrimitives.create(settings.max_accounts)
         return primitives
     return SharedPrimitives(
-        slots=slots, generation=app.shared_ctx.roster_generation, shares=app.shared_ctx.inflight_shares
+        slots=slots,
+        generation=app.shared_ctx.roster_generation,
+        shares=app.shared_ctx.inflight_shares,
+        changes=app.shared_ctx.slot_changes,
     )

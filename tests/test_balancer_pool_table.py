@@ -40,9 +40,9 @@ def _randomise(rng: random.Random, slots: AccountSlots, count: int) -> tuple[Can
     return tuple(candidates)
 
 
-def _outcome(balancer: Balancer, candidates, **kwargs):
+def _outcome(balancer: Balancer, candidates, now: float = NOW, **kwargs):
     try:
-        chosen = balancer.select(candidates, now=NOW, **kwargs)
+        chosen = balancer.select(candidates, now=now, **kwargs)
     except NoAccountAvailable as exc:
         return ("none", exc.reason, exc.retry_at)
     return (chosen.candidate.account_id, chosen.routing, chosen.over_cap)
@@ -54,7 +54,7 @@ def test_the_array_path_picks_what_the_loop_picks(strategy, sticky):
     rng = random.Random(f"{strategy}-{sticky}")
     slots = AccountSlots(SharedPrimitives.create(capacity=64))
     loop = Balancer(slots, strategy, inflight_cap=4)
-    loop.table_threshold = 1 << 30
+    loop.table_threshold = loop.order_threshold = 1 << 30
     table = Balancer(slots, strategy, inflight_cap=4)
     table.table_threshold = 1
     for balancer in (loop, table):  # the stateless ranking both paths implement
@@ -90,3 +90,60 @@ def test_a_roster_that_changes_is_read_afresh():
         if slot != 5:
             slots.set(slot, Field.PRIMARY_USED, 50.0)
     assert balancer.select(second, session_key=None, now=NOW).candidate.account_id == 6
+
+
+@pytest.mark.parametrize("strategy", ["usage_weighted", "least_inflight"])
+def test_the_kept_order_answers_what_the_loop_answers_as_load_moves_and_time_passes(strategy):
+    """A request without a session walks the open accounts in headroom order (open_order.py), kept
+    while only in-flight counts move; a cooldown ending or a window resetting makes it read afresh."""
+    rng = random.Random(f"order-{strategy}")
+    slots = AccountSlots(SharedPrimitives.create(capacity=64))
+    loop = Balancer(slots, strategy, inflight_cap=4)
+    loop.table_threshold = loop.order_threshold = 1 << 30
+    table = Balancer(slots, strategy, inflight_cap=4)
+    table.table_threshold = 1
+    walks = 0
+    for round_ in range(40):
+        candidates = _randomise(rng, slots, 64)
+        for slot in range(64):  # windows with several resets ahead, so time passing changes them
+            if slots.get(slot, Field.PRIMARY_RESET_AT) > NOW:
+                slots.set(slot, Field.PRIMARY_RESET_AT, NOW + rng.choice((20.0, 40.0, 3600.0)))
+        plans = rng.choice((None, {"pro", "team"}))
+        now = NOW
+        for _ in range(30):
+            for slot in rng.sample(range(64), 8):  # requests start and end: no change of the pool
+                slots.set(slot, Field.INFLIGHT, float(rng.choice((0, 0, 1, 2, 3, 4, 6))))
+            if rng.random() < 0.2:
+                now += rng.choice((10.0, 25.0))  # past cooldowns (NOW+30) and resets (NOW+20, +40)
+            expected = _outcome(loop, candidates, session_key=None, now=now, model_plans=plans)
+            assert _outcome(table, candidates, session_key=None, now=now, model_plans=plans) == expected
+            kept = table._table_of(candidates).orders.get(None if plans is None else frozenset(plans))
+            walks += kept is not None and kept.changes == slots.changes
+        assert round_ < 5 or walks, "the order was never kept"
+    assert walks > 40 * 30 // 2
+
+
+def test_the_kept_order_is_read_afresh_when_a_window_or_cooldown_changes():
+    slots = AccountSlots(SharedPrimitives.create(capacity=64))
+    balancer = Balancer(slots, "usage_weighted", inflight_cap=4)
+    candidates = tuple(Candidate(i + 1, i, "active", "plus") for i in range(40))
+    for slot in range(40):
+        slots.set(slot, Field.PRIMARY_USED, 10.0 + slot)
+        slots.set(slot, Field.PRIMARY_RESET_AT, NOW + 3600)
+    assert balancer.select(candidates, session_key=None, now=NOW).candidate.account_id == 1
+    slots.set(0, Field.INFLIGHT, 1.0)  # 5 % of headroom for a request in flight: still ahead of 2's
+    assert balancer.select(candidates, session_key=None, now=NOW).candidate.account_id == 2
+    slots.set(1, Field.INFLIGHT, 4.0)  # at the cap
+    assert balancer.select(candidates, session_key=None, now=NOW).candidate.account_id == 3
+    slots.set(39, Field.PRIMARY_USED, 0.0)  # a poll found the last account fresh
+    assert balancer.select(candidates, session_key=None, now=NOW).candidate.account_id == 40
+    slots.set(39, Field.COOLDOWN_UNTIL, NOW + 30)  # then it hit a burst limit
+    assert balancer.select(candidates, session_key=None, now=NOW).candidate.account_id == 3
+    assert balancer.select(candidates, session_key=None, now=NOW + 31).candidate.account_id == 40
+    slots.set(39, Field.PRIMARY_USED, 95.0)
+    slots.set(39, Field.PRIMARY_RESET_AT, NOW + 60)
+    assert balancer.select(candidates, session_key=None, now=NOW + 31).candidate.account_id == 3
+    assert balancer.select(candidates, session_key=None, now=NOW + 61).candidate.account_id == 40  # reset
+    slots.set(39, Field.INFLIGHT, 2.0)  # 100 % less 10 for two in flight scores what 3's 90 % scores...
+    slots.set(2, Field.PRIMARY_USED, 10.0)
+    assert balancer.select(candidates, session_key=None, now=NOW + 61).candidate.account_id == 3  # ...idle

@@ -36,6 +36,7 @@ from .availability import (
     standing_block,
 )
 from .candidates import ACTIVE, Candidate
+from .open_order import OpenOrder
 from .placement import Placer
 from .policies import BURN_FIRST, PRESERVE
 from .strategies import INFLIGHT_PENALTY, LEAST_INFLIGHT, ROUND_ROBIN, USAGE_WEIGHTED
@@ -74,6 +75,8 @@ class PoolTable:
         "preserve",
         "by_id",
         "everyone",
+        "status_until",
+        "orders",
     )
 
     def __init__(self, candidates: Sequence[Candidate]) -> None:
@@ -98,6 +101,8 @@ class PoolTable:
         )
         self.preserve = np.flatnonzero(self.floors >= 0)
         self.has_policies = bool(self.burn.any() or self.preserve.size)
+        self.status_until = np.fromiter((c.status_until for c in candidates), dtype=float, count=count)
+        self.orders: dict[frozenset[str] | None, OpenOrder] = {}  # per model plans (open_order)
 
     def at(self, values: np.ndarray, positions: np.ndarray) -> np.ndarray:
         """values[positions] for one value per account; the values themselves when positions are all."""
@@ -201,6 +206,26 @@ def fast_select(
         (candidates[i], rows[i, INFLIGHT].item(), headroom(tuple(rows[i].tolist()), now)) for i in positions
     ]
     return StrategyPick(pick(entries)[0], over_cap, reason)
+
+
+def open_order(
+    table: PoolTable, rows_all: np.ndarray, changes: int, now: float, model_plans: Collection[str] | None
+) -> OpenOrder | None:
+    """The table's open accounts in headroom order, kept while it holds (None: no account is open).
+    `changes`: the slots' change counter, read before `rows_all`."""
+    key = None if model_plans is None else frozenset(model_plans)
+    order = table.orders.get(key)
+    if order is not None and order.changes == changes and now < order.valid_until:
+        return order
+    rows = rows_all.take(table.slots, axis=0)
+    open_positions, _ = _open_positions(table, rows, (), now, model_plans, None)
+    if not open_positions.size:
+        return None
+    order = OpenOrder.build(table, rows, open_positions, _headrooms(rows, now), changes, now)
+    if len(table.orders) >= 16:  # model plan sets are few; a flood of odd ones must not grow it
+        table.orders.clear()
+    table.orders[key] = order
+    return order
 
 
 def candidates_at(table: PoolTable, position) -> Candidate:

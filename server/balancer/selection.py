@@ -3,13 +3,14 @@ Owns Balancer and Selection; pure and synchronous (no I/O, no database, no waiti
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from server.upstream.failures import UpstreamFailure
 from server.upstream.ratelimits import RateLimitSnapshot
 
-from . import cooldowns, pool_table
+from . import cooldowns, open_order, pool_table
 from .availability import INFLIGHT, PASSING, Block, headroom, passing_block, standing_block
 from .candidates import ACTIVE, Candidate
 from .placement import Placer
@@ -32,6 +33,7 @@ GONE = "unavailable"  # a remembered session's account left the roster (or this 
 HEADROOM_PLACEMENT = "headroom"
 RENDEZVOUS_PLACEMENT = "rendezvous"
 PLACEMENTS = (HEADROOM_PLACEMENT, RENDEZVOUS_PLACEMENT)
+TABLES = 16  # candidate tuples whose array tables are kept: the roster's and those of limited keys
 # prefer_earlier_reset: which window's reset orders the accounts with room (off: the strategy alone).
 RESET_OFF = "off"
 RESET_FIELDS = {RESET_OFF: None, "5h": int(Field.PRIMARY_RESET_AT), "weekly": int(Field.SECONDARY_RESET_AT)}
@@ -61,7 +63,10 @@ class Balancer:
         self.inflight_cap = inflight_cap
         # Pools of this many accounts or more are decided with arrays (pool_table.py), not the loop.
         self.table_threshold = pool_table.MIN_ACCOUNTS
-        self._table: pool_table.PoolTable | None = None
+        # A roster of any size keeps an open order for requests without a session (open_order.py): a
+        # walk of its first accounts costs less than the loop even at 3 accounts.
+        self.order_threshold = 1
+        self._tables: OrderedDict[int, pool_table.PoolTable] = OrderedDict()
         self._reset_field: int | None = None
         self.placement = HEADROOM_PLACEMENT
         self.sessions = SessionBook(slots.capacity)
@@ -105,6 +110,12 @@ class Balancer:
             )
         if (
             len(candidates) >= self.table_threshold
+            or (
+                not sticky
+                and len(candidates) >= self.order_threshold
+                and isinstance(candidates, tuple)
+                and self.strategy in open_order.STRATEGIES
+            )
             or (self._reset_field is not None and not sticky)
             or any(c.policy != NORMAL for c in candidates)
         ):
@@ -177,16 +188,13 @@ class Balancer:
 
     def _place(self, candidates, digest, exclude, now, model_plans, blocked_until) -> pool_table.StrategyPick:
         self._placer.rates.refresh(self._slots.rows, now)
-        return self._fast(
-            candidates, digest, exclude, now, model_plans, blocked_until, self._reset_field, True
-        )
+        table = self._table_of(candidates)
+        return self._fast(table, digest, exclude, now, model_plans, blocked_until, self._reset_field, True)
 
-    def _fast(
-        self, candidates, session, exclude, now, model_plans, blocked_until, reset_field, placing: bool
-    ):
-        """pool_table.fast_select over this roster; raises the shortage when no account is open."""
+    def _fast(self, table, session, exclude, now, model_plans, blocked_until, reset_field, placing: bool):
+        """pool_table.fast_select over this roster's table; raises the shortage when no account is open."""
         picked = pool_table.fast_select(
-            self._table_of(candidates),
+            table,
             self._slots.rows,
             strategy=self.strategy,
             pick=self._pick,
@@ -223,11 +231,19 @@ class Balancer:
         return next((c for c in candidates if c.account_id == account_id), None)
 
     def _table_of(self, candidates: Sequence[Candidate]) -> pool_table.PoolTable:
-        table = self._table
-        if table is None or table.candidates is not candidates:
-            table = pool_table.PoolTable(candidates)
-            # The roster hands out a new tuple when it changes; a list may change in place.
-            self._table = table if isinstance(candidates, tuple) else None
+        """The array table of a candidate tuple, kept for the last TABLES tuples: the roster hands out
+        a new tuple when it changes, and a key limited to some accounts its own (a list may change in
+        place, so it gets a table of its own each time)."""
+        tables = self._tables
+        table = tables.get(id(candidates))
+        if table is not None and table.candidates is candidates:
+            tables.move_to_end(id(candidates))
+            return table
+        table = pool_table.PoolTable(candidates)
+        if isinstance(candidates, tuple):
+            tables[id(candidates)] = table  # the table holds the tuple, so its id is not reused
+            if len(tables) > TABLES:
+                tables.popitem(last=False)
         return table
 
     def _select_from_table(
@@ -242,7 +258,17 @@ class Balancer:
         """Without placement: a request without a session (policies and the reset preference apply) or a
         session by rendezvous."""
         reset_field = None if session is not None else self._reset_field
-        picked = self._fast(candidates, session, exclude, now, model_plans, blocked_until, reset_field, False)
+        table = self._table_of(candidates)
+        if session is None and open_order.usable(
+            self.strategy, exclude, blocked_until, reset_field, table.has_policies
+        ):
+            slots = self._slots
+            changes = slots.changes  # before the rows
+            order = pool_table.open_order(table, slots.rows, changes, now, model_plans)
+            chosen = order.pick(slots.view, self.strategy, self.inflight_cap) if order is not None else None
+            if chosen is not None:
+                return Selection(chosen, self.strategy)
+        picked = self._fast(table, session, exclude, now, model_plans, blocked_until, reset_field, False)
         if isinstance(picked, pool_table.StrategyPick):
             return Selection(picked.candidate, picked.reason or self.strategy, picked.over_cap)
         if picked.top_block is not None:

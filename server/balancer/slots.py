@@ -7,6 +7,7 @@ restart: the database is the durable truth.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 from dataclasses import dataclass
 from enum import IntEnum
@@ -35,6 +36,8 @@ class Field(IntEnum):
 
 
 WIDTH = len(Field)
+# Fields that change with every request; writes to the others count as a change of the pool's state.
+_VOLATILE = frozenset({Field.INFLIGHT, Field.REQUESTS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,9 @@ class SharedPrimitives:
     generation: Synchronized
     # In-flight count per (worker, slot), guarded by the lock of `slots`; None: not kept (tests).
     shares: object | None = None
+    # Bumped (under the lock of `slots`) by every write that is not an in-flight or request count, so a
+    # worker can keep what it derived from the rows until it moves; None: this process's own counter.
+    changes: object | None = None
 
     @classmethod
     def create(cls, capacity: int = DEFAULT_CAPACITY, context=None) -> SharedPrimitives:
@@ -53,6 +59,7 @@ class SharedPrimitives:
             slots=ctx.Array("d", capacity * WIDTH),
             generation=ctx.Value("q", 1),
             shares=ctx.RawArray("d", capacity * MAX_WORKERS),
+            changes=ctx.RawValue("q", 0),
         )
 
 
@@ -64,10 +71,11 @@ class AccountSlots:
         self._generation = primitives.generation
         self.capacity = len(self._array) // WIDTH
         self._shares = primitives.shares if worker is not None and 0 <= worker < MAX_WORKERS else None
+        self._changes = primitives.changes if primitives.changes is not None else ctypes.c_longlong(0)
         self._share_base = (worker or 0) * self.capacity
         # Lock-free reads for the hot path: aligned 8-byte floats cannot tear on the platforms we run
         # on, and a row read a moment early only makes one routing choice slightly stale.
-        self._view = memoryview(primitives.slots.get_obj()).cast("B").cast("d")
+        self._view = self.view = memoryview(primitives.slots.get_obj()).cast("B").cast("d")
         # The same memory as a (capacity, WIDTH) array, for reading the whole pool at once.
         self.rows = np.frombuffer(primitives.slots.get_obj(), dtype=np.float64).reshape(-1, WIDTH)
 
@@ -75,7 +83,13 @@ class AccountSlots:
         return self._view[slot * WIDTH + field]
 
     def set(self, slot: int, field: Field, value: float) -> None:
-        self._array[slot * WIDTH + field] = value
+        index = slot * WIDTH + field
+        if field in _VOLATILE:
+            self._array[index] = value
+        elif self._view[index] != value:  # rewriting the same value is no change
+            with self._array.get_lock():
+                self._array[index] = value
+                self._changes.value += 1
 
     def add(self, slot: int, field: Field, delta: float) -> float:
         """Atomic across processes: in-flight counts are changed by several workers at once."""
@@ -83,7 +97,15 @@ class AccountSlots:
             index = slot * WIDTH + field
             value = self._array[index] + delta
             self._array[index] = value
+            if delta and field not in _VOLATILE:
+                self._changes.value += 1
             return value
+
+    @property
+    def changes(self) -> int:
+        """How many times a field other than the in-flight and request counts changed (any worker).
+        Read it before the rows: a write counted after that read is one the rows may miss."""
+        return self._changes.value
 
     def add_inflight(self, slot: int, delta: float) -> float:
         """Count a request in or out of flight on the account, and in this worker's share of it."""
@@ -106,6 +128,7 @@ class AccountSlots:
         start = slot * WIDTH
         with self._array.get_lock():
             self._array[start : start + WIDTH] = [0.0] * WIDTH
+            self._changes.value += 1
 
     @property
     def generation(self) -> int:

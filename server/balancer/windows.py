@@ -10,6 +10,8 @@ from server.upstream.ratelimits import RateLimitSnapshot, UsageWindow
 
 from .slots import AccountSlots, Field
 
+RESET_JITTER_S = 1.0
+
 
 def apply_to_slots(slots: AccountSlots, slot: int, snapshot: RateLimitSnapshot) -> None:
     """Write the windows (and credits) into the account's shared slot.
@@ -33,4 +35,8 @@ def _write_window(
         slots.set(slot, reset, 0.0)
     else:
         slots.set(slot, used, window.used_percent)
-        slots.set(slot, reset, window.reset_at or 0.0)
+        reset_at = window.reset_at or 0.0
+        # A reset given as seconds from now lands a fraction later on each answer: the same reset, and
+        # rewriting it would count as a change of the pool (see AccountSlots.changes) on every answer.
+        if abs(reset_at - slots.get(slot, reset)) >= RESET_JITTER_S or not reset_at:
+            slots.set(slot, reset, reset_at)
