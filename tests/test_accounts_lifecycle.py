@@ -154,6 +154,20 @@ async def test_usage_poll_feeds_the_balancer_the_api_and_the_history(proxy):
     assert status == 200 and [row["primary_used"] for row in history["history"]] == [40.0]
 
 
+async def test_accounts_polled_together_each_keep_their_own_history_spacing(proxy):
+    [first] = await proxy.add_accounts("acc_spaced_a")
+    await ctx_of(proxy).upkeep.poll_usage()
+    [second] = await proxy.add_accounts("acc_spaced_b")
+    await proxy.fake.consume("acc_spaced_b", 2_000_000)
+    await ctx_of(proxy).upkeep.poll_usage()  # one tick stores both answers
+    histories = [
+        (await api(proxy, "GET", f"/api/accounts/{a['id']}/usage-history"))[1]["history"]
+        for a in (first, second)
+    ]
+    assert [[row["primary_used"] for row in history] for history in histories] == [[0.0], [20.0]]
+    assert (await account(proxy, second["id"]))["usage"]["primary"]["used_percent"] == 20.0
+
+
 async def test_full_primary_window_rate_limits_until_the_poll_shows_room(proxy):
     [added] = await proxy.add_accounts("acc_burst")
     await proxy.fake.configure_account("acc_burst", primary_budget_tokens=0)

@@ -7,7 +7,7 @@ and replicas reload.
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import orjson
@@ -556,37 +556,71 @@ class UsageRow:
     credits_balance: float | None
 
 
-@orm.db_session
-def save_usage(
-    db: orm.Database,
-    account_id: int,
-    snapshot_json: str,
-    history: UsageRow,
-    plan_type: str | None,
-    decide,
-    now: float,
-) -> str:
-    """Store the latest poll and a history row; `decide(status, status_until)` may change the state
-    (returns (status, reason, until) or None). Answers the account's status afterwards."""
-    row = db.Account.get(id=account_id)
-    if row is None:
-        return ""
-    row.set(usage_snapshot=snapshot_json, usage_polled_at=now)
-    if plan_type and plan_type != row.plan_type:
-        row.plan_type = plan_type
-    recent = db.select(
-        "SELECT COUNT(*) FROM account_usage WHERE account_id = $account_id AND at > $since",
-        {},
-        {"account_id": account_id, "since": now - HISTORY_SPACING_S},
-    )[0]
-    if not recent:  # trends need one point per few minutes, not one per poll
-        db.AccountUsage(account_id=account_id, at=now, **{k: getattr(history, k) for k in UsageRow.__slots__})
-    change = decide(row.status, row.status_until)
-    if change is not None:
-        status, reason, until = change
-        _change_status(db, row, status, reason, until, now)
-    _changed(db, row.id)
-    return row.status
+@dataclass(frozen=True, slots=True)
+class PolledUsage:
+    """One account's answered usage poll, as the store keeps it. `decide(status, status_until)` may
+    change the state (returns (status, reason, until) or None)."""
+
+    account_id: int
+    snapshot_json: str
+    history: UsageRow
+    plan_type: str | None
+    decide: Callable[[str, float], tuple[str, str, float] | None]
+    at: float
+
+
+@orm.db_session(retry=3)
+def save_usage(db: orm.Database, polls: list[PolledUsage]) -> dict[int, str]:
+    """Store a poll tick's answers in one transaction: each account's latest snapshot, a history row
+    where the last is older than HISTORY_SPACING_S, and the states they decide. Answers each stored
+    account's status afterwards (a deleted account is left out).
+
+    One transaction for the tick, not one per account: at 500 accounts (8 polls a second in the first
+    interval) a commit, a history COUNT and a change-marker bump per poll cost ~12 ms/s of idle CPU."""
+    if not polls:
+        return {}
+    ids = ", ".join(str(int(p.account_id)) for p in polls)
+    rows = {
+        int(r[0]): (r[1], float(r[2] or 0.0), r[3] or "")
+        for r in db.select(f"SELECT id, status, status_until, plan_type FROM account WHERE id IN ({ids})")
+    }
+    oldest = min(p.at for p in polls) - HISTORY_SPACING_S
+    last_point = dict(
+        db.select(
+            f"SELECT account_id, MAX(at) FROM account_usage WHERE at > $oldest AND account_id IN ({ids}) "
+            "GROUP BY account_id",
+            {},
+            {"oldest": oldest},
+        )
+    )
+    statuses = {}
+    for poll in polls:
+        if poll.account_id not in rows:
+            continue
+        status, status_until, plan_type = rows[poll.account_id]
+        if poll.plan_type and poll.plan_type != plan_type:
+            plan_type = poll.plan_type
+        db.execute(
+            "UPDATE account SET usage_snapshot = $snapshot, usage_polled_at = $at, plan_type = $plan "
+            "WHERE id = $id",
+            {},
+            {"snapshot": poll.snapshot_json, "at": poll.at, "plan": plan_type, "id": poll.account_id},
+        )
+        if float(last_point.get(poll.account_id) or 0.0) <= poll.at - HISTORY_SPACING_S:
+            # trends need one point per few minutes, not one per poll
+            db.AccountUsage(
+                account_id=poll.account_id,
+                at=poll.at,
+                **{k: getattr(poll.history, k) for k in UsageRow.__slots__},
+            )
+        change = poll.decide(status, status_until)
+        if change is not None:
+            status, reason, until = change
+            _change_status(db, db.Account[poll.account_id], status, reason, until, poll.at)
+        statuses[poll.account_id] = status
+    if statuses:
+        _changed(db, *statuses)
+    return statuses
 
 
 @orm.db_session

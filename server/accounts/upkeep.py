@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Hashable
+from dataclasses import dataclass
 
 import aiohttp
 import orjson
@@ -104,6 +105,26 @@ def apply_stored_usage(slots: AccountSlots, slot: int, status: str, usage_json: 
         slots.set(slot, Field.FAILURE_STREAK, 0.0)
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One account's usage poll that answered windows (per-model buckets: by limit name)."""
+
+    target: store.PollTarget
+    snapshot: ratelimits.RateLimitSnapshot
+    buckets: dict[str, ratelimits.UsageWindow]
+    at: float
+
+    def stored(self) -> store.PolledUsage:
+        return store.PolledUsage(
+            self.target.id,
+            orjson.dumps(ratelimits.snapshot_to_json(self.snapshot)).decode(),
+            usage_row(self.snapshot),
+            self.snapshot.plan_type,
+            decide_status(self.snapshot, self.at),
+            self.at,
+        )
+
+
 def _answer(status: int, body: bytes) -> Hashable | None:
     """What an account's usage said, without the moving parts (reset times): equal answers back off."""
     if status != 200:
@@ -188,18 +209,39 @@ class Upkeep:
         ]
         semaphore = asyncio.Semaphore(POLL_CONCURRENCY)
 
-        async def one(target: store.PollTarget) -> bool:
+        async def one(target: store.PollTarget) -> Answer | bool:
             async with semaphore:
                 return await self.poll_account(target)
 
-        changed = await asyncio.gather(*(one(t) for t in targets))
+        outcomes = await asyncio.gather(*(one(t) for t in targets))
+        answers = [o for o in outcomes if isinstance(o, Answer)]
+        changes = sum(o is True for o in outcomes) + len(expired) + await self._keep(answers)
         self.polls += 1
-        log.info("usage poll done accounts=%d state_changes=%d", len(targets), sum(changed) + len(expired))
+        log.info("usage poll done accounts=%d state_changes=%d", len(targets), changes)
         if targets or expired:
             await self._on_changed()
 
-    async def poll_account(self, target: store.PollTarget, retried: bool = False) -> bool:
-        """Poll one account; True when its state changed."""
+    async def _keep(self, answers: list[Answer]) -> int:
+        """Store a tick's answers (one transaction) and put them into the slots; how many changed state."""
+        if not answers:
+            return 0
+        statuses = await self._db.run(store.save_usage, [a.stored() for a in answers])
+        changes = 0
+        for answer in answers:
+            target, status = answer.target, statuses.get(answer.target.id, "")
+            apply_to_slots(self._slots, target.slot, answer.snapshot)
+            if status == "active" and self._slots.get(target.slot, Field.COOLDOWN_UNTIL) > answer.at:
+                self._slots.set(target.slot, Field.COOLDOWN_UNTIL, 0.0)
+            changes += bool(status) and status != target.status
+        states = [s for a in answers for s in polled_buckets(a.target.id, a.buckets, a.at)]
+        # A bucket that started or stopped refusing its models: every worker reloads.
+        if states and await self._db.run(buckets.save, states):
+            changes += 1
+        return changes
+
+    async def poll_account(self, target: store.PollTarget, retried: bool = False) -> Answer | bool:
+        """Ask one account's usage: its Answer (stored by the caller with the tick's others), or, when it
+        gave none, whether its state changed."""
         try:
             status, body = await wham.fetch_usage(
                 self._session(target.id), self._base, target.access_token, target.chatgpt_account_id
@@ -219,24 +261,7 @@ class Upkeep:
             if snapshot is None:
                 log.warning("usage poll answered no windows account=%d", target.id)
                 return False
-            new_status = await self._db.run(
-                store.save_usage,
-                target.id,
-                orjson.dumps(ratelimits.snapshot_to_json(snapshot)).decode(),
-                usage_row(snapshot),
-                snapshot.plan_type,
-                decide_status(snapshot, now),
-                now,
-            )
-            apply_to_slots(self._slots, target.slot, snapshot)
-            if new_status == "active" and self._slots.get(target.slot, Field.COOLDOWN_UNTIL) > now:
-                self._slots.set(target.slot, Field.COOLDOWN_UNTIL, 0.0)
-            model_buckets = ratelimits.model_buckets_from_wham(document, now)
-            if model_buckets and await self._db.run(
-                buckets.save, polled_buckets(target.id, model_buckets, now)
-            ):
-                return True  # a bucket started or stopped refusing its models: every worker reloads
-            return new_status != target.status
+            return Answer(target, snapshot, ratelimits.model_buckets_from_wham(document, now), now)
         failure = failures.classify_usage_poll(status, body, now)
         if failure.kind is FailureKind.AUTH and not retried:
             try:
