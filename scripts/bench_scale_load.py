@@ -3,8 +3,11 @@ accounts, on an empty and on a million-row request log (30 days of realistic row
 generator, bulk-inserted); prints the proxy's CPU ms per request against 3 accounts and an empty log, and
 the time of every route that reads usage. The four proxies run side by side and the rounds alternate
 between them, so the machine's noise falls on all alike; every figure is a median over the rounds.
+Each round also sends the same load as an API-key client whose key is restricted to every account but
+one (`--clients`): the path that narrows the pool per key and rewrites the rate-limit headers.
 
-    scripts/bench --scale [--rows 1000000] [--database sqlite|postgres] [--rounds 5] [--requests 300]
+    scripts/bench --scale [--rows 1000000] [--database sqlite|postgres] [--rounds 3] [--requests 2000]
+                          [--clients both|plain|key]
 """
 
 from __future__ import annotations
@@ -62,25 +65,35 @@ def usage_routes(now: float) -> list[tuple[str, str]]:
 
 
 @dataclass
+class Load:
+    cpu_ms: list[float] = field(default_factory=list)
+    net_ms: list[float] = field(default_factory=list)  # CPU ms/req less the background's share
+    rates: list[float] = field(default_factory=list)
+
+
+@dataclass
 class Setup:
     accounts: int
     rows: int
     url: str = ""
     process: subprocess.Popen | None = None
     key: str = ""
+    restricted_key: str = ""  # a key for every account but the first
     cpu_ms: list[float] = field(default_factory=list)
     idle_ms: list[float] = field(default_factory=list)  # CPU ms per second of no load: background jobs
     net_ms: list[float] = field(default_factory=list)  # CPU ms/req less the background's share
     rates: list[float] = field(default_factory=list)
     routes: dict[str, list[float]] = field(default_factory=dict)
+    keyed: Load = field(default_factory=Load)  # the same load as a restricted key's client
 
     @property
     def label(self) -> str:
         return f"{self.accounts} accounts, {'empty log' if not self.rows else f'{self.rows:,} rows'}"
 
 
-def fill(url: str, data_dir: Path, rows: int, now: float) -> float:
-    """Write the history into a migrated database (keys 1-5, accounts 1-10); the seconds it took."""
+def fill(url: str, data_dir: Path, rows: int, accounts: int, now: float) -> float:
+    """Write the history into a migrated database (keys 1-5, every account of the setup); the seconds
+    it took."""
     started = time.perf_counter()
     env = {"CODEX_LB_DATA_DIR": str(data_dir), "CODEX_LB_DATABASE_URL": url}
     db = Database(Settings.load(env, cwd=data_dir))
@@ -89,7 +102,7 @@ def fill(url: str, data_dir: Path, rows: int, now: float) -> float:
         spec = history.HistorySpec(
             rows=rows,
             days=30,
-            account_ids=tuple(range(1, 11)),
+            account_ids=tuple(range(1, accounts + 1)),
             api_key_ids=tuple(range(1, KEYS + 1)),
             now=now,
         )
@@ -136,6 +149,14 @@ async def populate(session: aiohttp.ClientSession, setup: Setup, fake_url: str) 
             form.add_field("auth_json", orjson.dumps(await r.json()), filename=f"{i}.json")
     async with session.post(setup.url + "/api/accounts/import", data=form) as r:
         assert r.status == 200, await r.text()
+    async with session.get(setup.url + "/api/accounts") as r:
+        listed = await r.json()
+    ids = sorted(a["id"] for a in listed["accounts"])
+    spec = {"name": "bench restricted key", "allowed_account_ids": ids[1:]}
+    async with session.post(setup.url + "/api/api-keys", json=spec) as r:
+        created = await r.json()
+        assert r.status == 201, created
+        setup.restricted_key = created["key"]
 
 
 async def time_routes(session: aiohttp.ClientSession, setup: Setup, warm: bool) -> None:
@@ -158,7 +179,7 @@ async def idle_cpu(pid: int, seconds: float) -> float:
 
 
 async def bench(args: argparse.Namespace) -> None:
-    setups = [Setup(a, r) for r in (0, args.rows) for a in (3, args.accounts)]
+    setups = [Setup(a, r) for r in dict.fromkeys((0, args.rows)) for a in (3, args.accounts)]
     now = time.time()
     fake_port = free_port()
     fake_url = f"http://127.0.0.1:{fake_port}"
@@ -180,13 +201,11 @@ async def bench(args: argparse.Namespace) -> None:
                 for round_no in range(args.rounds):
                     order = setups[round_no % len(setups) :] + setups[: round_no % len(setups)]
                     for setup in order:
-                        result = await run_load(setup.url + "/backend-api/codex/responses", body,
-                                                {"content-type": "application/json"}, args.requests,
-                                                args.concurrency, setup.process.pid, setup.label)  # fmt: skip
-                        setup.cpu_ms.append(result.proxy_cpu_s / result.requests * 1000)
-                        background = setup.idle_ms[0] * result.seconds
-                        setup.net_ms.append((result.proxy_cpu_s * 1000 - background) / result.requests)
-                        setup.rates.append(result.rate)
+                        if args.clients != "key":
+                            await measure(setup, setup, body, {}, args)
+                        if args.clients != "plain":
+                            auth = {"Authorization": f"Bearer {setup.restricted_key}"}
+                            await measure(setup, setup.keyed, body, auth, args)
                         await time_routes(session, setup, warm=round_no == 0)
                     print(f"  round {round_no + 1}/{args.rounds} done", flush=True)
         finally:
@@ -199,10 +218,21 @@ async def bench(args: argparse.Namespace) -> None:
     report(setups, args)
 
 
+async def measure(setup: Setup, into: Setup | Load, body: bytes, headers: dict, args) -> None:
+    """One round of the streamed load through `setup`'s proxy, its figures added to `into`."""
+    result = await run_load(setup.url + "/backend-api/codex/responses", body,
+                            {"content-type": "application/json", **headers}, args.requests,
+                            args.concurrency, setup.process.pid, setup.label)  # fmt: skip
+    into.cpu_ms.append(result.proxy_cpu_s / result.requests * 1000)
+    background = setup.idle_ms[0] * result.seconds
+    into.net_ms.append((result.proxy_cpu_s * 1000 - background) / result.requests)
+    into.rates.append(result.rate)
+
+
 async def prepare(setups: list[Setup], tmp: Path, args, now: float, fake_url: str, stack: ExitStack) -> None:
     """A database per setup, the million rows written once per log and copied (SQLite) or written into
     each schema (PostgreSQL); then, every copy made, a proxy on each."""
-    templates: dict[int, Path] = {}
+    templates: dict[tuple[int, int], Path] = {}
     places = []
     for index, setup in enumerate(setups):
         data_dir = tmp / f"setup{index}"
@@ -210,16 +240,17 @@ async def prepare(setups: list[Setup], tmp: Path, args, now: float, fake_url: st
         url = stack.enter_context(database(args.database, data_dir))
         if args.database == "sqlite":
             url = f"sqlite:///{data_dir / 'store.db'}"
-            if setup.rows in templates:
+            shape = (setup.rows, setup.accounts)
+            if shape in templates:
                 for name in ("store.db", "store.db-wal", "store.db-shm"):
-                    if (templates[setup.rows] / name).exists():
-                        shutil.copy(templates[setup.rows] / name, data_dir / name)
+                    if (templates[shape] / name).exists():
+                        shutil.copy(templates[shape] / name, data_dir / name)
             else:
-                seconds = fill(url, data_dir, setup.rows, now)
-                templates[setup.rows] = data_dir
+                seconds = fill(url, data_dir, setup.rows, setup.accounts, now)
+                templates[shape] = data_dir
                 print(f"{setup.label}: log written in {seconds:.0f} s", flush=True)
         else:
-            seconds = fill(url, data_dir, setup.rows, now)
+            seconds = fill(url, data_dir, setup.rows, setup.accounts, now)
             print(f"{setup.label}: log written in {seconds:.0f} s", flush=True)
         places.append((data_dir, url))
     for setup, (data_dir, url) in zip(setups, places, strict=True):
@@ -227,16 +258,20 @@ async def prepare(setups: list[Setup], tmp: Path, args, now: float, fake_url: st
 
 
 def report(setups: list[Setup], args) -> None:
-    base, net_base = statistics.median(setups[0].cpu_ms), statistics.median(setups[0].net_ms)
     print(f"\nStreamed load, {args.database}, {args.requests} requests x {args.rounds} rounds at concurrency "
           f"{args.concurrency}, {args.workers} worker(s); medians")  # fmt: skip
-    print(f"  {'setup':30} {'req/s':>6} {'CPU ms/req':>11} {'vs base':>8} {'idle CPU ms/s':>14} "
-          f"{'less idle':>10} {'vs base':>8}")  # fmt: skip
-    for s in setups:
-        cpu, idle, net = (statistics.median(v) for v in (s.cpu_ms, s.idle_ms, s.net_ms))
-        rate = statistics.median(s.rates)
-        print(f"  {s.label:30} {rate:6.0f} {cpu:11.2f} {cpu / base - 1:+8.0%} {idle:14.1f} "
-              f"{net:10.2f} {net / net_base - 1:+8.0%}")  # fmt: skip
+    loads = {"plain": [(s, s) for s in setups], "key": [(s, s.keyed) for s in setups]}
+    titles = {"plain": "without an API key", "key": "as a key client restricted to all accounts but one"}
+    for kind in ("plain", "key") if args.clients == "both" else (args.clients,):
+        base, net_base = (statistics.median(v) for v in (loads[kind][0][1].cpu_ms, loads[kind][0][1].net_ms))
+        print(f"  {titles[kind]}")
+        print(f"  {'setup':30} {'req/s':>6} {'CPU ms/req':>11} {'vs base':>8} {'idle CPU ms/s':>14} "
+              f"{'less idle':>10} {'vs base':>8}")  # fmt: skip
+        for s, load in loads[kind]:
+            cpu, idle, net = (statistics.median(v) for v in (load.cpu_ms, s.idle_ms, load.net_ms))
+            rate = statistics.median(load.rates)
+            print(f"  {s.label:30} {rate:6.0f} {cpu:11.2f} {cpu / base - 1:+8.0%} {idle:14.1f} "
+                  f"{net:10.2f} {net / net_base - 1:+8.0%}")  # fmt: skip
     print(
         "  (idle CPU: the proxy's background work per second without load, mostly usage polls; 'less idle'"
         " takes its share out of each request)"
@@ -259,9 +294,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--accounts", type=int, default=500)
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=2000)  # fewer: the spread hides the effect
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--clients",
+        choices=("both", "plain", "key"),
+        default="both",
+        help="the load without an API key, as a restricted key's client, or both (each round)",
+    )
     parser.add_argument("--idle-seconds", type=float, default=20.0, help="idle watch per proxy")
     return parser.parse_args(argv)

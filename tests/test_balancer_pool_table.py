@@ -92,7 +92,7 @@ def test_a_roster_that_changes_is_read_afresh():
     assert balancer.select(second, session_key=None, now=NOW).candidate.account_id == 6
 
 
-@pytest.mark.parametrize("strategy", ["usage_weighted", "least_inflight"])
+@pytest.mark.parametrize("strategy", STRATEGIES)
 def test_the_kept_order_answers_what_the_loop_answers_as_load_moves_and_time_passes(strategy):
     """A request without a session walks the open accounts in headroom order (open_order.py), kept
     while only in-flight counts move; a cooldown ending or a window resetting makes it read afresh."""

@@ -195,6 +195,40 @@ async def test_a_key_restricted_to_some_accounts_uses_only_those(proxy):
     assert set(await proxy.served_by()) == {"acc_2"}
 
 
+async def test_a_restricted_key_stays_on_its_accounts_while_the_pool_changes(proxy):
+    """Each key's view of the pool is cached per worker: an account added, paused or taken off the key
+    while the view is warm must count from the next request on."""
+    ids = {a["chatgpt_account_id"]: a["id"] for a in await proxy.add_accounts("acc_1", "acc_2", "acc_3")}
+    key = await create_key(proxy.url, allowed_account_ids=[ids["acc_2"], ids["acc_3"]])
+    twin = await create_key(proxy.url, name="twin", allowed_account_ids=[ids["acc_3"], ids["acc_2"]])
+    await set_key_auth(proxy.url, True)
+
+    async def served(count: int, *keys: dict) -> set[str]:
+        before = len(await proxy.served_by())
+        for i in range(count):
+            for k in keys:
+                answer = await proxy.post(CODEX, codex_body(f"q{i}"), {**bearer(k), "session_id": f"s{i}"})
+                assert answer.status == 200, answer.raw[:300]
+        return set((await proxy.served_by())[before:])
+
+    assert await served(6, key, twin) <= {"acc_2", "acc_3"}  # the views are warm
+    ids |= {a["chatgpt_account_id"]: a["id"] for a in await proxy.add_accounts("acc_4")}
+    assert await served(6, key, twin) <= {"acc_2", "acc_3"}
+    status, _ = await api(proxy.url, "POST", f"/api/accounts/{ids['acc_2']}/pause")
+    assert status == 200
+    assert await served(6, key, twin) == {"acc_3"}
+    status, _ = await api(proxy.url, "POST", f"/api/accounts/{ids['acc_3']}/pause")
+    assert status == 200
+    before = len(await proxy.turns())
+    refused = await proxy.post(CODEX, codex_body(), bearer(key))
+    assert refused.status != 200 and len(await proxy.turns()) == before  # not sent to acc_1 or acc_4
+    status, _ = await api(
+        proxy.url, "PATCH", f"/api/api-keys/{key['id']}", {"allowed_account_ids": [ids["acc_4"]]}
+    )
+    assert status == 200
+    assert await served(4, key) == {"acc_4"}
+
+
 # --- limits -----------------------------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from .sessions import SessionBook
 from .shortage import NoAccountAvailable, shortage
 from .slots import AccountSlots, Field
 from .stickiness import rendezvous_weight, session_digest
-from .strategies import Open, picker
+from .strategies import Open, RoundRobin, picker
 from .windows import apply_to_slots
 
 STICKY = "sticky"
@@ -265,8 +265,14 @@ class Balancer:
             slots = self._slots
             changes = slots.changes  # before the rows
             order = pool_table.open_order(table, slots.rows, changes, now, model_plans)
-            chosen = order.pick(slots.view, self.strategy, self.inflight_cap) if order is not None else None
+            rotation = self._pick if isinstance(self._pick, RoundRobin) else None
+            last_id = rotation.last_id if rotation is not None else -1
+            chosen = None
+            if order is not None:
+                chosen = order.pick(slots.view, self.strategy, self.inflight_cap, last_id)
             if chosen is not None:
+                if rotation is not None:
+                    rotation.took(chosen.account_id)
                 return Selection(chosen, self.strategy)
         picked = self._fast(table, session, exclude, now, model_plans, blocked_until, reset_field, False)
         if isinstance(picked, pool_table.StrategyPick):

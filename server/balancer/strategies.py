@@ -61,6 +61,10 @@ class RoundRobin:
         self._last = chosen[0].account_id
         return chosen
 
+    def took(self, account_id: int) -> None:
+        """An account was picked in this cycle elsewhere (open_order.py's walk): continue after it."""
+        self._last = account_id
+
 
 def picker(strategy: str) -> Pick:
     if strategy == USAGE_WEIGHTED:

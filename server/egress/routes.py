@@ -25,6 +25,7 @@ from server.egress.store import Binding, ProxyRecord
 
 log = logging.getLogger(__name__)
 
+NOBODY: frozenset[int] = frozenset()
 RETIRE_AFTER_S = 600.0  # a replaced proxy session is closed this long after (streams end before that)
 DOWN_FOR_S = 30.0  # a proxy that refused a connection is not used by this worker for this long
 
@@ -118,6 +119,8 @@ class EgressRoutes:
         self._sessions: dict[int, tuple[str, aiohttp.ClientSession]] = {}  # proxy id -> (identity, session)
         self._down: dict[int, tuple[float, str]] = {}  # proxy id -> (until, reason), this worker's view
         self._stale: list[aiohttp.ClientSession] = []
+        # unavailable_accounts()' answer and until when it holds (a proxy's down time running out)
+        self._unroutable: tuple[frozenset[int], float] = (NOBODY, math.inf)
 
     @property
     def proxies(self) -> list[ProxyRecord]:
@@ -126,6 +129,7 @@ class EgressRoutes:
     def install(self, proxies: list[ProxyRecord], bindings: list[Binding]) -> None:
         self._proxies = {p.id: p for p in proxies}
         self._bindings = {b.account_id: b for b in bindings}
+        self._unroutable = (self._unroutable[0], -math.inf)
         for proxy_id, (identity, session) in list(self._sessions.items()):
             proxy = self._proxies.get(proxy_id)
             if proxy is None or _identity(proxy) != identity:
@@ -151,6 +155,7 @@ class EgressRoutes:
 
     def mark_down(self, proxy_id: int, reason: str) -> None:
         self._down[proxy_id] = (time.time() + DOWN_FOR_S, reason)
+        self._unroutable = (self._unroutable[0], -math.inf)
         proxy = self._proxies.get(proxy_id)
         log.warning("egress proxy down proxy=%s reason=%s", proxy.name if proxy else proxy_id, reason)
 
@@ -173,6 +178,18 @@ class EgressRoutes:
         except EgressUnavailable as exc:
             return str(exc)
         return None
+
+    def unavailable_accounts(self, now: float) -> frozenset[int]:
+        """The accounts without a route right now, read on every routed request: the same set object
+        for as long as it holds, worked out again only when a proxy goes down or comes back."""
+        known, until = self._unroutable
+        if now < until:
+            return known
+        ended = [end for end, _ in self._down.values() if end > now]
+        fresh = frozenset(a for a in self._bindings if self.unavailable(a, now) is not None)
+        # An equal set keeps its object: what callers cached against it stays valid.
+        self._unroutable = (known if fresh == known else fresh, min(ended, default=math.inf))
+        return self._unroutable[0]
 
     def route(self, account_id: int) -> Route:
         """The account's route now; raises EgressUnavailable when it has none (never falls back direct)."""

@@ -34,7 +34,10 @@ class KeyCache:
     async def reload(self) -> None:
         started = time.monotonic()
         records = await self._db.run(store.load_keys)
-        by_hash = {r.key_hash: r for r in records}
+        # Every change of the host reloads the keys: an unchanged key keeps its record, so what is
+        # cached against it (its view of the pool, server.proxy.pool_views) stays warm.
+        known = self._by_hash
+        by_hash = {r.key_hash: known[r.key_hash] if known.get(r.key_hash) == r else r for r in records}
         for digest, (asked, record) in list(self._learned.items()):
             if asked < started:
                 del self._learned[digest]  # the reload's read is as fresh: it decides

@@ -26,6 +26,8 @@ from server.keys.cache import KeyCache
 from server.keys.ledger import KeyLedger
 from server.models.registry import ModelRegistry
 from server.models.sync import ModelSyncer
+from server.proxy.pool_views import PoolViews
+from server.proxy.pool_windows import RecentWindows
 from server.proxy.transport import TransportChooser
 from server.reloader import ChangeWatcher
 from server.runtime_settings import RuntimeSettingsCache
@@ -80,6 +82,8 @@ class ProxyContext:
     callbacks: CallbackListener
     upkeep: Upkeep
     buckets: ModelBuckets
+    views: PoolViews  # the accounts a client may be routed to (a key's, with an egress route)
+    pool_windows: RecentWindows
     background: BackgroundTasks = field(default_factory=BackgroundTasks)
 
 
@@ -149,6 +153,7 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
     balancer = Balancer(slots, settings.routing_strategy, settings.account_inflight_cap)
     prices = PriceBook.from_settings(settings)
     runtime.follow(runtime_settings.applier(balancer, prices, request_log))
+    views = PoolViews(roster, upstream.egress)
     return ProxyContext(
         settings=settings,
         db=db,
@@ -171,6 +176,8 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
         callbacks=callbacks,
         upkeep=upkeep,
         buckets=model_buckets,
+        views=views,
+        pool_windows=RecentWindows(slots, views),
     )
 
 

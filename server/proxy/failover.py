@@ -99,13 +99,12 @@ class Failover:
         ctx, trace = self.ctx, self.trace
         waited = 0.0
         while True:
-            candidates = ctx.roster.candidates
-            if self.allowed_accounts is not None:
-                candidates = [c for c in candidates if c.account_id in self.allowed_accounts]
-                if not candidates:
-                    raise refusals.not_in_pool()
             now = time.time()
-            candidates = _routable(ctx, candidates, now)
+            # The same tuple for the same roster, key and egress state: the balancer's table for it is
+            # built once, not per request (and per retry) as when this was a fresh list.
+            candidates = ctx.views.routable(self.allowed_accounts, now)
+            if not candidates:
+                _refuse_empty(ctx, self.allowed_accounts)
             try:
                 selection = ctx.balancer.select(
                     candidates,
@@ -191,12 +190,13 @@ class Failover:
         return replace(account, access_token=token)
 
 
-def _routable(ctx: ProxyContext, candidates, now: float):
-    """Accounts whose egress proxy is down are not chosen at all (fail closed, before the first byte)."""
-    egress = ctx.upstream.egress
-    if not egress.proxies:
-        return candidates
-    routable = [c for c in candidates if egress.unavailable(c.account_id, now) is None]
-    if candidates and not routable:
+def _refuse_empty(ctx: ProxyContext, allowed_accounts: Collection[int] | None) -> None:
+    """No account to route to: the key's accounts are all gone, or every one left has its egress proxy
+    down (fail closed, before the first byte); an empty pool is the balancer's to report."""
+    roster = ctx.roster.candidates
+    if allowed_accounts is not None:
+        roster = [c for c in roster if c.account_id in allowed_accounts]
+        if not roster:
+            raise refusals.not_in_pool()
+    if roster:
         raise refusals.egress_down()
-    return routable

@@ -1,79 +1,23 @@
-"""The pool's combined quota windows, as a client of the pool should see them: the usage routes the Codex
-CLI's /status asks (`/backend-api/wham/usage`, `/api/codex/usage`) and the x-codex-* rate-limit headers
-of API-key clients, instead of whichever account served last.
-
-Combined = the capacity left across the accounts that client may use (an account out of quota counts as
-fully used), with the soonest reset; computed from the shared slots, no database round trip.
+"""The pool's combined quota windows (pool_windows), as a client of the pool should see them: the usage
+routes the Codex CLI's /status asks (`/backend-api/wham/usage`, `/api/codex/usage`) and the x-codex-*
+rate-limit headers of API-key clients, instead of whichever account served last. No database round trip.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
-from dataclasses import dataclass
 
-import numpy as np
 from sanic import Blueprint, Request
 from sanic.response import json
 
 from server.auth.guard import authorize_proxy
-from server.balancer.slots import Field
 from server.errors import ProxyError
 from server.keys import store as key_store
 from server.keys.windows import bounds
+from server.proxy.pool_windows import PoolWindow, PoolWindows
 
 bp = Blueprint("pool_usage")
 CODEX_USAGE_PATH = "/api/codex/usage"  # served to key holders, not behind the dashboard sign-in
-UNROUTABLE = frozenset({"paused", "reauth_required", "deactivated"})
-DEFAULT_MINUTES = {"primary": 300, "secondary": 10080}
-
-
-@dataclass(frozen=True, slots=True)
-class PoolWindow:
-    used_percent: float
-    window_minutes: int
-    reset_at: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class PoolWindows:
-    primary: PoolWindow | None
-    secondary: PoolWindow | None
-    accounts: int  # how many accounts the windows combine
-    limit_reached: bool
-
-
-def combine(ctx, allowed_accounts: Collection[int] | None, now: float) -> PoolWindows:
-    egress = ctx.upstream.egress
-    usable = [
-        c
-        for c in ctx.roster.candidates
-        if c.status not in UNROUTABLE
-        and (allowed_accounts is None or c.account_id in allowed_accounts)
-        and egress.unavailable(c.account_id, now) is None
-    ]
-    if not usable:
-        return PoolWindows(None, None, 0, True)
-    # Every key client's request asks this, so read the slots as one array: at 500 accounts a loop
-    # of per-field reads cost 0.65 ms a request, more than the rest of the request together.
-    rows = ctx.slots.rows.take([c.slot for c in usable], axis=0)
-    exhausted = np.fromiter(
-        (c.status == "quota_exceeded" and c.status_until > now for c in usable), bool, len(usable)
-    )
-    windows = {}
-    for name, used_field, reset_field in (
-        ("primary", Field.PRIMARY_USED, Field.PRIMARY_RESET_AT),
-        ("secondary", Field.SECONDARY_USED, Field.SECONDARY_RESET_AT),
-    ):
-        used = np.where(exhausted, 100.0, np.clip(rows[:, used_field], 0.0, 100.0))
-        resets = rows[:, reset_field]
-        upcoming = resets[resets > now]
-        # The capacity left across the pool, as a share of the pool's whole window.
-        windows[name] = PoolWindow(
-            float(used.mean()), DEFAULT_MINUTES[name], float(upcoming.min()) if upcoming.size else None
-        )
-    reached = all(w.used_percent >= 100.0 for w in windows.values())
-    return PoolWindows(windows["primary"], windows["secondary"], len(usable), reached)
 
 
 def rate_limit_headers(pool: PoolWindows, minutes: dict[str, int] | None = None) -> dict[str, str]:
@@ -124,7 +68,7 @@ def view_for(ctx, key, allowed_accounts, now: float) -> dict[str, str] | None:
         return {}
     if mode == "off" or (mode == "keys" and key is None):
         return None
-    return rate_limit_headers(combine(ctx, allowed_accounts, now))
+    return rate_limit_headers(ctx.pool_windows.of(allowed_accounts, now))
 
 
 def rate_limits_event(ctx, key, allowed_accounts, data: dict, now: float) -> dict | None:
@@ -136,7 +80,7 @@ def rate_limits_event(ctx, key, allowed_accounts, data: dict, now: float) -> dic
     limits = data.get("rate_limits")
     if mode == "off" or (mode == "keys" and key is None) or not isinstance(limits, dict):
         return data
-    pool = combine(ctx, allowed_accounts, now)
+    pool = ctx.pool_windows.of(allowed_accounts, now)
     rewritten = dict(limits)
     for name, window in (("primary", pool.primary), ("secondary", pool.secondary)):
         before = limits.get(name) if isinstance(limits.get(name), dict) else {}
@@ -180,7 +124,8 @@ async def pool_usage(request: Request):
         )
     now = time.time()
     allowed = key.allowed_accounts if key else None
-    pool = combine(ctx, allowed, now)
+    # Asked now and then (the CLI's /status), maybe right after a turn: read the slots now.
+    pool = ctx.pool_windows.of(allowed, now, fresh=True)
     if key is not None and key.limits:
         pool = with_key_limits(
             pool, key, await ctx.db.run(key_store.current_usage, [r.id for r in key.limits], now), now
