@@ -1,7 +1,8 @@
 """Keeps each worker's in-memory copies (roster, run-time settings, later API keys) current.
 
 A change made in this host bumps the shared generation counter (seen within 50 ms); a
-change made by another replica bumps the database change marker (polled every 1.5 seconds).
+change made by another replica bumps the database change marker (polled every 1.5 seconds). A usage
+poll that moved only usage bumps neither: the same check sees the latest poll move and re-reads usage.
 """
 
 from __future__ import annotations
@@ -22,12 +23,16 @@ Reload = Callable[[], Awaitable[None]]
 
 
 class ChangeWatcher:
-    def __init__(self, db: Database, slots: AccountSlots, reloaders: list[Reload]) -> None:
+    def __init__(
+        self, db: Database, slots: AccountSlots, reloaders: list[Reload], usage_reloaders: list[Reload]
+    ) -> None:
         self._db = db
         self._slots = slots
         self._reloaders = reloaders
+        self._usage_reloaders = usage_reloaders  # after a usage poll that changed nothing else
         self._generation = -1
         self._version = -1
+        self._polled = 0.0
         self._task: asyncio.Task | None = None
         # Told each generation this worker has loaded (server.freshness: the API waits for the host).
         self.on_loaded: Callable[[int], None] | None = None
@@ -42,10 +47,10 @@ class ChangeWatcher:
 
     async def reload_all(self) -> None:
         generation = self._slots.generation
-        version = await self._db.run(change_marker.roster_version)
+        version, polled = await self._db.run(change_marker.marks)
         for reload in self._reloaders:
             await reload()
-        self._generation, self._version = generation, version
+        self._generation, self._version, self._polled = generation, version, polled
         if self.on_loaded is not None:
             self.on_loaded(generation)
 
@@ -70,7 +75,12 @@ class ChangeWatcher:
                     await self.reload_all()
                 elif since_db_check >= DATABASE_POLL_S:
                     since_db_check = 0.0
-                    if await self._db.run(change_marker.roster_version) != self._version:
+                    version, polled = await self._db.run(change_marker.marks)
+                    if version != self._version:
                         await self.reload_all()
+                    elif polled != self._polled:
+                        self._polled = polled
+                        for reload in self._usage_reloaders:
+                            await reload()
             except Exception:  # the watcher must survive a database hiccup; the next poll retries
                 log.exception("reload failed")

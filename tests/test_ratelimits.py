@@ -253,3 +253,30 @@ def test_a_snapshot_with_only_credits_leaves_the_windows_alone(slots):
     apply_to_slots(slots, 3, RateLimitSnapshot(None, None, False, False, 0.0, None))
     assert slots.get(3, Field.PRIMARY_USED) == 80.0
     assert slots.get(3, Field.CREDITS_USABLE) == 0.0
+
+
+def test_answers_that_barely_move_a_window_do_not_count_as_a_change_of_the_pool(slots):
+    """Nearly every answer moves the percent by hundredths and lands its reset a fraction later; writing
+    those would make every worker re-sort its open accounts on every answer (balancer/open_order.py)."""
+
+    def answer(primary: float, reset_after: float) -> None:
+        window = UsageWindow(primary, 300, NOW + reset_after)
+        apply_to_slots(slots, 3, RateLimitSnapshot(window, None, None, None, None, None))
+
+    answer(40.0, 600.0)
+    changes = slots.changes
+    answer(40.2, 600.4)
+    answer(40.45, 599.6)
+    assert slots.changes == changes
+    assert (slots.get(3, Field.PRIMARY_USED), slots.get(3, Field.PRIMARY_RESET_AT)) == (40.0, NOW + 600)
+    answer(40.5, 600.0)  # half a point: written, so the value is never more than that behind
+    assert slots.get(3, Field.PRIMARY_USED) == 40.5 and slots.changes == changes + 1
+    answer(40.5, 660.0)  # a new reset
+    assert slots.get(3, Field.PRIMARY_RESET_AT) == NOW + 660 and slots.changes == changes + 2
+    slots.set(3, Field.PRIMARY_USED, 99.8)
+    answer(100.0, 660.0)  # spent is always written
+    assert slots.get(3, Field.PRIMARY_USED) == 100.0
+    answer(99.9, 660.0)  # and so is leaving it
+    assert slots.get(3, Field.PRIMARY_USED) == 99.9
+    answer(0.2, 18000.0)  # and a fresh window
+    assert slots.get(3, Field.PRIMARY_USED) == 0.2

@@ -17,6 +17,9 @@ from server.db import Database
 from server.secretbox import SecretBox
 
 log = logging.getLogger(__name__)
+# A usage re-read also takes the polls this long before the latest one it has seen: two polls stored
+# at once (an operator's poll beside the job's tick) may commit out of their order.
+USAGE_OVERLAP_S = 5.0
 
 
 class Roster:
@@ -26,6 +29,7 @@ class Roster:
         self._slots = slots
         self._by_id: dict[int, store.AccountRecord] = {}
         self._usage_seen: dict[int, float] = {}  # account id -> polled_at already put into the slots
+        self._latest_poll = 0.0  # the latest polled_at among them
         self._opened: dict[str, str] = {}  # sealed access token -> token, so a reload decrypts only news
         self._all: dict[int, store.AccountRecord] = {}  # every account, in id order (some may lie beyond
         self._version = -1  # capacity); the change marker's version at the last reload (-1: never)
@@ -52,10 +56,30 @@ class Roster:
         self._all, self._version = merged, changes.version
         self._install(list(merged.values()))
 
+    async def reload_usage(self) -> None:
+        """A usage poll that changed no account's state (no version bump, server.reloader): take the
+        snapshots polled since the latest one seen into the records and, once each, into the slots."""
+        polled = await self._db.run(store.polled_since, self._latest_poll - USAGE_OVERLAP_S)
+        fresh = []
+        for snapshot in polled:
+            record = self._all.get(snapshot.id)
+            if record is None or record.usage_polled_at >= snapshot.usage_polled_at:
+                continue
+            record = replace(
+                record, usage_snapshot=snapshot.usage_snapshot, usage_polled_at=snapshot.usage_polled_at
+            )
+            self._all[record.id] = record
+            if record.id in self._by_id:
+                self._by_id[record.id] = record
+                fresh.append(record)
+        self._sync_polled_usage(fresh)
+
     def _install(self, records: list[store.AccountRecord]) -> None:
         records = self._within_capacity(records)
         self._by_id = {record.id: record for record in records}
         self._sync_polled_usage(records)
+        for gone in self._usage_seen.keys() - self._by_id.keys():
+            del self._usage_seen[gone]
         # Unchanged accounts keep their Candidate (its rendezvous salt is a hash worth not redoing).
         known = {
             (c.account_id, c.slot, c.status, c.plan_type, c.status_until, c.policy, c.reserve_percent): c
@@ -93,11 +117,10 @@ class Roster:
         host's slots through the database; each poll is applied once, not over fresher live headers."""
         now = time.time()
         for r in records:
-            if r.usage_polled_at and self._usage_seen.get(r.id) != r.usage_polled_at:
+            if r.usage_polled_at > self._usage_seen.get(r.id, 0.0):
                 self._usage_seen[r.id] = r.usage_polled_at
+                self._latest_poll = max(self._latest_poll, r.usage_polled_at)
                 apply_stored_usage(self._slots, r.slot, r.status, r.usage_snapshot, now)
-        for gone in self._usage_seen.keys() - self._by_id.keys():
-            del self._usage_seen[gone]
 
     def update_access_token(self, account_id: int, access_token: str) -> None:
         """After a refresh in this worker: use the new token at once, before the reload arrives."""

@@ -569,16 +569,27 @@ class PolledUsage:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class SavedUsage:
+    """What storing a tick's polls did: each stored account's status afterwards (a deleted account is
+    left out), and the accounts whose state or plan changed (stamped for every worker's roster)."""
+
+    statuses: dict[int, str]
+    changed: tuple[int, ...]
+
+
 @orm.db_session(retry=3)
-def save_usage(db: orm.Database, polls: list[PolledUsage]) -> dict[int, str]:
+def save_usage(db: orm.Database, polls: list[PolledUsage]) -> SavedUsage:
     """Store a poll tick's answers in one transaction: each account's latest snapshot, a history row
-    where the last is older than HISTORY_SPACING_S, and the states they decide. Answers each stored
-    account's status afterwards (a deleted account is left out).
+    where the last is older than HISTORY_SPACING_S, and the states they decide.
 
     One transaction for the tick, not one per account: at 500 accounts (8 polls a second in the first
-    interval) a commit, a history COUNT and a change-marker bump per poll cost ~12 ms/s of idle CPU."""
+    interval) a commit, a history COUNT and a change-marker bump per poll cost ~12 ms/s of idle CPU.
+    Only accounts whose state or plan changed bump the change marker (a reload of everything in every
+    worker); a poll that moved only the usage reaches workers and replicas through usage_polled_at
+    (server.reloader: a re-read of the polled rows' usage)."""
     if not polls:
-        return {}
+        return SavedUsage({}, ())
     ids = ", ".join(str(int(p.account_id)) for p in polls)
     rows = {
         int(r[0]): (r[1], float(r[2] or 0.0), r[3] or "")
@@ -593,18 +604,22 @@ def save_usage(db: orm.Database, polls: list[PolledUsage]) -> dict[int, str]:
             {"oldest": oldest},
         )
     )
-    statuses = {}
+    statuses, changed = {}, []
     for poll in polls:
         if poll.account_id not in rows:
             continue
         status, status_until, plan_type = rows[poll.account_id]
-        if poll.plan_type and poll.plan_type != plan_type:
-            plan_type = poll.plan_type
+        replanned = bool(poll.plan_type) and poll.plan_type != plan_type
         db.execute(
             "UPDATE account SET usage_snapshot = $snapshot, usage_polled_at = $at, plan_type = $plan "
             "WHERE id = $id",
             {},
-            {"snapshot": poll.snapshot_json, "at": poll.at, "plan": plan_type, "id": poll.account_id},
+            {
+                "snapshot": poll.snapshot_json,
+                "at": poll.at,
+                "plan": poll.plan_type if replanned else plan_type,
+                "id": poll.account_id,
+            },
         )
         if float(last_point.get(poll.account_id) or 0.0) <= poll.at - HISTORY_SPACING_S:
             # trends need one point per few minutes, not one per poll
@@ -617,10 +632,30 @@ def save_usage(db: orm.Database, polls: list[PolledUsage]) -> dict[int, str]:
         if change is not None:
             status, reason, until = change
             _change_status(db, db.Account[poll.account_id], status, reason, until, poll.at)
+        if change is not None or replanned:
+            changed.append(poll.account_id)
         statuses[poll.account_id] = status
-    if statuses:
-        _changed(db, *statuses)
-    return statuses
+    if changed:
+        _changed(db, *changed)
+    return SavedUsage(statuses, tuple(changed))
+
+
+@dataclass(frozen=True, slots=True)
+class PolledSnapshot:
+    id: int
+    usage_snapshot: str
+    usage_polled_at: float
+
+
+@orm.db_session
+def polled_since(db: orm.Database, since: float) -> list[PolledSnapshot]:
+    """The usage snapshots polled after `since` (a worker's re-read after a usage-only poll)."""
+    rows = db.select(
+        "SELECT id, usage_snapshot, usage_polled_at FROM account WHERE usage_polled_at > $since",
+        {},
+        {"since": since},
+    )
+    return [PolledSnapshot(int(r[0]), r[1] or "", float(r[2])) for r in rows]
 
 
 @orm.db_session

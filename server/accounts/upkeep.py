@@ -8,7 +8,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import aiohttp
 import orjson
@@ -113,6 +113,7 @@ class Answer:
     snapshot: ratelimits.RateLimitSnapshot
     buckets: dict[str, ratelimits.UsageWindow]
     at: float
+    refreshed: bool = False  # its token was refreshed to ask: every worker takes the new one
 
     def stored(self) -> store.PolledUsage:
         return store.PolledUsage(
@@ -125,15 +126,8 @@ class Answer:
         )
 
 
-def _answer(status: int, body: bytes) -> Hashable | None:
+def _answer(snapshot: ratelimits.RateLimitSnapshot | None, document: dict | None) -> Hashable | None:
     """What an account's usage said, without the moving parts (reset times): equal answers back off."""
-    if status != 200:
-        return None
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    snapshot = ratelimits.from_wham_usage(document, 0.0) if isinstance(document, dict) else None
     if snapshot is None:
         return None
     row = usage_row(snapshot)
@@ -187,8 +181,10 @@ class Upkeep:
         ]
 
     async def poll_usage(self) -> None:
-        """Poll every account now (operators and tests; the job polls only the due ones)."""
+        """Poll every account now (operators and tests; the job polls only the due ones), and have every
+        worker of this host reload at once, so what it learned routes the next request."""
         await self._poll(None)
+        await self._on_changed()
 
     async def poll_due(self) -> None:
         """The job's tick: poll the accounts whose moment in the interval has come."""
@@ -218,21 +214,23 @@ class Upkeep:
         changes = sum(o is True for o in outcomes) + len(expired) + await self._keep(answers)
         self.polls += 1
         log.info("usage poll done accounts=%d state_changes=%d", len(targets), changes)
-        if targets or expired:
+        # Every worker reloads what the roster carries; a poll that moved only usage reaches them
+        # without it (store.save_usage), and the slots of this host have it already.
+        if changes and only is not None:
             await self._on_changed()
 
     async def _keep(self, answers: list[Answer]) -> int:
-        """Store a tick's answers (one transaction) and put them into the slots; how many changed state."""
+        """Store a tick's answers (one transaction) and put them into the slots; how many accounts
+        changed what the roster carries (state, plan, access token, a bucket refusing its models)."""
         if not answers:
             return 0
-        statuses = await self._db.run(store.save_usage, [a.stored() for a in answers])
-        changes = 0
+        saved = await self._db.run(store.save_usage, [a.stored() for a in answers])
         for answer in answers:
-            target, status = answer.target, statuses.get(answer.target.id, "")
+            target, status = answer.target, saved.statuses.get(answer.target.id, "")
             apply_to_slots(self._slots, target.slot, answer.snapshot)
             if status == "active" and self._slots.get(target.slot, Field.COOLDOWN_UNTIL) > answer.at:
                 self._slots.set(target.slot, Field.COOLDOWN_UNTIL, 0.0)
-            changes += bool(status) and status != target.status
+        changes = len(saved.changed) + sum(a.refreshed for a in answers)
         states = [s for a in answers for s in polled_buckets(a.target.id, a.buckets, a.at)]
         # A bucket that started or stopped refusing its models: every worker reloads.
         if states and await self._db.run(buckets.save, states):
@@ -251,27 +249,29 @@ class Upkeep:
             self.schedule.polled(target.id, None, time.time())
             return False
         now = time.time()
-        self.schedule.polled(target.id, _answer(status, body), now)
         if status == 200:
             try:
                 document = orjson.loads(body)
             except orjson.JSONDecodeError:
                 document = None
             snapshot = ratelimits.from_wham_usage(document, now) if isinstance(document, dict) else None
+            self.schedule.polled(target.id, _answer(snapshot, document), now)
             if snapshot is None:
                 log.warning("usage poll answered no windows account=%d", target.id)
                 return False
             return Answer(target, snapshot, ratelimits.model_buckets_from_wham(document, now), now)
+        self.schedule.polled(target.id, None, now)
         failure = failures.classify_usage_poll(status, body, now)
         if failure.kind is FailureKind.AUTH and not retried:
             try:
                 token = await self._refresher.refresh(target.id, target.access_token)
             except RefreshFailed as exc:
                 return exc.reauth_required
-            return await self.poll_account(
+            outcome = await self.poll_account(
                 store.PollTarget(target.id, target.chatgpt_account_id, target.slot, target.status, token),
                 True,
             )
+            return replace(outcome, refreshed=True) if isinstance(outcome, Answer) else True
         if failure.kind is FailureKind.DEACTIVATED:
             reason = f"usage poll: {failure.code} {failure.message}".strip()[:300]
             return await self._db.run(store.set_status, target.id, "deactivated", reason)

@@ -11,6 +11,7 @@ from server.upstream.ratelimits import RateLimitSnapshot, UsageWindow
 from .slots import AccountSlots, Field
 
 RESET_JITTER_S = 1.0
+USED_STEP = 0.5  # percentage points
 
 
 def apply_to_slots(slots: AccountSlots, slot: int, snapshot: RateLimitSnapshot) -> None:
@@ -34,7 +35,13 @@ def _write_window(
         slots.set(slot, used, 0.0)
         slots.set(slot, reset, 0.0)
     else:
-        slots.set(slot, used, window.used_percent)
+        percent = window.used_percent
+        before = slots.get(slot, used)
+        # Answers report the percent to a hundredth, so nearly every answer moves it a little: a move
+        # under USED_STEP keeps the value (each write counts as a change of the pool, which makes every
+        # worker re-sort its open accounts); spent or fresh is always written.
+        if abs(percent - before) >= USED_STEP or percent >= 100.0 or before >= 100.0 or not percent:
+            slots.set(slot, used, percent)
         reset_at = window.reset_at or 0.0
         # A reset given as seconds from now lands a fraction later on each answer: the same reset, and
         # rewriting it would count as a change of the pool (see AccountSlots.changes) on every answer.

@@ -108,7 +108,11 @@ async def open_proxy_context(settings: Settings, db: Database, box, slots) -> Pr
             roster.changed()
 
     watcher = ChangeWatcher(
-        db, slots, [roster.reload, runtime.reload, keys.reload, models.reload, reload_buckets, reload_egress]
+        db,
+        slots,
+        [roster.reload, runtime.reload, keys.reload, models.reload, reload_buckets, reload_egress],
+        # A poll that moved only usage: its windows and per-model bucket percentages.
+        [roster.reload_usage, reload_buckets],
     )
     await watcher.reload_all()
     watcher.start()
