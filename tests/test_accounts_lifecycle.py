@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from server.accounts import store
+from server.accounts.poll_schedule import PollSchedule
 from server.balancer.slots import Field
 from server.config import sqlite_path
 from tests.support.polling import eventually
@@ -166,6 +167,19 @@ async def test_accounts_polled_together_each_keep_their_own_history_spacing(prox
     ]
     assert [[row["primary_used"] for row in history] for history in histories] == [[0.0], [20.0]]
     assert (await account(proxy, second["id"]))["usage"]["primary"]["used_percent"] == 20.0
+
+
+async def test_the_poll_job_asks_an_unchanging_account_less_often_until_its_usage_moves(proxy):
+    [added] = await proxy.add_accounts("acc_steady")
+    upkeep = ctx_of(proxy).upkeep
+    upkeep.schedule = PollSchedule(0.0)  # every account due at every tick
+    for _ in range(3):
+        await upkeep.poll_due()
+    assert upkeep.schedule.backoff(added["id"]) == 4  # the same answer twice over: 1, 2, 4 intervals
+    await proxy.fake.consume("acc_steady", 1_000_000)
+    await upkeep.poll_due()
+    assert upkeep.schedule.backoff(added["id"]) == 1
+    assert (await account(proxy, added["id"]))["usage"]["primary"]["used_percent"] == 10.0
 
 
 async def test_full_primary_window_rate_limits_until_the_poll_shows_room(proxy):

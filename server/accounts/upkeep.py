@@ -126,15 +126,8 @@ class Answer:
         )
 
 
-def _answer(status: int, body: bytes) -> Hashable | None:
+def _answer(snapshot: ratelimits.RateLimitSnapshot | None, document: dict | None) -> Hashable | None:
     """What an account's usage said, without the moving parts (reset times): equal answers back off."""
-    if status != 200:
-        return None
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    snapshot = ratelimits.from_wham_usage(document, 0.0) if isinstance(document, dict) else None
     if snapshot is None:
         return None
     row = usage_row(snapshot)
@@ -256,17 +249,18 @@ class Upkeep:
             self.schedule.polled(target.id, None, time.time())
             return False
         now = time.time()
-        self.schedule.polled(target.id, _answer(status, body), now)
         if status == 200:
             try:
                 document = orjson.loads(body)
             except orjson.JSONDecodeError:
                 document = None
             snapshot = ratelimits.from_wham_usage(document, now) if isinstance(document, dict) else None
+            self.schedule.polled(target.id, _answer(snapshot, document), now)
             if snapshot is None:
                 log.warning("usage poll answered no windows account=%d", target.id)
                 return False
             return Answer(target, snapshot, ratelimits.model_buckets_from_wham(document, now), now)
+        self.schedule.polled(target.id, None, now)
         failure = failures.classify_usage_poll(status, body, now)
         if failure.kind is FailureKind.AUTH and not retried:
             try:
