@@ -117,7 +117,7 @@ def test_the_kept_order_answers_what_the_loop_answers_as_load_moves_and_time_pas
                 now += rng.choice((10.0, 25.0))  # past cooldowns (NOW+30) and resets (NOW+20, +40)
             expected = _outcome(loop, candidates, session_key=None, now=now, model_plans=plans)
             assert _outcome(table, candidates, session_key=None, now=now, model_plans=plans) == expected
-            kept = table._table_of(candidates).orders.get(None if plans is None else frozenset(plans))
+            kept = table._table_of(candidates).orders.get((None if plans is None else frozenset(plans), None))
             walks += kept is not None and kept.changes == slots.changes
         assert round_ < 5 or walks, "the order was never kept"
     assert walks > 40 * 30 // 2
@@ -147,3 +147,47 @@ def test_the_kept_order_is_read_afresh_when_a_window_or_cooldown_changes():
     slots.set(39, Field.INFLIGHT, 2.0)  # 100 % less 10 for two in flight scores what 3's 90 % scores...
     slots.set(2, Field.PRIMARY_USED, 10.0)
     assert balancer.select(candidates, session_key=None, now=NOW + 61).candidate.account_id == 3  # ...idle
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_the_kept_order_follows_policies_and_the_reset_preference_as_the_array_path_does(strategy):
+    """burn_first and preserve tiers and the earlier-reset preference, walked from the kept order, pick
+    the account the array path picks and give the same reason, as load moves and time passes."""
+    rng = random.Random(f"tiers-{strategy}")
+    slots = AccountSlots(SharedPrimitives.create(capacity=64))
+    arrays, walk = Balancer(slots, strategy, inflight_cap=4), Balancer(slots, strategy, inflight_cap=4)
+    arrays.keep_order = False
+    reasons = set()
+    for round_ in range(60):
+        plain = _randomise(rng, slots, rng.choice((3, 30, 64)))
+        standby = rng.random() < 0.15  # every account a reserve: they serve, held back by their floor
+        candidates = tuple(
+            Candidate(
+                c.account_id,
+                c.slot,
+                c.status,
+                c.plan_type,
+                c.status_until,
+                policy="preserve" if standby else rng.choice(("normal", "normal", "burn_first", "preserve")),
+                reserve_percent=100.0 if standby else rng.choice((0.0, 20.0, 50.0, 100.0)),
+            )
+            for c in plain
+        )
+        for slot in range(len(candidates)):  # resets spread over the next hours, some within 5 minutes
+            for reset in (Field.PRIMARY_RESET_AT, Field.SECONDARY_RESET_AT):
+                if slots.get(slot, reset) > NOW:
+                    slots.set(slot, reset, NOW + rng.choice((20.0, 100.0, 250.0, 3600.0, 7200.0)))
+        preference = rng.choice(("off", "5h", "weekly"))
+        for balancer in (arrays, walk):
+            balancer.configure(strategy, True, prefer_earlier_reset=preference)
+        plans = rng.choice((None, {"pro", "team"}))
+        now = NOW
+        for _ in range(20):
+            for slot in rng.sample(range(len(candidates)), min(8, len(candidates))):
+                slots.set(slot, Field.INFLIGHT, float(rng.choice((0, 0, 1, 2, 3, 4, 6))))
+            if rng.random() < 0.2:
+                now += rng.choice((10.0, 25.0, 90.0))
+            expected = _outcome(arrays, candidates, now, session_key=None, model_plans=plans)
+            assert _outcome(walk, candidates, now, session_key=None, model_plans=plans) == expected, round_
+            reasons.add(expected[1])
+    assert {"burn_first", "preserve_floor", "earlier_reset", strategy} <= reasons, reasons

@@ -40,6 +40,7 @@ class ModelBuckets:
         self._states: dict[tuple[int, str], BucketState] = {}
         self._bucket_of: dict[str, str] = {}
         self._until: dict[str, dict[int, float]] = {}
+        self._by_account: dict[int, list[BucketState]] = {}  # by bucket name: the account list reads it
 
     def install(self, states: Iterable[BucketState]) -> None:
         """The database's rows (a reload); newer local observations survive it."""
@@ -75,7 +76,7 @@ class ModelBuckets:
         return live or None
 
     def of_account(self, account_id: int, now: float) -> list[dict]:
-        return [s.public(now) for (owner, _), s in sorted(self._states.items()) if owner == account_id]
+        return [state.public(now) for state in self._by_account.get(account_id, ())]
 
     def forget_account(self, account_id: int) -> None:
         self._states = {k: v for k, v in self._states.items() if k[0] != account_id}
@@ -84,12 +85,15 @@ class ModelBuckets:
     def _index(self) -> None:
         bucket_of: dict[str, str] = {}
         until: dict[str, dict[int, float]] = {}
-        for state in self._states.values():
+        by_account: dict[int, list[BucketState]] = {}
+        for key in sorted(self._states):  # (account, bucket): each account's list in bucket order
+            state = self._states[key]
             for model in state.models:
                 bucket_of[model] = state.bucket
             if state.cooling_until:
                 until.setdefault(state.bucket, {})[state.account_id] = state.cooling_until
-        self._bucket_of, self._until = bucket_of, until
+            by_account.setdefault(state.account_id, []).append(state)
+        self._bucket_of, self._until, self._by_account = bucket_of, until, by_account
 
 
 def _merged(old: BucketState, new: BucketState) -> BucketState:

@@ -40,6 +40,7 @@ from .open_order import OpenOrder
 from .placement import Placer
 from .policies import BURN_FIRST, PRESERVE
 from .strategies import INFLIGHT_PENALTY, LEAST_INFLIGHT, ROUND_ROBIN, USAGE_WEIGHTED
+from .tiers import BURN, EARLIER_RESET, HEADROOM, PRESERVE_FLOOR, RESET_GRANULARITY_S
 
 # Below this many accounts the plain loop is as fast as the array set-up.
 MIN_ACCOUNTS = 24
@@ -47,14 +48,6 @@ STRATEGIES = frozenset({USAGE_WEIGHTED, LEAST_INFLIGHT, ROUND_ROBIN})
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
-# Resets this close together count as the same moment, so the strategy still spreads among them.
-RESET_GRANULARITY_S = 300.0
-
-# Routing reasons (the request log's `routing` column), strongest first.
-PRESERVE_FLOOR = "preserve_floor"
-BURN = BURN_FIRST
-EARLIER_RESET = "earlier_reset"
-HEADROOM = "headroom"
 
 
 class PoolTable:
@@ -102,7 +95,8 @@ class PoolTable:
         self.preserve = np.flatnonzero(self.floors >= 0)
         self.has_policies = bool(self.burn.any() or self.preserve.size)
         self.status_until = np.fromiter((c.status_until for c in candidates), dtype=float, count=count)
-        self.orders: dict[frozenset[str] | None, OpenOrder] = {}  # per model plans (open_order)
+        # Per model plans and reset preference (open_order).
+        self.orders: dict[tuple[frozenset[str] | None, int | None], OpenOrder] = {}
 
     def at(self, values: np.ndarray, positions: np.ndarray) -> np.ndarray:
         """values[positions] for one value per account; the values themselves when positions are all."""
@@ -209,11 +203,16 @@ def fast_select(
 
 
 def open_order(
-    table: PoolTable, rows_all: np.ndarray, changes: int, now: float, model_plans: Collection[str] | None
+    table: PoolTable,
+    rows_all: np.ndarray,
+    changes: int,
+    now: float,
+    model_plans: Collection[str] | None,
+    reset_field: int | None,
 ) -> OpenOrder | None:
-    """The table's open accounts in headroom order, kept while it holds (None: no account is open).
-    `changes`: the slots' change counter, read before `rows_all`."""
-    key = None if model_plans is None else frozenset(model_plans)
+    """The table's open accounts in the routing's order, kept while it holds (None: no account is
+    open). `changes`: the slots' change counter, read before `rows_all`."""
+    key = (None if model_plans is None else frozenset(model_plans), reset_field)
     order = table.orders.get(key)
     if order is not None and order.changes == changes and now < order.valid_until:
         return order
@@ -221,7 +220,8 @@ def open_order(
     open_positions, _ = _open_positions(table, rows, (), now, model_plans, None)
     if not open_positions.size:
         return None
-    order = OpenOrder.build(table, rows, open_positions, _headrooms(rows, now), changes, now)
+    room = _headrooms(rows, now)
+    order = OpenOrder.build(table, rows, open_positions, room, changes, now, reset_field)
     if len(table.orders) >= 16:  # model plan sets are few; a flood of odd ones must not grow it
         table.orders.clear()
     table.orders[key] = order

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from server.upstream.failures import UpstreamFailure
 from server.upstream.ratelimits import RateLimitSnapshot
 
-from . import cooldowns, open_order, pool_table
+from . import cooldowns, open_order, pool_table, tiers
 from .availability import INFLIGHT, PASSING, Block, headroom, passing_block, standing_block
 from .candidates import ACTIVE, Candidate
 from .placement import Placer
@@ -66,6 +66,7 @@ class Balancer:
         # A roster of any size keeps an open order for requests without a session (open_order.py): a
         # walk of its first accounts costs less than the loop even at 3 accounts.
         self.order_threshold = 1
+        self.keep_order = True  # False: always the array path (tests compare the two)
         self._tables: OrderedDict[int, pool_table.PoolTable] = OrderedDict()
         self._reset_field: int | None = None
         self.placement = HEADROOM_PLACEMENT
@@ -259,28 +260,26 @@ class Balancer:
         session by rendezvous."""
         reset_field = None if session is not None else self._reset_field
         table = self._table_of(candidates)
-        if session is None and open_order.usable(
-            self.strategy, exclude, blocked_until, reset_field, table.has_policies
-        ):
+        if self.keep_order and session is None and open_order.usable(self.strategy, exclude, blocked_until):
             slots = self._slots
             changes = slots.changes  # before the rows
-            order = pool_table.open_order(table, slots.rows, changes, now, model_plans)
+            order = pool_table.open_order(table, slots.rows, changes, now, model_plans, reset_field)
             rotation = self._pick if isinstance(self._pick, RoundRobin) else None
             last_id = rotation.last_id if rotation is not None else -1
-            chosen = None
+            found = None
             if order is not None:
-                chosen = order.pick(slots.view, self.strategy, self.inflight_cap, last_id)
-            if chosen is not None:
+                found = order.pick(slots.view, self.strategy, self.inflight_cap, last_id)
+            if found is not None:
                 if rotation is not None:
-                    rotation.took(chosen.account_id)
-                return Selection(chosen, self.strategy)
+                    rotation.took(found[0].account_id)
+                return Selection(found[0], found[1] or self.strategy)
         picked = self._fast(table, session, exclude, now, model_plans, blocked_until, reset_field, False)
         if isinstance(picked, pool_table.StrategyPick):
             return Selection(picked.candidate, picked.reason or self.strategy, picked.over_cap)
         if picked.top_block is not None:
             routing = STICKY_MOVED + picked.top_block.value
         elif picked.held_back:
-            routing = STICKY_MOVED + pool_table.PRESERVE_FLOOR
+            routing = STICKY_MOVED + tiers.PRESERVE_FLOOR
         elif picked.moved_at_capacity:
             routing = STICKY_MOVED + AT_CAPACITY
         else:
