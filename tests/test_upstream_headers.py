@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from tests.support.keys import bearer, create_key
-from tests.support.proxy import CODEX_ROUTE, codex_body
+from tests.support.proxy import CODEX_ROUTE, codex_body, proxy_settings, serve_proxy
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -86,3 +86,26 @@ async def test_websocket_upstream_handshake_gets_only_allowed_headers(proxy):
     handshakes = [r for r in await proxy.fake.requests(path=CODEX_ROUTE) if r["kind"] == "handshake"]
     assert handshakes, await proxy.fake.requests(path=CODEX_ROUTE)
     _assert_allow_list(handshakes[-1]["headers"], key["key"])
+
+
+async def test_a_cookie_one_account_was_given_never_travels_with_another(
+    tmp_path, database_url, fake_upstream
+):
+    """The backend's edge sets cookies on its answers. A cookie jar shared by the upstream session would
+    send one account's cookies with every account's requests, tying the accounts together (and no Codex
+    CLI sends cookies it was given). A jar keeps no cookies from an IP address, so the fake is reached by
+    name here, as the real backend is."""
+    await fake_upstream.configure(defaults={"set_cookie": True})
+    by_name = fake_upstream.base_url.replace("127.0.0.1", "localhost")
+    settings = proxy_settings(
+        tmp_path, database_url, fake_upstream, upstream_base_url=by_name, routing_strategy="round_robin"
+    )
+    async with serve_proxy(settings, fake_upstream) as proxy:
+        await proxy.add_accounts("acc_jar_a", "acc_jar_b")
+        for turn in range(4):
+            async with proxy.session.post(proxy.url + CODEX_ROUTE, json=codex_body(f"turn {turn}")) as r:
+                assert r.status == 200
+                await r.read()
+        served = await fake_upstream.requests(path="/backend-api/codex/responses")
+    assert {entry["account"] for entry in served} == {"acc_jar_a", "acc_jar_b"}
+    assert [entry["headers"].get("cookie") for entry in served] == [None] * 4

@@ -95,8 +95,11 @@ def open_session(proxy: ProxyRecord, on_failure=lambda _id, _reason: None) -> ai
         limit_per_host=0,
         keepalive_timeout=60,
     )
-    return aiohttp.ClientSession(
-        connector=connector, skip_auto_headers=("Accept-Encoding",), json_serialize=None
+    return aiohttp.ClientSession(  # as the direct session (upstream/client.py): no shared cookie jar
+        connector=connector,
+        skip_auto_headers=("Accept-Encoding",),
+        json_serialize=None,
+        cookie_jar=aiohttp.DummyCookieJar(),
     )
 
 

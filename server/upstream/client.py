@@ -37,8 +37,13 @@ class UpstreamClient:
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=300)
         # auto_decompress stays on for JSON; SSE arrives uncompressed because we do not ask for gzip.
+        # No cookie jar: cookies the backend's edge sets on one account's answers would travel with every
+        # account's requests, tying the accounts together (the Codex CLI keeps none either).
         self._session = aiohttp.ClientSession(
-            connector=connector, skip_auto_headers=("Accept-Encoding",), json_serialize=None
+            connector=connector,
+            skip_auto_headers=("Accept-Encoding",),
+            json_serialize=None,
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         if self._trust_env:
             # HTTPS_PROXY/HTTP_PROXY (and NO_PROXY) for the backend's http(s) URL, as aiohttp reads them;

@@ -51,6 +51,8 @@ class Behaviour:
     malformed_sse: bool = False
     incomplete: bool = False  # response.incomplete, reason max_output_tokens
     completed_output: bool = False  # the terminal event carries the output items (backend: empty)
+    # The backend's edge sets cookies on answers (Cloudflare's __cf_bm and the like): one per account.
+    set_cookie: bool = False
     # WebSocket.
     ws_reject_upgrade: bool = False  # 426 on the upgrade
     ws_connection_limit_after_turns: int | None = None  # then websocket_connection_limit_reached

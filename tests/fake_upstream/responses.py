@@ -62,6 +62,8 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     if behaviour.ttfb_ms:
         await asyncio.sleep(behaviour.ttfb_ms / 1000)
     response = web.StreamResponse(headers=SSE_HEADERS)
+    if behaviour.set_cookie:
+        response.headers["Set-Cookie"] = f"__cf_bm=edge-{account.account_id}; Path=/; HttpOnly"
     account.stream_started()
     try:
         await response.prepare(request)
