@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import orjson
 from sanic import Blueprint, Request
 from sanic.response import json
 
@@ -29,13 +30,17 @@ bp = Blueprint("api_accounts")
 @bp.get("/accounts")
 async def list_accounts(request: Request):
     ctx = request.app.ctx.proxy
-    summaries = await importing.list_accounts(ctx.db)
+    accounts = await ctx.db.run(store.public_accounts)
     last_used = await ctx.db.run(queries.last_used_by_account)
     now = time.time()
-    accounts = [_with_live_state(ctx, summary.public(), now) for summary in summaries]
-    for account in accounts:
+    # What holds for every account, read once: the live slot fields of all rows in one numpy gather, the
+    # proxies' names for the egress routes.
+    live = ctx.slots.rows[[a["slot"] for a in accounts]][:, _LIVE_FIELDS].tolist() if accounts else []
+    names = proxies.proxy_names(ctx.upstream.egress)
+    for account, fields in zip(accounts, live, strict=True):
+        _add_live_state(ctx, account, fields, now, names)
         account["last_used_at"] = last_used.get(account["id"])
-    return json({"accounts": accounts})
+    return json({"accounts": accounts}, dumps=orjson.dumps)
 
 
 @bp.post("/accounts/import")
@@ -80,23 +85,36 @@ class PoolFullError(ProxyError):
         )
 
 
+_LIVE_FIELDS = [
+    Field.INFLIGHT,
+    Field.COOLDOWN_UNTIL,
+    Field.PRIMARY_USED,
+    Field.PRIMARY_RESET_AT,
+    Field.SECONDARY_USED,
+    Field.SECONDARY_RESET_AT,
+]
+
+
 def _with_live_state(ctx, account: dict, now: float) -> dict:
-    slots = ctx.slots
-    slot = account["slot"]
-    cooldown = slots.get(slot, Field.COOLDOWN_UNTIL)
+    fields = [ctx.slots.get(account["slot"], field) for field in _LIVE_FIELDS]
+    return _add_live_state(ctx, account, fields, now)
+
+
+def _add_live_state(ctx, account: dict, fields: list[float], now: float, names=None) -> dict:
+    inflight, cooldown, primary_used, primary_reset, secondary_used, secondary_reset = fields
     account["live"] = {
-        "in_flight": int(slots.get(slot, Field.INFLIGHT)),
+        "in_flight": int(inflight),
         "cooldown_until": cooldown if cooldown > now else None,
-        "primary_used_percent": slots.get(slot, Field.PRIMARY_USED),
-        "primary_reset_at": slots.get(slot, Field.PRIMARY_RESET_AT) or None,
-        "secondary_used_percent": slots.get(slot, Field.SECONDARY_USED),
-        "secondary_reset_at": slots.get(slot, Field.SECONDARY_RESET_AT) or None,
+        "primary_used_percent": primary_used,
+        "primary_reset_at": primary_reset or None,
+        "secondary_used_percent": secondary_used,
+        "secondary_reset_at": secondary_reset or None,
     }
     # Per-model limits (the backend's `codex_other` family…): the account may be out of one model's
     # bucket while serving the others.
     account["model_buckets"] = ctx.buckets.of_account(account["id"], now)
     # Its egress route, and why it cannot be routed when its proxy is down (fail closed).
-    account["egress"] = proxies.account_route(ctx.upstream.egress, account["id"], now)
+    account["egress"] = proxies.account_route(ctx.upstream.egress, account["id"], now, names)
     return account
 
 

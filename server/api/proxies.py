@@ -100,6 +100,7 @@ async def bind_account(request: Request, account_id: int):
 
 
 def describe(egress, account_ids: list[int], now: float) -> dict:
+    names = proxy_names(egress)
     proxies = []
     for proxy in egress.proxies:
         shown = proxy.public()
@@ -117,27 +118,40 @@ def describe(egress, account_ids: list[int], now: float) -> dict:
     return {
         "proxies": proxies,
         "pools": [{"name": name, "proxies": members} for name, members in sorted(pools.items())],
-        "accounts": [account_route(egress, i, now) for i in account_ids],
+        "accounts": [account_route(egress, i, now, names) for i in account_ids],
     }
 
 
-def account_route(egress, account_id: int, now: float) -> dict:
-    """An account's binding and whether it can be routed now (with the reason when not)."""
+def account_route(egress, account_id: int, now: float, names: dict[int, str] | None = None) -> dict:
+    """An account's binding and whether it can be routed now (with the reason when not). `names` (proxy
+    id -> name) lets a caller describing every account build it once."""
     binding = egress.binding(account_id)
-    names = {p.id: p.name for p in egress.proxies}
+    if binding is None:
+        return {
+            "account_id": account_id,
+            "bound_to": "direct",
+            "proxy_id": None,
+            "pool": "",
+            "available": True,
+            "reason": None,
+            "route": "direct",
+        }
+    if names is None:
+        names = proxy_names(egress)
     reason = egress.unavailable(account_id, now)
-    current = None
-    if reason is None and binding is not None:
-        current = egress.route(account_id).label
     return {
         "account_id": account_id,
-        "bound_to": binding.describe(names) if binding else "direct",
-        "proxy_id": binding.proxy_id if binding else None,
-        "pool": binding.pool if binding else "",
+        "bound_to": binding.describe(names),
+        "proxy_id": binding.proxy_id,
+        "pool": binding.pool,
         "available": reason is None,
         "reason": reason,
-        "route": current or ("direct" if binding is None else None),
+        "route": egress.route(account_id).label if reason is None else None,
     }
+
+
+def proxy_names(egress) -> dict[int, str]:
+    return {p.id: p.name for p in egress.proxies}
 
 
 async def _run(request: Request, fn, *args):
