@@ -169,6 +169,22 @@ async def test_accounts_polled_together_each_keep_their_own_history_spacing(prox
     assert (await account(proxy, second["id"]))["usage"]["primary"]["used_percent"] == 20.0
 
 
+async def test_a_tick_of_many_answers_stores_each_accounts_own_usage_history_and_plan(proxy):
+    # Seven answers are written in runs of 4, 2 and 1 rows: each row must land on its own account.
+    names = [f"acc_tick_{n}" for n in range(7)]
+    added = await proxy.add_accounts(*names)
+    for n, name in enumerate(names):
+        await proxy.fake.consume(name, n * 1_000_000)
+    await proxy.fake.configure_account("acc_tick_5", plan_type="pro")
+    await ctx_of(proxy).upkeep.poll_usage()  # one tick stores every answer
+    for n, shown in enumerate(added):
+        page = await account(proxy, shown["id"])
+        assert page["usage"]["primary"]["used_percent"] == n * 10.0
+        assert page["plan_type"] == ("pro" if n == 5 else "plus")
+        history = (await api(proxy, "GET", f"/api/accounts/{shown['id']}/usage-history"))[1]["history"]
+        assert [row["primary_used"] for row in history] == [n * 10.0]
+
+
 async def test_the_poll_job_asks_an_unchanging_account_less_often_until_its_usage_moves(proxy):
     [added] = await proxy.add_accounts("acc_steady")
     upkeep = ctx_of(proxy).upkeep

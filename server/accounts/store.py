@@ -664,40 +664,84 @@ def save_usage(db: orm.Database, polls: list[PolledUsage]) -> SavedUsage:
             {"oldest": oldest},
         )
     )
-    statuses, changed = {}, []
-    for poll in polls:
-        if poll.account_id not in rows:
-            continue
-        status, status_until, plan_type = rows[poll.account_id]
-        replanned = bool(poll.plan_type) and poll.plan_type != plan_type
-        db.execute(
-            "UPDATE account SET usage_snapshot = $snapshot, usage_polled_at = $at, plan_type = $plan "
-            "WHERE id = $id",
-            {},
-            {
-                "snapshot": poll.snapshot_json,
-                "at": poll.at,
-                "plan": poll.plan_type if replanned else plan_type,
-                "id": poll.account_id,
-            },
-        )
-        if float(last_point.get(poll.account_id) or 0.0) <= poll.at - HISTORY_SPACING_S:
-            # trends need one point per few minutes, not one per poll
-            db.AccountUsage(
-                account_id=poll.account_id,
-                at=poll.at,
-                **{k: getattr(poll.history, k) for k in UsageRow.__slots__},
+    known = [poll for poll in polls if poll.account_id in rows]
+    replanned = {
+        poll.account_id for poll in known if poll.plan_type and poll.plan_type != rows[poll.account_id][2]
+    }
+    _write_snapshots(
+        db,
+        [
+            (
+                poll.account_id,
+                poll.snapshot_json,
+                poll.at,
+                poll.plan_type if poll.account_id in replanned else rows[poll.account_id][2],
             )
+            for poll in known
+        ],
+    )
+    # trends need one point per few minutes, not one per poll
+    _write_history(
+        db,
+        [
+            poll
+            for poll in known
+            if float(last_point.get(poll.account_id) or 0.0) <= poll.at - HISTORY_SPACING_S
+        ],
+    )
+    statuses, changed = {}, []
+    for poll in known:
+        status, status_until, _ = rows[poll.account_id]
         change = poll.decide(status, status_until)
         if change is not None:
             status, reason, until = change
             _change_status(db, db.Account[poll.account_id], status, reason, until, poll.at)
-        if change is not None or replanned:
+        if change is not None or poll.account_id in replanned:
             changed.append(poll.account_id)
         statuses[poll.account_id] = status
     if changed:
         _changed(db, *changed)
     return SavedUsage(statuses, tuple(changed))
+
+
+def _write_snapshots(db: orm.Database, rows: list[tuple[int, str, float, str]]) -> None:
+    """(account id, snapshot, polled at, plan) of each polled account: an UPDATE per run of rows, not
+    one per account (a PostgreSQL round trip each, ~11 % of an idle 500-account proxy's CPU)."""
+    for run in _runs(rows):
+        params = {f"v{n}_{k}": value for n, row in enumerate(run) for k, value in enumerate(row)}
+        values = ", ".join(f"($v{n}_0, $v{n}_1, $v{n}_2, $v{n}_3)" for n in range(len(run)))
+        db.execute(
+            "UPDATE account SET usage_snapshot = v.column2, usage_polled_at = v.column3, "
+            f"plan_type = v.column4 FROM (VALUES {values}) AS v WHERE account.id = v.column1",
+            {},
+            params,
+        )
+
+
+_HISTORY_COLUMNS = ("account_id", "at", *UsageRow.__slots__)
+
+
+def _write_history(db: orm.Database, polls: list[PolledUsage]) -> None:
+    """A history row for each of these polls: one INSERT per run of rows, not one per account."""
+    for run in _runs(polls):
+        params = {}
+        for n, poll in enumerate(run):
+            row = (poll.account_id, poll.at, *(getattr(poll.history, k) for k in UsageRow.__slots__))
+            params.update({f"h{n}_{k}": value for k, value in enumerate(row)})
+        width = len(_HISTORY_COLUMNS)
+        values = ", ".join("(" + ", ".join(f"$h{n}_{k}" for k in range(width)) + ")" for n in range(len(run)))
+        db.execute(f"INSERT INTO account_usage ({', '.join(_HISTORY_COLUMNS)}) VALUES {values}", {}, params)
+
+
+def _runs(items: list, most: int = 64) -> list[list]:
+    """`items` cut into runs of power-of-two lengths (40: 32 and 8): one statement per run, and at most
+    seven statement texts for Pony to parse and keep."""
+    runs, start = [], 0
+    while start < len(items):
+        size = min(most, 1 << ((len(items) - start).bit_length() - 1))
+        runs.append(items[start : start + size])
+        start += size
+    return runs
 
 
 @dataclass(frozen=True, slots=True)
