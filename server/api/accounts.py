@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import orjson
+from pony import orm
 from sanic import Blueprint, Request
 from sanic.response import json
 
@@ -30,8 +31,7 @@ bp = Blueprint("api_accounts")
 @bp.get("/accounts")
 async def list_accounts(request: Request):
     ctx = request.app.ctx.proxy
-    accounts = await ctx.db.run(store.public_accounts)
-    last_used = await ctx.db.run(queries.last_used_by_account)
+    accounts, last_used = await ctx.db.run(_accounts_and_last_use)
     now = time.time()
     # What holds for every account, read once: the live slot fields of all rows in one numpy gather, the
     # proxies' names for the egress routes.
@@ -41,6 +41,12 @@ async def list_accounts(request: Request):
         _add_live_state(ctx, account, fields, now, names)
         account["last_used_at"] = last_used.get(account["id"])
     return json({"accounts": accounts}, dumps=orjson.dumps)
+
+
+@orm.db_session
+def _accounts_and_last_use(db: orm.Database) -> tuple[list[dict], dict[int, float]]:
+    """Both reads in one session: on PostgreSQL each session is a commit and a pool release more."""
+    return store.public_accounts(db), queries.last_used_by_account(db)
 
 
 @bp.post("/accounts/import")
