@@ -48,15 +48,22 @@ def _outcome(balancer: Balancer, candidates, now: float = NOW, **kwargs):
     return (chosen.candidate.account_id, chosen.routing, chosen.over_cap)
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-@pytest.mark.parametrize("sticky", [False, True])
-def test_the_array_path_picks_what_the_loop_picks(strategy, sticky):
-    rng = random.Random(f"{strategy}-{sticky}")
+def _loop_and_table(strategy: str) -> tuple[AccountSlots, Balancer, Balancer]:
+    """Two balancers over the same 64 slots: one held to the per-account loop, one taking the kept
+    order and the array path for any pool size."""
     slots = AccountSlots(SharedPrimitives.create(capacity=64))
     loop = Balancer(slots, strategy, inflight_cap=4)
     loop.table_threshold = loop.order_threshold = 1 << 30
     table = Balancer(slots, strategy, inflight_cap=4)
     table.table_threshold = 1
+    return slots, loop, table
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("sticky", [False, True])
+def test_the_array_path_picks_what_the_loop_picks(strategy, sticky):
+    rng = random.Random(f"{strategy}-{sticky}")
+    slots, loop, table = _loop_and_table(strategy)
     for balancer in (loop, table):  # the stateless ranking both paths implement
         balancer.configure(strategy, True, placement=RENDEZVOUS_PLACEMENT)
     outcomes = set()
@@ -97,11 +104,7 @@ def test_the_kept_order_answers_what_the_loop_answers_as_load_moves_and_time_pas
     """A request without a session walks the open accounts in headroom order (open_order.py), kept
     while only in-flight counts move; a cooldown ending or a window resetting makes it read afresh."""
     rng = random.Random(f"order-{strategy}")
-    slots = AccountSlots(SharedPrimitives.create(capacity=64))
-    loop = Balancer(slots, strategy, inflight_cap=4)
-    loop.table_threshold = loop.order_threshold = 1 << 30
-    table = Balancer(slots, strategy, inflight_cap=4)
-    table.table_threshold = 1
+    slots, loop, table = _loop_and_table(strategy)
     walks = 0
     for round_ in range(40):
         candidates = _randomise(rng, slots, 64)
