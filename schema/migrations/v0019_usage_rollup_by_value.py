@@ -6,5 +6,6 @@ own unique index, PostgreSQL walked the whole range once per value (25 ms for 8 
 
 def statements(dialect: str) -> list[str]:
     return [
-        "CREATE INDEX IF NOT EXISTS usage_rollup_by_value ON usage_rollup (grain, facet, value, bucket_start)",
+        "CREATE INDEX IF NOT EXISTS usage_rollup_by_value "
+        "ON usage_rollup (grain, facet, value, bucket_start)",
     ]
