@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
+import random
 import time
 
 import aiohttp
 import pytest
+from pony import orm
 
+from schema.migrations import discover
+from server import migrator
+from server.db import Database
 from server.usage import history, rollups
 from server.usage.records import RequestRecord
 from server.usage.tokens import TokenUsage
@@ -49,7 +55,6 @@ async def _get(server, path: str, **params):
 
 
 def _raw_sums(orm_db, since: float, until: float) -> dict:
-    from pony import orm
 
     with orm.db_session:
         row = orm_db.select(f"SELECT {_SUMS} FROM request_log WHERE started_at >= $s AND started_at < $u",
@@ -136,6 +141,125 @@ async def test_rows_arriving_after_a_pass_are_counted_by_the_next(live_server):
     await upkeep.roll_up()
     usage = await _get(live_server, "/api/usage", since=NOW - 4 * 86400, until=NOW, bucket="day")
     _assert_same(_api_sums(usage["totals"]), _raw_sums(db.orm, 0, NOW + 1))
+
+
+def _raw_by(orm_db, column: str, since: float, until: float) -> dict[str, tuple]:
+    """Each value's requests, errors, total tokens and cost straight from the raw rows."""
+
+    sums = "COUNT(*), SUM(CASE WHEN status >= 400 OR error_code <> '' THEN 1 ELSE 0 END), SUM(total_tokens), "
+    with orm.db_session:
+        rows = orm_db.select(f"SELECT {column}, {sums} SUM(COALESCE(cost_usd, 0)) FROM request_log "
+                             f"WHERE started_at >= $s AND started_at < $u GROUP BY {column}",
+                             {}, {"s": since, "u": until})  # fmt: skip
+    return {"" if v is None else str(v): (int(n), int(e), int(t), float(c)) for v, n, e, t, c in rows}
+
+
+def _api_by(usage: dict, facet: str, field: str) -> dict[str, tuple]:
+    return {
+        "" if row[field] is None else str(row[field]): (
+            row["requests"],
+            row["errors"],
+            row["total_tokens"],
+            pytest.approx(row["cost_usd"], abs=1e-5),
+        )
+        for row in usage["by"][facet]
+    }
+
+
+async def test_every_breakdown_row_equals_its_raw_sums_over_weeks_days_and_hours(live_server):
+    """Ranges read whole weeks, the days around them and hours at the edges: each account's, key's and
+    model's figures still equal its raw rows, also after a late row lands in a week already rolled."""
+    db = live_server.app.ctx.db
+    spec = history.HistorySpec(rows=4000, days=40, account_ids=(1, 2, 3, 4), api_key_ids=(7, 8), now=NOW)
+    await db.run(history.fill, spec, False)
+    upkeep = RequestLogUpkeep(db, retention_days=0, interval_s=60, clock=lambda: NOW)
+    await upkeep.roll_up()
+    ranges = [  # (since, until, bucket): 40 days by day; 10 days by hour with ragged edges; one week
+        (NOW - 41 * 86400, NOW, "day"),
+        (NOW - 10.3 * 86400, NOW - 0.2 * 86400, "hour"),
+        (NOW - 8 * 86400, NOW - 86400, "day"),
+    ]
+
+    async def check() -> None:
+        for since, until, bucket in ranges:
+            usage = await _get(live_server, "/api/usage", since=since, until=until, bucket=bucket)
+            start = rollups.floor_to(since, bucket)
+            end = rollups.floor_to(until, bucket) + rollups.GRAINS[bucket]
+            for facet, column, field in (("account", "account_id", "id"), ("key", "api_key_id", "id"),
+                                         ("model", "model", "model")):  # fmt: skip
+                assert _api_by(usage, facet, field) == _raw_by(db.orm, column, start, end), (facet, bucket)
+
+    await check()
+    late = [_record(started_at=NOW - 20 * 86400 + 5, account_id=2, api_key_id=8, input_tokens=777)]
+    await db.run(insert_records, late)
+    await upkeep.roll_up()
+    await check()
+
+
+def test_a_range_is_read_as_whole_weeks_then_days_then_hours():
+    from server.usage.reports import cover
+
+    week, day, hour = rollups.WEEK, rollups.DAY, rollups.HOUR
+    base = 2900 * week  # a week's start
+    assert cover(base + 3 * day, base + 3 * week + day, "day") == [
+        ("day", base + 3 * day, base + week),
+        ("week", base + week, base + 3 * week),
+        ("day", base + 3 * week, base + 3 * week + day),
+    ]
+    assert cover(base + 5 * hour, base + day + 7 * hour, "hour") == [
+        ("hour", base + 5 * hour, base + day + 7 * hour)
+    ]
+    assert cover(base + 5 * hour, base + 2 * day + 7 * hour, "hour") == [
+        ("hour", base + 5 * hour, base + day),
+        ("day", base + day, base + 2 * day),
+        ("hour", base + 2 * day, base + 2 * day + 7 * hour),
+    ]
+    rng = random.Random(20)
+    for _ in range(2000):
+        grain = rng.choice(("hour", "day"))
+        step = rollups.GRAINS[grain]
+        start = base + rng.randrange(0, 60 * day) // step * step
+        end = start + rng.randrange(1, 40 * day // step + 2) * step
+        pieces = cover(start, end, grain)
+        assert pieces[0][1] == start and pieces[-1][2] == end
+        assert all(a[2] == b[1] for a, b in itertools.pairwise(pieces))  # contiguous, no overlap
+        for piece_grain, lo, hi in pieces:
+            size = rollups.GRAINS[piece_grain]
+            assert lo < hi and lo % size == 0 and hi % size == 0
+        assert [g for g, _, _ in pieces].count("week") <= 1 and len(pieces) <= 5
+
+
+def test_upgrading_sums_the_weeks_of_the_days_already_rolled(database_url, tmp_path, monkeypatch):
+    """Days rolled before weeks existed (their raw rows may be gone) get their weeks at the upgrade."""
+    steps = discover()
+    monkeypatch.setattr(migrator, "discover", lambda: [m for m in steps if m.version < 20])
+    migrator.migrate(database_url)
+    db = Database(make_settings(tmp_path / "data", database_url))
+    db.open()
+    try:
+        spec = history.HistorySpec(rows=1500, days=25, account_ids=(1, 2), api_key_ids=(7,), now=NOW)
+        history.fill(db.orm, spec, roll_up=False)
+        rollups.roll_up_now(db.orm, NOW)
+        weeks = _week_rows(db.orm)
+        assert len({row[0] for row in weeks}) >= 3
+        with orm.db_session:
+            db.orm.execute("DELETE FROM usage_rollup WHERE grain = 'week'")  # as an older version left it
+        monkeypatch.setattr(migrator, "discover", lambda: steps)
+        assert migrator.migrate(database_url).applied == len(steps) - 19
+        assert _week_rows(db.orm) == weeks
+    finally:
+        db.close()
+
+
+@orm.db_session
+def _week_rows(orm_db) -> list[tuple]:
+    measures = ", ".join(rollups.MEASURES)
+    return sorted(
+        tuple(round(v, 6) if isinstance(v, float) else v for v in row)
+        for row in orm_db.select(
+            f"SELECT bucket_start, facet, value, {measures} FROM usage_rollup WHERE grain = 'week'"
+        )
+    )
 
 
 async def test_percentiles_from_the_histograms_are_close_to_the_raw_ones(live_server):

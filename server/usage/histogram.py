@@ -6,8 +6,9 @@ Merging is adding counts, so a percentile over any set of rollup rows is as exac
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
+from itertools import accumulate
 
 # Milliseconds; roughly 1.5x apart so a percentile is within about a third of a bucket of the truth.
 BOUNDS_MS: tuple[float, ...] = (
@@ -23,21 +24,35 @@ def bucket_of(value_ms: float) -> int:
     return bisect_right(BOUNDS_MS, value_ms)
 
 
+# Each bucket's lower and upper bound; the open last bucket is taken to end at twice the last bound.
+_EDGES = tuple(
+    (BOUNDS_MS[i - 1] if i else 0.0, BOUNDS_MS[i] if i < len(BOUNDS_MS) else BOUNDS_MS[-1] * 2)
+    for i in range(BUCKET_COUNT)
+)
+
+
 def percentile(counts: Sequence[int], fraction: float) -> float | None:
     """The value below which `fraction` of the counted values fall, interpolated inside its bucket."""
-    total = sum(counts)
-    if total <= 0:
+    running = list(accumulate(counts))
+    if not running or running[-1] <= 0:
         return None
-    rank = fraction * total
-    seen = 0
-    for index, count in enumerate(counts):
-        if count and seen + count >= rank:
-            low = BOUNDS_MS[index - 1] if index > 0 else 0.0
-            high = BOUNDS_MS[index] if index < len(BOUNDS_MS) else BOUNDS_MS[-1] * 2
-            return round(low + (high - low) * max(0.0, rank - seen) / count, 1)
-        seen += count
-    return float(BOUNDS_MS[-1])
+    rank = fraction * running[-1]
+    return float(BOUNDS_MS[-1]) if rank > running[-1] else _at(running, counts, rank)
 
 
 def summary(counts: Sequence[int]) -> dict[str, float | None]:
-    return {"p50": percentile(counts, 0.5), "p90": percentile(counts, 0.9), "p99": percentile(counts, 0.99)}
+    running = list(accumulate(counts))  # once for all three: a usage report summarises hundreds of rows
+    total = running[-1] if running else 0
+    if total <= 0:
+        return {"p50": None, "p90": None, "p99": None}
+    return {"p50": _at(running, counts, 0.5 * total), "p90": _at(running, counts, 0.9 * total),
+            "p99": _at(running, counts, 0.99 * total)}  # fmt: skip
+
+
+def _at(running: list[int], counts: Sequence[int], rank: float) -> float:
+    """The value of the given rank: in the first bucket whose running count reaches it (never an empty
+    one), as far into the bucket as the rank is into its count."""
+    index = bisect_left(running, rank)
+    low, high = _EDGES[index]
+    count = counts[index]
+    return round(low + (high - low) * (rank - (running[index] - count)) / count, 1)

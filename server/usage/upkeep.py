@@ -1,4 +1,4 @@
-"""The request log's one lease-holding job: roll new rows up into hourly and daily totals, then delete
+"""The request log's one lease-holding job: roll new rows up into hourly, daily and weekly totals, then delete
 raw rows past the retention in small batches, each its own short transaction, so the writer never waits
 long for the database."""
 
@@ -50,12 +50,14 @@ class RequestLogUpkeep:
         await self.prune()
 
     async def roll_up(self) -> rollups.RollupPlan:
-        # One short transaction per hour and per day, so a long backfill never holds the write lock.
+        # One short transaction per hour, day and week, so a long backfill never holds the write lock.
         todo = await self._db.run(rollups.plan, self._clock(), self.retention_days)
         for hour in todo.hours:
             await self._db.run(rollups.roll_hour, hour)
         for day in todo.days:
             await self._db.run(rollups.roll_day, day)
+        for week in todo.weeks:
+            await self._db.run(rollups.roll_week, week)
         sessions = await self._db.run(rollups.touched_sessions, todo.scan_from)
         for start in range(0, len(sessions), rollups.SESSION_BATCH):
             await self._db.run(rollups.roll_sessions, sessions[start : start + rollups.SESSION_BATCH])
