@@ -31,7 +31,7 @@ from server.usage import (  # noqa: E402
     browse,
     history,
     key_totals,  # noqa: E402
-    queries,
+    last_use,
     reports,
     rollups,
 )
@@ -53,7 +53,7 @@ def routes(orm_db, now: float) -> dict[str, object]:
         ),
         "GET /api/accounts (list + last used)": lambda: (
             accounts.list_accounts(orm_db),
-            queries.last_used_by_account(orm_db),
+            last_use.of_all(orm_db),
         ),
         "GET /api/accounts/<id>/usage-history": lambda: accounts.usage_history(orm_db, 1, now - 7 * DAY),
         "GET /api/usage 24 h by hour": lambda: reports.usage(

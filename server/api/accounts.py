@@ -21,7 +21,7 @@ from server.balancer.slots import Field
 from server.errors import BadRequest, NotFound, ProxyError
 from server.proxy.normalize import parse_json_object
 from server.upstream.oauth import BROWSER_REDIRECT_URI
-from server.usage import queries
+from server.usage import last_use
 
 MAX_LABEL_CHARS = 100
 
@@ -46,7 +46,7 @@ async def list_accounts(request: Request):
 @orm.db_session
 def _accounts_and_last_use(db: orm.Database) -> tuple[list[dict], dict[int, float]]:
     """Both reads in one session: on PostgreSQL each session is a commit and a pool release more."""
-    return store.public_accounts(db), queries.last_used_by_account(db)
+    return store.public_accounts(db), last_use.of_all(db)
 
 
 @bp.post("/accounts/import")
@@ -129,7 +129,7 @@ async def show_account(request: Request, account_id: int):
     ctx = request.app.ctx.proxy
     summary = await _account(ctx, account_id)
     answer = _with_live_state(ctx, summary.public(), time.time())
-    answer["last_used_at"] = (await ctx.db.run(queries.last_used_by_account)).get(account_id)
+    answer["last_used_at"] = await ctx.db.run(last_use.of_account, account_id)
     answer["events"] = await ctx.db.run(store.account_events, account_id)
     return json(answer)
 

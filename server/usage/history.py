@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pony import orm
 from psycopg2.extras import execute_values
 
-from server.usage import key_totals, rollups
+from server.usage import key_totals, last_use, rollups
 from server.usage.pricing import BUILTIN_PRICES, PriceBook
 from server.usage.tokens import TokenUsage
 from server.usage.writer import COLUMNS
@@ -51,6 +51,7 @@ USER_AGENTS = {
 }
 BATCH = 5000
 _KEY_FIELDS = tuple(COLUMNS.index(name) for name in key_totals.FIELDS)
+_ACCOUNT, _STARTED = COLUMNS.index("account_id"), COLUMNS.index("started_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,8 +197,10 @@ def _row(
 
 @orm.db_session
 def _insert(orm_db: orm.Database, batch: list[tuple]) -> None:
-    """One batch, counted into its keys' all-time totals in the same transaction (as the writer does)."""
+    """One batch, counted into its keys' all-time totals and its accounts' last use in the same
+    transaction (as the writer does)."""
     key_totals.add(orm_db, [tuple(row[i] for i in _KEY_FIELDS) for row in batch])
+    last_use.add(orm_db, ((row[_ACCOUNT], row[_STARTED]) for row in batch))
     cursor = orm_db.get_connection().cursor()
     if orm_db.provider.dialect == "PostgreSQL":
         execute_values(

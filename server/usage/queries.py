@@ -48,13 +48,3 @@ def usage_totals(orm_db: orm.Database, since: float, account_id: int | None = No
         "cost_usd": float(row[6]),
         "unpriced_requests": int(row[7]),
     }
-
-
-@orm.db_session
-def last_used_by_account(orm_db: orm.Database) -> dict[int, float]:
-    """When each account last served a request: one probe of the (account_id, started_at) index per
-    account, never a scan of the log."""
-    rows = orm_db.select(
-        "SELECT a.id, (SELECT MAX(r.started_at) FROM request_log r WHERE r.account_id = a.id) FROM account a"
-    )
-    return {int(account_id): float(at) for account_id, at in rows if at is not None}
