@@ -11,6 +11,7 @@ key with a handful of rows). The target: every route well under 50 ms, GET /v1/u
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import tempfile
 import time
@@ -41,8 +42,8 @@ LIGHT_KEY = 6
 DAY = 86400.0
 
 
-def routes(orm_db, now: float) -> dict[str, object]:
-    all_keys = [*KEY_IDS, LIGHT_KEY]
+def routes(db: Database, now: float) -> dict[str, object]:
+    orm_db, all_keys = db.orm, [*KEY_IDS, LIGHT_KEY]
     return {
         "GET /v1/usage (key of few rows)": lambda: key_totals.read(orm_db, [LIGHT_KEY]),
         "GET /v1/usage (busiest key)": lambda: key_totals.read(orm_db, [1]),
@@ -56,11 +57,11 @@ def routes(orm_db, now: float) -> dict[str, object]:
             last_use.of_all(orm_db),
         ),
         "GET /api/accounts/<id>/usage-history": lambda: accounts.usage_history(orm_db, 1, now - 7 * DAY),
-        "GET /api/usage 24 h by hour": lambda: reports.usage(
-            orm_db, reports.UsageQuery(now - DAY, now, "hour")
+        "GET /api/usage 24 h by hour": lambda: asyncio.run(
+            reports.report(db, reports.UsageQuery(now - DAY, now, "hour"))
         ),
-        "GET /api/usage 30 d by day": lambda: reports.usage(
-            orm_db, reports.UsageQuery(now - 30 * DAY, now, "day")
+        "GET /api/usage 30 d by day": lambda: asyncio.run(
+            reports.report(db, reports.UsageQuery(now - 30 * DAY, now, "day"))
         ),
         "GET /api/request-logs (first page)": lambda: browse.page(orm_db, browse.LogFilter(), 50),
         "GET /api/request-logs?api_key_id=1": lambda: browse.page(orm_db, browse.LogFilter(api_key_id=1), 50),
@@ -74,7 +75,7 @@ def bench(kind: str, rows: int, runs: int) -> None:
         db = Database(settings)
         db.open()
         orm_db, now = db.orm, time.time()
-        empty = {name: timed(fn, runs) for name, fn in routes(orm_db, now).items()}
+        empty = {name: timed(fn, runs) for name, fn in routes(db, now).items()}
         spec = history.HistorySpec(
             rows=rows, days=30, account_ids=tuple(range(1, 11)), api_key_ids=KEY_IDS, now=now
         )
@@ -87,7 +88,7 @@ def bench(kind: str, rows: int, runs: int) -> None:
             conn.autocommit = True
             conn.cursor().execute("VACUUM ANALYZE request_log")
             conn.close()
-        full = {name: timed(fn, runs) for name, fn in routes(orm_db, now).items()}
+        full = {name: timed(fn, runs) for name, fn in routes(db, now).items()}
         print(f"\n{kind}: {rows:,} rows written and rolled up in {filled:.0f} s", flush=True)
         print(f"  {'route (the function it calls)':42} {'empty':>9} {f'{rows:,} rows':>14}")
         for name in empty:

@@ -232,7 +232,7 @@ def test_a_range_is_read_as_whole_weeks_then_days_then_hours():
 def test_upgrading_sums_the_weeks_of_the_days_already_rolled(database_url, tmp_path, monkeypatch):
     """Days rolled before weeks existed (their raw rows may be gone) get their weeks at the upgrade."""
     steps = discover()
-    monkeypatch.setattr(migrator, "discover", lambda: [m for m in steps if m.version < 20])
+    monkeypatch.setattr(migrator, "discover", lambda: [m for m in steps if m.version != 20])
     migrator.migrate(database_url)
     db = Database(make_settings(tmp_path / "data", database_url))
     db.open()
@@ -245,8 +245,11 @@ def test_upgrading_sums_the_weeks_of_the_days_already_rolled(database_url, tmp_p
         with orm.db_session:
             db.orm.execute("DELETE FROM usage_rollup WHERE grain = 'week'")  # as an older version left it
         monkeypatch.setattr(migrator, "discover", lambda: steps)
-        assert migrator.migrate(database_url).applied == len(steps) - 19
-        assert _week_rows(db.orm) == weeks
+        assert migrator.migrate(database_url).applied == 1
+        again = _week_rows(db.orm)
+        assert [row[:3] for row in again] == [row[:3] for row in weeks]  # (week, facet, value)
+        for row, before in zip(again, weeks, strict=True):
+            assert row[3:] == pytest.approx(before[3:])  # sums of floats may end in another last digit
     finally:
         db.close()
 
@@ -255,7 +258,7 @@ def test_upgrading_sums_the_weeks_of_the_days_already_rolled(database_url, tmp_p
 def _week_rows(orm_db) -> list[tuple]:
     measures = ", ".join(rollups.MEASURES)
     return sorted(
-        tuple(round(v, 6) if isinstance(v, float) else v for v in row)
+        tuple(row)
         for row in orm_db.select(
             f"SELECT bucket_start, facet, value, {measures} FROM usage_rollup WHERE grain = 'week'"
         )

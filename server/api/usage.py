@@ -107,7 +107,7 @@ async def read_usage(request: Request):
         raise BadRequest(f"'split' must be one of {', '.join(reports.BREAKDOWNS)}.", param="split")
     top = number_arg(request, "top", int, 1, 100) or 20
     spec = reports.UsageQuery(split=split, since=since, until=until, bucket=bucket, top=top)
-    return json(await request.app.ctx.db.run(reports.usage, spec))
+    return json(await reports.report(request.app.ctx.db, spec))
 
 
 @bp.get("/sessions")

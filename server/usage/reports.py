@@ -3,10 +3,12 @@ errors by code and breakdowns by account, key, model and route, with latency and
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from pony import orm
 
+from server.db import Database
 from server.usage.histogram import LATENCY_COLUMNS, TTFT_COLUMNS, summary
 from server.usage.rollups import GRAINS, floor_to
 
@@ -21,6 +23,8 @@ _COUNTS = tuple((i, name) for i, name in enumerate(_BASIC) if name not in _FRACT
 _COST, _LATENCY_SUM = _BASIC.index("cost_usd"), _BASIC.index("latency_sum_ms")
 _LATENCY = slice(len(_BASIC), len(_BASIC) + len(LATENCY_COLUMNS))
 _TTFT = slice(_LATENCY.stop, _LATENCY.stop + len(TTFT_COLUMNS))
+_MEASURES = (*_BASIC, *LATENCY_COLUMNS, *TTFT_COLUMNS)
+_EMPTY = [0] * len(_MEASURES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,80 +36,124 @@ class UsageQuery:
     split: str = ""  # a breakdown whose values also get a series each (top ones only)
 
 
-@orm.db_session
-def usage(orm_db: orm.Database, spec: UsageQuery) -> dict:
-    grain = spec.bucket
-    start = floor_to(spec.since, grain)
-    end = floor_to(spec.until, grain) + (GRAINS[grain] if spec.until % GRAINS[grain] else 0)
-    measures = ", ".join((*_BASIC, *LATENCY_COLUMNS, *TTFT_COLUMNS))
-    if orm_db.provider.dialect == "PostgreSQL":
-        # Each read here takes a few ms; PostgreSQL planned some in parallel, and starting the worker
-        # processes cost 15 ms.
-        orm_db.execute("SET LOCAL max_parallel_workers_per_gather = 0")
-    # One row per bucket in the whole pool's facet; the totals are their sum.
-    series = orm_db.select(
-        f"SELECT bucket_start, {measures} FROM usage_rollup WHERE grain = $grain AND facet = 'all' "
-        "AND bucket_start >= $start AND bucket_start < $end ORDER BY bucket_start",
-        {},
-        {"grain": grain, "start": start, "end": end},
-    )
-    total = [sum(column) for column in zip(*(row[1:] for row in series), strict=True)] if series else None
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """A query's range in whole buckets, and the rollup rows that cover it without time buckets."""
 
-    # Every breakdown and the error codes ranked in one pass over the range by their request counts
-    # alone, then every figure of the top ones only: a pool of 500 accounts makes 15,000 account-days a
-    # month, and summing a dozen columns of each (let alone the ~60 histogram columns) took 30-200 ms.
-    # Ranges need no time buckets, so they read the coarsest rows that fit (see `cover`).
-    pieces = cover(start, end, grain)
-    facets = ", ".join(f"'{name}'" for name in (*BREAKDOWNS, "error_code"))
-    ranked = orm_db.select(
-        f"SELECT facet, value, {_sum('requests')}, {_sum('errors')} "
-        f"FROM {_rows_of(pieces, f'facet IN ({facets})', 'facet, value, requests, errors')} "
-        "GROUP BY facet, value",
-        {},
-        _span_params(pieces),
+    grain: str
+    start: int
+    end: int
+    pieces: tuple[tuple[str, int, int], ...]
+
+    @classmethod
+    def of(cls, spec: UsageQuery) -> _Span:
+        step = GRAINS[spec.bucket]
+        start = floor_to(spec.since, spec.bucket)
+        end = floor_to(spec.until, spec.bucket) + (step if spec.until % step else 0)
+        return cls(spec.bucket, start, end, tuple(cover(start, end, spec.bucket)))
+
+
+async def report(db: Database, spec: UsageQuery) -> dict:
+    """The usage report of a range. Reads that need nothing of each other run side by side, each on a
+    connection of its own: the series beside the ranking, then the top values' figures, the split's
+    series and the names of the accounts and keys shown (sequentially they added up to 30 ms at 500
+    accounts on PostgreSQL)."""
+    span = _Span.of(spec)
+    series, ranked = await asyncio.gather(db.run(_series, span), db.run(_ranked, span))
+    tops, codes = _tops(ranked, spec.top)
+    split_values = tops[spec.split][:8] if spec.split in BREAKDOWNS else []
+    figures, split_rows, names = await asyncio.gather(
+        db.run(_figures_of, span.pieces, tops),
+        db.run(_split_series, span, spec.split, split_values) if split_values else _none(),
+        db.run(_names, tops),
     )
-    tops: dict[str, list[str]] = {name: [] for name in BREAKDOWNS}
-    codes = []
-    # Most requests first; ties by name, so the 20th place and the order of equals stay put between reads.
-    for facet, value, _, errors in sorted(ranked, key=lambda row: (-row[2], row[0], row[1])):
-        if facet == "error_code":
-            codes.append((value, errors))
-        elif len(tops[facet]) < spec.top:
-            tops[facet].append(value)
-    codes.sort(key=lambda code: (-code[1], code[0]))
-    figures_of = _figures_of(orm_db, pieces, tops)
     by = {
-        name: [
-            {"value": value, **_basic(figures_of[(name, value)]), **_percentiles(figures_of[(name, value)])}
-            for value in values
-        ]
-        for name, values in tops.items()
-    }
-    split = {}
-    if spec.split in BREAKDOWNS and by[spec.split]:
-        wanted = {f"v{i}": row["value"] for i, row in enumerate(by[spec.split][:8])}
-        rows = orm_db.select(
-            f"SELECT value, bucket_start, {', '.join(map(_sum, _BASIC))} FROM usage_rollup "
-            "WHERE grain = $grain AND facet = $facet AND bucket_start >= $start AND bucket_start < $end "
-            f"AND value IN ({', '.join(f'${name}' for name in wanted)}) "
-            "GROUP BY value, bucket_start ORDER BY bucket_start",
-            {},
-            {"grain": grain, "facet": spec.split, "start": start, "end": end, **wanted},
-        )
-        for value, t, *rest in rows:
-            split.setdefault(value, []).append({"t": int(t), **_basic(rest)})
-    _name_accounts_and_keys(orm_db, by)
-    empty = [0] * (len(_BASIC) + len(LATENCY_COLUMNS) + len(TTFT_COLUMNS))
+        facet: [{"value": value, **_basic(figures[(facet, value)]), **_percentiles(figures[(facet, value)])}
+                for value in values]
+        for facet, values in tops.items()
+    }  # fmt: skip
+    _name(by, *names)
+    split: dict[str, list[dict]] = {}
+    for value, t, *rest in split_rows:
+        split.setdefault(value, []).append({"t": int(t), **_basic(rest)})
+    # The totals are the sum of the series' buckets (one row each in the whole pool's facet).
+    total = [sum(column) for column in zip(*(row[1:] for row in series), strict=True)] if series else _EMPTY
     return {
-        "since": start,
-        "until": end,
-        "bucket": grain,
-        "totals": {**_basic(total or empty), **_percentiles(total or empty)},
+        "since": span.start,
+        "until": span.end,
+        "bucket": span.grain,
+        "totals": {**_basic(total), **_percentiles(total)},
         "series": [{"t": int(row[0]), **_basic(row[1:]), **_percentiles(row[1:])} for row in series],
         "errors_by_code": [{"code": code, "errors": int(n)} for code, n in codes],
         "by": by,
         "split": split,
     }
+
+
+async def _none() -> list:
+    return []
+
+
+@orm.db_session
+def _series(orm_db: orm.Database, span: _Span) -> list:
+    return orm_db.select(
+        f"SELECT bucket_start, {', '.join(_MEASURES)} FROM usage_rollup WHERE grain = $grain "
+        "AND facet = 'all' AND bucket_start >= $start AND bucket_start < $end ORDER BY bucket_start",
+        {},
+        {"grain": span.grain, "start": span.start, "end": span.end},
+    )
+
+
+@orm.db_session
+def _ranked(orm_db: orm.Database, span: _Span) -> list:
+    """Every value of every breakdown, and every error code, with its requests and errors over the span.
+    The ranking reads these two counts alone (from an index of their own), and only the top values' other
+    figures are summed: a pool of 500 accounts makes 15,000 account-days a month, and summing a dozen
+    columns of each (let alone the ~60 histogram columns) took 30-200 ms."""
+    _no_parallel_workers(orm_db)
+    facets = ", ".join(f"'{name}'" for name in (*BREAKDOWNS, "error_code"))
+    return orm_db.select(
+        f"SELECT facet, value, {_sum('requests')}, {_sum('errors')} "
+        f"FROM {_rows_of(span.pieces, f'facet IN ({facets})', 'facet, value, requests, errors')} "
+        "GROUP BY facet, value",
+        {},
+        _span_params(span.pieces),
+    )
+
+
+def _tops(ranked: list, top: int) -> tuple[dict[str, list[str]], list[tuple[str, int]]]:
+    """The `top` values of each breakdown by requests, and the error codes by errors. Ties go by name, so
+    the last place and the order of equals stay put between reads."""
+    tops: dict[str, list[str]] = {name: [] for name in BREAKDOWNS}
+    codes = []
+    for facet, value, _, errors in sorted(ranked, key=lambda row: (-row[2], row[0], row[1])):
+        if facet == "error_code":
+            codes.append((value, errors))
+        elif len(tops[facet]) < top:
+            tops[facet].append(value)
+    codes.sort(key=lambda code: (-code[1], code[0]))
+    return tops, codes
+
+
+@orm.db_session
+def _split_series(orm_db: orm.Database, span: _Span, facet: str, values: list[str]) -> list:
+    """The chosen values' own series. A value has one row per bucket (the rollup's unique cell): nothing
+    to group."""
+    wanted = {f"v{i}": value for i, value in enumerate(values)}
+    return orm_db.select(
+        f"SELECT value, bucket_start, {', '.join(_BASIC)} FROM usage_rollup "
+        "WHERE grain = $grain AND facet = $facet AND bucket_start >= $start AND bucket_start < $end "
+        f"AND value IN ({', '.join(f'${name}' for name in wanted)}) ORDER BY bucket_start",
+        {},
+        {"grain": span.grain, "facet": facet, "start": span.start, "end": span.end, **wanted},
+    )
+
+
+def _no_parallel_workers(orm_db: orm.Database) -> None:
+    if orm_db.provider.dialect == "PostgreSQL":
+        # These reads take a few ms; PostgreSQL planned some in parallel, and starting the worker
+        # processes cost 15 ms.
+        orm_db.execute("SET LOCAL max_parallel_workers_per_gather = 0")
 
 
 def cover(start: int, end: int, finest: str) -> list[tuple[str, int, int]]:
@@ -128,7 +176,7 @@ def cover(start: int, end: int, finest: str) -> list[tuple[str, int, int]]:
     return split(start, end, 0)
 
 
-def _rows_of(pieces: list[tuple[str, int, int]], condition: str, columns: str) -> str:
+def _rows_of(pieces: tuple[tuple[str, int, int], ...], condition: str, columns: str) -> str:
     """The rollup rows of the pieces as one subquery: a UNION ALL of index ranges (PostgreSQL scanned
     the whole table for the same ranges ORed)."""
     selects = [
@@ -139,7 +187,7 @@ def _rows_of(pieces: list[tuple[str, int, int]], condition: str, columns: str) -
     return f"({' UNION ALL '.join(selects) or f'SELECT {columns} FROM usage_rollup WHERE 1 = 0'}) AS spans"
 
 
-def _span_params(pieces: list[tuple[str, int, int]]) -> dict:
+def _span_params(pieces: tuple[tuple[str, int, int], ...]) -> dict:
     return {
         name: bound
         for i, (_, lo, hi) in enumerate(pieces)
@@ -147,26 +195,36 @@ def _span_params(pieces: list[tuple[str, int, int]]) -> dict:
     }
 
 
-def _figures_of(orm_db: orm.Database, pieces: list[tuple[str, int, int]], tops: dict[str, list[str]]) -> dict:
+@orm.db_session
+def _figures_of(
+    orm_db: orm.Database, pieces: tuple[tuple[str, int, int], ...], tops: dict[str, list[str]]
+) -> dict:
     """Every figure of the top values of each breakdown over the pieces, keyed by (facet, value)."""
-    shown = {
-        f"v{i}": v for i, v in enumerate(sorted({value for values in tops.values() for value in values}))
-    }
-    if not shown:
+    pairs = [(facet, value) for facet, values in tops.items() for value in values]
+    if not pairs:
         return {}
-    measures = (*_BASIC, *LATENCY_COLUMNS, *TTFT_COLUMNS)
-    # One value list for every facet (a condition per facet made PostgreSQL plan for 4 ms); the few cells
-    # it also matches (key 3 when account 3 is shown) are left out below.
-    facets = ", ".join(f"'{facet}'" for facet, values in tops.items() if values)
-    condition = f"facet IN ({facets}) AND value IN ({', '.join(f'${name}' for name in shown)})"
-    rows = orm_db.select(
-        f"SELECT facet, value, {', '.join(map(_sum, measures))} "
-        f"FROM {_rows_of(pieces, condition, ', '.join(('facet', 'value', *measures)))} GROUP BY facet, value",
-        {},
-        {**_span_params(pieces), **shown},
+    _no_parallel_workers(orm_db)
+    params = _span_params(pieces)
+    for i, (facet, value) in enumerate(pairs):
+        params[f"f{i}"], params[f"v{i}"] = facet, value
+    shown = ", ".join(f"($f{i}, $v{i})" for i in range(len(pairs)))
+    # Each (facet, value) shown is a probe of the value index per piece. A facet IN (...) AND value IN
+    # (...) condition probed every pairing of the two lists, and one condition per facet took PostgreSQL
+    # 4 ms to plan.
+    selects = " UNION ALL ".join(
+        f"SELECT r.facet, r.value, {', '.join(f'r.{m}' for m in _MEASURES)} FROM usage_rollup r "
+        "JOIN shown s ON r.facet = s.facet AND r.value = s.value "
+        f"WHERE r.grain = '{grain}' AND r.bucket_start >= $lo{i} AND r.bucket_start < $hi{i}"
+        for i, (grain, _, _) in enumerate(pieces)
     )
-    wanted = {(facet, value) for facet, values in tops.items() for value in values}
-    return {(facet, value): figures for facet, value, *figures in rows if (facet, value) in wanted}
+    rows = orm_db.execute(  # not select(), which reads a statement starting WITH as an expression
+        f"WITH shown (facet, value) AS (VALUES {shown}) "
+        f"SELECT facet, value, {', '.join(map(_sum, _MEASURES))} FROM ({selects}) AS spans "
+        "GROUP BY facet, value",
+        {},
+        params,
+    ).fetchall()
+    return {(facet, value): figures for facet, value, *figures in rows}
 
 
 def _sum(measure: str) -> str:
@@ -189,13 +247,11 @@ def _percentiles(row) -> dict:
     return {"latency_ms": summary(row[_LATENCY]), "ttft_ms": summary(row[_TTFT])}
 
 
-def _name_accounts_and_keys(orm_db: orm.Database, by: dict) -> None:
-    """Names for the accounts and keys shown, read for those alone (a pool has hundreds of accounts)."""
+@orm.db_session
+def _names(orm_db: orm.Database, tops: dict[str, list[str]]) -> tuple[dict[str, str], dict[str, str]]:
+    """Names of the accounts and keys shown, read for those alone (a pool has hundreds of accounts)."""
     accounts, keys = {}, {}
-    wanted = {
-        facet: sorted({int(row["value"]) for row in by[facet] if row["value"]})
-        for facet in ("account", "key")
-    }
+    wanted = {facet: sorted({int(value) for value in tops[facet] if value}) for facet in ("account", "key")}
     if wanted["account"]:
         accounts = {
             str(i): (label or email or f"account {i}")
@@ -208,6 +264,11 @@ def _name_accounts_and_keys(orm_db: orm.Database, by: dict) -> None:
             str(i): name
             for i, name in orm_db.select(f"SELECT id, name FROM api_key WHERE id IN ({_ids(wanted['key'])})")
         }
+    return accounts, keys
+
+
+def _name(by: dict, accounts: dict[str, str], keys: dict[str, str]) -> None:
+    """Each row's value becomes its id and name (accounts, keys) or its model, route or transport."""
     for facet, names, none in (("account", accounts, "no account"), ("key", keys, "no key")):
         for row in by[facet]:
             value = row.pop("value")
