@@ -17,6 +17,7 @@ from server.usage.writer import COLUMNS, insert_records
 from tests.conftest import make_settings
 from tests.support.polling import eventually
 from tests.support.proxy import CODEX_ROUTE, codex_body
+from tests.support.request_log import raw_insert
 
 
 async def test_an_account_that_served_a_request_shows_when(proxy):
@@ -69,13 +70,7 @@ def test_upgrading_backfills_each_accounts_last_use_from_the_log(database_url, t
     migrator.migrate(database_url)
     spec = history.HistorySpec(rows=600, days=3, account_ids=(4, 5, 6), now=time.time())
     rows = list(history.rows(spec))
-    conn = migrator.connect(database_url)  # rows an older version wrote: nothing kept their last use
-    try:
-        marks = ", ".join(["?" if database_url.startswith("sqlite") else "%s"] * len(COLUMNS))
-        conn.cursor().executemany(f"INSERT INTO request_log ({', '.join(COLUMNS)}) VALUES ({marks})", rows)
-        conn.commit()
-    finally:
-        conn.close()
+    raw_insert(database_url, rows)  # as an older version wrote them: nothing kept their last use
     monkeypatch.setattr(migrator, "discover", lambda: steps)
     migrator.migrate(database_url)
 

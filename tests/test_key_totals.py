@@ -22,6 +22,7 @@ from server.usage.writer import COLUMNS, insert_records
 from tests.conftest import make_settings
 from tests.support.keys import api, bearer, create_key
 from tests.support.live_server import serve_in_process
+from tests.support.request_log import raw_insert
 
 NOW = time.time()
 DAY = 86400.0
@@ -141,17 +142,6 @@ async def test_deleting_a_key_forgets_its_figures(live_server):
     assert await live_server.app.ctx.db.run(stored) == 0
 
 
-def _raw_insert(database_url: str, rows: list[tuple]) -> None:
-    conn = migrator.connect(database_url)
-    mark = "?" if database_url.startswith("sqlite") else "%s"
-    marks = ", ".join([mark] * len(COLUMNS))
-    try:
-        conn.cursor().executemany(f"INSERT INTO request_log ({', '.join(COLUMNS)}) VALUES ({marks})", rows)
-        conn.commit()
-    finally:
-        conn.close()
-
-
 def test_upgrading_backfills_the_totals_from_the_log(database_url, tmp_path, monkeypatch):
     steps = discover()
     monkeypatch.setattr(migrator, "discover", lambda: [m for m in steps if m.version < 17])
@@ -165,7 +155,7 @@ def test_upgrading_backfills_the_totals_from_the_log(database_url, tmp_path, mon
         for i, row in enumerate(model):
             changed = {**dict(zip(COLUMNS, row, strict=True)), **refused, "request_id": f"req_no{key_id}_{i}"}
             rows.append(tuple(changed[c] for c in COLUMNS))
-    _raw_insert(database_url, rows)
+    raw_insert(database_url, rows)
 
     monkeypatch.setattr(migrator, "discover", lambda: steps)
     migrator.migrate(database_url)
