@@ -4,8 +4,8 @@ them.
 Owns `usage_rollup` and `usage_rollup_state`. An hour's rollup is recomputed whole from the raw rows
 whenever rows landed in it since the previous pass (found by id), so it always equals the raw sums; a day
 is the sum of its hours, a week (seven days from a multiple of 7 x 86400, so a Thursday) the sum of its
-days. Weeks only serve range totals: a month of 500 accounts is 15,000 daily rows to rank, 4,500 weekly
-and daily ones. Hours older than the retention cut are never recomputed: their rollups outlive
+days. Weeks only serve range totals: a month of 500 accounts is 15,000 daily rows to rank, about 3,500
+weekly and daily ones. Hours older than the retention cut are never recomputed: their rollups outlive
 the raw rows, and the retention pass deletes only rows a finished pass has already counted.
 """
 
