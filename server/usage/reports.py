@@ -112,13 +112,20 @@ def _ranked(orm_db: orm.Database, span: _Span) -> list:
     columns of each (let alone the ~60 histogram columns) took 30-200 ms."""
     _no_parallel_workers(orm_db)
     facets = ", ".join(f"'{name}'" for name in (*BREAKDOWNS, "error_code"))
-    return orm_db.select(
-        f"SELECT facet, value, {_sum('requests')}, {_sum('errors')} "
-        f"FROM {_rows_of(span.pieces, f'facet IN ({facets})', 'facet, value, requests, errors')} "
-        "GROUP BY facet, value",
+    ranges = " UNION ALL ".join(
+        f"SELECT facet, value, requests, errors FROM usage_rollup WHERE grain = '{grain}' "
+        f"AND facet IN ({facets}) AND bucket_start >= $lo{i} AND bucket_start < $hi{i}"
+        for i, (grain, _, _) in enumerate(span.pieces)
+    )
+    # The rows first, then the sums: reading one range inside the GROUP BY, SQLite walked each facet's
+    # whole history in the value index for its order (39 ms for a day by hour at 500 accounts). A UNION
+    # ALL of index ranges, as PostgreSQL scanned the whole table for the same ranges ORed.
+    return orm_db.execute(  # not select(), which reads a statement starting WITH as an expression
+        f"WITH spans AS MATERIALIZED ({ranges}) "
+        f"SELECT facet, value, {_sum('requests')}, {_sum('errors')} FROM spans GROUP BY facet, value",
         {},
         _span_params(span.pieces),
-    )
+    ).fetchall()
 
 
 def _tops(ranked: list, top: int) -> tuple[dict[str, list[str]], list[tuple[str, int]]]:
@@ -174,17 +181,6 @@ def cover(start: int, end: int, finest: str) -> list[tuple[str, int, int]]:
         return [*split(lo, first, level + 1), (grain, first, last), *split(last, hi, level + 1)]
 
     return split(start, end, 0)
-
-
-def _rows_of(pieces: tuple[tuple[str, int, int], ...], condition: str, columns: str) -> str:
-    """The rollup rows of the pieces as one subquery: a UNION ALL of index ranges (PostgreSQL scanned
-    the whole table for the same ranges ORed)."""
-    selects = [
-        f"SELECT {columns} FROM usage_rollup WHERE grain = '{grain}' AND ({condition}) "
-        f"AND bucket_start >= $lo{i} AND bucket_start < $hi{i}"
-        for i, (grain, _, _) in enumerate(pieces)
-    ]
-    return f"({' UNION ALL '.join(selects) or f'SELECT {columns} FROM usage_rollup WHERE 1 = 0'}) AS spans"
 
 
 def _span_params(pieces: tuple[tuple[str, int, int], ...]) -> dict:
