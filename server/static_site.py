@@ -100,14 +100,18 @@ def install(app: Sanic, root: Path = STATIC_DIR) -> None:
     they serve (tests put another folder there)."""
     app.ctx.static_site = StaticSite(root)
 
-    # Every method, so that a POST to an unknown path stays a 404 rather than becoming a 405.
-    @app.route("/", methods=ALL_METHODS, name="dashboard_index")
+    # Every method, so that a POST to an unknown path stays a 404 rather than becoming a 405. Errors are
+    # JSON (server/errors.py renders them all): naming the format spares Sanic from parsing these
+    # handlers' source with `ast` every time an app is made, which CPython 3.11 does not make safe beside
+    # another thread's use of `ast` (a test's set-up failed so once: "AST constructor recursion depth
+    # mismatch"). sanic-ext's own routes still parse one handler per app.
+    @app.route("/", methods=ALL_METHODS, name="dashboard_index", error_format="json")
     async def dashboard_index(request: Request) -> HTTPResponse:
         if request.method not in READ_METHODS:
             raise NotFound(unknown_path_message(request))
         return await _serve(request, request.app.ctx.static_site, "/index.html")
 
-    @app.route("/<path:path>", methods=ALL_METHODS, name="dashboard_files")
+    @app.route("/<path:path>", methods=ALL_METHODS, name="dashboard_files", error_format="json")
     async def dashboard_files(request: Request, path: str) -> HTTPResponse:
         site: StaticSite = request.app.ctx.static_site
         url_path = request.path
