@@ -31,16 +31,9 @@ _EDGES = tuple(
 )
 
 
-def percentile(counts: Sequence[int], fraction: float) -> float | None:
-    """The value below which `fraction` of the counted values fall, interpolated inside its bucket."""
-    running = list(accumulate(counts))
-    if not running or running[-1] <= 0:
-        return None
-    rank = fraction * running[-1]
-    return float(BOUNDS_MS[-1]) if rank > running[-1] else _at(running, counts, rank)
-
-
 def summary(counts: Sequence[int]) -> dict[str, float | None]:
+    """The values below which 50, 90 and 99 % of the counted values fall, each interpolated inside its
+    bucket; None for an empty histogram."""
     running = list(accumulate(counts))  # once for all three: a usage report summarises hundreds of rows
     total = running[-1] if running else 0
     if total <= 0:
