@@ -8,6 +8,7 @@ import pytest
 from sanic import Sanic
 
 from server.config import Settings
+from tests.support import ast_turns
 from tests.support.databases import database_url_for
 from tests.support.live_server import serve_in_process
 from tests.support.proxy import proxy_settings, serve_proxy
@@ -17,6 +18,8 @@ pytest_plugins = ["tests.fake_upstream.pytest_plugin"]
 
 # Several apps per process, one per test: lift Sanic's unique-name registry.
 Sanic.test_mode = True
+# ...built on this thread while the fake upstream's thread may format a traceback: both use `ast`.
+ast_turns.install()
 
 DATABASE_KINDS = ["sqlite", "postgres"]
 

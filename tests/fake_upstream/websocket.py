@@ -104,17 +104,20 @@ async def responses_websocket(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     account.stats.ws_connections += 1
     conn = Connection(account, request[LOG_ENTRY]["headers"])
-    async for message in ws:
-        if message.type == WSMsgType.TEXT:
-            if not await _on_text(request, ws, conn, message.data):
-                break
-        elif message.type == WSMsgType.BINARY:
-            await _send_error(
-                ws,
-                conn,
-                state.book.of(account.account_id),
-                invalid_request("Binary frames are not supported.", code="invalid_frame"),
-            )
+    try:
+        async for message in ws:
+            if message.type == WSMsgType.TEXT:
+                if not await _on_text(request, ws, conn, message.data):
+                    break
+            elif message.type == WSMsgType.BINARY:
+                await _send_error(
+                    ws,
+                    conn,
+                    state.book.of(account.account_id),
+                    invalid_request("Binary frames are not supported.", code="invalid_frame"),
+                )
+    except ConnectionResetError:
+        pass  # the client hung up mid-turn (a drain deadline, a dropped socket): its right, not a fake's bug
     return ws
 
 
