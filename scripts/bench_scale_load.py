@@ -2,12 +2,16 @@
 accounts, on an empty and on a million-row request log (30 days of realistic rows from the history
 generator, bulk-inserted); prints the proxy's CPU ms per request against 3 accounts and an empty log, and
 the time of every route that reads usage. The four proxies run side by side and the rounds alternate
-between them, so the machine's noise falls on all alike; every figure is a median over the rounds.
+between them, so the machine's noise falls on all alike; every figure is a median over the rounds, and
+a proxy's CPU against the base is the median of its rounds' ratios to the base's run of the same round.
+A fifth proxy, a second 3-account empty-log one (`--control`), shows how far two identical proxies
+differ: the noise any other difference must stand out of. The proxies run on one CPU and the load
+generator and the fake upstream on the others (`--pin`), so no proxy's work competes with the load's.
 Each round also sends the same load as an API-key client whose key is restricted to every account but
 one (`--clients`): the path that narrows the pool per key and rewrites the rate-limit headers.
 
-    scripts/bench --scale [--rows 1000000] [--database sqlite|postgres] [--rounds 3] [--requests 2000]
-                          [--clients both|plain|key]
+    scripts/bench --scale [--rows 1000000] [--database sqlite|postgres] [--rounds 5] [--requests 2000]
+                          [--clients both|plain|key] [--no-control] [--no-pin]
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ class Load:
 class Setup:
     accounts: int
     rows: int
+    control: bool = False  # a second copy of the base: the noise floor
     url: str = ""
     process: subprocess.Popen | None = None
     key: str = ""
@@ -89,7 +94,8 @@ class Setup:
 
     @property
     def label(self) -> str:
-        return f"{self.accounts} accounts, {'empty log' if not self.rows else f'{self.rows:,} rows'}"
+        label = f"{self.accounts} accounts, {'empty log' if not self.rows else f'{self.rows:,} rows'}"
+        return f"{label} (again)" if self.control else label
 
 
 def fill(url: str, data_dir: Path, rows: int, accounts: int, now: float) -> float:
@@ -130,7 +136,15 @@ def vacuum(url: str) -> None:
         conn.close()
 
 
-def start_proxy(setup: Setup, data_dir: Path, url: str, fake_url: str, workers: int) -> None:
+def cpu_split() -> tuple[set[int] | None, set[int] | None]:
+    """The last CPU for the proxies, the others for the load and the fake upstream; none on one CPU."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return ({cpus[-1]}, set(cpus[:-1])) if len(cpus) > 1 else (None, None)
+
+
+def start_proxy(
+    setup: Setup, data_dir: Path, url: str, fake_url: str, workers: int, cpus: set[int] | None
+) -> None:
     port = free_port()
     env = {
         **os.environ,
@@ -145,8 +159,9 @@ def start_proxy(setup: Setup, data_dir: Path, url: str, fake_url: str, workers: 
     command = [sys.executable, "-m", "sanic", "server.app", "--host", "127.0.0.1", "--port", str(port),
                "--workers", str(workers), "--no-access-logs"]  # fmt: skip
     quiet = subprocess.DEVNULL
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None  # its workers inherit it
     setup.process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=quiet, stderr=quiet, start_new_session=True
+        command, cwd=ROOT, env=env, stdout=quiet, stderr=quiet, start_new_session=True, preexec_fn=pin
     )
     setup.url = f"http://127.0.0.1:{port}"
 
@@ -198,6 +213,12 @@ async def idle_cpu(pid: int, seconds: float) -> float:
 
 async def bench(args: argparse.Namespace) -> None:
     setups = [Setup(a, r) for r in dict.fromkeys((0, args.rows)) for a in (3, args.accounts)]
+    if args.control:
+        setups.append(Setup(3, 0, control=True))
+    proxy_cpus, load_cpus = cpu_split() if args.pin else (None, None)
+    args.pinned = proxy_cpus is not None
+    if load_cpus:
+        os.sched_setaffinity(0, load_cpus)  # this process and the fake upstream it starts next
     now = time.time()
     fake_port = free_port()
     fake_url = f"http://127.0.0.1:{fake_port}"
@@ -206,7 +227,7 @@ async def bench(args: argparse.Namespace) -> None:
                             stdout=quiet, stderr=quiet)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="codex-lb-scale-") as tmp, ExitStack() as stack:
         try:
-            await prepare(setups, Path(tmp), args, now, fake_url, stack)
+            await prepare(setups, Path(tmp), args, now, fake_url, stack, proxy_cpus)
             await wait_http(fake_url + "/__stats")
             async with aiohttp.ClientSession() as session:
                 await session.post(fake_url + "/__config", data=orjson.dumps({"defaults": {"deltas": 8}}))
@@ -247,7 +268,9 @@ async def measure(setup: Setup, into: Setup | Load, body: bytes, headers: dict, 
     into.rates.append(result.rate)
 
 
-async def prepare(setups: list[Setup], tmp: Path, args, now: float, fake_url: str, stack: ExitStack) -> None:
+async def prepare(
+    setups: list[Setup], tmp: Path, args, now: float, fake_url: str, stack: ExitStack, cpus: set[int] | None
+) -> None:
     """A database per setup, the million rows written once per log and copied (SQLite) or written into
     each schema (PostgreSQL); then, every copy made, a proxy on each."""
     templates: dict[tuple[int, int], Path] = {}
@@ -272,39 +295,50 @@ async def prepare(setups: list[Setup], tmp: Path, args, now: float, fake_url: st
             print(f"{setup.label}: log written in {seconds:.0f} s", flush=True)
         places.append((data_dir, url))
     for setup, (data_dir, url) in zip(setups, places, strict=True):
-        start_proxy(setup, data_dir, url, fake_url, args.workers)
+        start_proxy(setup, data_dir, url, fake_url, args.workers, cpus)
 
 
 def report(setups: list[Setup], args) -> None:
+    pinned = "proxies on one CPU, the load on the others" if args.pinned else "not pinned"
     print(f"\nStreamed load, {args.database}, {args.requests} requests x {args.rounds} rounds at concurrency "
-          f"{args.concurrency}, {args.workers} worker(s); medians")  # fmt: skip
+          f"{args.concurrency}, {args.workers} worker(s), {pinned}; medians, 'vs base' of each round's ratio "
+          "(lowest to highest in brackets)")  # fmt: skip
     loads = {"plain": [(s, s) for s in setups], "key": [(s, s.keyed) for s in setups]}
     titles = {"plain": "without an API key", "key": "as a key client restricted to all accounts but one"}
     for kind in ("plain", "key") if args.clients == "both" else (args.clients,):
-        base, net_base = (statistics.median(v) for v in (loads[kind][0][1].cpu_ms, loads[kind][0][1].net_ms))
+        base = loads[kind][0][1]
         print(f"  {titles[kind]}")
-        print(f"  {'setup':30} {'req/s':>6} {'CPU ms/req':>11} {'vs base':>8} {'idle CPU ms/s':>14} "
+        print(f"  {'setup':38} {'req/s':>6} {'CPU ms/req':>11} {'vs base':>22} {'idle CPU ms/s':>14} "
               f"{'less idle':>10} {'vs base':>8}")  # fmt: skip
         for s, load in loads[kind]:
             cpu, idle, net = (statistics.median(v) for v in (load.cpu_ms, s.idle_ms, load.net_ms))
             rate = statistics.median(load.rates)
-            print(f"  {s.label:30} {rate:6.0f} {cpu:11.2f} {cpu / base - 1:+8.0%} {idle:14.1f} "
-                  f"{net:10.2f} {net / net_base - 1:+8.0%}")  # fmt: skip
+            vs_base, net_vs_base = _paired(load.cpu_ms, base.cpu_ms), _paired(load.net_ms, base.net_ms, False)
+            print(f"  {s.label:38} {rate:6.0f} {cpu:11.2f} {vs_base:>22} {idle:14.1f} "
+                  f"{net:10.2f} {net_vs_base:>8}")  # fmt: skip
     print(
         "  (idle CPU: the proxy's background work per second without load, mostly usage polls; 'less idle'"
         " takes its share out of each request)"
     )
     print("\nRoutes that read usage (ms through HTTP, median over the rounds)")
-    print(f"  {'route':46}" + "".join(f"{_short(s):>17}" for s in setups))
+    print(f"  {'route':46}" + "".join(f"{_short(s):>20}" for s in setups))
     for name in setups[0].routes:
         cells = [statistics.median(s.routes[name]) for s in setups]
         flag = "  over 50 ms" if max(cells) > 50 else ""
-        print(f"  {name:46}" + "".join(f"{c:17.2f}" for c in cells) + flag)
+        print(f"  {name:46}" + "".join(f"{c:20.2f}" for c in cells) + flag)
+
+
+def _paired(figures: list[float], base: list[float], spread: bool = True) -> str:
+    """The median of each round's ratio to the base's same round: the slow drift of a shared machine
+    moves both sides of a pair alike."""
+    ratios = sorted(f / b - 1 for f, b in zip(figures, base, strict=True))
+    median = f"{statistics.median(ratios):+.0%}"
+    return f"{median} ({ratios[0]:+.0%} to {ratios[-1]:+.0%})" if spread else median
 
 
 def _short(setup: Setup) -> str:
     rows = "empty" if not setup.rows else f"{setup.rows / 1e6:g}M rows"
-    return f"{setup.accounts} acc, {rows}"
+    return f"{setup.accounts} acc, {rows}{' again' if setup.control else ''}"
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -312,7 +346,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--accounts", type=int, default=500)
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=2000)  # fewer: the spread hides the effect
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=1)
@@ -323,4 +357,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="the load without an API key, as a restricted key's client, or both (each round)",
     )
     parser.add_argument("--idle-seconds", type=float, default=20.0, help="idle watch per proxy")
+    parser.add_argument(
+        "--control",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="a second 3-account empty-log proxy, to show the noise between two identical ones",
+    )
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the proxies on the last CPU, the load generator and the fake upstream on the others",
+    )
     return parser.parse_args(argv)
