@@ -5,13 +5,13 @@ the time of every route that reads usage. The four proxies run side by side and 
 between them, so the machine's noise falls on all alike; every figure is a median over the rounds, and
 a proxy's CPU against the base is the median of its rounds' ratios to the base's run of the same round.
 A fifth proxy, a second 3-account empty-log one (`--control`), shows how far two identical proxies
-differ: the noise any other difference must stand out of. The proxies run on one CPU and the load
-generator and the fake upstream on the others (`--pin`), so no proxy's work competes with the load's.
+differ: the noise any other difference must stand out of. While one proxy is measured the others are
+paused (SIGSTOP), so their usage polls and rollups do not share its CPUs.
 Each round also sends the same load as an API-key client whose key is restricted to every account but
 one (`--clients`): the path that narrows the pool per key and rewrites the rate-limit headers.
 
-    scripts/bench --scale [--rows 1000000] [--database sqlite|postgres] [--rounds 5] [--requests 2000]
-                          [--clients both|plain|key] [--no-control] [--no-pin]
+    scripts/bench --scale [--rows 1000000] [--database sqlite|postgres] [--rounds 5] [--requests 6000]
+                          [--clients both|plain|key] [--no-control]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,15 +136,20 @@ def vacuum(url: str) -> None:
         conn.close()
 
 
-def cpu_split() -> tuple[set[int] | None, set[int] | None]:
-    """The last CPU for the proxies, the others for the load and the fake upstream; none on one CPU."""
-    cpus = sorted(os.sched_getaffinity(0))
-    return ({cpus[-1]}, set(cpus[:-1])) if len(cpus) > 1 else (None, None)
+@contextmanager
+def alone(setup: Setup, setups: list[Setup]):
+    """The other proxies paused (their whole process groups) while `setup` is measured."""
+    others = [s.process.pid for s in setups if s is not setup]
+    for pid in others:
+        os.killpg(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in others:
+            os.killpg(pid, signal.SIGCONT)
 
 
-def start_proxy(
-    setup: Setup, data_dir: Path, url: str, fake_url: str, workers: int, cpus: set[int] | None
-) -> None:
+def start_proxy(setup: Setup, data_dir: Path, url: str, fake_url: str, workers: int) -> None:
     port = free_port()
     env = {
         **os.environ,
@@ -159,9 +164,8 @@ def start_proxy(
     command = [sys.executable, "-m", "sanic", "server.app", "--host", "127.0.0.1", "--port", str(port),
                "--workers", str(workers), "--no-access-logs"]  # fmt: skip
     quiet = subprocess.DEVNULL
-    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None  # its workers inherit it
     setup.process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=quiet, stderr=quiet, start_new_session=True, preexec_fn=pin
+        command, cwd=ROOT, env=env, stdout=quiet, stderr=quiet, start_new_session=True
     )
     setup.url = f"http://127.0.0.1:{port}"
 
@@ -215,10 +219,6 @@ async def bench(args: argparse.Namespace) -> None:
     setups = [Setup(a, r) for r in dict.fromkeys((0, args.rows)) for a in (3, args.accounts)]
     if args.control:
         setups.append(Setup(3, 0, control=True))
-    proxy_cpus, load_cpus = cpu_split() if args.pin else (None, None)
-    args.pinned = proxy_cpus is not None
-    if load_cpus:
-        os.sched_setaffinity(0, load_cpus)  # this process and the fake upstream it starts next
     now = time.time()
     fake_port = free_port()
     fake_url = f"http://127.0.0.1:{fake_port}"
@@ -227,7 +227,7 @@ async def bench(args: argparse.Namespace) -> None:
                             stdout=quiet, stderr=quiet)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="codex-lb-scale-") as tmp, ExitStack() as stack:
         try:
-            await prepare(setups, Path(tmp), args, now, fake_url, stack, proxy_cpus)
+            await prepare(setups, Path(tmp), args, now, fake_url, stack)
             await wait_http(fake_url + "/__stats")
             async with aiohttp.ClientSession() as session:
                 await session.post(fake_url + "/__config", data=orjson.dumps({"defaults": {"deltas": 8}}))
@@ -235,17 +235,19 @@ async def bench(args: argparse.Namespace) -> None:
                     await populate(session, setup, fake_url)
                 await asyncio.sleep(3)  # every worker has its roster; the start-up rollup pass is over
                 for setup in setups:  # long enough to hold several poll ticks (every 5 s)
-                    setup.idle_ms.append(await idle_cpu(setup.process.pid, args.idle_seconds))
+                    with alone(setup, setups):
+                        setup.idle_ms.append(await idle_cpu(setup.process.pid, args.idle_seconds))
                 body = orjson.dumps(responses_body("benchmark prompt " * 20))
                 for round_no in range(args.rounds):
                     order = setups[round_no % len(setups) :] + setups[: round_no % len(setups)]
                     for setup in order:
-                        if args.clients != "key":
-                            await measure(setup, setup, body, {}, args)
-                        if args.clients != "plain":
-                            auth = {"Authorization": f"Bearer {setup.restricted_key}"}
-                            await measure(setup, setup.keyed, body, auth, args)
-                        await time_routes(session, setup, warm=round_no == 0)
+                        with alone(setup, setups):
+                            if args.clients != "key":
+                                await measure(setup, setup, body, {}, args)
+                            if args.clients != "plain":
+                                auth = {"Authorization": f"Bearer {setup.restricted_key}"}
+                                await measure(setup, setup.keyed, body, auth, args)
+                            await time_routes(session, setup, warm=round_no == 0)
                     print(f"  round {round_no + 1}/{args.rounds} done", flush=True)
         finally:
             for setup in setups:
@@ -268,9 +270,7 @@ async def measure(setup: Setup, into: Setup | Load, body: bytes, headers: dict, 
     into.rates.append(result.rate)
 
 
-async def prepare(
-    setups: list[Setup], tmp: Path, args, now: float, fake_url: str, stack: ExitStack, cpus: set[int] | None
-) -> None:
+async def prepare(setups: list[Setup], tmp: Path, args, now: float, fake_url: str, stack: ExitStack) -> None:
     """A database per setup, the million rows written once per log and copied (SQLite) or written into
     each schema (PostgreSQL); then, every copy made, a proxy on each."""
     templates: dict[tuple[int, int], Path] = {}
@@ -295,14 +295,13 @@ async def prepare(
             print(f"{setup.label}: log written in {seconds:.0f} s", flush=True)
         places.append((data_dir, url))
     for setup, (data_dir, url) in zip(setups, places, strict=True):
-        start_proxy(setup, data_dir, url, fake_url, args.workers, cpus)
+        start_proxy(setup, data_dir, url, fake_url, args.workers)
 
 
 def report(setups: list[Setup], args) -> None:
-    pinned = "proxies on one CPU, the load on the others" if args.pinned else "not pinned"
     print(f"\nStreamed load, {args.database}, {args.requests} requests x {args.rounds} rounds at concurrency "
-          f"{args.concurrency}, {args.workers} worker(s), {pinned}; medians, 'vs base' of each round's ratio "
-          "(lowest to highest in brackets)")  # fmt: skip
+          f"{args.concurrency}, {args.workers} worker(s), one proxy at a time; medians, 'vs base' of each "
+          "round's ratio (lowest to highest in brackets)")  # fmt: skip
     loads = {"plain": [(s, s) for s in setups], "key": [(s, s.keyed) for s in setups]}
     titles = {"plain": "without an API key", "key": "as a key client restricted to all accounts but one"}
     for kind in ("plain", "key") if args.clients == "both" else (args.clients,):
@@ -347,7 +346,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--accounts", type=int, default=500)
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--requests", type=int, default=2000)  # fewer: the spread hides the effect
+    parser.add_argument("--requests", type=int, default=6000)  # fewer: the spread hides the effect
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument(
@@ -362,11 +361,5 @@ def parse(argv: list[str]) -> argparse.Namespace:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="a second 3-account empty-log proxy, to show the noise between two identical ones",
-    )
-    parser.add_argument(
-        "--pin",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="the proxies on the last CPU, the load generator and the fake upstream on the others",
     )
     return parser.parse_args(argv)
