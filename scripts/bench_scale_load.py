@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +43,7 @@ from tests.fake_upstream.client import responses_body
 from tests.support.live_server import free_port
 
 DAY = 86400
+SETTLE_SECONDS = 3.0  # a proxy's catch-up after a pause, kept out of its figures
 KEYS = 5  # the history generator spreads the log over keys 1-5 (and requests without a key); key 1 is busy
 
 
@@ -136,13 +137,16 @@ def vacuum(url: str) -> None:
         conn.close()
 
 
-@contextmanager
-def alone(setup: Setup, setups: list[Setup]):
-    """The other proxies paused (their whole process groups) while `setup` is measured."""
+@asynccontextmanager
+async def alone(setup: Setup, setups: list[Setup]):
+    """The other proxies paused (their whole process groups) while `setup` is measured. It ran only
+    moments since its own pause ended: its timers that fell due meanwhile (polls, a rollup pass) fire
+    first, before the measurement."""
     others = [s.process.pid for s in setups if s is not setup]
     for pid in others:
         os.killpg(pid, signal.SIGSTOP)
     try:
+        await asyncio.sleep(SETTLE_SECONDS)
         yield
     finally:
         for pid in others:
@@ -235,13 +239,13 @@ async def bench(args: argparse.Namespace) -> None:
                     await populate(session, setup, fake_url)
                 await asyncio.sleep(3)  # every worker has its roster; the start-up rollup pass is over
                 for setup in setups:  # long enough to hold several poll ticks (every 5 s)
-                    with alone(setup, setups):
+                    async with alone(setup, setups):
                         setup.idle_ms.append(await idle_cpu(setup.process.pid, args.idle_seconds))
                 body = orjson.dumps(responses_body("benchmark prompt " * 20))
                 for round_no in range(args.rounds):
                     order = setups[round_no % len(setups) :] + setups[: round_no % len(setups)]
                     for setup in order:
-                        with alone(setup, setups):
+                        async with alone(setup, setups):
                             if args.clients != "key":
                                 await measure(setup, setup, body, {}, args)
                             if args.clients != "plain":
