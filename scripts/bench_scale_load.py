@@ -2,11 +2,11 @@
 accounts, on an empty and on a million-row request log (30 days of realistic rows from the history
 generator, bulk-inserted); prints the proxy's CPU ms per request against 3 accounts and an empty log, and
 the time of every route that reads usage. The four proxies run side by side and the rounds alternate
-between them, so the machine's noise falls on all alike; every figure is a median over the rounds, and
-a proxy's CPU against the base is the median of its rounds' ratios to the base's run of the same round.
-A fifth proxy, a second 3-account empty-log one (`--control`), shows how far two identical proxies
-differ: the noise any other difference must stand out of. While one proxy is measured the others are
-paused (SIGSTOP), so their usage polls and rollups do not share its CPUs.
+between them, so the machine's slow drift falls on all alike; every figure is a median over the rounds,
+and a proxy's CPU against the base is the median of its rounds' ratios to the base's run of the same
+round. A fifth proxy, a second 3-account empty-log one (`--control`), shows how far two identical
+proxies differ: the noise any other difference must stand out of. While one proxy is measured the
+others are paused (SIGSTOP), so their usage polls and rollups do not share its CPUs.
 Each round also sends the same load as an API-key client whose key is restricted to every account but
 one (`--clients`): the path that narrows the pool per key and rewrites the rate-limit headers.
 
