@@ -101,10 +101,8 @@ def install(app: Sanic, root: Path = STATIC_DIR) -> None:
     app.ctx.static_site = StaticSite(root)
 
     # Every method, so that a POST to an unknown path stays a 404 rather than becoming a 405. Errors are
-    # JSON (server/errors.py renders them all): naming the format spares Sanic from parsing these
-    # handlers' source with `ast` every time an app is made, which CPython 3.11 does not make safe beside
-    # another thread's use of `ast` (a test's set-up failed so once: "AST constructor recursion depth
-    # mismatch"). sanic-ext's own routes still parse one handler per app.
+    # JSON (server/errors.py renders them all); named, Sanic need not parse these handlers' source to
+    # guess it each time an app is made (see tests/support/ast_turns.py for why parsing is kept rare).
     @app.route("/", methods=ALL_METHODS, name="dashboard_index", error_format="json")
     async def dashboard_index(request: Request) -> HTTPResponse:
         if request.method not in READ_METHODS:
