@@ -16,6 +16,7 @@ from server.accounts.authjson import to_auth_json
 from server.accounts.login import LoginError
 from server.accounts.refresh import RefreshFailed
 from server.api import proxies
+from server.api.query_args import number_arg
 from server.balancer.policies import RoutingPolicy
 from server.balancer.slots import Field
 from server.errors import BadRequest, NotFound, ProxyError
@@ -138,7 +139,7 @@ async def show_account(request: Request, account_id: int):
 async def usage_history(request: Request, account_id: int):
     ctx = request.app.ctx.proxy
     await _account(ctx, account_id)
-    days = _float_arg(request, "days", 7.0, 1.0, 28.0)
+    days = number_arg(request, "days", float, 1, 28) or 7.0
     rows = await ctx.db.run(store.usage_history, account_id, time.time() - days * 86400)
     return json({"account_id": account_id, "days": days, "history": rows})
 
@@ -315,14 +316,3 @@ async def _act(request: Request, account_id: int, action, *args):
     ctx.roster.changed()
     await ctx.roster.reload()
     return json(_with_live_state(ctx, summary.public(), time.time()))
-
-
-def _float_arg(request: Request, name: str, default: float, low: float, high: float) -> float:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BadRequest(f'"{name}" must be a number.', param=name) from None
-    return min(high, max(low, value))

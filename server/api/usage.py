@@ -15,7 +15,7 @@ from server.usage import browse, reports
 
 bp = Blueprint("api_usage")
 CSV_PAGE = 1000
-MAX_ID = 2**62
+MAX_ID = browse.MAX_ID
 DEFAULT_SESSION_RANGE_S = 7 * 86400
 
 

@@ -11,6 +11,8 @@ from server.errors import BadRequest
 from server.usage.writer import COLUMNS
 
 PAGE_MAX = 1000
+MAX_ID = 2**62  # below every driver's 64-bit integer
+MAX_TIME = 1e12  # a Unix time, in seconds, well past any log row
 FIELDS = ("id", *COLUMNS)
 _SELECT = f"SELECT {', '.join(FIELDS)} FROM request_log"
 
@@ -97,9 +99,13 @@ class Cursor:
     def decode(cls, raw: str) -> Cursor:
         try:
             at, _, ident = raw.partition("_")
-            return cls(float(at), int(ident))
+            cursor = cls(float(at), int(ident))
         except ValueError:
-            raise BadRequest("'cursor' is not one this server handed out.", param="cursor") from None
+            cursor = None
+        # Out of range, the id overflows the database driver's integer (a 500); NaN matches no row.
+        if cursor is None or not (0 <= cursor.started_at <= MAX_TIME and 0 <= cursor.id <= MAX_ID):
+            raise BadRequest("'cursor' is not one this server handed out.", param="cursor")
+        return cursor
 
 
 @dataclass(frozen=True, slots=True)
