@@ -31,10 +31,10 @@ _app_numbers = itertools.count()
 
 def create_app(settings: Settings | None = None) -> Sanic:
     settings = settings or Settings.load()
+    logs.configure(settings.log_level, settings.log_format)  # first: the file-mode warnings are log lines
     # Fail at start-up, with the variable named, if the data dir or key file is unusable.
     prepare_data_dir(settings)
     secret_key = load_or_create_key(settings.encryption_key_file)
-    logs.configure(settings.log_level, settings.log_format)
     app = Sanic(_app_name(), log_config=logs.sanic_log_config(settings.log_format))
     app.config.update(
         REQUEST_MAX_SIZE=settings.request_max_bytes,

@@ -1,10 +1,10 @@
 """`codex-lb backup` / `codex-lb restore`: the data directory as one file, and back.
 
-A backup is a tar.gz (created 0600) of a consistent copy of the SQLite database, made with SQLite's
-online backup API so a running server need not stop, plus the encryption key file, without which the
-stored OAuth tokens cannot be opened. With PostgreSQL only the key file is saved: the database is
+A backup is a tar.gz (0600, and so are its members) of a consistent copy of the SQLite database, made
+with SQLite's online backup API so a running server need not stop, plus the encryption key file, without
+which the stored OAuth tokens cannot be opened. With PostgreSQL only the key file is saved: the database is
 backed up with pg_dump (README). Restore refuses while a server uses the data dir, and refuses to
-replace files without --force; what it replaces is kept beside, renamed.
+replace files without --force; what it replaces is kept beside, renamed; what it writes is 0600.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import urllib.request
 from pathlib import Path
 
 from server.config import Settings, sqlite_path
+from server.file_modes import make_owner_only
 
 DATABASE_NAME = "store.db"
 KEY_NAME = "encryption.key"
@@ -83,14 +84,21 @@ def backup(settings: Settings, output: Path) -> list[str]:
         manifest = {"created_at": time.time(), "files": names, "database": "sqlite" if settings.is_sqlite else
                     "postgresql"}  # fmt: skip
         descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)  # O_CREAT's mode is ignored when the file already exists
         with os.fdopen(descriptor, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as archive:
             data = json.dumps(manifest, indent=2).encode()
             info = tarfile.TarInfo(MANIFEST_NAME)
             info.size, info.mtime, info.mode = len(data), int(time.time()), 0o600
             archive.addfile(info, io.BytesIO(data))
             for name in names:
-                archive.add(staged / name, arcname=name)
+                archive.add(staged / name, arcname=name, filter=_owner_only)
     return names
+
+
+def _owner_only(member: tarfile.TarInfo) -> tarfile.TarInfo:
+    # The staged copies carry the umask's 0644: extracted as such, the key would be world-readable.
+    member.mode = 0o600
+    return member
 
 
 def _copy_database(source: Path, target: Path) -> None:
@@ -125,13 +133,20 @@ def restore(settings: Settings, archive_path: Path, force: bool) -> list[str]:
                 f"{', '.join(present)} exist: add --force to replace them (they are kept beside)"
             )
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_owner_only(settings.data_dir)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for name, target in targets.items():
             _set_aside(target, stamp)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(staged / name, target)
-            os.chmod(target, 0o600)
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _copy_owner_only(staged / name, target)
     return sorted(targets)
+
+
+def _copy_owner_only(source: Path, target: Path) -> None:
+    """Created 0600 rather than chmod-ed after the copy, so the secret is never readable by others."""
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as out, source.open("rb") as data:
+        shutil.copyfileobj(data, out)
 
 
 def _unpack(archive_path: Path, staged: Path) -> list[str]:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from server.file_modes import make_owner_only
+
 PREFIX = "CODEX_LB_"
 ENV_FILE = ".env.local"
 CONTAINER_DATA_DIR = Path("/var/lib/codex-lb")
@@ -477,9 +479,11 @@ redact_database_url = _redact_url
 
 
 def prepare_data_dir(settings: Settings) -> None:
+    """The data dir, 0700: mkdir's mode only applies to a new one, so an existing one is tightened."""
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
         raise ConfigError(
             f"CODEX_LB_DATA_DIR={settings.data_dir}: cannot create it ({exc.strerror})"
         ) from None
+    make_owner_only(settings.data_dir)

@@ -15,6 +15,7 @@ import psycopg2
 
 from schema.migrations import Migration, discover
 from server.config import sqlite_path
+from server.file_modes import create_owner_only_database
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def connect(database_url: str):
     """A raw DB-API connection, outside Pony, for the migrator and readiness checks."""
     if database_url.startswith("sqlite:"):
         path = sqlite_path(database_url)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        create_owner_only_database(path)
         conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S, isolation_level=None)
         return conn
     return psycopg2.connect(database_url, connect_timeout=10)

@@ -272,6 +272,7 @@ async def _export(db: Database, box: SecretBox, account_id: int, path: str) -> i
 def _write_private(path: str, data: bytes) -> None:
     """Small and synchronous on purpose: the CLI has nothing else to do meanwhile."""
     fd = os.open(os.path.expanduser(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # O_CREAT's mode is ignored when the file already exists
     with os.fdopen(fd, "wb") as out:
         out.write(data)
 

@@ -16,6 +16,7 @@ import nacl.secret
 import nacl.utils
 
 from server.config import ConfigError
+from server.file_modes import make_owner_only
 
 KEY_SIZE = nacl.secret.SecretBox.KEY_SIZE
 
@@ -39,7 +40,7 @@ class SecretBox:
 
 
 def load_or_create_key(path: Path) -> bytes:
-    """Read the key file, creating it (0600, atomically) if it does not exist yet."""
+    """Read the key file, creating it (0600, atomically) if it does not exist yet, tightening it if not."""
     if not path.exists():
         try:
             _create_key_file(path)
@@ -47,6 +48,7 @@ def load_or_create_key(path: Path) -> bytes:
             raise ConfigError(
                 f"CODEX_LB_ENCRYPTION_KEY_FILE={path}: cannot create it ({exc.strerror})"
             ) from None
+    make_owner_only(path)
     try:
         text = path.read_text(encoding="ascii").strip()
         key = base64.urlsafe_b64decode(text)

@@ -52,6 +52,8 @@ async def test_operator_actions_from_the_command_line(proxy, tmp_path):
     code, out, _ = await cli(proxy, "resume", number)
     assert code == 0 and "active" in out
     exported = tmp_path / "exported.json"
+    exported.write_text("an older export, left readable by all")
+    exported.chmod(0o644)  # overwritten, it must not keep that mode: the export holds live tokens
     code, out, _ = await cli(proxy, "export", number, "-o", str(exported))
     assert code == 0 and oct(exported.stat().st_mode & 0o777) == "0o600"
     assert orjson.loads(exported.read_bytes())["tokens"]["account_id"] == "acc_cli_ops"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import stat
 import subprocess
@@ -15,6 +16,7 @@ import tarfile
 import pytest
 
 from server.cli import main
+from server.secretbox import load_or_create_key
 from tests.conftest import make_settings
 
 
@@ -111,3 +113,32 @@ def test_restore_refuses_a_database_another_process_has_open(tmp_path, monkeypat
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_backup_and_what_it_restores_are_owner_only(tmp_path, monkeypatch):
+    previous_umask = os.umask(0o022)  # the common default: staged copies and new files come out 0644
+    try:
+        data_dir = tmp_path / "data"
+        data_dir.mkdir()
+        sqlite3.connect(data_dir / "store.db").close()
+        load_or_create_key(data_dir / "encryption.key")
+        use_data_dir(monkeypatch, data_dir)
+        archive = tmp_path / "b.tar.gz"
+        archive.write_bytes(b"an older file, readable by all")
+        archive.chmod(0o644)
+        assert main(["backup", "-o", str(archive)]) == 0
+        assert stat.S_IMODE(archive.stat().st_mode) == 0o600
+        with tarfile.open(archive) as contents:
+            assert {m.name: oct(m.mode) for m in contents} == {
+                name: "0o600" for name in ("codex-lb-backup.json", "store.db", "encryption.key")
+            }
+
+        elsewhere = tmp_path / "restored"
+        elsewhere.mkdir(mode=0o755)  # already there, as a fresh volume or an operator's mkdir leaves it
+        use_data_dir(monkeypatch, elsewhere)
+        assert main(["restore", str(archive)]) == 0
+        assert stat.S_IMODE(elsewhere.stat().st_mode) == 0o700
+        for name in ("store.db", "encryption.key"):
+            assert stat.S_IMODE((elsewhere / name).stat().st_mode) == 0o600, name
+    finally:
+        os.umask(previous_umask)
