@@ -2,7 +2,8 @@
 
 The socket peer decides, and forwarding headers make a request non-local (never local): a remote client
 cannot claim to be local through a header, nor reach us through a reverse proxy on this host. Only a
-trusted proxy (server/auth/clients.py) on this host that forwards for a loopback client is local.
+trusted proxy (server/auth/clients.py) on this host that forwards for a loopback client is local, and
+only when no other forwarding header names someone else.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ from functools import lru_cache
 
 from sanic import Request
 
-from server.auth.clients import client_address, forwarded_chain, peer_address, via_trusted_proxy
+from server.auth.clients import (
+    client_address,
+    forwarded_chain,
+    forwarding_disagrees,
+    peer_address,
+    via_trusted_proxy,
+)
 from server.errors import ProxyError
 
 
@@ -45,7 +52,11 @@ def is_local_request(request: Request) -> bool:
         return False
     if via_trusted_proxy(request):
         # A proxy that names no client fails closed: it might relay anyone.
-        return bool(forwarded_chain(request)) and is_loopback(client_address(request))
+        return (
+            bool(forwarded_chain(request))
+            and is_loopback(client_address(request))
+            and not forwarding_disagrees(request)
+        )
     headers = request.headers
     if any(name in headers for name in FORWARDING_HEADERS):
         return False
