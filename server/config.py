@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -110,10 +111,15 @@ class Settings:
     dashboard_session_max_s: float = 7 * 86400.0
     # Browser origins besides the server's own that may call /api and open proxy WebSockets.
     allowed_origins: tuple[str, ...] = ()
-    # Forwarding headers (X-Forwarded-For, Forwarded, X-Forwarded-Proto, the auth header) are believed
-    # only from socket peers in these networks, and only when trust_proxy_headers is on.
+    # Host names /api and the dashboard answer to besides loopback names and IP addresses (and the
+    # origins above): "name", ".example.com" (it and its subdomains) or "*" (any; no DNS-rebinding guard).
+    allowed_hosts: tuple[str, ...] = ()
+    # Forwarding headers (the client address, scheme and host, the auth header) are believed only from
+    # socket peers in these networks, only when trust_proxy_headers is on, and only of one family:
+    # "x-forwarded-for" (X-Forwarded-For/-Proto/-Host) or "forwarded" (RFC 7239).
     firewall_trusted_proxy_cidrs: tuple[str, ...] = ()
     firewall_trust_proxy_headers: bool = False
+    firewall_forwarded_header: str = "x-forwarded-for"
     # GET /metrics also answers `Authorization: Bearer <metrics_token>` (Prometheus), besides sign-in.
     metrics_token: str = field(default="", repr=False)
     # Non-zero: GET /metrics also on this port of `host`, without sign-in (keep the port private).
@@ -299,9 +305,15 @@ def _build(raw: dict[str, str], in_container: bool) -> Settings:
         metrics_port=_int(raw, "METRICS_PORT", get("METRICS_PORT", "0"), 0, 65535),
         log_format=_choice("LOG_FORMAT", get("LOG_FORMAT", "text").lower(), ("text", "json")),
         allowed_origins=_origins(get("ALLOWED_ORIGINS", "")),
+        allowed_hosts=_hosts(get("ALLOWED_HOSTS", "")),
         firewall_trusted_proxy_cidrs=_cidrs(get("FIREWALL_TRUSTED_PROXY_CIDRS", "")),
         firewall_trust_proxy_headers=_bool(
             "FIREWALL_TRUST_PROXY_HEADERS", get("FIREWALL_TRUST_PROXY_HEADERS", "false")
+        ),
+        firewall_forwarded_header=_choice(
+            "FIREWALL_FORWARDED_HEADER",
+            get("FIREWALL_FORWARDED_HEADER", "x-forwarded-for").strip().lower(),
+            ("x-forwarded-for", "forwarded"),
         ),
         extra={k[len(PREFIX) :].lower(): v for k, v in raw.items() if k[len(PREFIX) :].lower() not in known},
     )
@@ -402,6 +414,21 @@ def _origins(value: str) -> tuple[str, ...]:
             )
         origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
     return tuple(origins)
+
+
+_HOST_NAME = re.compile(r"\.?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*")
+
+
+def _hosts(value: str) -> tuple[str, ...]:
+    hosts = []
+    for host in filter(None, (part.strip().lower().rstrip(".") for part in value.split(","))):
+        if host != "*" and not _HOST_NAME.fullmatch(host):
+            raise ConfigError(
+                f"{PREFIX}ALLOWED_HOSTS: {host!r} is not a host name like codex.example.com, "
+                ".example.com (a domain and its subdomains) or * (list names without a port)"
+            )
+        hosts.append(host)
+    return tuple(hosts)
 
 
 def _cidrs(value: str) -> tuple[str, ...]:

@@ -3,8 +3,10 @@
 Browsers say where a request comes from (Origin; Sec-Fetch-Site); the Codex CLI, SDKs and curl send
 neither. So on /api/* and the proxy routes (WebSocket upgrades included) a request whose Origin is not
 the server's own origin (or one in CODEX_LB_ALLOWED_ORIGINS), or whose Sec-Fetch-Site says another site
-sent it, is refused before anything else runs. State-changing /api/* calls must also carry JSON (or a
-multipart upload where a route takes files), which no cross-site form or no-cors fetch can send.
+sent it, is refused before anything else runs; so is a request to /api or the dashboard addressed to a
+host name that is not ours (server/auth/hosts.py: DNS rebinding). State-changing /api/* calls must also
+carry JSON (or a multipart upload where a route takes files), which no cross-site form or no-cors fetch
+can send.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 
 from sanic import Request
 
+from server.auth import hosts
 from server.auth.clients import client_address, request_host
 from server.errors import ProxyError
 
@@ -42,6 +45,7 @@ def origin_allowed(request: Request, origin: str) -> bool:
 
 def check_request(request: Request) -> None:
     """Request middleware: raise for a cross-site browser request; do nothing for everyone else."""
+    hosts.check_host(request)
     path = request.path
     if not path.startswith(GUARDED_PREFIXES):
         return

@@ -36,18 +36,18 @@ class LiveServer:
 
 
 @asynccontextmanager
-async def serve_in_process(settings: Settings) -> AsyncIterator[LiveServer]:
-    """Run the real app on a real loopback socket inside the test's event loop."""
+async def serve_in_process(settings: Settings, ssl=None) -> AsyncIterator[LiveServer]:
+    """Run the real app on a real loopback socket inside the test's event loop (over TLS with `ssl`)."""
     app = create_app(settings)
     port = free_port()
     server = await app.create_server(
-        host="127.0.0.1", port=port, return_asyncio_server=True, access_log=False
+        host="127.0.0.1", port=port, return_asyncio_server=True, access_log=False, ssl=ssl
     )
     await server.startup()
     await server.before_start()
     await server.after_start()
     try:
-        yield LiveServer(app=app, url=f"http://127.0.0.1:{port}")
+        yield LiveServer(app=app, url=f"{'https' if ssl else 'http'}://127.0.0.1:{port}")
     finally:
         await server.before_stop()
         await server.close()
