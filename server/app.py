@@ -13,7 +13,7 @@ import logging
 
 from sanic import Sanic
 
-from server import api, errors, freshness, health, intake, logs, replicas, startup, static_site
+from server import api, errors, framing, freshness, health, intake, logs, replicas, startup, static_site
 from server.api import openapi
 from server.auth import lifecycle as auth_lifecycle
 from server.balancer.slots import AccountSlots, SharedPrimitives
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> Sanic:
     )
     app.ctx.settings = settings
     errors.install(app)
+    framing.install(app)
     intake.install(app)
     app.blueprint(health.bp)
     app.blueprint(responses.bp)
