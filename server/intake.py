@@ -2,20 +2,24 @@
 any body byte is read; then the body, received under a deadline and a per-worker budget of bytes.
 
 Sanic would otherwise read a whole body (bounded only by the hour-long response timeout) before any
-check ran, so keyless remote clients could pin memory with bodies they never finish. Owns BodyBudget.
+check ran, so keyless remote clients could pin memory with bodies they never finish. Bodies no caller
+has vouched for (sign-in, first-run bootstrap, any route outside /api and the proxy) are capped small,
+kept to a short deadline and out of the budget, which is for the callers who passed a check. Owns
+BodyBudget and BodyRules.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 from sanic import Request, Sanic
 
 from server.auth import crosssite
-from server.auth.gate import authorize_api
+from server.auth.gate import authorize_api, is_public
 from server.auth.guard import authorize_proxy
-from server.errors import PROXY_PREFIXES, NotFound, ProxyError
+from server.errors import PROXY_PREFIXES, NotFound, ProxyError, RequestTooLarge
 from server.freshness import learn_presented_key
 
 log = logging.getLogger(__name__)
@@ -24,6 +28,11 @@ log = logging.getLogger(__name__)
 # PostgreSQL refuse to bind it).
 MAX_ROUTE_ID = 2**63 - 1
 BUSY_RETRY_AFTER_S = 1
+# The largest valid sign-in or bootstrap body (a 1,024-character password of astral characters, each
+# escaped as two \uXXXX, and a bootstrap token) is about 14 KiB.
+PUBLIC_BODY_MAX_BYTES = 16 * 1024
+# A valid one fits in a packet or two: waiting the full body deadline would only serve a slowloris.
+PUBLIC_BODY_TIMEOUT_S = 10.0
 
 
 class BodyBudget:
@@ -46,9 +55,25 @@ class BodyBudget:
         self.in_flight -= amount
 
 
+@dataclass(frozen=True, slots=True)
+class BodyRules:
+    """How bodies of one kind of caller are received: the budget they draw from (None: none, their size
+    being capped), the deadline, and the size cap (None: Sanic's REQUEST_MAX_SIZE)."""
+
+    budget: BodyBudget | None
+    timeout_s: float
+    max_bytes: int | None = None
+
+
 def install(app: Sanic) -> None:
     settings = app.ctx.settings
     app.ctx.body_budget = BodyBudget(settings.body_bytes_in_flight)
+    vouched = BodyRules(app.ctx.body_budget, settings.request_body_timeout_s)
+    # No budget: capped, a parked public body costs about what a parked request head does, and a budget
+    # of their own would let a few sockets lock everyone out of signing in.
+    public = BodyRules(
+        None, min(settings.request_body_timeout_s, PUBLIC_BODY_TIMEOUT_S), PUBLIC_BODY_MAX_BYTES
+    )
 
     @app.signal("http.routing.after")
     async def admit_request(request: Request, route, kwargs: dict, handler) -> None:
@@ -63,15 +88,25 @@ def install(app: Sanic) -> None:
             # The same rules as the middleware and handlers that run later, decided from the headers
             # alone: a refused caller never gets to send its body.
             crosssite.check_request(request)
-            if request.path.startswith("/api/"):
-                await authorize_api(request)
-            elif request.path.startswith(PROXY_PREFIXES):
-                await learn_presented_key(request)
-                authorize_proxy(request)
-            await receive_body(request, app.ctx.body_budget, settings.request_body_timeout_s)
+            await receive_body(request, vouched if await _vouch_for_caller(request) else public)
         except ProxyError:
             _abandon_body(request)
             raise
+
+
+async def _vouch_for_caller(request: Request) -> bool:
+    """Apply the route's access rule (ProxyError for a refused caller); True when the caller passed one,
+    False for a route anyone may call."""
+    if request.path.startswith("/api/"):
+        await authorize_api(request)
+        return not is_public(request)
+    if request.path.startswith(PROXY_PREFIXES):
+        await learn_presented_key(request)
+        # A keyless local caller while key auth is off passes: in that mode the loopback socket is the
+        # credential, and local clients send the largest bodies.
+        authorize_proxy(request)
+        return True
+    return False  # no rule names the caller of any other route (the dashboard's files, health)
 
 
 def _check_route_ids(request: Request, kwargs: dict) -> None:
@@ -80,15 +115,19 @@ def _check_route_ids(request: Request, kwargs: dict) -> None:
             raise NotFound(f"No such {name.removesuffix('_id')}: the id {value} is out of range.")
 
 
-async def receive_body(request: Request, budget: BodyBudget, timeout: float) -> None:
-    """Read the whole body into request.body: 408 past `timeout`, 503 when the worker's budget of body
-    bytes in flight is spent (a declared Content-Length is reserved up front, chunked bodies as they
-    come), 413 past the size limit (Sanic's own check, as the bytes arrive)."""
+async def receive_body(request: Request, rules: BodyRules) -> None:
+    """Read the whole body into request.body: 408 past the deadline, 503 when the budget of body bytes in
+    flight is spent (a declared Content-Length is reserved up front, chunked bodies as they come), 413
+    past the size cap (from a declared length before any byte is read; a chunked body once it passes)
+    or else past Sanic's size limit (its own check, as the bytes arrive)."""
     declared = _content_length(request)
-    held = 0
+    budget, timeout = rules.budget, rules.timeout_s
+    if rules.max_bytes is not None and declared > rules.max_bytes:
+        raise _too_large(request, rules.max_bytes)
+    held = received = 0
     chunks: list[bytes] = []
     try:
-        if declared:
+        if declared and budget is not None:
             if not budget.take(declared):
                 raise _busy(request, budget)
             held = declared
@@ -96,7 +135,10 @@ async def receive_body(request: Request, budget: BodyBudget, timeout: float) -> 
             async with asyncio.timeout(timeout):
                 async for chunk in request.stream:
                     chunks.append(chunk)
-                    if not declared:
+                    received += len(chunk)
+                    if rules.max_bytes is not None and received > rules.max_bytes:
+                        raise _too_large(request, rules.max_bytes)
+                    if not declared and budget is not None:
                         if not budget.take(len(chunk)):
                             raise _busy(request, budget)
                         held += len(chunk)
@@ -105,7 +147,7 @@ async def receive_body(request: Request, budget: BodyBudget, timeout: float) -> 
                 "request body timed out path=%s peer=%s received=%d",
                 request.path,
                 request.conn_info.client_ip if request.conn_info else "-",
-                sum(map(len, chunks)),
+                received,
             )
             raise ProxyError(
                 f"The request body did not arrive within {timeout:g} s.",
@@ -113,7 +155,8 @@ async def receive_body(request: Request, budget: BodyBudget, timeout: float) -> 
                 code="request_timeout",
             ) from None
     finally:
-        budget.give(held)
+        if budget is not None:
+            budget.give(held)
     request.body = b"".join(chunks)
 
 
@@ -133,6 +176,11 @@ def _busy(request: Request, budget: BodyBudget) -> ProxyError:
         code="server_busy",
         headers={"retry-after": str(BUSY_RETRY_AFTER_S)},
     )
+
+
+def _too_large(request: Request, max_bytes: int) -> RequestTooLarge:
+    log.info("request body refused: over the cap path=%s max_bytes=%d", request.path, max_bytes)
+    return RequestTooLarge(f"This route takes a request body of at most {max_bytes // 1024} KiB.")
 
 
 def _abandon_body(request: Request) -> None:

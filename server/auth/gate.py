@@ -12,10 +12,15 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 VIEWER_MAY_POST = frozenset({"/api/auth/logout"})
 
 
+def is_public(request: Request) -> bool:
+    """Whether anyone may call this route, signed in or not."""
+    return (request.method, request.path.rstrip("/")) in PUBLIC_ROUTES
+
+
 async def authorize_api(request: Request) -> None:
     """Request middleware for /api/*: raises 401 sign_in_required / proxy_required or 403 read_only."""
     auth = request.app.ctx.dashboard_auth
-    if (request.method, request.path.rstrip("/")) in PUBLIC_ROUTES:
+    if is_public(request):
         await auth.identify(request)
         return
     # Exports hand out live tokens: an admin's act even though they are reads.
