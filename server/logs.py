@@ -1,18 +1,22 @@
 """Operator logs: one `key=value` line per event (or, with CODEX_LB_LOG_FORMAT=json, one JSON object
-whose `key=value` pairs are fields), with every secret-shaped string redacted.
+whose `key=value` pairs are fields), with every secret-shaped string redacted and no value able to
+forge a line or a field.
 
-The redaction filter sits on the handler, so even a careless log call cannot print a token, an API key
-or a password-bearing URL.
+The filter sits on every handler, so even a careless log call cannot print a token, an API key or a
+password-bearing URL, nor a client's or a dashboard user's newline, NUL or terminal escape.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
 
 import orjson
 from sanic.log import LOGGING_CONFIG_DEFAULTS
+
+from server.control_characters import escape, escape_within_lines, has_control_characters
 
 _SECRET_PATTERNS = (
     re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),  # JWTs (access/id tokens)
@@ -37,13 +41,70 @@ def redact(text: str) -> str:
     return text
 
 
-class RedactingFilter(logging.Filter):
+class SafeLineFilter(logging.Filter):
+    """Redacts secrets; writes a `key=%s` value holding a space, a quote or a control character as a JSON
+    string, one token for a reader and for the JSON format's pair parser; escapes control characters in
+    other values. The record's own line breaks (a banner, a traceback) stay, each next line indented:
+    only a record's first line starts at column 0, so no value can pass for a line of its own."""
+
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.args and isinstance(record.args, tuple) and isinstance(record.msg, str):
+            record.args = _safe_args(record.msg, record.args)
         message = record.getMessage()
-        cleaned = redact(message)
+        cleaned = _indented(escape_within_lines(redact(message)))
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            # Text formatters print exc_text when set: the traceback redacted, escaped and indented too.
+            traceback = _TRACEBACK.formatException(record.exc_info)
+            record.exc_text = "  " + _indented(escape_within_lines(redact(traceback)))
         return True
+
+
+_TRACEBACK = logging.Formatter()
+# A %-format's conversions; `%(name)s` and `*` widths are too rare here to map, and are left alone.
+_CONVERSION = re.compile(r"%(?:%|\(|[-#0 +]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[hlL]?[diouxXeEfFgGcrsa])")
+_BARE_VALUE = re.compile(r'[^\s"]+')
+
+
+@functools.lru_cache(maxsize=1024)
+def _arg_kinds(fmt: str) -> tuple[str, ...] | None:
+    """For each argument of a %-format: "pair" (it fills `key=%s`), "text" (any other %s) or "" (a
+    number's conversion, or %r, which escapes by itself); None when the format cannot be mapped."""
+    kinds = []
+    for match in _CONVERSION.finditer(fmt):
+        spec, start = match.group(), match.start()
+        if spec == "%%":
+            continue
+        if spec == "%(" or "*" in spec:
+            return None
+        if spec[-1] != "s":
+            kinds.append("")
+        elif fmt[start - 1 : start] == "=" and re.match(r"\w", fmt[start - 2 : start - 1]):
+            kinds.append("pair")
+        else:
+            kinds.append("text")
+    return tuple(kinds)
+
+
+def _safe_args(fmt: str, args: tuple) -> tuple:
+    kinds = _arg_kinds(fmt)
+    if kinds is None or len(kinds) != len(args):
+        return args  # getMessage() will complain as it would have; the message is still escaped whole
+    safe = list(args)
+    for index, (kind, value) in enumerate(zip(kinds, args, strict=True)):
+        if not kind or isinstance(value, int | float):
+            continue
+        text = str(value)
+        if kind == "pair" and not (_BARE_VALUE.fullmatch(text) and not has_control_characters(text)):
+            safe[index] = orjson.dumps(text).decode()  # a JSON string escapes its control characters
+        elif has_control_characters(text):
+            safe[index] = escape(text)
+    return tuple(safe)
+
+
+def _indented(text: str) -> str:
+    return text.replace("\n", "\n  ")
 
 
 # key=value pairs of a message; a value is a bare word or a JSON string (the access line's reason).
@@ -93,25 +154,27 @@ def _field(value: str) -> object:
         return value
 
 
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 # Set by configure(): the start-up notes (server/startup.py) follow the chosen format too.
 json_lines = False
 
 
 def sanic_log_config(log_format: str) -> dict:
-    """Sanic's own logging set-up (its start-up, error and websocket lines) with our redaction on every
-    handler and, in JSON mode, our JSON lines, so a log shipper sees one format from the whole process."""
+    """Sanic's own logging set-up (its start-up, error and websocket lines) with our SafeLineFilter on
+    every handler and, in JSON mode, our JSON lines, so a log shipper sees one format from the whole
+    process."""
     # One level deeper than a shallow copy: the handlers hold the process's streams, which can't be copied.
     config = {
         key: ({name: dict(entry) for name, entry in value.items()} if isinstance(value, dict) else value)
         for key, value in LOGGING_CONFIG_DEFAULTS.items()
     }
-    config.setdefault("filters", {})["redact"] = {"()": RedactingFilter}
+    config.setdefault("filters", {})["safe_line"] = {"()": SafeLineFilter}
     if log_format == "json":
         for formatter in config["formatters"].values():
             formatter.clear()
             formatter["()"] = JsonFormatter
     for handler in config["handlers"].values():
-        handler["filters"] = [*handler.get("filters", ()), "redact"]
+        handler["filters"] = [*handler.get("filters", ()), "safe_line"]
     return config
 
 
@@ -120,14 +183,14 @@ def configure(level: str, log_format: str = "text") -> None:
     json_lines = log_format == "json"
     logger = logging.getLogger("server")
     logger.setLevel(level)
-    if any(isinstance(f, RedactingFilter) for h in logger.handlers for f in h.filters):
+    if any(isinstance(f, SafeLineFilter) for h in logger.handlers for f in h.filters):
         return
     handler = logging.StreamHandler()
     if log_format == "json":
         formatter: logging.Formatter = JsonFormatter()
     else:
-        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+        formatter = logging.Formatter(TEXT_FORMAT)
     handler.setFormatter(formatter)
-    handler.addFilter(RedactingFilter())
+    handler.addFilter(SafeLineFilter())
     logger.addHandler(handler)
     logger.propagate = False

@@ -25,6 +25,7 @@ from server.accounts.refresh import RefreshFailed, TokenRefresher
 from server.auth import audit
 from server.balancer.policies import RoutingPolicy
 from server.config import ConfigError, Settings, prepare_data_dir, redact_database_url
+from server.control_characters import has_control_characters
 from server.db import Database
 from server.egress import store as egress_store
 from server.egress.routes import EgressRoutes
@@ -226,6 +227,9 @@ async def _account_action(db: Database, box: SecretBox, settings: Settings, args
     elif command == "resume":
         account = await db.run(store.resume, account_id)
     elif command == "rename":
+        if has_control_characters(args.label):
+            print("codex-lb accounts rename: the label may not hold control characters", file=sys.stderr)
+            return 2
         account = await db.run(store.set_label, account_id, args.label.strip()[:100])
     elif command == "policy":
         try:

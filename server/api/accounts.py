@@ -19,6 +19,7 @@ from server.api import proxies
 from server.api.query_args import number_arg
 from server.balancer.policies import RoutingPolicy
 from server.balancer.slots import Field
+from server.control_characters import has_control_characters
 from server.errors import BadRequest, NotFound, ProxyError
 from server.proxy.normalize import parse_json_object
 from server.upstream.oauth import BROWSER_REDIRECT_URI
@@ -148,8 +149,11 @@ async def usage_history(request: Request, account_id: int):
 async def rename_account(request: Request, account_id: int):
     body = parse_json_object(request.body)
     label = body.get("label")
-    if not isinstance(label, str) or len(label.strip()) > MAX_LABEL_CHARS:
-        raise BadRequest(f'"label" must be a string of at most {MAX_LABEL_CHARS} characters.', param="label")
+    if not isinstance(label, str) or len(label.strip()) > MAX_LABEL_CHARS or has_control_characters(label):
+        raise BadRequest(
+            f'"label" must be a string of at most {MAX_LABEL_CHARS} characters, no control characters.',
+            param="label",
+        )
     return await _act(request, account_id, store.set_label, label.strip())
 
 

@@ -163,7 +163,7 @@ async def _run(request: Request, fn, *args):
 
 def _parse_sync(result):
     if isinstance(result, EgressError):
-        raise BadRequest(str(result))
+        raise BadRequest(str(result), param=result.field)
     return result
 
 
@@ -171,7 +171,7 @@ def _parse(build):
     try:
         return build()
     except EgressError as exc:
-        raise BadRequest(str(exc)) from None
+        raise BadRequest(str(exc), param=exc.field) from None
 
 
 def _text(body: dict, name: str) -> str:

@@ -11,13 +11,18 @@ from urllib.parse import unquote, urlsplit
 from pony import orm
 
 from server.change_marker import bump_roster_version
+from server.control_characters import has_control_characters
 from server.secretbox import SecretBox
 
 SCHEMES = ("http", "https", "socks5")
 
 
 class EgressError(ValueError):
-    """A proxy definition or binding that cannot be stored; the message says why."""
+    """A proxy definition or binding that cannot be stored; the message says why, `field` names what."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +39,8 @@ class ProxySpec:
         cls, name: str, url: str, pool: str = "", weight: int = 1, username: str = "", password: str = ""
     ):
         name = (name or "").strip()
-        if not name or len(name) > 64 or ":" in name:
-            raise EgressError("name: 1-64 characters, no ':'")
+        if not name or len(name) > 64 or ":" in name or has_control_characters(name):
+            raise EgressError("name: 1-64 characters, no ':' and no control characters", "name")
         parts = urlsplit((url or "").strip())
         scheme = "socks5" if parts.scheme == "socks5h" else parts.scheme
         if scheme not in SCHEMES:
@@ -52,9 +57,7 @@ class ProxySpec:
         password = password or unquote(parts.password or "")
         if not isinstance(weight, int) or not 1 <= weight <= 1000:
             raise EgressError("weight: a whole number from 1 to 1000")
-        pool = (pool or "").strip()
-        if len(pool) > 64:
-            raise EgressError("pool: at most 64 characters")
+        pool = _pool_name(pool)
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
         return cls(name, f"{scheme}://{host}:{port}", username, password, pool, weight)
 
@@ -109,6 +112,13 @@ class Binding:
         return f"pool:{self.pool}" if self.pool else "direct"
 
 
+def _pool_name(pool: str | None) -> str:
+    pool = (pool or "").strip()
+    if len(pool) > 64 or has_control_characters(pool):
+        raise EgressError("pool: at most 64 characters, no control characters", "pool")
+    return pool
+
+
 def _record(row, box: SecretBox) -> ProxyRecord:
     return ProxyRecord(
         id=row.id,
@@ -159,7 +169,7 @@ def update(
     if row is None:
         return None
     if pool is not None:
-        row.pool = pool.strip()[:64]
+        row.pool = _pool_name(pool)
     if weight is not None:
         if not 1 <= weight <= 1000:
             raise EgressError("weight: a whole number from 1 to 1000")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from server.control_characters import has_control_characters
 from server.errors import BadRequest
 from server.keys.windows import WINDOWS
 
@@ -79,8 +80,8 @@ def _bad(field: str, message: str) -> BadRequest:
 
 
 def _name(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > 100:
-        raise _bad("name", "must be a non-empty string of at most 100 characters")
+    if not isinstance(value, str) or not value.strip() or len(value) > 100 or has_control_characters(value):
+        raise _bad("name", "must be a non-empty string of at most 100 characters, no control characters")
     return value.strip()
 
 
