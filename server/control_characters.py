@@ -23,6 +23,8 @@ def escape(text: str) -> str:
 
 def escape_within_lines(text: str) -> str:
     """Every control character but the newline escaped: for text whose lines are its own (a traceback)."""
+    if not CONTROL.search(text):
+        return text
     return "\n".join(escape(line) for line in text.split("\n"))
 
 

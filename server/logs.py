@@ -64,7 +64,7 @@ class SafeLineFilter(logging.Filter):
 _TRACEBACK = logging.Formatter()
 # A %-format's conversions; `%(name)s` and `*` widths are too rare here to map, and are left alone.
 _CONVERSION = re.compile(r"%(?:%|\(|[-#0 +]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[hlL]?[diouxXeEfFgGcrsa])")
-_BARE_VALUE = re.compile(r'[^\s"]+')
+_BARE_VALUE = re.compile(r'[^\s"\x00-\x1f\x7f-\x9f\u2028\u2029]+')  # no space, quote or control
 
 
 @functools.lru_cache(maxsize=1024)
@@ -96,7 +96,7 @@ def _safe_args(fmt: str, args: tuple) -> tuple:
         if not kind or isinstance(value, int | float):
             continue
         text = str(value)
-        if kind == "pair" and not (_BARE_VALUE.fullmatch(text) and not has_control_characters(text)):
+        if kind == "pair" and not _BARE_VALUE.fullmatch(text):
             safe[index] = orjson.dumps(text).decode()  # a JSON string escapes its control characters
         elif has_control_characters(text):
             safe[index] = escape(text)
@@ -104,7 +104,7 @@ def _safe_args(fmt: str, args: tuple) -> tuple:
 
 
 def _indented(text: str) -> str:
-    return text.replace("\n", "\n  ")
+    return text.replace("\n", "\n  ") if "\n" in text else text
 
 
 # key=value pairs of a message; a value is a bare word or a JSON string (the access line's reason).
