@@ -18,7 +18,7 @@ def make_owner_only(path: Path) -> None:
     read-only mount such as a Kubernetes secret) start-up goes on, with a warning once per path."""
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
+    except OSError:  # absent, or not ours to look at: whatever uses it next says so
         return
     if not mode & _GROUP_AND_OTHER:
         return

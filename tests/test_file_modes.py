@@ -12,6 +12,7 @@ import pytest
 
 from server import migrator
 from server.config import prepare_data_dir, sqlite_path
+from server.file_modes import make_owner_only
 from server.secretbox import load_or_create_key
 from tests.support.settings import make_settings
 
@@ -61,3 +62,11 @@ def test_an_existing_data_dir_key_and_database_are_tightened(tmp_path):
         assert [mode(f) for f in companions] == [0o600] * 3
     finally:
         conn.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="Linux /proc")
+def test_a_path_that_cannot_be_tightened_is_a_warning_not_a_failure(caplog):
+    # procfs refuses every chmod, even root's: like a read-only secret mount or another owner's dir.
+    make_owner_only(Path("/proc/self"))
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "server.file_modes"]
+    assert warning.startswith("other users can read path=/proc/self mode=0o555: cannot make it owner-only")
