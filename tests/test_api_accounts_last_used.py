@@ -11,7 +11,7 @@ from schema.migrations import discover
 from server import migrator
 from server.db import Database
 from server.usage import history, last_use, queries
-from server.usage.records import RequestRecord
+from server.usage.records import FinishedRequest
 from server.usage.upkeep import RequestLogUpkeep
 from server.usage.writer import COLUMNS, insert_records
 from tests.conftest import make_settings
@@ -88,8 +88,8 @@ def test_upgrading_backfills_each_accounts_last_use_from_the_log(database_url, t
         database.close()
 
 
-def _record(account_id: int, started_at: float) -> RequestRecord:
-    return RequestRecord(
+def _record(account_id: int, started_at: float) -> FinishedRequest:
+    return FinishedRequest(
         request_id=f"req_{time.monotonic_ns()}", route="/v1/responses", transport="http", status=200,
         model="gpt-5.4", account_id=account_id, started_at=started_at,
     )  # fmt: skip

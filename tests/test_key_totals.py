@@ -15,7 +15,7 @@ from server import migrator
 from server.db import Database
 from server.usage import history
 from server.usage import key_totals as totals
-from server.usage.records import RequestRecord
+from server.usage.records import FinishedRequest
 from server.usage.tokens import TokenUsage
 from server.usage.upkeep import RequestLogUpkeep
 from server.usage.writer import COLUMNS, insert_records
@@ -38,26 +38,26 @@ async def live_server(tmp_path, database_url):
         yield server
 
 
-def _records(key_id: int, count: int, started_at: float, prefix: str) -> list[RequestRecord]:
+def _records(key_id: int, count: int, started_at: float, prefix: str) -> list[FinishedRequest]:
     """Served requests, with every seventh refused by the key's own rules and every fifth failing
     elsewhere (an empty pool): neither served nor refused."""
     made = []
     for i in range(count):
         common = {"request_id": f"{prefix}_{key_id}_{i}", "started_at": started_at + i, "api_key_id": key_id}
         if i % 7 == 3:
-            made.append(RequestRecord(**common, route="/v1/responses", transport="http", status=429,
+            made.append(FinishedRequest(**common, route="/v1/responses", transport="http", status=429,
                                       error_code="api_key_limit_reached", attempts=0))  # fmt: skip
         elif i % 5 == 4:
-            made.append(RequestRecord(**common, route="/v1/responses", transport="http", status=503,
+            made.append(FinishedRequest(**common, route="/v1/responses", transport="http", status=503,
                                       error_code="no_accounts", attempts=0))  # fmt: skip
         else:
             usage, cost = TokenUsage(100 + i, 10 * (i % 3), 50, 5, 150 + i), 0.001 * (i + 1)
-            made.append(RequestRecord(**common, route="/v1/responses", transport="http", status=200,
+            made.append(FinishedRequest(**common, route="/v1/responses", transport="http", status=200,
                                       account_id=1, model="gpt-5.4", usage=usage, cost_usd=cost))  # fmt: skip
     return made
 
 
-def _expected(records: list[RequestRecord]) -> dict:
+def _expected(records: list[FinishedRequest]) -> dict:
     served = [r for r in records if r.attempts > 0]
     return {
         "request_count": len(served),
@@ -96,7 +96,7 @@ async def test_each_key_shows_exactly_its_own_rows_and_a_retried_batch_counts_on
     busy, quiet, idle = [await create_key(live_server.url, name=n) for n in ("busy", "quiet", "idle")]
     mine = _records(busy["id"], 120, NOW - 3600, "a")
     theirs = _records(quiet["id"], 9, NOW - 1800, "b")
-    unkeyed = [RequestRecord(request_id="c_0", started_at=NOW, route="/v1/responses", transport="http",
+    unkeyed = [FinishedRequest(request_id="c_0", started_at=NOW, route="/v1/responses", transport="http",
                              status=200, usage=TokenUsage(1, 0, 1, 0, 2))]  # fmt: skip
     db = live_server.app.ctx.db
     await db.run(insert_records, mine[:60] + theirs + unkeyed)

@@ -18,7 +18,7 @@ from schema.migrations import v0022_request_log_failures as failures_migration
 from server import migrator
 from server.db import Database
 from server.usage import browse, history, rollups
-from server.usage.records import RequestRecord
+from server.usage.records import FinishedRequest
 from server.usage.tokens import TokenUsage
 from server.usage.upkeep import RequestLogUpkeep
 from server.usage.writer import insert_records
@@ -278,13 +278,13 @@ async def test_percentiles_from_the_histograms_are_close_to_the_raw_ones(live_se
     assert usage["totals"]["ttft_ms"]["p50"] == pytest.approx(547, rel=0.1)
 
 
-def _record(**fields) -> RequestRecord:
+def _record(**fields) -> FinishedRequest:
     tokens = {k: fields.pop(k) for k in ("input_tokens", "output_tokens") if k in fields}
     usage = TokenUsage(tokens.get("input_tokens", 10), 0, tokens.get("output_tokens", 5), 0,
                        tokens.get("input_tokens", 10) + tokens.get("output_tokens", 5))  # fmt: skip
     base = {"request_id": f"req_{time.monotonic_ns()}", "route": "/v1/responses", "transport": "http",
             "status": 200, "model": "gpt-5.4", "usage": usage}  # fmt: skip
-    return RequestRecord(**{**base, **fields})
+    return FinishedRequest(**{**base, **fields})
 
 
 LOGS = [

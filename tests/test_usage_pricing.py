@@ -8,7 +8,7 @@ import pytest
 
 from server.config import ConfigError, Settings
 from server.usage.pricing import BUILTIN_PRICES, Price, PriceBook, parse_overrides
-from server.usage.records import RequestRecord, new_request_id
+from server.usage.records import FinishedRequest, new_request_id
 from server.usage.tokens import TokenUsage
 
 BOOK = PriceBook(BUILTIN_PRICES)
@@ -190,7 +190,7 @@ def test_request_ids_are_unique_and_recognisable():
 
 
 def test_a_request_record_is_frozen_and_defaults_to_no_usage():
-    record = RequestRecord(
+    record = FinishedRequest(
         request_id="req_1", started_at=1.0, route="/v1/responses", transport="http", status=200
     )
     assert record.usage is None and record.cost_usd is None and record.attempts == 1

@@ -13,7 +13,7 @@ from pony import orm
 from server.config import Settings
 from server.db import Database
 from server.usage.queries import recent_requests, usage_totals
-from server.usage.records import RequestRecord
+from server.usage.records import FinishedRequest
 from server.usage.tokens import TokenUsage
 from server.usage.writer import RequestLogWriter, insert_records
 from tests.support.databases import fresh_postgres_schema
@@ -31,7 +31,7 @@ def db(database_url, tmp_path):
     database.close()
 
 
-def record(n: int, **changes) -> RequestRecord:
+def record(n: int, **changes) -> FinishedRequest:
     fields = dict(
         request_id=f"req_{n:024x}",
         started_at=1_700_000_000.0 + n,
@@ -51,7 +51,7 @@ def record(n: int, **changes) -> RequestRecord:
         routing="sticky",
     )
     fields.update(changes)
-    return RequestRecord(**fields)
+    return FinishedRequest(**fields)
 
 
 @orm.db_session

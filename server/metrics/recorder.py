@@ -9,6 +9,7 @@ from __future__ import annotations
 from bisect import bisect_left
 
 from server.metrics.table import LAYOUT, Histogram
+from server.usage.records import FinishedRequest
 
 _row = None  # memoryview of doubles: this worker's cells
 
@@ -51,36 +52,27 @@ _OVERHEAD = LAYOUT.histograms["overhead"]
 LOOP_LAG = LAYOUT.histograms["loop_lag"]
 
 
-def request_finished(
-    route: str,
-    status: int,
-    transport: str,
-    duration_s: float,
-    upstream_s: float | None,
-    ttft_s: float | None,
-    overhead_s: float | None,
-    usage,
-    cost_usd: float | None,
-) -> None:
+def request_finished(finished: FinishedRequest) -> None:
     row = _row
     if row is None:
         return
-    row[LAYOUT.request_cell(route, status, transport)] += 1
-    observe(_DURATION, duration_s)
-    if upstream_s is not None:
-        observe(_UPSTREAM, upstream_s)
-    if ttft_s is not None:
-        observe(_TTFT, ttft_s)
-    if overhead_s is not None:
-        observe(_OVERHEAD, overhead_s)
+    row[LAYOUT.request_cell(finished.route, finished.status, finished.transport)] += 1
+    observe(_DURATION, finished.latency_ms / 1000)
+    if finished.upstream_ms is not None:
+        observe(_UPSTREAM, finished.upstream_ms / 1000)
+    if finished.ttft_ms is not None:
+        observe(_TTFT, finished.ttft_ms / 1000)
+    if finished.overhead_ms is not None:
+        observe(_OVERHEAD, finished.overhead_ms / 1000)
+    usage = finished.usage
     if usage is not None:
         base = LAYOUT.tokens
         row[base] += usage.input_tokens or 0
         row[base + 1] += usage.cached_input_tokens or 0
         row[base + 2] += usage.output_tokens or 0
         row[base + 3] += usage.reasoning_tokens or 0
-    if cost_usd:
-        row[LAYOUT.cost] += cost_usd
+    if finished.cost_usd:
+        row[LAYOUT.cost] += finished.cost_usd
 
 
 def request_refused(route: str, status: int, transport: str) -> None:

@@ -5,48 +5,36 @@ that cannot be read)."""
 from __future__ import annotations
 
 import logging
+import time
 
 import orjson
 from sanic import Request, Sanic
 
 from server import metrics
-from server.usage.records import new_request_id
+from server.usage.records import FinishedRequest, new_request_id
 
 log = logging.getLogger(__name__)
 PROXY_PREFIXES = ("/v1/", "/backend-api/codex/", "/backend-api/transcribe")
 _REASON_CHARS = 200
 
 
-def served(
-    *,
-    request_id: str,
-    route: str,
-    transport: str,
-    upstream: str,
-    account_id: int | None,
-    model: str,
-    status: int,
-    tokens: int | None,
-    latency_ms: float,
-    attempts: int,
-    error: str = "",
-    reason: str = "",
-) -> None:
+def served(finished: FinishedRequest) -> None:
     """The line of a request that got as far as its route: served, failed, or refused by its key."""
+    failed = finished.status != 200
     log.info(
         "access request_id=%s route=%s transport=%s upstream=%s account=%s model=%s status=%d tokens=%s "
         "latency_ms=%.1f attempts=%d%s",
-        request_id,
-        route,
-        transport,
-        upstream or "-",
-        account_id if account_id is not None else "-",
-        model or "-",
-        status,
-        tokens if tokens is not None else "-",
-        latency_ms,
-        attempts,
-        _outcome(error, reason),
+        finished.request_id,
+        finished.route,
+        finished.transport,
+        finished.upstream_transport or "-",
+        finished.account_id if finished.account_id is not None else "-",
+        finished.model or "-",
+        finished.status,
+        finished.usage.total_tokens if finished.usage is not None else "-",
+        finished.latency_ms,
+        finished.attempts,
+        _outcome(finished.error_code, finished.reason) if failed else "",
     )
 
 
@@ -76,20 +64,19 @@ def install(app: Sanic) -> None:
             return  # a WebSocket that was served: Sanic hands its ended socket here as a bare 500
         request_id = new_request_id()
         response.headers["x-request-id"] = request_id  # the client can quote it
-        metrics.request_refused(request.path, response.status, "websocket" if upgrade else "http")
+        transport = "websocket" if upgrade else "http"
+        metrics.request_refused(request.path, response.status, transport)
         served(
-            request_id=request_id,
-            route=request.path,
-            transport="websocket" if upgrade else "http",
-            upstream="",
-            account_id=None,
-            model="",
-            status=response.status,
-            tokens=None,
-            latency_ms=0.0,
-            attempts=0,
-            error=code or "refused",
-            reason=message,
+            FinishedRequest(
+                request_id=request_id,
+                started_at=time.time(),
+                route=request.path,
+                transport=transport,
+                status=response.status,
+                error_code=code or "refused",
+                reason=message,
+                attempts=0,
+            )
         )
 
 

@@ -20,7 +20,8 @@ from server.proxy import access
 from server.proxy.context import ProxyContext
 from server.proxy.outcome import Outcome
 from server.proxy.trace import OpenedStream, Trace
-from server.usage.records import RequestRecord, new_request_id
+from server.usage.records import FinishedRequest, new_request_id
+from server.usage.tokens import TokenUsage
 
 
 class Settlement:
@@ -136,8 +137,9 @@ class Settlement:
         exc.headers.setdefault("x-request-id", self.request_id)
 
     def finish(self) -> None:
-        """Free the account's slot, feed what we learned to the balancer, queue the request-log row, and
-        settle the API key's reservation to the real usage (in the background)."""
+        """Free the account's slot, feed what we learned to the balancer, settle the API key's reservation
+        to the real usage (in the background), and hand the finished request to the access line, the
+        metrics and the request log."""
         server_drain.untrack(self)
         ctx, outcome, opened, trace = self.ctx, self.outcome, self.opened, self.trace
         if outcome is not None and (outcome.terminal_seen or (outcome.status != 200 and self.status == 499)):
@@ -155,61 +157,41 @@ class Settlement:
         usage = outcome.usage if outcome else None
         cost_usd = ctx.prices.cost_usd(self.model, usage) if usage else None
         admission_settle(ctx, self.admission, usage, cost_usd, served=trace.attempts > 0)
-        ttft = (trace.first_content_mono - trace.started_mono) * 1000 if trace.first_content_mono else None
-        upstream = self.upstream_transport or ("http" if trace.attempts else "")
+        finished = self.finished_request(usage, cost_usd)
+        access.served(finished)
+        metrics.request_finished(finished)
+        ctx.writer.submit(finished)
+
+    def finished_request(self, usage: TokenUsage | None, cost_usd: float | None) -> FinishedRequest:
+        """What the access line, the metrics and the request log say about this request, as it ends."""
+        trace = self.trace
         now_mono = time.monotonic()
-        latency_ms = (now_mono - trace.started_mono) * 1000
-        account_id = trace.account.id if trace.account else None
-        access.served(
+        ttft_ms = (trace.first_content_mono - trace.started_mono) * 1000 if trace.first_content_mono else None
+        return FinishedRequest(
             request_id=self.request_id,
+            started_at=trace.started,
             route=self.route,
             transport=self.transport,
-            upstream=upstream,
-            account_id=account_id,
-            model=self.model,
             status=self.status,
-            tokens=usage.total_tokens if usage else None,
-            latency_ms=latency_ms,
+            account_id=trace.account.id if trace.account else None,
+            api_key_id=self.api_key_id,
+            model=self.model,
+            reasoning_effort=self.reasoning_effort,
+            error_code=self.error_code,
+            usage=usage,
+            cost_usd=cost_usd,
+            latency_ms=(now_mono - trace.started_mono) * 1000,
+            ttft_ms=ttft_ms,
             attempts=trace.attempts,
-            error=self.error_code if self.status != 200 else "",
-            reason=self.reason if self.status != 200 else "",
-        )
-        upstream_s = (now_mono - trace.upstream_sent_mono) if trace.upstream_sent_mono else None
-        metrics.request_finished(
-            self.route,
-            self.status,
-            self.transport,
-            latency_ms / 1000,
-            upstream_s,
-            ttft / 1000 if ttft is not None else None,
-            trace.overhead_ms() / 1000 if trace.head_sent_mono else None,
-            usage,
-            cost_usd,
-        )
-        ctx.writer.submit(
-            RequestRecord(
-                request_id=self.request_id,
-                started_at=trace.started,
-                route=self.route,
-                transport=self.transport,
-                status=self.status,
-                account_id=account_id,
-                api_key_id=self.api_key_id,
-                model=self.model,
-                reasoning_effort=self.reasoning_effort,
-                error_code=self.error_code,
-                usage=usage,
-                cost_usd=cost_usd,
-                latency_ms=latency_ms,
-                ttft_ms=ttft,
-                attempts=trace.attempts,
-                session_key_hash=_hash_session(self.session_key),
-                routing=trace.routing,
-                upstream_transport=upstream,
-                egress=trace.egress,
-                user_agent=self.user_agent,
-                failovers=",".join(trace.failovers)[:FAILOVERS_MAX],
-            )
+            session_key_hash=_hash_session(self.session_key),
+            routing=trace.routing,
+            upstream_transport=self.upstream_transport or ("http" if trace.attempts else ""),
+            egress=trace.egress,
+            user_agent=self.user_agent,
+            failovers=",".join(trace.failovers)[:FAILOVERS_MAX],
+            reason=self.reason,
+            upstream_ms=(now_mono - trace.upstream_sent_mono) * 1000 if trace.upstream_sent_mono else None,
+            overhead_ms=trace.overhead_ms() if trace.head_sent_mono else None,
         )
 
 

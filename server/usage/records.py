@@ -1,6 +1,8 @@
-"""One finished request (or WebSocket turn) as the request log stores it.
+"""One finished request (or WebSocket turn): what the access line, the metrics and the request log say
+about it.
 
-The proxy builds a RequestRecord when a request settles and hands it to the writer; nothing here does I/O.
+The proxy builds a FinishedRequest once, when a request settles, and hands the same value to all three;
+nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ def new_request_id() -> str:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RequestRecord:
+class FinishedRequest:
     request_id: str
     started_at: float  # epoch seconds
     route: str
@@ -39,3 +41,7 @@ class RequestRecord:
     egress: str = ""  # the account's route: "" direct, "proxy:<name>"
     user_agent: str = ""  # the client's, cut to USER_AGENT_MAX
     failovers: str = ""  # "<account id>:<code>" of each attempt that failed over, comma-separated
+    # Not stored: the access line's and the metrics' own.
+    reason: str = ""  # the error message the client got
+    upstream_ms: float | None = None  # from the first byte sent upstream to the end; None: never sent
+    overhead_ms: float | None = None  # what the proxy added before the head went out; None: no head
