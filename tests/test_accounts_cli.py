@@ -42,6 +42,8 @@ async def test_operator_actions_from_the_command_line(proxy, tmp_path):
     [added] = await proxy.add_accounts("acc_cli_ops", email="ops@example.com")
     number = str(added["id"])
     assert (await cli(proxy, "rename", number, "Seat A"))[0] == 0
+    code, _, err = await cli(proxy, "rename", number, "Seat B\nWARNING forged")
+    assert code == 2 and "control characters" in err
     code, out, _ = await cli(proxy, "pause", number)
     assert code == 0 and "paused [Seat A]" in out
     code, out, _ = await cli(proxy, "list")
