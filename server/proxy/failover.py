@@ -1,5 +1,6 @@
 """Choosing an account and trying it, failing over invisibly until content arrives: the `Failover` of one
-request, which HTTP calls (its open_stream and post) and socket turns (socket_turns.py) both go through.
+request, whose one loop (`run`) drives an opener per transport: HTTP calls (its open_stream and post)
+and turns on pooled upstream sockets (socket_turns.SocketOpener).
 
 An upstream rejection (HTTP error, connection error, or an error event inside a 200 stream) before the
 first content event cools the account down as its kind warrants and moves the request to another one;
@@ -12,9 +13,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
-from typing import TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import aiohttp
 
@@ -34,6 +35,50 @@ log = logging.getLogger(__name__)
 AT_CAPACITY_WAIT_S = 0.05
 AT_CAPACITY_MAX_WAIT_S = 30.0
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """A try that neither served the request nor failed its account: what the loop does next."""
+
+    same_account: bool  # try the account again; else leave it out of the rest of the request
+    spent: bool  # the try counts as one of the request's attempts
+
+
+SAME_ACCOUNT = Retry(same_account=True, spent=True)  # e.g. a replay of the full input on it
+NOT_AN_ATTEMPT = Retry(same_account=True, spent=False)  # the account was not at fault: again, for free
+NO_ROOM = Retry(same_account=False, spent=False)  # the account cannot take it now; nothing was sent
+
+
+class NotTried(Exception):
+    """An opener gives up on its transport before anything reached the upstream (the caller then uses
+    another): the try spends none of the request's attempts."""
+
+
+class Opener(Protocol[T]):
+    """One transport's way to try an account, for `Failover.run`."""
+
+    final: Collection[FailureKind]  # failure kinds that end the request on this transport
+
+    async def choose(self, failover: Failover) -> tuple[Candidate, AccountRecord]: ...
+
+    async def open(self, candidate: Candidate, account: AccountRecord) -> T | UpstreamFailure | Retry: ...
+
+
+class HttpOpener(Generic[T]):
+    """Tries over HTTP: whichever account the balancer offers, one request each (`send`)."""
+
+    __slots__ = ("send",)
+    final: Collection[FailureKind] = ()
+
+    def __init__(self, send: Callable[[Candidate, AccountRecord], Awaitable[T | UpstreamFailure]]) -> None:
+        self.send = send
+
+    async def choose(self, failover: Failover) -> tuple[Candidate, AccountRecord]:
+        return await failover.choose()
+
+    def open(self, candidate: Candidate, account: AccountRecord) -> Awaitable[T | UpstreamFailure]:
+        return self.send(candidate, account)
 
 
 class Failover:
@@ -66,32 +111,46 @@ class Failover:
 
     async def open_stream(self, url: str, body: bytes, forwarded: dict[str, str]) -> OpenedStream:
         """An upstream Responses stream that has produced its first content event."""
-        return await self.run(partial(attempts.try_stream, self.ctx, url, body, forwarded, trace=self.trace))
+        send = partial(attempts.try_stream, self.ctx, url, body, forwarded, trace=self.trace)
+        return await self.run(HttpOpener(send))
 
     async def post(
         self, url: str, body: bytes | Callable[[], aiohttp.FormData], forwarded: dict[str, str]
     ) -> JsonAnswer:
         """A JSON call (compaction), or a multipart one (transcription: `body` builds a fresh form per
         attempt, as an aiohttp FormData can be sent only once)."""
-        return await self.run(partial(attempts.try_json, self.ctx, url, body, forwarded, trace=self.trace))
+        send = partial(attempts.try_json, self.ctx, url, body, forwarded, trace=self.trace)
+        return await self.run(HttpOpener(send))
 
-    async def run(self, try_once: Callable[[Candidate, AccountRecord], Awaitable[T | UpstreamFailure]]) -> T:
-        """Try accounts until one serves the request; raises the client's error when none does."""
-        retry: tuple[Candidate, AccountRecord] | None = None
-        while retry is not None or self.attempts_left:
-            if retry is None:
-                candidate, account = await self.choose()
-                self.trace.attempts += 1
-            else:
-                # The same account with its refreshed token: the 401 was the token's fault, not the
-                # account's, so this try does not spend one of the request's attempts.
-                (candidate, account), retry = retry, None
-            result = await self.attempt(candidate, account, partial(try_once, candidate, account))
-            if not isinstance(result, UpstreamFailure):
+    async def run(self, opener: Opener[T]) -> T:
+        """Try accounts until one serves the request, within its attempts and its failover deadline;
+        raises the client's error when none does. Every try counts as an attempt unless it turns out
+        not to be one (a `Retry` that is not `spent`, `NotTried`)."""
+        again: tuple[Candidate, AccountRecord] | None = None  # the same account, once more
+        while self.attempts_left and self.trace.attempt_budget(self.ctx.settings) > 0:
+            candidate, account = again or await opener.choose(self)
+            again = None
+            self.trace.attempts += 1
+            try:
+                result = await self.attempt(candidate, account, partial(opener.open, candidate, account))
+            except NotTried:
+                self.trace.attempts -= 1
+                raise
+            if isinstance(result, UpstreamFailure):
+                fresh = await self.after_failure(candidate, account, result, opener.final)
+                if fresh is None:
+                    continue
+                # The 401 was the token's fault, not the account's: the same account with its
+                # refreshed token, and this try spends none of the request's attempts.
+                result, account = NOT_AN_ATTEMPT, fresh
+            elif not isinstance(result, Retry):
                 return result
-            fresh = await self.after_failure(candidate, account, result)
-            if fresh is not None:
-                retry = (candidate, fresh)
+            if result.same_account:
+                again = (candidate, account)
+            else:
+                self.excluded.add(account.id)
+            if not result.spent:
+                self.trace.attempts -= 1
         raise self.exhausted()
 
     async def choose(self) -> tuple[Candidate, AccountRecord]:

@@ -1,9 +1,10 @@
 """Opening a turn on an upstream WebSocket, failing over invisibly until content arrives.
 
-The WebSocket twin of Failover.open_stream, driving the same Failover (account choice, cooldowns, token
-refresh, attempt budget), plus what sockets add: a socket stays bound to its account (response ids live
-on it), a turn whose `previous_response_id` the socket does not know is replayed with the full input,
-and an expired socket (60-minute limit) is replaced on the same account without the client noticing.
+The socket opener of the request's Failover.run (account choice, cooldowns, token refresh, attempts and
+their budget are the loop's), plus what sockets add: a socket stays bound to its account (response ids
+live on it), a turn whose `previous_response_id` the socket does not know is replayed with the full
+input, and an expired socket (60-minute limit) is replaced on the same account without the client
+noticing.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import logging
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from functools import partial
 
 import aiohttp
 import orjson
@@ -23,7 +23,7 @@ from server.errors import ProxyError
 from server.proxy import model_limits
 from server.proxy.attempts import try_stream
 from server.proxy.context import ProxyContext
-from server.proxy.failover import Failover
+from server.proxy.failover import NO_ROOM, NOT_AN_ATTEMPT, SAME_ACCOUNT, Failover, NotTried, Retry
 from server.proxy.normalize import NormalizedRequest
 from server.proxy.trace import OpenedStream, Trace
 from server.upstream import failures, ratelimits
@@ -43,7 +43,7 @@ STALE_SOCKET = UpstreamFailure(
 _LINK_GONE = frozenset({STREAM_INCOMPLETE, "upstream_unavailable"})
 
 
-class FallBackToHttp(Exception):
+class FallBackToHttp(NotTried):
     """The backend refused WebSockets (426), or no socket can be had anywhere: use HTTP for this turn."""
 
 
@@ -78,176 +78,148 @@ async def open_socket_stream(
     """A turn that has produced its first content event on `binding`'s socket (opened if needed).
     `pool_key` says which idle sockets of the account it may reuse (default: the session's)."""
     failover = Failover(ctx, trace, session_key, allowed_accounts, model_plans)
-    opening = _SocketFailover(
-        ctx, failover, binding, forwarded, pool_key if pool_key is not None else session_key or ""
+    opener = SocketOpener(
+        ctx,
+        trace,
+        binding,
+        forwarded,
+        pool_key if pool_key is not None else session_key or "",
+        frame=frame,
+        full_frame=full_frame,
+        done=done,
+        for_sse=for_sse,
     )
-    return await opening.open(frame, full_frame, done, for_sse)
+    return await failover.run(opener)
 
 
-class _SocketFailover:
-    """One turn's failover on sockets: the request's Failover, plus what sockets add (binding, pool
-    room, stale links, replays)."""
+class SocketOpener:
+    """Tries on pooled upstream sockets, for `Failover.run`: what sockets add to an HTTP try. A socket
+    stays bound to its conversation's account (response ids live on it); a turn whose anchor the socket
+    lost is replayed with the full input; an expired or stale socket is replaced on the same account
+    without the client noticing."""
+
+    final = (FailureKind.PREVIOUS_RESPONSE_NOT_FOUND,)  # a lost anchor with nothing to replay it from
 
     def __init__(
         self,
         ctx: ProxyContext,
-        failover: Failover,
+        trace: Trace,
         binding: Binding,
         forwarded: dict[str, str],
         pool_key: str,
-    ) -> None:
-        self.ctx = ctx
-        self.failover = failover
-        self.trace = failover.trace
-        self.binding = binding
-        self.forwarded = forwarded
-        self.pool_key = pool_key
-        self.pool_full = False
-        self.pinned = binding.account is not None  # a bound conversation stays on its account while it can
-
-    async def open(
-        self,
+        *,
         frame: dict,
         full_frame: dict | None,
         done: Callable[[UpstreamSocket, bool], None],
         for_sse: bool,
-    ) -> OpenedStream:
-        ctx, trace, binding, pool = self.ctx, self.trace, self.binding, self.ctx.sockets
-        while self.failover.attempts_left and trace.attempt_budget(ctx.settings) > 0:
-            if binding.socket is None or not binding.socket.usable or _off_route(ctx, binding.socket):
-                answered = await self._bind(frame, full_frame)
-                if answered is not None:
-                    return answered  # the account serves HTTP only: this turn went that way
-                if binding.socket is None:
-                    continue
-            socket, candidate, account = binding.socket, binding.candidate, binding.account
-            trace.attempts += 1
-            trace.egress = socket.egress
-            try:
-                result = await self.failover.attempt(
-                    candidate,
-                    account,
-                    partial(_try_turn, ctx, socket, candidate, frame, full_frame, trace, done, for_sse),
-                )
-            except BaseException:  # cancelled (the client left): the socket is mid-turn, unusable
-                pool.give_back(binding.clear(), healthy=False)
-                raise
-            if isinstance(result, OpenedStream):
-                return result  # keeps its in-flight slot until settled
-            failure = result
-            if failure is STALE_SOCKET:
-                # A pooled or between-turns socket the backend had dropped: not the account's fault.
-                pool.give_back(binding.clear(), healthy=False)
-                trace.attempts -= 1
-                continue
-            trace.last_failure = failure
-            if failure.kind is FailureKind.PREVIOUS_RESPONSE_NOT_FOUND and full_frame is not None:
-                frame = full_frame  # the socket lost the anchor: replay the whole conversation here
-                continue
-            pool.give_back(binding.clear(), healthy=False)
-            if failure.kind is FailureKind.WEBSOCKET_EXPIRED:
-                continue  # a fresh socket on the same account; the turn replays its full input
-            if await self._after_failure(candidate, account, failure):
-                self.pinned = True  # refreshed: the same account again, without spending an attempt
-                trace.attempts -= 1
-                continue
-            binding.account = binding.candidate = None
-            self.pinned = False
-        raise self.failover.exhausted()
+    ) -> None:
+        self.ctx = ctx
+        self.trace = trace
+        self.binding = binding
+        self.forwarded = forwarded
+        self.pool_key = pool_key
+        self.frame = frame  # what goes upstream: the full frame once the socket has lost the turn's anchor
+        self.full_frame = full_frame  # the turn with the conversation's whole input (None: no anchor)
+        self.done = done  # the turn ended on the socket
+        self.for_sse = for_sse  # the client reads SSE bytes (an HTTP client's turn)
+        self.pool_full = False
+        account = ctx.roster.get(binding.account.id) if binding.account is not None else None
+        # A bound conversation's first try stays on its account (with its current token).
+        self.bound = (binding.candidate, account) if account is not None else None
 
-    async def _bind(self, frame: dict, full_frame: dict | None) -> OpenedStream | None:
-        """Bind a socket of the conversation's account (or of a newly chosen one). Leaves the binding
-        without a socket when this account cannot have one now; returns the turn's stream when the
-        account refused the upgrade and served the turn over HTTP instead."""
-        ctx, trace, binding = self.ctx, self.trace, self.binding
-        stale = binding.clear()
-        if stale is not None:
-            ctx.sockets.give_back(stale, healthy=False)
-        if (
-            self.pinned
-            and binding.account.id not in self.failover.excluded
-            and ctx.roster.get(binding.account.id)
-        ):
-            candidate, account = binding.candidate, ctx.roster.get(binding.account.id)
-        else:
-            try:
-                candidate, account = await self.failover.choose()
-            except ProxyError:
-                if self.pool_full:
-                    raise FallBackToHttp() from None
-                raise
+    async def choose(self, failover: Failover) -> tuple[Candidate, AccountRecord]:
+        if self.bound is not None:
+            bound, self.bound = self.bound, None
+            return bound
         try:
-            binding.socket = await _lease_on_route(
-                ctx,
-                ctx.sockets,
-                account.id,
-                self.pool_key,
-                _opener(ctx, self.forwarded, account, self.pool_key),
-            )
-        except PoolFull as exc:
-            self.pool_full = True
-            if exc.whole_pool:
+            return await failover.choose()
+        except ProxyError:
+            if self.pool_full:  # the accounts left had no room for a socket: HTTP may still serve it
                 raise FallBackToHttp() from None
-            self.failover.excluded.add(account.id)  # this account has no room: another one may
-            self.pinned = False
-            return None
-        except HandshakeRefused as exc:
-            return await self._refused(exc, candidate, account, frame, full_frame)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            trace.attempts += 1
-            trace.account = account
-            await self._after_failure(candidate, account, failures.classify_connection_error(exc))
-            self.pinned = False
-            return None
-        binding.candidate, binding.account = candidate, account
-        ctx.balancer.note_windows(candidate, ratelimits.from_headers(binding.socket.headers, time.time()))
-        return None
+            raise
+
+    async def open(
+        self, candidate: Candidate, account: AccountRecord
+    ) -> OpenedStream | UpstreamFailure | Retry:
+        ctx, binding = self.ctx, self.binding
+        socket = binding.socket
+        if socket is None or socket.account_id != account.id or not socket.usable or _off_route(ctx, socket):
+            if socket is not None:
+                ctx.sockets.give_back(binding.clear(), healthy=False)
+            try:
+                socket = await _lease_on_route(
+                    ctx,
+                    ctx.sockets,
+                    account.id,
+                    self.pool_key,
+                    _opener(ctx, self.forwarded, account, self.pool_key),
+                )
+            except PoolFull as exc:
+                self.pool_full = True
+                if exc.whole_pool:
+                    raise FallBackToHttp() from None
+                return NO_ROOM  # this account has no room: another one may
+            except HandshakeRefused as exc:
+                return await self._refused(exc, candidate, account)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                return self._leaving(account, failures.classify_connection_error(exc))
+            binding.socket, binding.candidate, binding.account = socket, candidate, account
+            ctx.balancer.note_windows(candidate, ratelimits.from_headers(socket.headers, time.time()))
+        self.trace.egress = socket.egress
+        try:
+            result = await _try_turn(
+                ctx, socket, candidate, self.frame, self.full_frame, self.trace, self.done, self.for_sse
+            )
+        except BaseException:  # cancelled (the client left): the socket is mid-turn, unusable
+            ctx.sockets.give_back(binding.clear(), healthy=False)
+            raise
+        if isinstance(result, OpenedStream):
+            return result  # keeps its in-flight slot until settled
+        return self._failed(account, result)
+
+    def _failed(self, account: AccountRecord, failure: UpstreamFailure) -> UpstreamFailure | Retry:
+        """What a turn that met `failure` before its first content tries next."""
+        pool = self.ctx.sockets
+        if failure is STALE_SOCKET:
+            # A pooled or between-turns socket the backend had dropped: not the account's fault.
+            pool.give_back(self.binding.clear(), healthy=False)
+            return NOT_AN_ATTEMPT
+        if failure.kind is FailureKind.PREVIOUS_RESPONSE_NOT_FOUND and self.full_frame is not None:
+            self.trace.last_failure = failure
+            self.frame = self.full_frame  # the socket lost the anchor: replay the whole conversation here
+            return SAME_ACCOUNT
+        pool.give_back(self.binding.clear(), healthy=False)
+        if failure.kind is FailureKind.WEBSOCKET_EXPIRED:
+            self.trace.last_failure = failure
+            return SAME_ACCOUNT  # a fresh socket on the same account; the turn replays its full input
+        return self._leaving(account, failure)
+
+    def _leaving(self, account: AccountRecord, failure: UpstreamFailure) -> UpstreamFailure:
+        """A failure the request's Failover acts on: unless it ends the turn, the conversation leaves the
+        account (a refreshed token brings it back, bound again by the retry)."""
+        if failure.allows_failover and failure.kind not in self.final:
+            log.info("moving conversation off account=%d code=%s", account.id, failure.code)
+            self.binding.account = self.binding.candidate = None
+        return failure
 
     async def _refused(
-        self,
-        exc: HandshakeRefused,
-        candidate: Candidate,
-        account: AccountRecord,
-        frame: dict,
-        full_frame: dict | None,
-    ) -> OpenedStream | None:
+        self, exc: HandshakeRefused, candidate: Candidate, account: AccountRecord
+    ) -> OpenedStream | UpstreamFailure:
         """The upgrade was refused: 426 sends every turn to HTTP; anything else is asked again over HTTP
         on the same account, whose answer says what is wrong (or serves the turn)."""
-        ctx, trace = self.ctx, self.trace
+        ctx = self.ctx
         ctx.balancer.note_windows(candidate, ratelimits.from_headers(exc.headers, time.time()))
         if exc.status == 426:
             ctx.transports.upgrade_refused()
             log.info("upstream refused WebSocket upgrade (426): falling back to HTTP")
             raise FallBackToHttp() from None
         log.info("upstream refused WebSocket upgrade account=%d status=%d", account.id, exc.status)
-        trace.attempts += 1
-        result = await self.failover.attempt(
-            candidate,
-            account,
-            partial(_answer_over_http, ctx, frame, full_frame, self.forwarded, candidate, account, trace),
+        result = await _answer_over_http(
+            ctx, self.frame, self.full_frame, self.forwarded, candidate, account, self.trace
         )
         if isinstance(result, OpenedStream):
             return result
-        if await self._after_failure(candidate, account, result or exc.failure):
-            # Refreshed: the same account again, with its new token, without spending an attempt.
-            self.binding.candidate, self.binding.account, self.pinned = candidate, account, True
-            trace.attempts -= 1
-            return None
-        self.pinned = False
-        return None
-
-    async def _after_failure(
-        self, candidate: Candidate, account: AccountRecord, failure: UpstreamFailure
-    ) -> bool:
-        """True when the same account should be tried again (token refreshed); raises for client errors
-        (a lost anchor included: nothing here can replay it)."""
-        if await self.failover.after_failure(candidate, account, failure, final=_ENDS_THE_TURN) is not None:
-            return True
-        log.info("moving conversation off account=%d code=%s", account.id, failure.code)
-        return False
-
-
-_ENDS_THE_TURN = (FailureKind.PREVIOUS_RESPONSE_NOT_FOUND,)
+        return self._leaving(account, result or exc.failure)
 
 
 async def _answer_over_http(
