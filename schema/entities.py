@@ -282,12 +282,19 @@ def define_database() -> orm.Database:
         user_agent = orm.Optional(str, default="")
 
     class DashboardAuthFailure(db.Entity):
-        """A refused sign-in attempt, counted per address and overall for throttling."""
+        """A sign-in attempt, written before its check and deleted by a success: what throttles."""
 
         _table_ = "dashboard_auth_failure"
         id = orm.PrimaryKey(int, auto=True, size=64)
         client_address = orm.Required(str)
         at = orm.Required(float)
+
+    class DashboardSignInGate(db.Entity):
+        """Per address: the row locked while its failures are counted, and its one check in flight."""
+
+        _table_ = "dashboard_sign_in_gate"
+        client_address = orm.PrimaryKey(str)
+        checking_until = orm.Required(float, default=0.0)
 
     class AuditEvent(db.Entity):
         """A security-relevant action: who, from where, what, on what; details never hold a secret."""

@@ -122,7 +122,7 @@ async def test_the_viewer_sees_everything_and_changes_nothing(server):
             assert (await _login(viewer, VIEWER_PASSWORD))[0] == 401
 
 
-async def test_failed_sign_ins_are_throttled_per_address_and_overall(server, caplog):
+async def test_failed_sign_ins_are_throttled_per_address(server, caplog):
     caplog.set_level(logging.WARNING, logger="server.auth")
     await (await _admin(server.url)).session.close()
     async with Browser(server.url, "198.51.100.7") as attacker, Browser(server.url, "198.51.100.8") as other:
@@ -135,12 +135,6 @@ async def test_failed_sign_ins_are_throttled_per_address_and_overall(server, cap
         assert (await _login(other))[0] == 200
     assert "dashboard sign-in refused client=198.51.100.7 reason=password" in caplog.text
     assert "dashboard sign-in throttled client=198.51.100.7" in caplog.text
-    db = server.app.ctx.db
-    for n in range(100):
-        await db.run(store.record_failure, f"192.0.2.{n}")
-    async with Browser(server.url, "198.51.100.99") as newcomer:
-        code, body, _ = await _login(newcomer)
-        assert code == 429 and body["error"]["code"] == "too_many_attempts"
 
 
 async def test_forwarded_headers_from_an_untrusted_peer_change_nothing(tmp_path, database_url, caplog):
@@ -364,12 +358,9 @@ async def test_a_signed_in_request_costs_no_database_round_trip_while_cached(ser
         assert auth.session_lookups - before <= 1
 
 
-async def test_expired_sessions_and_old_failures_are_pruned(server):
+async def test_expired_sessions_are_pruned(server):
     db = server.app.ctx.db
     async with await _admin(server.url) as admin:
         token_hash = cred.digest(admin.cookie())
-    await db.run(store.record_failure, "192.0.2.1")
     await db.run(_age_session, token_hash, 8 * 86400.0)
-    assert await db.run(store.prune, 3600.0, 0.0) == 1
-    mine, everyone = await db.run(store.recent_failures, "192.0.2.1", 0.0)
-    assert mine == [] and everyone == []
+    assert await db.run(store.prune, 3600.0) == 1

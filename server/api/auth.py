@@ -75,20 +75,20 @@ async def login(request: Request):
     password, code = _text(payload, "password"), _text(payload, "totp_code", required=False)
     if auth.mode == "disabled":
         raise BadRequest("Dashboard sign-in is disabled on this server.", code="sign_in_disabled")
-    await auth.throttle(request)
-    role = await auth.password_role(password)
-    if role is None:
-        await audit.write(request, "auth.sign_in_failed", reason="password")
-        raise await auth.failed(request, "password")
-    second_factor = ""
-    if role == ADMIN and (await auth.credentials()).totp_enabled:
-        if not code:
-            raise refusal("Enter the code from your authenticator app.", "totp_required")
-        if not await auth.check_second_factor(code):
-            await audit.write(request, "auth.sign_in_failed", reason="code")
-            raise await auth.failed(request, "code")
-        second_factor = "recovery_code" if cred.is_recovery_code(code) else "totp"
-    await auth.succeeded(request)
+    async with auth.attempt(request) as attempt:
+        role = await auth.password_role(password)
+        if role is None:
+            await audit.write(request, "auth.sign_in_failed", reason="password")
+            raise attempt.failed("password")
+        second_factor = ""
+        if role == ADMIN and (await auth.credentials()).totp_enabled:
+            if not code:
+                raise refusal("Enter the code from your authenticator app.", "totp_required")
+            if not await auth.check_second_factor(code):
+                await audit.write(request, "auth.sign_in_failed", reason="code")
+                raise attempt.failed("code")
+            second_factor = "recovery_code" if cred.is_recovery_code(code) else "totp"
+        attempt.succeeded()
     token, row = await auth.start_session(request, role)
     await audit.write(request, "auth.sign_in", row.id, role=role, second_factor=second_factor or None)
     return _signed_in(request, json({"role": role}), token)
@@ -101,15 +101,15 @@ async def bootstrap(request: Request):
     token = _text(payload, "token")
     if auth.mode != "standard" or (await auth.fresh_credentials()).password_set:
         raise _already_set()
-    await auth.throttle(request)
-    if not await auth.check_bootstrap_token(token):
-        await audit.write(request, "auth.sign_in_failed", reason="bootstrap_token")
-        raise await auth.failed(request, "bootstrap_token")
+    async with auth.attempt(request) as attempt:
+        if not await auth.check_bootstrap_token(token):
+            await audit.write(request, "auth.sign_in_failed", reason="bootstrap_token")
+            raise attempt.failed("bootstrap_token")
+        attempt.succeeded()
     password_hash = await auth.hash(_new_password(payload, "password"))
     if not await request.app.ctx.db.run(store.set_first_password, password_hash):
         raise _already_set()
     auth.changed()
-    await auth.succeeded(request)
     session_token, row = await auth.start_session(request, ADMIN)
     await audit.write(request, "auth.bootstrap", row.id)
     return _signed_in(request, json({"role": ADMIN}), session_token)
@@ -140,10 +140,11 @@ async def change_password(request: Request):
     new_password = _new_password(payload, "new_password")
     creds = await request.app.ctx.db.run(store.load_credentials)
     if creds.password_set and identity.via == "session":
-        await auth.throttle(request)
-        if not await auth.verify(creds.admin_hash, _text(payload, "current_password")):
-            await audit.write(request, "auth.password_change_failed", reason="current_password")
-            raise await auth.failed(request, "current_password")
+        async with auth.attempt(request) as attempt:
+            if not await auth.verify(creds.admin_hash, _text(payload, "current_password")):
+                await audit.write(request, "auth.password_change_failed", reason="current_password")
+                raise attempt.failed("current_password")
+            attempt.succeeded()
     keep = identity.session.id if identity.session is not None else None
     ended = await request.app.ctx.db.run(store.set_admin_password, await auth.hash(new_password), keep)
     auth.changed()
@@ -199,9 +200,10 @@ async def totp_disable(request: Request):
     code = _text(parse_json_object(request.body), "code")
     if not (await auth.credentials()).totp_enabled:
         return empty(status=204)
-    await auth.throttle(request)
-    if not await auth.check_second_factor(code):
-        raise await auth.failed(request, "code")
+    async with auth.attempt(request) as attempt:
+        if not await auth.check_second_factor(code):
+            raise attempt.failed("code")
+        attempt.succeeded()
     await request.app.ctx.db.run(store.disable_totp)
     auth.changed()
     await audit.write(request, "auth.totp_disabled")

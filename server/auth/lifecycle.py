@@ -4,11 +4,12 @@ headers, the audit of /api changes, the start-up warnings and the bootstrap toke
 from __future__ import annotations
 
 import logging
+import time
 
 from sanic import Sanic
 
-from server.auth import audit, crosssite, headers, store
-from server.auth.service import FAILURE_WINDOW_S, DashboardAuth
+from server.auth import audit, crosssite, headers, store, throttle
+from server.auth.service import DashboardAuth
 from server.jobs import PeriodicJob
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ def install(app: Sanic) -> None:
         await auth.ensure_bootstrap_token()
 
         async def prune() -> None:
-            await app.ctx.db.run(store.prune, settings.dashboard_session_idle_s, FAILURE_WINDOW_S)
+            await app.ctx.db.run(store.prune, settings.dashboard_session_idle_s)
+            await app.ctx.db.run(throttle.prune, time.time())
 
         proxy.jobs.start([PeriodicJob("dashboard-sessions-prune", PRUNE_INTERVAL_S, prune)])
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from sanic import Request
 
 from server.auth import credentials as cred
-from server.auth import store
+from server.auth import store, throttle
 from server.auth.clients import client_address, via_trusted_proxy
 from server.auth.firewall import is_local_request
 from server.auth.store import ADMIN, VIEWER, Credentials, SessionRow
@@ -31,10 +33,6 @@ log = logging.getLogger(__name__)
 COOKIE = "codex_lb_session"
 CACHE_TTL_S = 5.0
 TOUCH_AFTER_S = 60.0  # last_seen_at is written at most this often per session
-# Throttling: refused sign-ins (wrong password, code or bootstrap token) counted over a window.
-FAILURE_WINDOW_S = 15 * 60.0
-FAILURES_PER_ADDRESS = 10
-FAILURES_OVERALL = 100
 ARGON2_AT_ONCE = 2  # per worker: each verification holds 64 MiB
 INVALID = "Wrong password or code."
 
@@ -64,6 +62,21 @@ NOBODY = Identity(role=None)
 
 def refusal(message: str, code: str, status: int = 401, headers: dict | None = None) -> ProxyError:
     return ProxyError(message, status=status, type="authentication_error", code=code, headers=headers)
+
+
+class SignInAttempt:
+    """One admitted check of a password, code or token from one address: a failure unless it succeeds."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.ok = False
+
+    def succeeded(self) -> None:
+        self.ok = True
+
+    def failed(self, reason: str) -> ProxyError:
+        log.warning("dashboard sign-in refused client=%s reason=%s", self.address, reason)
+        return refusal(INVALID, "invalid_credentials")
 
 
 class DashboardAuth:
@@ -199,29 +212,21 @@ class DashboardAuth:
 
     # ---- passwords, codes, throttling
 
-    async def throttle(self, request: Request) -> None:
-        now = time.time()
+    @asynccontextmanager
+    async def attempt(self, request: Request) -> AsyncIterator[SignInAttempt]:
+        """Admit one check of a secret (server/auth/throttle.py), or answer 429; the attempt is recorded
+        before the check runs and forgotten, with this address's other failures, only if it succeeds.
+        A signed-in caller (renewing, changing a password) is never held back by others' failures."""
         address = client_address(request)
-        mine, everyone = await self._db.run(store.recent_failures, address, now - FAILURE_WINDOW_S)
-        for times, allowed in ((mine, FAILURES_PER_ADDRESS), (everyone, FAILURES_OVERALL)):
-            if len(times) >= allowed:
-                wait = max(1, int(times[-allowed] + FAILURE_WINDOW_S - now) + 1)
-                log.warning("dashboard sign-in throttled client=%s retry_after=%d", address, wait)
-                raise refusal(
-                    f"Too many failed sign-ins. Try again in {wait} seconds.",
-                    "too_many_attempts",
-                    status=429,
-                    headers={"retry-after": str(wait)},
-                )
-
-    async def failed(self, request: Request, reason: str) -> ProxyError:
-        address = client_address(request)
-        log.warning("dashboard sign-in refused client=%s reason=%s", address, reason)
-        await self._db.run(store.record_failure, address)
-        return refusal(INVALID, "invalid_credentials")
-
-    async def succeeded(self, request: Request) -> None:
-        await self._db.run(store.forget_failures, client_address(request), time.time() - FAILURE_WINDOW_S)
+        signed_in = (await self.identify(request)).authenticated
+        admission = await self._db.run(throttle.admit, address, time.time(), signed_in)
+        if not admission.admitted:
+            raise _throttled(address, admission)
+        attempt = SignInAttempt(address)
+        try:
+            yield attempt
+        finally:
+            await self._db.run(throttle.settle, address, admission.claim, attempt.ok)
 
     async def verify(self, stored_hash: str, password: str) -> bool:
         async with self._argon2:
@@ -288,6 +293,17 @@ class DashboardAuth:
         if await self._db.run(store.claim_bootstrap_token, cred.digest(token), self._box.encrypt(token)):
             self.changed()
             log.warning(bootstrap_banner(token))
+
+
+def _throttled(address: str, admission: throttle.Admission) -> ProxyError:
+    wait, reason = admission.retry_after_s, admission.refusal
+    log.warning("dashboard sign-in throttled client=%s reason=%s retry_after=%d", address, reason, wait)
+    message = (
+        "Another sign-in from this address is being checked. Try again in a moment."
+        if reason == "checking"
+        else f"Too many failed sign-ins. Try again in {wait} seconds."
+    )
+    return refusal(message, "too_many_attempts", status=429, headers={"retry-after": str(wait)})
 
 
 def _log_refusal(request: Request, code: str) -> None:

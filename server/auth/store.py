@@ -1,4 +1,4 @@
-"""The dashboard's credentials, sessions, recovery codes and sign-in failures in the database.
+"""The dashboard's credentials, sessions and recovery codes in the database (sign-in attempts: throttle.py).
 
 Only this module writes those tables. Every change that other workers or replicas must notice bumps the
 roster change marker, so their caches (server/auth/sessions.py) reload within one poll.
@@ -281,34 +281,7 @@ def _delete_sessions(db: orm.Database, keep: str | None = None, role: str | None
 
 
 @orm.db_session(retry=3)
-def prune(db: orm.Database, idle_s: float, failure_window_s: float) -> int:
-    """Expired sessions and sign-in failures too old to count; returns the sessions removed."""
+def prune(db: orm.Database, idle_s: float) -> int:
+    """Expired sessions; returns how many were removed."""
     now = time.time()
-    orm.delete(f for f in db.DashboardAuthFailure if f.at < now - failure_window_s)
     return orm.delete(s for s in db.DashboardSession if s.expires_at <= now or s.last_seen_at <= now - idle_s)
-
-
-# ---- sign-in failures, for throttling
-
-
-@orm.db_session(retry=3)
-def record_failure(db: orm.Database, client_address: str) -> None:
-    now = time.time()
-    db.DashboardAuthFailure(client_address=client_address[:64], at=now)
-
-
-@orm.db_session
-def recent_failures(db: orm.Database, client_address: str, since: float) -> tuple[list[float], list[float]]:
-    """Times of the failures since `since`: from this address, and from everyone."""
-    mine = orm.select(
-        f.at for f in db.DashboardAuthFailure if f.client_address == client_address and f.at > since
-    )
-    everyone = orm.select(f.at for f in db.DashboardAuthFailure if f.at > since)
-    return sorted(mine), sorted(everyone)
-
-
-@orm.db_session(retry=3)
-def forget_failures(db: orm.Database, client_address: str, before: float) -> None:
-    """After a good sign-in from this address its count starts over; old rows of everyone go."""
-    orm.delete(f for f in db.DashboardAuthFailure if f.client_address == client_address)
-    orm.delete(f for f in db.DashboardAuthFailure if f.at < before)
