@@ -64,8 +64,8 @@ async def test_totp_codes_work_once_and_recovery_codes_once(server, caplog):
         recovery = body["recovery_codes"]
         assert (await admin.status())["totp_enabled"]
     async with Browser(server.url) as browser:
-        code, body, _ = await _login(browser)
-        assert code == 401 and body["error"]["code"] == "totp_required"
+        code, body, _ = await _login(browser)  # answered as a wrong password: no hint that it was right
+        assert code == 401 and body["error"]["code"] == "invalid_credentials"
         code, body, _ = await _login(browser, "wrong password", totp.at((step + 1) * 30))
         assert code == 401 and body["error"]["code"] == "invalid_credentials"
         code, body, _ = await _login(browser, code=totp.at(step * 30))  # spent when enabling

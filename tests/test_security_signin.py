@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pyotp
 import pytest
 
 from server.auth import throttle
@@ -40,6 +41,14 @@ async def _admin(url: str) -> Browser:
 async def _login(browser: Browser, password: str = PASSWORD, code: str | None = None):
     body = {"password": password} | ({"totp_code": code} if code else {})
     return await browser.call("POST", "/api/auth/login", body)
+
+
+async def _turn_on_totp(admin: Browser, step: int) -> pyotp.TOTP:
+    """Two-factor sign-in on, spending the code of time step `step`."""
+    _, setup, _ = await admin.call("POST", "/api/auth/totp/setup")
+    totp = pyotp.TOTP(setup["secret"])
+    assert (await admin.call("POST", "/api/auth/totp/enable", {"code": totp.at(step * 30)}))[0] == 200
+    return totp
 
 
 async def _burst(url: str, count: int, address: str) -> collections.Counter:
@@ -145,3 +154,17 @@ def _attempt_rows(orm_db) -> dict[str, int]:
             "SELECT client_address, COUNT(*) FROM dashboard_auth_failure GROUP BY client_address"
         )
         return dict(rows)
+
+
+async def test_with_two_factor_on_the_right_password_alone_is_answered_as_a_wrong_one(server):
+    async with await _admin(server.url) as admin:
+        step = int(time.time() // 30)
+        totp = await _turn_on_totp(admin, step - 1)
+    async with Browser(server.url) as browser:
+        assert (await browser.status())["totp_enabled"], "the sign-in page knows to ask for the code"
+        right = await _login(browser)
+        wrong = await _login(browser, WRONG)
+        assert right[0] == wrong[0] == 401 and right[1] == wrong[1]
+        assert right[1]["error"]["code"] == "invalid_credentials"
+        assert (await _login(browser, WRONG, totp.at(step * 30)))[0] == 401
+        assert (await _login(browser, code=totp.at(step * 30)))[0] == 200

@@ -10,7 +10,7 @@ from sanic.response import HTTPResponse, empty, json
 from server.auth import audit, store
 from server.auth import credentials as cred
 from server.auth.clients import request_scheme
-from server.auth.service import COOKIE, DashboardAuth, refusal
+from server.auth.service import COOKIE, DashboardAuth
 from server.auth.store import ADMIN
 from server.errors import BadRequest, ProxyError
 from server.proxy.normalize import parse_json_object
@@ -82,9 +82,8 @@ async def login(request: Request):
             raise attempt.failed("password")
         second_factor = ""
         if role == ADMIN and (await auth.credentials()).totp_enabled:
-            if not code:
-                raise refusal("Enter the code from your authenticator app.", "totp_required")
-            if not await auth.check_second_factor(code):
+            # A missing code is answered as a wrong one: "enter the code" would confirm the password.
+            if not code or not await auth.check_second_factor(code):
                 await audit.write(request, "auth.sign_in_failed", reason="code")
                 raise attempt.failed("code")
             second_factor = "recovery_code" if cred.is_recovery_code(code) else "totp"
