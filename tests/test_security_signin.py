@@ -13,7 +13,8 @@ import aiohttp
 import pyotp
 import pytest
 
-from server.auth import throttle
+from server.auth import credentials as cred
+from server.auth import store, throttle
 from tests.support.dashboard import LOCAL, TRUST_LOOPBACK_PROXY, Browser
 from tests.support.live_server import ServerProcess, serve_in_process
 from tests.support.settings import make_settings
@@ -154,6 +155,39 @@ def _attempt_rows(orm_db) -> dict[str, int]:
             "SELECT client_address, COUNT(*) FROM dashboard_auth_failure GROUP BY client_address"
         )
         return dict(rows)
+
+
+async def test_a_proxy_user_cannot_set_or_replace_a_password_without_the_current_one(tmp_path, database_url):
+    settings = make_settings(
+        tmp_path / "data", database_url, dashboard_auth_mode="trusted_header", **TRUST_LOOPBACK_PROXY
+    )
+    async with (
+        serve_in_process(settings) as live,
+        Browser(live.url, headers={"Remote-User": "alice"}) as alice,
+    ):
+        assert (await alice.status())["via"] == "header"
+        for method, path, body in (
+            ("POST", "/api/auth/password", {"new_password": "alice's own password"}),
+            ("PUT", "/api/auth/viewer-password", {"password": "alice's viewer password"}),
+        ):
+            code, answer, _ = await alice.call(method, path, body)
+            assert code == 403 and answer["error"]["code"] == "operator_only", path
+        await live.app.ctx.db.run(store.set_admin_password, cred.hash_password(PASSWORD), None)
+        await live.app.ctx.dashboard_auth.reload()
+        for method, path, body in (
+            ("POST", "/api/auth/password", {"new_password": "alice's own password"}),
+            ("PUT", "/api/auth/viewer-password", {"password": "alice's viewer password"}),
+        ):
+            code, answer, _ = await alice.call(method, path, body)
+            assert code == 400 and answer["error"]["param"] == "current_password", path
+            code, answer, _ = await alice.call(method, path, body | {"current_password": "not it at all"})
+            assert code == 401 and answer["error"]["code"] == "invalid_credentials", path
+        async with Browser(live.url) as fallback:  # the operator's password still signs in
+            assert (await _login(fallback))[0] == 200
+        _, audit, _ = await alice.call("GET", "/api/audit?action=auth.password_change_failed")
+        assert [e["actor"] for e in audit["events"]] == ["alice", "alice"]
+        change = {"new_password": "alice's own password", "current_password": PASSWORD}
+        assert (await alice.call("POST", "/api/auth/password", change))[0] == 204
 
 
 async def test_with_two_factor_on_the_right_password_alone_is_answered_as_a_wrong_one(server):

@@ -11,7 +11,7 @@ from server.auth import audit, store
 from server.auth import credentials as cred
 from server.auth.clients import request_scheme
 from server.auth.service import COOKIE, DashboardAuth
-from server.auth.store import ADMIN
+from server.auth.store import ADMIN, Credentials
 from server.errors import BadRequest, ProxyError
 from server.proxy.normalize import parse_json_object
 
@@ -61,6 +61,26 @@ def _already_set() -> ProxyError:
     return ProxyError(
         "A dashboard password is already set: sign in instead.", status=409, code="password_set"
     )
+
+
+def _operator_only() -> ProxyError:
+    return ProxyError(
+        "A password signs in without your reverse proxy, so with no fallback password yet only the operator "
+        "sets one, on the host: `codex-lb dashboard set-password` (add --viewer for the viewer's).",
+        status=403,
+        code="operator_only",
+    )
+
+
+async def _prove_admin_password(request: Request, payload: dict, creds: Credentials) -> None:
+    """The current admin password, under the sign-in throttle: a stolen session or proxy identity alone
+    cannot replace a password (which signs in on its own, and outlives the identity)."""
+    auth, current = _auth(request), _text(payload, "current_password")
+    async with auth.attempt(request) as attempt:
+        if not await auth.verify(creds.admin_hash, current):
+            await audit.write(request, "auth.password_change_failed", reason="current_password")
+            raise attempt.failed("current_password")
+        attempt.succeeded()
 
 
 @bp.get("/auth/status")
@@ -138,12 +158,10 @@ async def change_password(request: Request):
     payload = parse_json_object(request.body)
     new_password = _new_password(payload, "new_password")
     creds = await request.app.ctx.db.run(store.load_credentials)
-    if creds.password_set and identity.via == "session":
-        async with auth.attempt(request) as attempt:
-            if not await auth.verify(creds.admin_hash, _text(payload, "current_password")):
-                await audit.write(request, "auth.password_change_failed", reason="current_password")
-                raise attempt.failed("current_password")
-            attempt.succeeded()
+    if creds.password_set:
+        await _prove_admin_password(request, payload, creds)
+    elif identity.via == "header":
+        raise _operator_only()
     keep = identity.session.id if identity.session is not None else None
     ended = await request.app.ctx.db.run(store.set_admin_password, await auth.hash(new_password), keep)
     auth.changed()
@@ -216,7 +234,12 @@ async def viewer_password(request: Request):
     removing = payload.get("password") is None
     if not removing:
         password = _new_password(payload, "password")
-        if await auth.verify((await auth.fresh_credentials()).admin_hash, password):
+        creds = await auth.fresh_credentials()
+        if request.ctx.identity.via == "header":  # the viewer password too signs in without the proxy
+            if not creds.password_set:
+                raise _operator_only()
+            await _prove_admin_password(request, payload, creds)
+        if await auth.verify(creds.admin_hash, password):
             raise BadRequest("The viewer password must differ from the admin password.", code="weak_password")
     password_hash = "" if removing else await auth.hash(password)
     ended = await request.app.ctx.db.run(store.set_viewer_password, password_hash)

@@ -180,6 +180,7 @@ class DashboardAuth:
             "user": identity.user,
             "password_set": creds.password_set,
             "totp_enabled": creds.totp_enabled,
+            "via": identity.via or None,
             "bootstrap_required": self.mode == "standard"
             and not creds.password_set
             and not identity.authenticated,

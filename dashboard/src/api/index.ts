@@ -85,8 +85,10 @@ export const changePassword = (newPassword: string, currentPassword?: string) =>
 export const setupTotp = () => request('POST', '/api/auth/totp/setup', s.totpSetup)
 export const enableTotp = (code: string) => request('POST', '/api/auth/totp/enable', s.totpEnabled, { body: { code } })
 export const disableTotp = (code: string) => request('POST', '/api/auth/totp/disable', null, { body: { code } })
-export const setViewerPassword = (password: string | null) =>
-  request('PUT', '/api/auth/viewer-password', null, { body: { password } })
+export const setViewerPassword = (password: string | null, currentPassword?: string) =>
+  request('PUT', '/api/auth/viewer-password', null, {
+    body: currentPassword ? { password, current_password: currentPassword } : { password },
+  })
 export const listSessions = () => request('GET', '/api/auth/sessions', s.sessionList).then((a) => a.sessions)
 export const revokeSession = (id: string | number) => request('DELETE', `/api/auth/sessions/${id}`, null)
 export interface AuditFilter {

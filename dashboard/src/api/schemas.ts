@@ -176,6 +176,8 @@ export const authStatus = z.object({
   bootstrap_required: z.boolean(),
   local_without_password: z.boolean(),
   proxy_required: z.boolean(),
+  // How the caller is admitted: session, local, header (trusted_header mode) or disabled; null: not signed in.
+  via: z.enum(['session', 'local', 'header', 'disabled']).nullable().optional(),
 })
 export type AuthStatus = z.infer<typeof authStatus>
 
