@@ -183,6 +183,8 @@ async def test_sign_in_with_password_and_totp_then_sign_out(dashboard, tmp_path)
     assert result["recovery_codes"] == 10
     assert "password" in result["wrong_password"].lower() or "code" in result["wrong_password"].lower()
     assert result["signed_in"] is True
+    assert result["viewer_tabs"] == ["general", "security"]  # no sessions, no audit log
+    assert result["viewer_refused"] == []
     assert result["after_sign_out"] == 401
     assert len(result["screenshots"]) == 24
 

@@ -99,14 +99,11 @@ async def test_the_viewer_sees_everything_and_changes_nothing(server):
             code, body, _ = await _login(viewer, VIEWER_PASSWORD)
             assert code == 200 and body == {"role": "viewer"}
             assert (await viewer.status())["role"] == "viewer"
-            for path in (
-                "/api/settings",
-                "/api/accounts",
-                "/api/api-keys",
-                "/api/audit",
-                "/api/auth/sessions",
-            ):
+            for path in ("/api/settings", "/api/accounts", "/api/api-keys"):
                 assert (await viewer.call("GET", path))[0] == 200, path
+            for path in ("/api/audit", "/api/auth/sessions"):  # who signs in from where: admins only
+                code, answer, _ = await viewer.call("GET", path)
+                assert code == 403 and answer["error"]["code"] == "admin_only", path
             for method, path, body in (
                 ("PUT", "/api/settings", {"upstream_stream_transport": "http"}),
                 ("POST", "/api/api-keys", {"name": "sneaky"}),

@@ -21,6 +21,7 @@ from tests.support.settings import make_settings
 from tests.test_dashboard_processes import dashboard_cli, server_env
 
 PASSWORD = "correct horse battery"
+VIEWER_PASSWORD = "look but do not touch"
 WRONG = "guess guess"
 
 
@@ -202,3 +203,36 @@ async def test_with_two_factor_on_the_right_password_alone_is_answered_as_a_wron
         assert right[1]["error"]["code"] == "invalid_credentials"
         assert (await _login(browser, WRONG, totp.at(step * 30)))[0] == 401
         assert (await _login(browser, code=totp.at(step * 30)))[0] == 200
+
+
+async def test_the_audit_log_records_every_refusal_and_setup_and_only_an_admin_reads_it(server):
+    async with await _admin(server.url) as admin:
+        assert (await admin.call("PUT", "/api/auth/viewer-password", {"password": VIEWER_PASSWORD}))[0] == 204
+        async with Browser(server.url) as signed_in:
+            assert (await _login(signed_in))[0] == 200
+        assert (await admin.call("POST", "/api/auth/totp/setup"))[0] == 200  # started, then again
+        step = int(time.time() // 30)
+        totp = await _turn_on_totp(admin, step)
+        near = {totp.at((step + d) * 30) for d in (-1, 0, 1)}
+        wrong = next(c for c in ("123456", "654321") if c not in near)
+        assert (await admin.call("POST", "/api/auth/totp/disable", {"code": wrong}))[0] == 401
+        async with Browser(server.url, "198.51.100.30") as viewer:
+            assert (await _login(viewer, VIEWER_PASSWORD))[0] == 200
+            for path in ("/api/audit", "/api/auth/sessions"):
+                code, body, _ = await viewer.call("GET", path)
+                assert code == 403 and body["error"]["code"] == "admin_only", path
+            code, body, _ = await viewer.call("PUT", "/api/settings", {"upstream_stream_transport": "http"})
+            assert code == 403 and body["error"]["code"] == "read_only"
+        _, body, _ = await admin.call("GET", "/api/audit?action=auth")
+        events = body["events"]
+        actions = [e["action"] for e in events]
+        assert actions.count("auth.totp_setup_started") == 2
+        assert "auth.totp_disable_failed" in actions
+        sign_ins = [e for e in events if e["action"] == "auth.sign_in"]
+        assert {e["actor"] for e in sign_ins} == {"admin", "viewer"}
+        refused = [e for e in events if e["action"] == "auth.refused"]
+        assert [(e["actor"], e["target"], e["details"]["code"]) for e in refused] == [
+            ("viewer", "/api/settings", "read_only"),
+            ("viewer", "/api/auth/sessions", "admin_only"),
+            ("viewer", "/api/audit", "admin_only"),
+        ]

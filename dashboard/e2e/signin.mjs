@@ -1,6 +1,6 @@
 // Sign-in: set a password and two-factor sign-in from Settings (admitted as a local request), sign out,
-// sign in with password + TOTP code (the page asks for both at once), look at sessions and the audit log,
-// sign out.
+// sign in with password + TOTP code (the page asks for both at once), look at sessions and the audit log;
+// then as the viewer, who is shown neither and meets no refusal; sign out.
 import { run, shoot, toast } from './lib.mjs'
 import { totp } from './totp.mjs'
 
@@ -49,6 +49,31 @@ await run(async ({ page, result }) => {
   await page.goto('/settings?tab=audit')
   await page.getByText('auth.sign_in_failed').first().waitFor()
   result.screenshots.push(...(await shoot(page, 'settings-audit')))
+
+  const viewerPassword = await page.evaluate(async () => {
+    const set = await fetch('/api/auth/viewer-password', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: 'look but do not touch' }) })
+    return set.status
+  })
+  if (viewerPassword !== 204) throw new Error(`setting the viewer password answered ${viewerPassword}`)
+  await page.getByTestId('user-menu').click()
+  await page.getByText('Sign out', { exact: true }).click()
+  await page.waitForURL('**/sign-in**')
+
+  // The viewer: the code field stays empty; the sessions and the audit log are not offered, and the
+  // pages the viewer sees ask the server for nothing it refuses.
+  const refused = []
+  page.on('response', (response) => response.status() === 403 && refused.push(new URL(response.url()).pathname))
+  await page.locator('#password').fill('look but do not touch')
+  await page.getByTestId('sign-in').click()
+  await page.waitForURL((url) => !url.pathname.startsWith('/sign-in'))
+  const tabs = page.locator('.n-tabs-tab[data-name]')
+  await page.goto('/settings?tab=audit')
+  await page.locator('.n-tabs-tab--active[data-name="general"]').waitFor() // an admin's tab falls back to Pool
+  result.viewer_tabs = await tabs.evaluateAll((all) => all.map((tab) => tab.dataset.name))
+  await page.goto('/settings?tab=sessions')
+  await page.locator('.n-tabs-tab--active[data-name="general"]').waitFor()
+  await page.getByText('Routing and upstream').waitFor()
+  result.viewer_refused = refused
 
   await page.getByTestId('user-menu').click()
   await page.getByText('Sign out', { exact: true }).click()

@@ -187,6 +187,7 @@ async def totp_setup(request: Request):
         )
     secret = cred.new_totp_secret()
     await request.app.ctx.db.run(store.set_totp_pending, request.app.ctx.secretbox.encrypt(secret))
+    await audit.write(request, "auth.totp_setup_started")
     uri = cred.otpauth_uri(secret)
     return json({"secret": secret, "otpauth_uri": uri, "qr_svg": cred.qr_svg(uri)})
 
@@ -219,6 +220,7 @@ async def totp_disable(request: Request):
         return empty(status=204)
     async with auth.attempt(request) as attempt:
         if not await auth.check_second_factor(code):
+            await audit.write(request, "auth.totp_disable_failed", reason="code")
             raise attempt.failed("code")
         attempt.succeeded()
     await request.app.ctx.db.run(store.disable_totp)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from sanic import Request
 
+from server.auth import audit, store, throttle
 from server.auth import credentials as cred
-from server.auth import store, throttle
 from server.auth.clients import client_address, via_trusted_proxy
 from server.auth.firewall import is_local_request
 from server.auth.store import ADMIN, VIEWER, Credentials, SessionRow
@@ -191,8 +191,8 @@ class DashboardAuth:
     def proxy_required(self, identity: Identity, creds: Credentials) -> bool:
         return self.mode == "trusted_header" and not identity.authenticated and not creds.password_set
 
-    async def require(self, request: Request, write: bool) -> Identity:
-        """The /api gate: signed in, and an admin for a change."""
+    async def require(self, request: Request, write: bool, admin_only: bool = False) -> Identity:
+        """The /api gate: signed in, and an admin for a change or an admin-only read."""
         identity = await self.identify(request)
         if not identity.authenticated:
             creds = await self.credentials()
@@ -206,9 +206,13 @@ class DashboardAuth:
                     "proxy_required",
                 )
             raise refusal("Sign in to the dashboard first.", "sign_in_required")
-        if write and identity.role != ADMIN:
-            _log_refusal(request, "read_only")
-            raise refusal("The viewer role can look but not change anything.", "read_only", status=403)
+        if (write or admin_only) and identity.role != ADMIN:
+            code = "read_only" if write else "admin_only"
+            _log_refusal(request, code)
+            await audit.write(request, "auth.refused", request.path, method=request.method, code=code)
+            if write:
+                raise refusal("The viewer role can look but not change anything.", code, status=403)
+            raise refusal("Only an admin may read this (the audit log, the sessions).", code, status=403)
         return identity
 
     # ---- passwords, codes, throttling
@@ -275,6 +279,8 @@ class DashboardAuth:
             request.headers.get("user-agent", ""),
         )
         self._sessions[row.token_hash] = (row, time.monotonic())
+        # From here on this request acts as the new session (its audit rows name the role, not "anonymous").
+        request.ctx.identity = Identity(role=role, user=user or None, session=row, via="session")
         return token, row
 
     async def ensure_bootstrap_token(self) -> None:
