@@ -5,7 +5,9 @@ An attempt counts as a failure from the moment it is admitted; a success deletes
 admission (lock the address's gate row, count, write the attempt, mark the check in flight) is one
 transaction: on SQLite the first write takes the database's write lock (BEGIN IMMEDIATE), on PostgreSQL
 the upsert locks the gate row until commit and the counts, read after it, see every committed attempt.
-So concurrent attempts on any worker or replica are counted one after another, as a sequence would be.
+So concurrent attempts from one address on any worker or replica count one after another, as a sequence
+would. Everyone's count is read under that one address's lock only: a flood from many addresses at once
+may pass it by a few, which the flood rule (a few more failures per address) tolerates.
 """
 
 from __future__ import annotations
