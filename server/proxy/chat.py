@@ -1,6 +1,6 @@
 """The Chat Completions route (`POST /v1/chat/completions`): a facade over the Responses backend.
 The request is translated by chat_request, the stream by chat_stream; account choice, failover and
-settlement are the Responses route's own (failover.Failover, settlement.Settlement)."""
+settlement are the Responses route's own (pipeline.serve)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from sanic.response import raw
 
 from server.auth.guard import authorize_proxy
 from server.errors import ProxyError, UpstreamFailed
-from server.keys.admission import admit
-from server.proxy import chat_request, keepalive, normalize
+from server.keys.store import KeyRecord
+from server.proxy import chat_request, keepalive, normalize, pipeline
 from server.proxy.bodies import decoded_body
 from server.proxy.chat_stream import ChatTranslator
 from server.proxy.delivery import response_headers
@@ -41,7 +41,7 @@ async def chat_completions(request: Request):
         include_usage=chat.include_usage,
         include_reasoning=chat.include_reasoning,
     )
-    async with Settlement.http(
+    done = Settlement.http(
         request,
         key,
         route=ROUTE,
@@ -49,25 +49,49 @@ async def chat_completions(request: Request):
         reasoning_effort=chat.reasoning_effort,
         session_key=chat.session_key,
         report=keepalive.reporter(request, _error_chunk),
-    ) as done:
-        trace, request_id = done.trace, done.request_id
-        model_plans = ctx.models.current.require(chat.model)
-        done.admission = await admit(ctx, key, request_id, chat.model, chat.reasoning_effort, len(chat.body))
-        async with keepalive.while_opening(request, chat.stream, ctx.settings.stream_keepalive_s):
-            failover = Failover(
-                ctx, trace, chat.session_key, key.allowed_accounts if key else None, model_plans
-            )
-            forwarded = headers.forwardable(request.headers)
-            done.opened = opened = await failover.open_stream(
-                ctx.upstream.responses_url, chat.body, forwarded
-            )
+    )
+    return await pipeline.serve(done, key, _Chat(request, key, chat, translator))
+
+
+class _Chat:
+    """A chat completion's steps: a Responses stream, translated as it arrives (or collected)."""
+
+    __slots__ = ("request", "key", "chat", "translator")
+    checks_model = True
+
+    def __init__(
+        self,
+        request: Request,
+        key: KeyRecord | None,
+        chat: chat_request.ChatRequest,
+        translator: ChatTranslator,
+    ) -> None:
+        self.request, self.key, self.chat, self.translator = request, key, chat, translator
+
+    def prepare(self, done: Settlement) -> int:
+        return len(self.chat.body)
+
+    def keepalive(self):
+        request = self.request
+        return keepalive.while_opening(request, self.chat.stream, request.app.ctx.settings.stream_keepalive_s)
+
+    async def open(self, done: Settlement, model_plans) -> OpenedStream:
+        request, key, chat = self.request, self.key, self.chat
+        ctx = request.app.ctx.proxy
+        failover = Failover(
+            ctx, done.trace, chat.session_key, key.allowed_accounts if key else None, model_plans
+        )
+        return await failover.open_stream(
+            ctx.upstream.responses_url, chat.body, headers.forwardable(request.headers)
+        )
+
+    async def deliver(self, done: Settlement, opened: OpenedStream):
         done.outcome = outcome = Outcome()
-        if chat.stream:
-            await _stream(request, opened, trace, request_id, outcome, translator)
+        if self.chat.stream:
+            await _stream(self.request, opened, done.trace, done.request_id, outcome, self.translator)
             return None  # already sent through request.respond()
-        await _collect(opened, outcome, translator)
-        return _completion(opened, trace, request_id, translator)
-    return None  # the error ended the stream whose head had gone out early
+        await _collect(opened, outcome, self.translator)
+        return _completion(opened, done.trace, done.request_id, self.translator)
 
 
 def _error_chunk(exc: ProxyError) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 
 import orjson
 from sanic import Blueprint, Request
@@ -11,16 +12,15 @@ from sanic.response import raw
 
 from server.auth.guard import authorize_proxy
 from server.errors import ProxyError
-from server.keys.admission import admit
 from server.keys.store import KeyRecord
-from server.proxy import keepalive, normalize, pool_usage, transport
+from server.proxy import keepalive, normalize, pipeline, pool_usage, transport
 from server.proxy.bodies import decoded_body
 from server.proxy.delivery import collect_response, failed_event, json_answer, stream_to_client
 from server.proxy.failover import Failover
 from server.proxy.outcome import Outcome
 from server.proxy.settlement import Settlement
 from server.proxy.socket_turns import open_over_socket
-from server.proxy.trace import OpenedStream
+from server.proxy.trace import JsonAnswer, OpenedStream
 from server.upstream import headers
 from server.usage.tokens import TokenUsage
 
@@ -51,56 +51,72 @@ async def compact(request: Request):
 
 
 async def _serve(request: Request, norm: normalize.NormalizedRequest, key: KeyRecord | None):
-    ctx = request.app.ctx.proxy
-    async with Settlement.http(
+    done = Settlement.http(
         request,
         key,
         model=norm.model,
         reasoning_effort=norm.reasoning_effort,
         session_key=norm.session_key,
         report=keepalive.reporter(request, _failed_event),
-    ) as done:
-        trace, request_id = done.trace, done.request_id
-        model_plans = ctx.models.current.require(norm.model)  # unknown: 404 before any account is used
-        done.admission = await admit(ctx, key, request_id, norm.model, norm.reasoning_effort, len(norm.body))
-        async with keepalive.while_opening(request, norm.client_stream, ctx.settings.stream_keepalive_s):
-            done.opened = await _open(request, norm, key, done, model_plans)
+    )
+    return await pipeline.serve(done, key, _Responses(request, norm, key))
+
+
+class _Responses:
+    """A Responses request's steps: streamed back as SSE, or collected into one JSON answer."""
+
+    __slots__ = ("request", "norm", "key")
+    checks_model = True
+
+    def __init__(self, request: Request, norm: normalize.NormalizedRequest, key: KeyRecord | None) -> None:
+        self.request, self.norm, self.key = request, norm, key
+
+    def prepare(self, done: Settlement) -> int:
+        return len(self.norm.body)
+
+    def keepalive(self):
+        request = self.request
+        return keepalive.while_opening(
+            request, self.norm.client_stream, request.app.ctx.settings.stream_keepalive_s
+        )
+
+    async def open(self, done: Settlement, model_plans) -> OpenedStream:
+        """The request's upstream stream: on a pooled upstream socket when the transport choice says so
+        and one can be had, else over HTTP."""
+        request, norm, key = self.request, self.norm, self.key
+        ctx = request.app.ctx.proxy
+        allowed_accounts = key.allowed_accounts if key else None
+        forwarded = headers.forwardable(request.headers)
+        choice = ctx.transports.choose(
+            ctx.runtime.current.upstream_stream_transport,
+            client_websocket=False,
+            model=norm.model,
+            model_prefers=ctx.models.current.prefers_websockets(norm.model),
+            conversation=norm.client_session,
+        )
+        if choice == transport.WEBSOCKET:
+            opened = await open_over_socket(ctx, norm, forwarded, done.trace, allowed_accounts, model_plans)
+            if opened is not None:
+                done.upstream_transport = transport.WEBSOCKET
+                return opened
+        done.upstream_transport = transport.HTTP
+        failover = Failover(ctx, done.trace, norm.session_key, allowed_accounts, model_plans)
+        return await failover.open_stream(ctx.upstream.responses_url, norm.body, forwarded)
+
+    async def deliver(self, done: Settlement, opened: OpenedStream):
+        request, key = self.request, self.key
+        trace = done.trace
+        ctx = request.app.ctx.proxy
         trace.rate_limit_view = pool_usage.view_for(
             ctx, key, key.allowed_accounts if key else None, time.time()
         )
-        if norm.client_stream:
+        if self.norm.client_stream:
             done.outcome = Outcome()
             fill = request.path.startswith("/v1/")  # SDK clients; the Codex CLI gets the backend's bytes
-            await stream_to_client(request, done.opened, trace, request_id, done.outcome, fill)
+            await stream_to_client(request, opened, trace, done.request_id, done.outcome, fill)
             return None  # already sent through request.respond()
-        done.outcome, body = await collect_response(done.opened, trace)
-        return json_answer(done.opened, trace, request_id, done.outcome, body)
-    return None  # the error ended the stream whose head had gone out early
-
-
-async def _open(
-    request: Request, norm: normalize.NormalizedRequest, key: KeyRecord | None, done: Settlement, model_plans
-) -> OpenedStream:
-    """The request's upstream stream: on a pooled upstream socket when the transport choice says so and
-    one can be had, else over HTTP."""
-    ctx = request.app.ctx.proxy
-    allowed_accounts = key.allowed_accounts if key else None
-    forwarded = headers.forwardable(request.headers)
-    choice = ctx.transports.choose(
-        ctx.runtime.current.upstream_stream_transport,
-        client_websocket=False,
-        model=norm.model,
-        model_prefers=ctx.models.current.prefers_websockets(norm.model),
-        conversation=norm.client_session,
-    )
-    if choice == transport.WEBSOCKET:
-        opened = await open_over_socket(ctx, norm, forwarded, done.trace, allowed_accounts, model_plans)
-        if opened is not None:
-            done.upstream_transport = transport.WEBSOCKET
-            return opened
-    done.upstream_transport = transport.HTTP
-    failover = Failover(ctx, done.trace, norm.session_key, allowed_accounts, model_plans)
-    return await failover.open_stream(ctx.upstream.responses_url, norm.body, forwarded)
+        done.outcome, body = await collect_response(opened, trace)
+        return json_answer(opened, trace, done.request_id, done.outcome, body)
 
 
 def _failed_event(exc: ProxyError) -> bytes:
@@ -118,15 +134,37 @@ async def _compact(request: Request, key: KeyRecord | None):
     for name in normalize.UNSUPPORTED + ("store", "stream"):
         payload.pop(name, None)
     session_key = normalize.session_key_of(request.headers, payload)
-    async with Settlement.http(
+    done = Settlement.http(
         request, key, model=model, reasoning_effort=_effort(payload), session_key=session_key
-    ) as done:
-        model_plans = ctx.models.current.require(model)
-        body = orjson.dumps(payload)
-        done.admission = await admit(ctx, key, done.request_id, model, done.reasoning_effort, len(body))
-        failover = Failover(ctx, done.trace, session_key, key.allowed_accounts if key else None, model_plans)
-        answer = await failover.post(ctx.upstream.compact_url, body, headers.forwardable(request.headers))
-        done.status, done.error_code = answer.status, ""
+    )
+    return await pipeline.serve(done, key, _Compact(request, key, orjson.dumps(payload)))
+
+
+class _Compact:
+    """A compaction's steps: one JSON call upstream, its answer passed back as it came."""
+
+    __slots__ = ("request", "key", "body")
+    checks_model = True
+
+    def __init__(self, request: Request, key: KeyRecord | None, body: bytes) -> None:
+        self.request, self.key, self.body = request, key, body
+
+    def prepare(self, done: Settlement) -> int:
+        return len(self.body)
+
+    def keepalive(self):
+        return nullcontext()  # a JSON client waits for its one answer
+
+    async def open(self, done: Settlement, model_plans) -> JsonAnswer:
+        ctx, key = self.request.app.ctx.proxy, self.key
+        failover = Failover(
+            ctx, done.trace, done.session_key, key.allowed_accounts if key else None, model_plans
+        )
+        return await failover.post(
+            ctx.upstream.compact_url, self.body, headers.forwardable(self.request.headers)
+        )
+
+    async def deliver(self, done: Settlement, answer: JsonAnswer):
         done.outcome = _compact_outcome(answer.body)
         return raw(
             answer.body,

@@ -27,8 +27,8 @@ from server.usage.tokens import TokenUsage
 class Settlement:
     """One proxied request (or WebSocket turn) from admission to its request-log row.
 
-    Routes open it as `async with Settlement(ctx, …) as done:` once the request is parsed and fill in
-    what happens (`opened`, `outcome`, `admission`). Leaving the block settles: a ProxyError raised
+    A route makes it once the request is parsed; the pipeline (pipeline.serve) enters it, and the steps
+    fill in what happens (`opened`, `outcome`, `admission`). Leaving the block settles: a ProxyError raised
     inside is recorded (and told to the client by `report` when the route answers errors its own way:
     after an early SSE head, on a WebSocket), then `finish` frees the account, writes the access line,
     the metrics and the request-log row. Until something else is known the request counts as a client

@@ -4,6 +4,9 @@ same account choice and failover as model requests."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import nullcontext
+
 import aiohttp
 import orjson
 from sanic import Blueprint, Request
@@ -11,10 +14,11 @@ from sanic.response import raw, text
 
 from server.auth.guard import authorize_proxy
 from server.errors import BadRequest, RequestTooLarge, UpstreamFailed
-from server.keys.admission import admit
 from server.keys.store import KeyRecord
+from server.proxy import pipeline
 from server.proxy.failover import Failover
 from server.proxy.settlement import Settlement
+from server.proxy.trace import JsonAnswer
 from server.upstream import headers
 
 bp = Blueprint("transcription")
@@ -81,12 +85,36 @@ async def _transcribe(request: Request, key: KeyRecord | None) -> tuple[int, byt
             data.add_field(name, value)
         return data
 
-    model = request.form.get("model") or ""
-    async with Settlement.http(request, key, model=model) as done:
+    done = Settlement.http(request, key, model=request.form.get("model") or "")
+    answer = await pipeline.serve(done, key, _Transcription(request, key, form))
+    return answer.status, answer.body
+
+
+class _Transcription:
+    """A transcription's steps: one multipart call upstream, its JSON answer for the route to shape."""
+
+    __slots__ = ("request", "key", "form")
+    # The upstream /transcribe takes no model: the Codex route sends none, and the /v1 route's `model`
+    # names an OpenAI transcription model (gpt-4o-transcribe) that the Codex catalog does not list.
+    checks_model = False
+
+    def __init__(self, request: Request, key: KeyRecord | None, form: Callable[[], aiohttp.FormData]) -> None:
+        self.request, self.key, self.form = request, key, form
+
+    def prepare(self, done: Settlement) -> int:
         # Audio bytes say nothing about tokens: the request counts against request limits and the
         # output allowance only.
-        done.admission = await admit(ctx, key, done.request_id, model, "", 0)
+        return 0
+
+    def keepalive(self):
+        return nullcontext()  # a JSON client waits for its one answer
+
+    async def open(self, done: Settlement, model_plans: None) -> JsonAnswer:
+        ctx, key = self.request.app.ctx.proxy, self.key
         failover = Failover(ctx, done.trace, None, key.allowed_accounts if key else None)
-        answer = await failover.post(ctx.upstream.transcribe_url, form, headers.forwardable(request.headers))
-        done.status, done.error_code = answer.status, ""
-        return answer.status, answer.body
+        return await failover.post(
+            ctx.upstream.transcribe_url, self.form, headers.forwardable(self.request.headers)
+        )
+
+    async def deliver(self, done: Settlement, answer: JsonAnswer) -> JsonAnswer:
+        return answer

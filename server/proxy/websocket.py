@@ -21,10 +21,9 @@ from websockets.exceptions import ConnectionClosed
 
 from server.auth.guard import authorize_proxy
 from server.errors import BadRequest, InternalError, ProxyError
-from server.keys.admission import admit, check_model
 from server.keys.store import KeyRecord
 from server.lifecycle import drain
-from server.proxy import normalize, pool_usage, socket_keepalive, transport, websocket_handshake
+from server.proxy import normalize, pipeline, pool_usage, socket_keepalive, transport, websocket_handshake
 from server.proxy.assemble import OutputFiller
 from server.proxy.conversation import Conversation
 from server.proxy.failover import Failover
@@ -210,41 +209,18 @@ class ClientSocket:
                 return
 
     async def _turn(self, frame: dict) -> None:
-        ctx = self.ctx
         model = frame.get("model") if isinstance(frame.get("model"), str) else ""
-        async with Settlement(
-            ctx,
+        done = Settlement(
+            self.ctx,
             self.route,
             "websocket",
             model=model,
             session_key=self.session_key,
             api_key_id=self.key.id if self.key else None,
             report=self._report,
-        ) as done:
-            done.outcome = outcome = Outcome()  # so a drain deadline can mark the turn as cut
-            interval = ctx.settings.stream_keepalive_s
-            async with socket_keepalive.while_opening(self.ws, interval, enabled=self.codex):
-                turn = self._prepare(frame)
-                done.session_key, done.reasoning_effort = self.session_key, turn.effort
-                model_plans = ctx.models.current.require(model)  # unknown model: an error frame, no account
-                await self._admit(done, turn)
-                done.opened = await self._open(done, turn, model_plans)
-            if done.opened is None:
-                await self._prewarm_locally(turn, outcome)
-                return
-            produced = await self._relay(done.opened, outcome)
-            if outcome.terminal_seen and outcome.status == 200:
-                self.conversation.record(outcome.response_id, turn.full_input, produced)
-
-    async def _admit(self, done: Settlement, turn: _Turn) -> None:
-        """Each turn is admitted against the key's limits like one HTTP request; a prewarm generates
-        nothing and is only checked against the key's model rules."""
-        if not turn.prewarm:
-            done.admission = await admit(
-                self.ctx, self.key, done.request_id, done.model, turn.effort, len(turn.http_body)
-            )
-        elif self.key is not None:
-            check_model(self.key, done.model, turn.effort)
+        )
+        done.outcome = Outcome()  # so a drain deadline can mark the turn as cut
+        await pipeline.serve(done, self.key, _TurnSteps(self, frame))
 
     async def _open(self, done: Settlement, turn: _Turn, model_plans) -> OpenedStream | None:
         """The turn's upstream stream: on the conversation's upstream socket when the transport choice
@@ -385,6 +361,42 @@ class ClientSocket:
             await self.ws.close(code, reason)
         except _SEND_ERRORS:
             pass
+
+
+class _TurnSteps:
+    """A turn's steps: parsed inside its settlement (a bad frame is a settled turn that the client hears
+    of as an error frame), relayed as text frames, remembered by the conversation once complete."""
+
+    __slots__ = ("client", "frame", "turn")
+    checks_model = True
+
+    def __init__(self, client: ClientSocket, frame: dict) -> None:
+        self.client, self.frame = client, frame
+        self.turn: _Turn | None = None
+
+    def prepare(self, done: Settlement) -> int | None:
+        """Each turn is admitted against the key's limits like one HTTP request; a prewarm generates
+        nothing and is only checked against the key's model rules."""
+        client = self.client
+        turn = self.turn = client._prepare(self.frame)
+        done.session_key, done.reasoning_effort = client.session_key, turn.effort
+        return None if turn.prewarm else len(turn.http_body)
+
+    def keepalive(self):
+        client = self.client
+        return socket_keepalive.while_opening(client.ws, client.ctx.settings.stream_keepalive_s, client.codex)
+
+    async def open(self, done: Settlement, model_plans) -> OpenedStream | None:
+        return await self.client._open(done, self.turn, model_plans)
+
+    async def deliver(self, done: Settlement, opened: OpenedStream | None) -> None:
+        client, turn, outcome = self.client, self.turn, done.outcome
+        if opened is None:
+            await client._prewarm_locally(turn, outcome)
+            return
+        produced = await client._relay(opened, outcome)
+        if outcome.terminal_seen and outcome.status == 200:
+            client.conversation.record(outcome.response_id, turn.full_input, produced)
 
 
 class _Turn:
