@@ -24,9 +24,27 @@ ast_turns.install()
 DATABASE_KINDS = ["sqlite", "postgres"]
 
 
-@pytest.fixture(params=DATABASE_KINDS)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Database fixtures run on both databases, or on those the module lists in DATABASES: modules
+    whose subject runs no SQL of its own (streaming, translation, clients) say ["sqlite"]."""
+    kinds = getattr(metafunc.module, "DATABASES", DATABASE_KINDS)
+    chosen = {mark.args[0] for mark in metafunc.definition.iter_markers("parametrize")}
+    for name in ("database_url", "blank_database_url"):
+        if name in metafunc.fixturenames and name not in chosen:
+            metafunc.parametrize(name, kinds, indirect=True)
+
+
+@pytest.fixture
 def database_url(request, tmp_path: Path):
+    """A migrated database of the test's own, as the app finds it on every start but the first."""
     with database_url_for(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def blank_database_url(request, tmp_path: Path):
+    """An empty database, for the tests of migrating it."""
+    with database_url_for(request.param, tmp_path, migrated=False) as url:
         yield url
 
 

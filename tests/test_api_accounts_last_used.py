@@ -64,17 +64,17 @@ async def test_the_latest_use_stays_through_late_rows_and_pruning(proxy):
         database.close()
 
 
-def test_upgrading_backfills_each_accounts_last_use_from_the_log(database_url, tmp_path, monkeypatch):
+def test_upgrading_backfills_each_accounts_last_use_from_the_log(blank_database_url, tmp_path, monkeypatch):
     steps = discover()
     monkeypatch.setattr(migrator, "discover", lambda: [m for m in steps if m.version < 21])
-    migrator.migrate(database_url)
+    migrator.migrate(blank_database_url)
     spec = history.HistorySpec(rows=600, days=3, account_ids=(4, 5, 6), now=time.time())
     rows = list(history.rows(spec))
-    raw_insert(database_url, rows)  # as an older version wrote them: nothing kept their last use
+    raw_insert(blank_database_url, rows)  # as an older version wrote them: nothing kept their last use
     monkeypatch.setattr(migrator, "discover", lambda: steps)
-    migrator.migrate(database_url)
+    migrator.migrate(blank_database_url)
 
-    database = Database(make_settings(tmp_path / "data", database_url))
+    database = Database(make_settings(tmp_path / "data", blank_database_url))
     database.open()
     try:
         expected: dict[int, float] = {}

@@ -11,6 +11,10 @@ import pytest
 from tests.support.keys import bearer, create_key
 from tests.support.proxy import CODEX_ROUTE
 
+# Cache-key scoping: no SQL of its own. The request log and the roster touched here are
+# tested on both databases (test_usage_writer.py, test_accounts_lifecycle.py).
+DATABASES = ["sqlite"]
+
 ROUTES = {
     "/v1/responses": {"model": "gpt-5.4", "input": "Same prompt", "instructions": "Same rules."},
     "/v1/chat/completions": {

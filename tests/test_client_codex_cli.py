@@ -7,6 +7,10 @@ import pytest
 from tests.clients.codex_cli import run_codex_exec_async
 from tests.support.proxy import CODEX_ROUTE
 
+# The Codex CLI as a client: no SQL of its own. The request log and the roster touched here are
+# tested on both databases (test_usage_writer.py, test_accounts_lifecycle.py).
+DATABASES = ["sqlite"]
+
 pytestmark = pytest.mark.slow
 
 

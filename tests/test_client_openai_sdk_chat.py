@@ -8,6 +8,10 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
+# The OpenAI SDK as a client: no SQL of its own. The request log and the roster touched here are
+# tested on both databases (test_usage_writer.py, test_accounts_lifecycle.py).
+DATABASES = ["sqlite"]
+
 WEATHER_TOOL = {
     "type": "function",
     "function": {

@@ -13,6 +13,10 @@ from tests.clients.opencode_cli import (
 )
 from tests.support.keys import create_key, set_key_auth
 
+# OpenCode as a client: no SQL of its own. The request log and the roster touched here are
+# tested on both databases (test_usage_writer.py, test_accounts_lifecycle.py).
+DATABASES = ["sqlite"]
+
 try:
     opencode_binary()
 except OpenCodeNotInstalled as exc:  # pragma: no cover - depends on `npm ci --prefix tests/clients`

@@ -10,6 +10,10 @@ from tests.fake_upstream.client import user_message
 from tests.support.proxy import CODEX_ROUTE, codex_body, proxy_settings, serve_proxy
 from tests.test_proxy_websocket import SESSION, codex_frame, completed_id, turn, ws_url
 
+# Cross-site refusals: no SQL of its own. The request log and the roster touched here are
+# tested on both databases (test_usage_writer.py, test_accounts_lifecycle.py).
+DATABASES = ["sqlite"]
+
 EVIL = "https://evil.example"
 
 

@@ -142,10 +142,10 @@ async def test_deleting_a_key_forgets_its_figures(live_server):
     assert await live_server.app.ctx.db.run(stored) == 0
 
 
-def test_upgrading_backfills_the_totals_from_the_log(database_url, tmp_path, monkeypatch):
+def test_upgrading_backfills_the_totals_from_the_log(blank_database_url, tmp_path, monkeypatch):
     steps = discover()
     monkeypatch.setattr(migrator, "discover", lambda: [m for m in steps if m.version < 17])
-    migrator.migrate(database_url)
+    migrator.migrate(blank_database_url)
     spec = history.HistorySpec(rows=3000, days=3, api_key_ids=(1, 2, 3), now=NOW)
     rows = list(history.rows(spec))
     key_of = COLUMNS.index("api_key_id")
@@ -155,12 +155,12 @@ def test_upgrading_backfills_the_totals_from_the_log(database_url, tmp_path, mon
         for i, row in enumerate(model):
             changed = {**dict(zip(COLUMNS, row, strict=True)), **refused, "request_id": f"req_no{key_id}_{i}"}
             rows.append(tuple(changed[c] for c in COLUMNS))
-    raw_insert(database_url, rows)
+    raw_insert(blank_database_url, rows)
 
     monkeypatch.setattr(migrator, "discover", lambda: steps)
-    migrator.migrate(database_url)
+    migrator.migrate(blank_database_url)
 
-    db = Database(make_settings(tmp_path / "data", database_url))
+    db = Database(make_settings(tmp_path / "data", blank_database_url))
     db.open()
     try:
         got = totals.read(db.orm, [1, 2, 3, 4])

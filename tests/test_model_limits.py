@@ -14,6 +14,10 @@ from tests.support.polling import eventually
 from tests.support.proxy import CODEX_ROUTE, codex_body
 from tests.test_proxy_websocket import codex_frame, set_transport, turn, ws_url
 
+# Model limits: no SQL of its own. The request log and the roster touched here are
+# tested on both databases (test_usage_writer.py, test_accounts_lifecycle.py).
+DATABASES = ["sqlite"]
+
 SPARK = "gpt-5.3-codex-spark"  # metered by its own bucket on these accounts
 BUCKETED = {"other_models": [SPARK], "other_budget_tokens": 100_000}
 

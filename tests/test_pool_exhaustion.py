@@ -8,6 +8,10 @@ import aiohttp
 from tests.support.polling import eventually
 from tests.support.proxy import codex_body
 
+# Pool exhaustion answers: no SQL of its own. The request log and the roster touched here are
+# tested on both databases (test_usage_writer.py, test_accounts_lifecycle.py).
+DATABASES = ["sqlite"]
+
 CODEX = "/backend-api/codex/responses"
 
 

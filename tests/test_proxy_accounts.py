@@ -12,6 +12,10 @@ from tests.fake_upstream import mint_auth_json
 from tests.support.live_server import ROOT
 from tests.support.polling import eventually
 
+# Account choice per request: no SQL of its own. The request log and the roster touched here are
+# tested on both databases (test_usage_writer.py, test_accounts_lifecycle.py).
+DATABASES = ["sqlite"]
+
 
 async def test_import_several_auth_json_files_and_list_the_pool(proxy):
     imported = await proxy.add_accounts("acc_a", "acc_b", plan_type="pro")

@@ -7,6 +7,10 @@ import time
 import aiohttp
 import orjson
 
+# Chat Completions translation: no SQL of its own. The request log and the roster touched here are
+# tested on both databases (test_usage_writer.py, test_accounts_lifecycle.py).
+DATABASES = ["sqlite"]
+
 ROUTE = "/v1/chat/completions"
 
 

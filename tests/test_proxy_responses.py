@@ -9,6 +9,10 @@ from tests.fake_upstream.client import parse_sse
 from tests.support.keys import create_key, set_key_auth
 from tests.support.proxy import codex_body
 
+# Responses streaming: no SQL of its own. The request log and the roster touched here are
+# tested on both databases (test_usage_writer.py, test_accounts_lifecycle.py).
+DATABASES = ["sqlite"]
+
 
 async def test_codex_route_streams_the_upstream_events_unchanged(proxy):
     [account] = await proxy.add_accounts("acc_1")

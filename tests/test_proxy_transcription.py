@@ -10,6 +10,10 @@ from openai import AsyncOpenAI
 
 from tests.support.proxy import proxy_settings, serve_proxy
 
+# Transcription forwarding: no SQL of its own. The request log and the roster touched here are
+# tested on both databases (test_usage_writer.py, test_accounts_lifecycle.py).
+DATABASES = ["sqlite"]
+
 AUDIO = b"RIFF" + b"\x00" * 2000
 
 

@@ -12,6 +12,10 @@ from tests.fake_upstream.client import user_message
 from tests.support.polling import eventually
 from tests.support.proxy import CODEX_ROUTE, codex_body
 
+# WebSocket turns: no SQL of its own. The request log and the roster touched here are
+# tested on both databases (test_usage_writer.py, test_accounts_lifecycle.py).
+DATABASES = ["sqlite"]
+
 TERMINAL = ("response.completed", "response.failed", "response.incomplete", "error")
 
 

@@ -230,12 +230,12 @@ def test_a_range_is_read_as_whole_weeks_then_days_then_hours():
         assert [g for g, _, _ in pieces].count("week") <= 1 and len(pieces) <= 5
 
 
-def test_upgrading_sums_the_weeks_of_the_days_already_rolled(database_url, tmp_path, monkeypatch):
+def test_upgrading_sums_the_weeks_of_the_days_already_rolled(blank_database_url, tmp_path, monkeypatch):
     """Days rolled before weeks existed (their raw rows may be gone) get their weeks at the upgrade."""
     steps = discover()
     monkeypatch.setattr(migrator, "discover", lambda: [m for m in steps if m.version != 20])
-    migrator.migrate(database_url)
-    db = Database(make_settings(tmp_path / "data", database_url))
+    migrator.migrate(blank_database_url)
+    db = Database(make_settings(tmp_path / "data", blank_database_url))
     db.open()
     try:
         spec = history.HistorySpec(rows=1500, days=25, account_ids=(1, 2), api_key_ids=(7,), now=NOW)
@@ -246,7 +246,7 @@ def test_upgrading_sums_the_weeks_of_the_days_already_rolled(database_url, tmp_p
         with orm.db_session:
             db.orm.execute("DELETE FROM usage_rollup WHERE grain = 'week'")  # as an older version left it
         monkeypatch.setattr(migrator, "discover", lambda: steps)
-        assert migrator.migrate(database_url).applied == 1
+        assert migrator.migrate(blank_database_url).applied == 1
         again = _week_rows(db.orm)
         assert [row[:3] for row in again] == [row[:3] for row in weeks]  # (week, facet, value)
         for row, before in zip(again, weeks, strict=True):

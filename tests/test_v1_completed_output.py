@@ -11,6 +11,10 @@ from openai import AsyncOpenAI
 from tests.support.proxy import CODEX_ROUTE, codex_body
 from tests.test_proxy_websocket import set_transport, turn, ws_url
 
+# The /v1 completed output: no SQL of its own. The request log and the roster touched here are
+# tested on both databases (test_usage_writer.py, test_accounts_lifecycle.py).
+DATABASES = ["sqlite"]
+
 TOOLS = [
     {
         "type": "function",

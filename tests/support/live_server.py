@@ -39,6 +39,9 @@ class LiveServer:
 async def serve_in_process(settings: Settings, ssl=None) -> AsyncIterator[LiveServer]:
     """Run the real app on a real loopback socket inside the test's event loop (over TLS with `ssl`)."""
     app = create_app(settings)
+    # Touch-up rewrites Sanic's request handling to skip unused signals, parsing its source with `ast`
+    # at each start: 0.17 s of every in-process app, for a speed-up no test measures.
+    app.config.TOUCHUP = False
     port = free_port()
     server = await app.create_server(
         host="127.0.0.1", port=port, return_asyncio_server=True, access_log=False, ssl=ssl
