@@ -210,7 +210,9 @@ async def test_postgres_sessions_killed_under_load(
 ):
     """The proxy keeps serving while its database sessions are terminated; the request-log rows queued
     meanwhile are written once it reconnects (the writer holds up to 100,000 rows)."""
-    settings = proxy_settings(tmp_path, f"{database_url}&application_name={postgres_app_name}", fake_upstream)
+    separator = "&" if "?" in database_url else "?"
+    named_url = f"{database_url}{separator}application_name={postgres_app_name}"
+    settings = proxy_settings(tmp_path, named_url, fake_upstream)
     async with serve_proxy(settings, fake_upstream) as proxy:
         await proxy.add_accounts("acc_pg_1", "acc_pg_2")
         await _transport(proxy, "http")

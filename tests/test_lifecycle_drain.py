@@ -156,8 +156,8 @@ async def test_streams_still_running_at_the_deadline_end_with_response_failed_an
             idle_socket = await session.ws_connect(server.url.replace("http", "ws") + ROUTE)
             streams = Streams(session, server.url, 4)
             await streams.all_streaming()
+            signalled = time.monotonic()  # before: the server's deadline may start before send_signal returns
             server.proc.send_signal(signal.SIGTERM)
-            signalled = time.monotonic()
             closed = await idle_socket.receive(timeout=5)
             closed_after = time.monotonic() - signalled
             results = await streams.results()
