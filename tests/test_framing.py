@@ -7,9 +7,6 @@ from __future__ import annotations
 import asyncio
 
 import orjson
-import pytest
-
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 FRAMING_ERRORS = {
     "negative length": "Content-Length: -5\r\n",

@@ -71,7 +71,6 @@ def test_every_sanic_handler_carries_the_filter():
     assert all("safe_line" in handler["filters"] for handler in config["handlers"].values())
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_names_with_control_characters_are_refused_where_they_are_given(proxy):
     [account] = await proxy.add_accounts("acc_names")
     port = free_port()
@@ -106,7 +105,6 @@ async def test_names_with_control_characters_are_refused_where_they_are_given(pr
         assert status in (200, 201), (method, path, answer)
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_a_proxy_name_with_spaces_is_one_quoted_value_in_the_health_line(proxy, caplog):
     name = "inj WARNING forged client=6.6.6.6"
     closed = f"http://127.0.0.1:{free_port()}"

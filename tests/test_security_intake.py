@@ -18,7 +18,6 @@ from tests.support.keys import bearer, create_key, set_key_auth
 from tests.support.polling import eventually
 from tests.test_intake import MIB, REMOTE, answer_of, partial_post
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 LOGIN = "/api/auth/login"
 CAP = intake.PUBLIC_BODY_MAX_BYTES
 PARKED = 12
