@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 
 # A job's lease is short and renewed while held, so a holder that died (or stopped without releasing)
-# is replaced within this, whatever the job's interval (a 5-minute job used to keep a 10-minute lease).
+# is replaced within this, whatever the job's interval (a lease as long as the interval would leave a
+# 5-minute job unrun for up to 10 minutes).
 JOB_LEASE_TTL_S = 15.0
 RELEASE_TIMEOUT_S = 2.0
 

@@ -774,10 +774,3 @@ def usage_history(db: orm.Database, account_id: int, since: float) -> list[dict]
 def prune_usage_history(db: orm.Database, before: float) -> int:
     cursor = db.execute("DELETE FROM account_usage WHERE at < $before", {}, {"before": before})
     return cursor.rowcount
-
-
-@orm.db_session
-def any_account_token(db: orm.Database) -> str | None:
-    """One stored ciphertext (to check at start-up that the key file opens this database's tokens)."""
-    rows = db.select("SELECT access_token FROM account ORDER BY id LIMIT 1")
-    return rows[0] if rows else None

@@ -198,11 +198,6 @@ def use_recovery_code(db: orm.Database, code_hash: str) -> bool:
     return cursor.rowcount == 1
 
 
-@orm.db_session
-def recovery_codes_left(db: orm.Database) -> int:
-    return orm.count(code for code in db.DashboardRecoveryCode)
-
-
 # ---- sessions
 
 

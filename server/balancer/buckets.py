@@ -78,10 +78,6 @@ class ModelBuckets:
     def of_account(self, account_id: int, now: float) -> list[dict]:
         return [state.public(now) for state in self._by_account.get(account_id, ())]
 
-    def forget_account(self, account_id: int) -> None:
-        self._states = {k: v for k, v in self._states.items() if k[0] != account_id}
-        self._index()
-
     def _index(self) -> None:
         bucket_of: dict[str, str] = {}
         until: dict[str, dict[int, float]] = {}

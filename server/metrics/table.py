@@ -103,7 +103,3 @@ def create_table(context=None):
     """In the main process: the shared table, one row per worker (a RawArray: each row has one writer)."""
     ctx = context or multiprocessing.get_context("spawn")
     return ctx.RawArray("d", LAYOUT.width * (MAX_WORKERS + 1))
-
-
-def row_count(table) -> int:
-    return len(table) // LAYOUT.width
