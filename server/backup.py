@@ -23,8 +23,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from server.config import Settings, sqlite_path
+from server.config import Settings
 from server.file_modes import make_owner_only
+from server.settings.database_url import sqlite_path
 
 DATABASE_NAME = "store.db"
 KEY_NAME = "encryption.key"

@@ -11,7 +11,7 @@ import os
 import sys
 
 from server.config import ConfigError, Settings, export_overrides
-from server.startup import warn_unknown_variables
+from server.startup import warn_about_variables
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = _load_settings(args)
         if settings is None:
             return 2
-        warn_unknown_variables(settings)
+        warn_about_variables(settings)
         run = {
             "accounts": operator_commands.run_accounts,
             "keys": operator_commands.run_keys,

@@ -16,7 +16,8 @@ from pony import orm
 
 from schema import define_database
 from server import migrator
-from server.config import Settings, sqlite_path
+from server.config import Settings
+from server.settings.database_url import sqlite_path
 
 T = TypeVar("T")
 

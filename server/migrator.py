@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import psycopg2
 
 from schema.migrations import Migration, discover
-from server.config import sqlite_path
 from server.file_modes import create_owner_only_database
+from server.settings.database_url import sqlite_path
 
 log = logging.getLogger(__name__)
 

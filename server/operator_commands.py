@@ -24,7 +24,7 @@ from server.accounts.login import LoginError, LoginService
 from server.accounts.refresh import RefreshFailed, TokenRefresher
 from server.auth import audit
 from server.balancer.policies import RoutingPolicy
-from server.config import ConfigError, Settings, prepare_data_dir, redact_database_url
+from server.config import ConfigError, Settings, prepare_data_dir
 from server.control_characters import has_control_characters
 from server.db import Database
 from server.egress import store as egress_store
@@ -33,6 +33,7 @@ from server.errors import ProxyError
 from server.keys import store as key_store
 from server.keys.spec import KeySpec
 from server.secretbox import SecretBox, load_or_create_key
+from server.settings.database_url import redact_database_url
 
 
 def in_one_line(run: Callable[[argparse.Namespace, Settings], int], args, settings: Settings) -> int:

@@ -1,15 +1,15 @@
 """Run-time settings: what operators change from the dashboard without a restart.
 
-Defaults come from the CODEX_LB_* settings (a setting `name` defaults to CODEX_LB_<NAME>); a value stored
-in `app_setting` wins over the environment until it is reset (PUT null). Changes reach every worker and
-replica through the change marker; each worker keeps its copy in memory and applies it to the balancer,
-the price book and the request-log upkeep (follow()), so the hot path never reads the database. Add a
-setting by adding a field, its validator and, if something must act on it, a line in the applier.
+Defaults come from the CODEX_LB_* settings: every setting of server/settings/table.py marked `runtime`,
+whose spec also checks the values sent here. A value stored in `app_setting` wins over the environment
+until it is reset (PUT null). Changes reach every worker and replica through the change marker; each
+worker keeps its copy in memory and applies it to the balancer, the price book and the request-log
+upkeep (follow()), so the hot path never reads the database. Add a setting by marking its spec
+`runtime`, adding the field here and, if something must act on it, a line in the applier.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -18,94 +18,64 @@ from typing import Any
 import orjson
 from pony import orm
 
-from server.balancer.selection import PLACEMENTS, RESET_FIELDS, Balancer
-from server.balancer.strategies import STRATEGIES
+from server.balancer.selection import Balancer
 from server.change_marker import bump_roster_version
 from server.config import Settings
 from server.errors import BadRequest
+from server.settings.errors import Invalid
+from server.settings.table import RUNTIME
 from server.usage.pricing import Price, PriceBook, parse_overrides, price_table
 from server.usage.upkeep import RequestLogUpkeep
 
 MAX_PRICED_MODELS = 500
-MAX_RETENTION_DAYS = 36500
+RUNTIME_SPECS = {spec.attribute: spec for spec in RUNTIME}
+
+
+def _default(name: str) -> Any:
+    spec = RUNTIME_SPECS[name]
+    return spec.parse(spec.default_text({}), spec.variable)
 
 
 @dataclass(frozen=True, slots=True)
 class RuntimeSettings:
-    routing_strategy: str = "usage_weighted"
-    sticky_sessions: bool = True
-    prefer_earlier_reset: str = "off"
-    session_placement: str = "headroom"
-    upstream_stream_transport: str = "auto"
-    api_key_auth_enabled: bool = False
+    routing_strategy: str = _default("routing_strategy")
+    sticky_sessions: bool = _default("sticky_sessions")
+    prefer_earlier_reset: str = _default("prefer_earlier_reset")
+    session_placement: str = _default("session_placement")
+    upstream_stream_transport: str = _default("upstream_stream_transport")
+    api_key_auth_enabled: bool = _default("api_key_auth_enabled")
     # model -> USD per 1M tokens, on top of the built-in table.
     pricing_overrides: Mapping[str, Price] = field(default_factory=dict)
-    request_log_retention_days: float = 30.0
+    request_log_retention_days: float = _default("request_log_retention_days")
 
     def public(self) -> dict:
         return asdict(self)
 
 
-def _choice(*allowed: str) -> Callable[[Any], Any]:
-    def check(value: Any) -> Any:
-        if value not in allowed:
-            raise ValueError(f"must be one of {', '.join(allowed)}")
-        return value
-
-    return check
-
-
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError("must be true or false")
-    return value
-
-
-def _days(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError("must be a number of days (0 keeps request logs forever)")
-    if not 0 <= value <= MAX_RETENTION_DAYS:
-        raise ValueError(f"must be between 0 (keep forever) and {MAX_RETENTION_DAYS} days")
-    return float(value)
-
-
 def _prices(value: Any) -> dict[str, Price]:
     if not isinstance(value, dict):
-        raise ValueError('must be an object of model -> {"input", "cached_input", "output"} in USD per 1M')
+        raise Invalid('must be an object of model -> {"input", "cached_input", "output"} in USD per 1M')
     if len(value) > MAX_PRICED_MODELS:
-        raise ValueError(f"may price at most {MAX_PRICED_MODELS} models")
+        raise Invalid(f"may price at most {MAX_PRICED_MODELS} models")
     if any(not isinstance(model, str) for model in value):
-        raise ValueError("must use model names as keys")
+        raise Invalid("must use model names as keys")
     try:
         table = price_table(value, "pricing_overrides")
     except ValueError as exc:  # ConfigError naming the model and the rate
-        raise ValueError(f"is invalid: {exc}") from None
+        raise Invalid(f"is invalid: {exc}") from None
     return {model.strip().lower(): price for model, price in table.items()}
 
 
-VALIDATORS: dict[str, Callable[[Any], Any]] = {
-    "routing_strategy": _choice(*STRATEGIES),
-    "sticky_sessions": _boolean,
-    "prefer_earlier_reset": _choice(*RESET_FIELDS),
-    "session_placement": _choice(*PLACEMENTS),
-    "upstream_stream_transport": _choice("auto", "http", "websocket"),
-    "api_key_auth_enabled": _boolean,
-    "pricing_overrides": _prices,
-    "request_log_retention_days": _days,
-}
+# Each run-time setting's spec checks its values; a price table's rules live with the prices, which the
+# settings table cannot import (server.usage reads the settings).
+VALIDATORS: dict[str, Callable[[Any], Any]] = {name: spec.check for name, spec in RUNTIME_SPECS.items()}
+VALIDATORS["pricing_overrides"] = _prices
 
 
 def defaults(settings: Settings) -> RuntimeSettings:
     """What the environment says; a stored value replaces any of these."""
-    return RuntimeSettings(
-        routing_strategy=settings.routing_strategy,
-        sticky_sessions=settings.sticky_sessions,
-        prefer_earlier_reset=settings.prefer_earlier_reset,
-        session_placement=settings.session_placement,
-        upstream_stream_transport=settings.upstream_stream_transport,
-        pricing_overrides=parse_overrides(settings.pricing_overrides),
-        request_log_retention_days=settings.request_log_retention_days,
-    )
+    values = {name: getattr(settings, name) for name in RUNTIME_SPECS}
+    return RuntimeSettings(**{**values, "pricing_overrides": parse_overrides(settings.pricing_overrides)})
 
 
 def parse_changes(payload: Any) -> dict[str, Any]:
@@ -123,7 +93,7 @@ def parse_changes(payload: Any) -> dict[str, Any]:
             continue
         try:
             changes[name] = VALIDATORS[name](value)
-        except ValueError as exc:
+        except Invalid as exc:
             raise BadRequest(f"Setting {name!r} {exc}.", param=name, code="invalid_settings") from None
     return changes
 
@@ -138,7 +108,7 @@ def load(db: orm.Database, base: RuntimeSettings) -> RuntimeSettings:
             continue  # a setting a newer codex-lb wrote; this version ignores it
         try:
             usable[name] = validator(value)
-        except ValueError:
+        except Invalid:
             continue
     return replace(base, **usable)
 

@@ -1,5 +1,5 @@
-"""What an operator sees when codex-lb starts: mistyped CODEX_LB_* variables, where the data lives,
-where the server listens, and the next step while the pool is empty. One plain line each, on stderr
+"""What an operator sees when codex-lb starts: mistyped or renamed CODEX_LB_* variables, where the data
+lives, where the server listens, and the next step while the pool is empty. One plain line each, on stderr
 (or a log record, with CODEX_LB_LOG_FORMAT=json)."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import TextIO
 from sanic import Sanic
 
 from server import logs, migrator
-from server.config import Settings, redact_database_url
+from server.config import Settings
+from server.settings.database_url import redact_database_url
 
 _log = logging.getLogger(__name__)
 
@@ -36,8 +37,15 @@ def unknown_variable_warnings(settings: Settings) -> list[str]:
     return lines
 
 
-def warn_unknown_variables(settings: Settings, out: TextIO | None = None) -> None:
-    for line in unknown_variable_warnings(settings):
+def renamed_variable_warnings(settings: Settings) -> list[str]:
+    return [
+        f"codex-lb: warning: {old} is an old name: call it {new} (the new name wins when both are set)"
+        for old, new in settings.renamed_variables
+    ]
+
+
+def warn_about_variables(settings: Settings, out: TextIO | None = None) -> None:
+    for line in renamed_variable_warnings(settings) + unknown_variable_warnings(settings):
         say(line, out)
 
 
@@ -62,7 +70,7 @@ def count_accounts(database_url: str) -> int:
 
 def announce(settings: Settings) -> None:
     """Main process, before the workers start: variables, data dir, and the empty-pool hint."""
-    warn_unknown_variables(settings)
+    warn_about_variables(settings)
     say(where_data_lives(settings))
     if count_accounts(settings.database_url) == 0:
         say(EMPTY_POOL_HINT)

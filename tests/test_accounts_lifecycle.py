@@ -12,7 +12,7 @@ import pytest
 from server.accounts import store
 from server.accounts.poll_schedule import PollSchedule
 from server.balancer.slots import Field
-from server.config import sqlite_path
+from server.settings.database_url import sqlite_path
 from tests.support.polling import eventually
 from tests.support.proxy import codex_body, proxy_settings, serve_proxy
 

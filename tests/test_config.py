@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from server.config import ConfigError, Settings, normalise_database_url
+from server.config import ConfigError, Settings
+from server.settings.database_url import normalise_database_url
+from server.startup import renamed_variable_warnings
+from tests.support.settings import make_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,3 +116,38 @@ def test_cli_help_explains_the_options():
     assert result.returncode == 0
     for option in ("--host", "--port", "--workers", "--data-dir", "2455"):
         assert option in result.stdout
+
+
+def test_an_old_name_still_works_and_start_up_names_the_new_one(tmp_path):
+    settings = Settings.load(
+        {"CODEX_LB_DATA_DIR": str(tmp_path), "CODEX_LB_MODELS_SYNC_INTERVAL_S": "60"}, cwd=tmp_path
+    )
+    assert settings.models_sync_interval_s == 60 and settings.unknown_variables == ()
+    assert renamed_variable_warnings(settings) == [
+        "codex-lb: warning: CODEX_LB_MODELS_SYNC_INTERVAL_S is an old name: call it "
+        "CODEX_LB_MODELS_SYNC_INTERVAL_SECONDS (the new name wins when both are set)"
+    ]
+    assert make_settings(tmp_path, models_sync_interval_seconds="90").models_sync_interval_s == 90
+
+
+def test_the_new_name_wins_and_a_bad_value_under_the_old_one_names_it(tmp_path):
+    both = {"CODEX_LB_UPSTREAM_WS_TOTAL": "5", "CODEX_LB_UPSTREAM_WEBSOCKETS_TOTAL": "7"}
+    assert Settings.load({**both, "CODEX_LB_DATA_DIR": str(tmp_path)}, cwd=tmp_path).upstream_ws_total == 7
+    with pytest.raises(ConfigError, match="^CODEX_LB_UPSTREAM_WS_TOTAL='many' is not a whole number$"):
+        Settings.load(
+            {"CODEX_LB_UPSTREAM_WS_TOTAL": "many", "CODEX_LB_DATA_DIR": str(tmp_path)}, cwd=tmp_path
+        )
+
+
+def test_only_the_process_environment_says_we_run_in_the_image(tmp_path):
+    (tmp_path / ".env.local").write_text("CODEX_LB_IN_CONTAINER=1\n")
+    assert Settings.load({}, cwd=tmp_path).in_container is False
+    assert Settings.load({"CODEX_LB_IN_CONTAINER": "1"}, cwd=tmp_path).host == "0.0.0.0"
+
+
+def test_secrets_stay_out_of_errors_and_the_repr(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        make_settings(tmp_path, dashboard_bootstrap_token="short-secret")
+    assert str(caught.value) == "CODEX_LB_DASHBOARD_BOOTSTRAP_TOKEN must be at least 16 characters"
+    settings = make_settings(tmp_path, metrics_token="scrape-secret", dashboard_bootstrap_token="x" * 20)
+    assert "scrape-secret" not in repr(settings) and "x" * 20 not in repr(settings)

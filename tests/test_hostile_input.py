@@ -11,7 +11,7 @@ import pytest
 import websockets
 
 from server import migrator
-from server.config import sqlite_path
+from server.settings.database_url import sqlite_path
 from tests.support.keys import api, bearer, create_key
 from tests.support.proxy import CODEX_ROUTE, codex_body
 

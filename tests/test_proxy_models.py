@@ -20,7 +20,7 @@ SYNCED_MARK = "fake upstream"  # the fake's base_instructions say so; the bundle
 
 @pytest.fixture
 async def syncing_proxy(tmp_path, database_url, fake_upstream):
-    settings = proxy_settings(tmp_path, database_url, fake_upstream, models_sync_interval_s="1")
+    settings = proxy_settings(tmp_path, database_url, fake_upstream, models_sync_interval_seconds="1")
     async with serve_proxy(settings, fake_upstream) as proxy:
         yield proxy
 
@@ -196,7 +196,7 @@ async def test_a_new_plan_in_the_pool_is_synced_without_waiting_for_the_interval
     from server.models.sync import ModelSyncer
 
     monkeypatch.setattr(ModelSyncer, "CHECK_S", 0.2)
-    settings = proxy_settings(tmp_path, database_url, fake_upstream, models_sync_interval_s="3600")
+    settings = proxy_settings(tmp_path, database_url, fake_upstream, models_sync_interval_seconds="3600")
     async with serve_proxy(settings, fake_upstream) as proxy:
         await proxy.add_accounts("acc_plus", plan_type="plus")
         models = await _wait_for_synced_catalog(proxy)  # the first account: synced at once
