@@ -29,8 +29,7 @@ async def server(tmp_path, fake_upstream):
     }
     process = ServerProcess(env, workers=2).start(tmp_path / "server.log")
     try:
-        await process.wait_ready()
-        await asyncio.sleep(2)  # both workers past their first reload poll
+        await process.wait_ready(every_worker=True)
         yield process
     finally:
         process.stop()

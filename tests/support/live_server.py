@@ -96,19 +96,25 @@ class ServerProcess:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
-    async def wait_ready(self, timeout: float = 30.0) -> None:
-        async with aiohttp.ClientSession() as session:
+    async def wait_ready(self, timeout: float = 30.0, every_worker: bool = False) -> None:
+        """Until a worker answers /health/ready; with every_worker, until each of them has (fresh
+        connections, which the kernel spreads over the workers)."""
+        ready: set[int] = set()
+        wanted = self.workers if every_worker else 1
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
 
             async def readiness() -> int | str:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.output()[-3000:]}")
                 try:
                     async with session.get(self.url + "/health/ready") as response:
-                        return response.status
+                        if response.status == 200:
+                            ready.add((await response.json())["worker"])
+                        return len(ready)
                 except aiohttp.ClientError as exc:
                     return f"{exc!r}\n{self.output()[-3000:]}"
 
-            await eventually(readiness, lambda status: status == 200, timeout=timeout, interval=0.1)
+            await eventually(readiness, lambda count: count == wanted, timeout=timeout, interval=0.05)
         self.ready_at = time.monotonic()
 
     def stop(self, timeout: float = 15.0) -> int:
