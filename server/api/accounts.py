@@ -211,7 +211,7 @@ async def refresh_account(request: Request, account_id: int):
         raise ProxyError(str(exc), status=status, code="refresh_failed") from None
     ctx.roster.changed()
     await ctx.roster.reload()
-    return json((await _account(ctx, account_id)).public())
+    return json(_with_live_state(ctx, (await _account(ctx, account_id)).public(), time.time()))
 
 
 @bp.post("/accounts/<account_id:int>/reauth")

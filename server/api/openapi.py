@@ -1,7 +1,8 @@
 """An OpenAPI description of the dashboard API (/api/*) at /api/openapi.json, for API clients and
-schema-driven tests. Only sanic-ext's OpenAPI extension is loaded, on purpose: Sanic would otherwise
-load all of sanic-ext for every app (AUTO_EXTEND), whose automatic HEAD/OPTIONS routes rebuild the
-router each time, which made a server start (and the test suite) several times slower."""
+schema-driven tests; each route's answer comes from server/api/answers.py. Only sanic-ext's OpenAPI
+extension is loaded, on purpose: Sanic would otherwise load all of sanic-ext for every app (AUTO_EXTEND),
+whose automatic HEAD/OPTIONS routes rebuild the router each time, which made a server start (and the
+test suite) several times slower."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from sanic import Sanic
 from sanic_ext import Extend
 from sanic_ext.extensions.openapi import openapi
 from sanic_ext.extensions.openapi.extension import OpenAPIExtension
+
+from server.api.answers import ANSWERS
 
 PREFIX = "/api"
 SPEC_PATH = "/api/openapi.json"
@@ -30,6 +33,9 @@ def install(app: Sanic) -> None:
         for route in app.router.routes:
             if not ("/" + route.path.lstrip("/")).startswith(PREFIX + "/"):
                 openapi.exclude()(route.handler)
+            elif answer := ANSWERS.get(handler_name(route)):
+                content = {answer.media_type: {"schema": answer.schema}} if answer.schema is not None else {}
+                openapi.response(answer.status, content, "Success")(route.handler)
 
     app.config.update(
         OAS=True,
@@ -49,6 +55,11 @@ def install(app: Sanic) -> None:
         "settings. Local requests only.",
     )
     Extend(app, extensions=[_JsonOnly], built_in_extensions=False)
+
+
+def handler_name(route) -> str:
+    """blueprint.function, as the route's name without the app's."""
+    return route.name.split(".", 1)[1]
 
 
 def _version() -> str:
