@@ -89,7 +89,7 @@ export const usageHistory = z.object({ account_id: z.number(), days: z.number(),
 export type UsagePoint = z.infer<typeof usagePoint>
 
 export const importResult = z.object({
-  imported: z.array(account.omit({ live: true }).extend({ source: z.string(), created: z.boolean() })),
+  imported: z.array(account.omit({ live: true, last_used_at: true }).extend({ source: z.string(), created: z.boolean() })),
   errors: z.array(z.object({ source: z.string(), error: z.string() })),
 })
 export type ImportResult = z.infer<typeof importResult>
