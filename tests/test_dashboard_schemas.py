@@ -11,7 +11,6 @@ from pathlib import Path
 
 import aiohttp
 import jsonschema_rs
-import pytest
 
 from server.api.answers import ANSWERS
 from server.api.openapi import handler_name
@@ -41,7 +40,6 @@ async def test_every_api_route_describes_its_answer(tmp_path: Path):
     assert set(ANSWERS) <= handlers, set(ANSWERS) - handlers
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_the_server_answers_as_it_describes(proxy):
     """Every read route with a busy pool behind it, and the writes that filled it."""
     description = answers(await _description(proxy.url))
