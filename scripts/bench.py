@@ -6,8 +6,10 @@ streamed and non-streamed Responses calls (Codex route and /v1) and Chat Complet
 both ways) at several concurrencies, and prints the ratios.
 
     scripts/bench [--workers 2] [--requests 400] [--concurrency 1,16,64] [--accounts 16] [--ws-turns 20]
-    scripts/bench --scaling [--requests 400] [--scaling-concurrency 32]   (needs PostgreSQL)
-    scripts/bench --scale [--rows 1000000] [--database sqlite|postgres]   (3/500 accounts x empty/1M-row log)
+
+Its siblings measure other things: scripts/bench-workers (1 worker vs 4 vs 2 replicas),
+scripts/bench-pool-size (3 vs 500 accounts, empty vs 1M-row log), scripts/bench-db-reads (the
+management routes' database reads), scripts/bench-dashboard (the dashboard's history queries).
 
 The WebSocket scenario keeps one socket per concurrent client and runs chained turns on it (each turn
 names the previous response), through the proxy (upstream WebSockets) and directly against the fake,
@@ -171,29 +173,15 @@ async def run_ws_load(
 
 
 async def main() -> None:
-    if "--scale" in sys.argv[1:]:
-        from scripts import bench_scale_load
-
-        await bench_scale_load.bench(bench_scale_load.parse([a for a in sys.argv[1:] if a != "--scale"]))
-        return
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="scripts/bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--accounts", type=int, default=16)
     parser.add_argument("--ws-turns", type=int, default=20, help="turns per socket in the WebSocket scenario")
-    parser.add_argument(
-        "--scaling", action="store_true", help="1 worker vs 4 workers vs 2 replicas x 2 workers (PostgreSQL)"
-    )
-    parser.add_argument("--scaling-concurrency", type=int, default=32)
     args = parser.parse_args()
-    if args.scaling:
-        from scripts import bench_scaling
-
-        await bench_scaling.main(args)
-        return
     concurrencies = [int(c) for c in args.concurrency.split(",")]
 
     fake_port, proxy_port = free_port(), free_port()

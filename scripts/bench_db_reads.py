@@ -5,7 +5,7 @@ each route calls (median of several runs) with an empty log, then again after th
 written ROWS realistic rows over 30 days (five API keys and ten accounts own them; key 6 owns none, as a
 key with a handful of rows). The target: every route well under 50 ms, GET /v1/usage well under 5 ms.
 
-    scripts/bench-scale [--rows 1000000] [--databases sqlite,postgres] [--runs 7]
+    scripts/bench-db-reads [--rows 1000000] [--databases sqlite,postgres] [--runs 7]
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def bench(kind: str, rows: int, runs: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="scripts/bench-db-reads", description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--databases", default="sqlite,postgres")
     parser.add_argument("--runs", type=int, default=7)

@@ -1,6 +1,6 @@
-"""Scale benchmark (scripts/bench --scale): the same streamed load through a proxy with 3 and with 500
-accounts, on an empty and on a million-row request log (30 days of realistic rows from the history
-generator, bulk-inserted); prints the proxy's CPU ms per request against 3 accounts and an empty log, and
+"""Pool-size benchmark: the same streamed load through a proxy with 3 and with 500 accounts, on an empty
+and on a million-row request log (30 days of realistic rows from the history generator, bulk-inserted);
+prints the proxy's CPU ms per request against 3 accounts and an empty log, and
 the time of every route that reads usage. The four proxies run side by side and the rounds alternate
 between them, so the machine's slow drift falls on all alike; every figure is a median over the rounds,
 and a proxy's CPU against the base is the median of its rounds' ratios to the base's run of the same
@@ -10,8 +10,8 @@ others are paused (SIGSTOP), so their usage polls and rollups do not share its C
 Each round also sends the same load as an API-key client whose key is restricted to every account but
 one (`--clients`): the path that narrows the pool per key and rewrites the rate-limit headers.
 
-    scripts/bench --scale [--rows 1000000] [--database sqlite|postgres] [--rounds 5] [--requests 6000]
-                          [--clients both|plain|key] [--no-control]
+    scripts/bench-pool-size [--rows 1000000] [--database sqlite|postgres] [--rounds 5] [--requests 6000]
+                            [--clients both|plain|key] [--no-control]
 """
 
 from __future__ import annotations
@@ -344,8 +344,12 @@ def _short(setup: Setup) -> str:
     return f"{setup.accounts} acc, {rows}{' again' if setup.control else ''}"
 
 
-def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="scripts/bench --scale", description=__doc__.splitlines()[0])
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench-pool-size",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--accounts", type=int, default=500)
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
@@ -367,3 +371,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="a second 3-account empty-log proxy, to show the noise between two identical ones",
     )
     return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    asyncio.run(bench(parse()))

@@ -1,10 +1,15 @@
-"""Scaling benchmark (scripts/bench --scaling): one workload against 1 worker, 4 workers and 2 replicas x
-2 workers on one PostgreSQL, with the fake upstream; prints req/s, latency, proxy CPU per request and
-the ratio to one worker. Replicas share the database and the encryption key, as in production; the
-client spreads its connections over them like a load balancer in front would."""
+"""Workers benchmark: one streamed workload against 1 worker, 4 workers and 2 replicas x 2 workers on one
+PostgreSQL (a fresh schema of the test database each), with the fake upstream; prints req/s, latency,
+proxy CPU per request and the ratio to one worker. Replicas share the database and the encryption key,
+as in production; the client spreads its connections over them like a load balancer in front would. On
+a machine with fewer cores than workers the ratio cannot rise (the fake upstream shares the cores too).
+
+    scripts/bench-workers [--requests 400] [--concurrency 32] [--accounts 16]
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import itertools
 import os
@@ -136,7 +141,7 @@ async def run_topology(label, replicas, workers, fake_url, args) -> Run:
                     assert r.status == 200, await r.text()
             await asyncio.sleep(3)  # every worker of every replica has the roster
             body = orjson.dumps(responses_body("benchmark prompt " * 20))
-            return await load([u for _, u in procs], body, args.requests, args.scaling_concurrency,
+            return await load([u for _, u in procs], body, args.requests, args.concurrency,
                               [p.pid for p, _ in procs], label)  # fmt: skip
         finally:
             for proc, _ in procs:
@@ -148,7 +153,19 @@ async def run_topology(label, replicas, workers, fake_url, args) -> Run:
                     os.killpg(proc.pid, signal.SIGKILL)
 
 
-async def main(args) -> None:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench-workers",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients")
+    parser.add_argument("--accounts", type=int, default=16)
+    return parser.parse_args(argv)
+
+
+async def main(args: argparse.Namespace) -> None:
     fake_port = free_port()
     fake = subprocess.Popen([sys.executable, "-m", "tests.fake_upstream", "--port", str(fake_port)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -163,7 +180,7 @@ async def main(args) -> None:
         fake.wait(15)
     base = runs[0].rate
     print(f"\ncodex-lb scaling — {os.cpu_count()} cores, PostgreSQL, codex stream route, "
-          f"{args.scaling_concurrency} concurrent clients")  # fmt: skip
+          f"{args.concurrency} concurrent clients")  # fmt: skip
     header = f"{'topology':<18}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu ms/req':>12}{'scaling':>9}"
     print(header)
     print("-" * len(header))
@@ -171,3 +188,7 @@ async def main(args) -> None:
         print(f"{run.label:<18}{run.rate:>9.0f}{run.p(0.5):>9.2f}{run.p(0.99):>9.2f}"
               f"{run.cpu_s * 1000 / run.requests:>12.2f}{run.rate / base:>8.2f}x")  # fmt: skip
     print()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse()))
