@@ -1,5 +1,5 @@
-"""Prints the routing simulation's table (README, "Routing policies"): a day of seeded synthetic traffic
-through the real balancer, per strategy, placement and policy. No network, no clock; a few seconds.
+"""Prints the routing simulation's table (docs/routing.md, "Routing policies"): a day of seeded synthetic
+traffic through the real balancer, per strategy, placement and policy. No network, no clock; a few seconds.
 
     .venv/bin/python scripts/simulate_routing.py [--seed 19] [--reasons]
 """

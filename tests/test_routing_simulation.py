@@ -1,6 +1,6 @@
 """The routing simulation (tests/support/routing_simulation.py): a seeded day of synthetic traffic through
 the real balancer. Headroom-aware placement moves fewer conversations than today's stateless stickiness
-on the same traffic, with no more refusals; the README's table is what the simulation prints."""
+on the same traffic, with no more refusals; docs/routing.md shows the table the simulation prints."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.routing_simulation import CONFIGS, HEADROOM, TODAY, run, simulate, table, traffic
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROUTING_PAGE = Path(__file__).resolve().parent.parent / "docs" / "routing.md"
 
 
 @pytest.fixture(scope="module")
@@ -51,5 +51,5 @@ def test_the_simulation_is_deterministic():
     assert first == second
 
 
-def test_the_readme_shows_the_simulation_table(outcomes):
-    assert table(list(outcomes.values())) in README.read_text()
+def test_the_routing_page_shows_the_simulation_table(outcomes):
+    assert table(list(outcomes.values())) in ROUTING_PAGE.read_text()

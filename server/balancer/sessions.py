@@ -4,7 +4,7 @@ idle sessions end; what is live on each slot is kept as arrays for placement to 
 
 Per worker on purpose: no lock and no shared memory on the hot path. A conversation's turns usually
 reach one worker (keep-alive connections and WebSockets stay on theirs); a worker that has not seen a
-session places it by the same rule over the same shared slots, so it mostly agrees (see README).
+session places it by the same rule over the same shared slots, so it mostly agrees (see docs/routing.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A day of synthetic traffic through the real balancer, without network or clock: a pool of five accounts
 with different plans, windows and resets; seeded conversations of varied length. For the routing test and
-scripts/simulate_routing.py, which prints the table the README shows.
+scripts/simulate_routing.py, which prints the table docs/routing.md shows.
 
 The upstream is modelled by the slots alone: each turn costs units of the account's windows (its plan's
 size), written as used percents the way the proxy writes the windows answers report; a spent window
@@ -231,7 +231,7 @@ def simulate(seed: int = 19, configs: tuple[Config, ...] = CONFIGS) -> list[Outc
 
 
 def table(outcomes: list[Outcome]) -> str:
-    """The README's table (Markdown)."""
+    """The table docs/routing.md shows (Markdown)."""
     lines = [
         "| strategy, placement, policies | turns | refused | sessions moved | moves | 5h unused at resets"
         " | weekly unused at resets |",
