@@ -3,7 +3,7 @@ served by 4 workers of one server and then by 2 servers, all on one PostgreSQL d
 
 Every request reserves its estimate with one conditional statement before it goes upstream, so the
 recorded total may exceed the budget only by what requests in flight used beyond their reservations
-(README, "How limits are enforced"). With an estimate that covers each request (`covered`) that is
+(docs/api-keys.md, "How limits are enforced"). With an estimate that covers each request (`covered`) that is
 nothing but the last request's, which holds only what the budget had left; with no output allowance
 (`uncovered`) it is at most in-flight requests x their excess.
 """
