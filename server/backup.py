@@ -3,7 +3,7 @@
 A backup is a tar.gz (0600, and so are its members) of a consistent copy of the SQLite database, made
 with SQLite's online backup API so a running server need not stop, plus the encryption key file, without
 which the stored OAuth tokens cannot be opened. With PostgreSQL only the key file is saved: the database is
-backed up with pg_dump (README). Restore refuses while a server uses the data dir, and refuses to
+backed up with pg_dump (docs/operations.md). Restore refuses while a server uses the data dir, and refuses to
 replace files without --force; what it replaces is kept beside, renamed; what it writes is 0600.
 """
 
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         saved = backup(settings, output)
         print(f"backed up {', '.join(saved)} to {output}")
         if not settings.is_sqlite:
-            print("the database is PostgreSQL: back it up with pg_dump (see README, Backups)")
+            print("the database is PostgreSQL: back it up with pg_dump (see docs/operations.md)")
         print(KEY_WARNING, file=sys.stderr)
         return 0
     try:

@@ -1,6 +1,6 @@
-"""The one-line start from a built wheel (README, Running it): `scripts/wheel` builds codex-lb with the
-dashboard inside, and the installed wheel alone (no clone on the path) starts a server that serves it.
-`uvx`/`pipx run` install the same wheel with its dependencies; here the test's venv provides those."""
+"""The one-line start from a built wheel (docs/operations.md, Running it): `scripts/wheel` builds codex-lb
+with the dashboard inside, and the installed wheel alone (no clone on the path) starts a server that serves
+it. `uvx`/`pipx run` install the same wheel with its dependencies; here the test's venv provides those."""
 
 from __future__ import annotations
 
