@@ -67,7 +67,7 @@ async def test_codex_exec_over_websockets_stays_on_sockets_and_one_account(proxy
     assert [row["transport"] for row in rows] == ["websocket"] * 3
     assert [row["status"] for row in rows] == [200] * 3
     assert len({row["account_id"] for row in rows}) == 1
-    # What README's "verify WebSocket transport" tells users to look for in codex-lb's log.
+    # What README's Codex CLI section tells users to look for in codex-lb's log.
     assert any(line.startswith("WebSocket /backend-api/codex/responses opened") for line in logged.lines)
     access = [line for line in logged.lines if line.startswith("access ")]
     assert len(access) == 3
