@@ -89,7 +89,7 @@ LISTENING = (
         _seconds(0.0, DAY),
         "60",
         "on SIGTERM, how long running streams and turns may take to finish (see "
-        "[Stopping and restarts](../README.md#stopping-and-restarts))",
+        "[Stopping and restarts](operations.md#stopping-and-restarts))",
         field="shutdown_drain_s",
     ),
 )
@@ -360,7 +360,7 @@ DASHBOARD = (
         "DASHBOARD_AUTH_MODE",
         Choice(("standard", "trusted_header", "disabled")),
         "standard",
-        "how the dashboard signs people in (see [Dashboard sign-in](../README.md#dashboard-sign-in))",
+        "how the dashboard signs people in (see [Dashboard sign-in](security.md#dashboard-sign-in))",
     ),
     SettingSpec(
         "DASHBOARD_AUTH_PROXY_HEADER",
@@ -423,7 +423,7 @@ DASHBOARD = (
         "x-forwarded-for",
         "the one header family believed from them: `x-forwarded-for` (`X-Forwarded-For`, `-Proto`, "
         "`-Host`) or `forwarded` (RFC 7239); see "
-        "[Behind a reverse proxy](../README.md#behind-a-reverse-proxy)",
+        "[Behind a reverse proxy](security.md#behind-a-reverse-proxy)",
     ),
 )
 
@@ -439,7 +439,7 @@ OBSERVING = (
         Choice(("text", "json")),
         "text",
         "`text` (key=value) or `json`: one JSON object per log line (see "
-        "[Metrics and logs](../README.md#metrics-and-logs))",
+        "[Metrics and logs](operations.md#metrics-and-logs))",
     ),
     SettingSpec(
         "METRICS_TOKEN",
