@@ -3,7 +3,7 @@ import { defineConfig } from 'vite'
 import vue from '@vitejs/plugin-vue'
 import { fileURLToPath } from 'node:url'
 
-// The build lands in server/static/, which the Python package ships and server/static_site.py serves.
+// The build lands in server/static/, which the Python package ships and server/edge/static_site.py serves.
 export default defineConfig({
   plugins: [vue()],
   resolve: { alias: { '@': fileURLToPath(new URL('./src', import.meta.url)) } },

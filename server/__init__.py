@@ -30,10 +30,10 @@ def __getattr__(name: str):
 
 
 def _build_app():
-    from server import migrator, startup
     from server.accounts.keycheck import WrongEncryptionKey, verify_encryption_key
     from server.app import create_app
     from server.config import ConfigError, Settings, is_sanic_worker
+    from server.runtime import migrator, startup
 
     try:
         settings = Settings.load()

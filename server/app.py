@@ -13,18 +13,21 @@ import logging
 
 from sanic import Sanic
 
-from server import api, errors, framing, freshness, health, intake, logs, replicas, startup, static_site
+from server import api, errors
 from server.api import openapi
 from server.auth import lifecycle as auth_lifecycle
 from server.balancer.slots import AccountSlots, SharedPrimitives
 from server.config import Settings, prepare_data_dir
 from server.db import Database
+from server.edge import framing, health, intake, static_site
 from server.lifecycle import drain, reclaim, supervisor
 from server.metrics import route as metrics_route
 from server.proxy import access, chat, models, pool_usage, responses, transcription, usage, websocket
 from server.proxy.context import close_proxy_context, open_proxy_context
-from server.secretbox import SecretBox, load_or_create_key
+from server.runtime import logs, startup
+from server.runtime.secretbox import SecretBox, load_or_create_key
 from server.settings.database_url import redact_database_url
+from server.sync import freshness, replicas
 
 log = logging.getLogger(__name__)
 _app_numbers = itertools.count()

@@ -15,8 +15,8 @@ from typing import TypeVar
 from pony import orm
 
 from schema import define_database
-from server import migrator
 from server.config import Settings
+from server.runtime import migrator
 from server.settings.database_url import sqlite_path
 
 T = TypeVar("T")

@@ -12,8 +12,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from server import leases
 from server.db import Database
+from server.runtime import leases
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ import orjson
 from pony import orm
 
 from server.balancer.selection import Balancer
-from server.change_marker import bump_roster_version
 from server.config import Settings
 from server.errors import BadRequest
+from server.runtime.change_marker import bump_roster_version
 from server.settings.errors import Invalid
 from server.settings.table import RUNTIME
 from server.usage.pricing import Price, PriceBook, parse_overrides, price_table

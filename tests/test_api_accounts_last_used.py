@@ -8,8 +8,8 @@ import time
 import pytest
 
 from schema.migrations import discover
-from server import migrator
 from server.db import Database
+from server.runtime import migrator
 from server.usage import history, last_use, queries
 from server.usage.records import FinishedRequest
 from server.usage.upkeep import RequestLogUpkeep

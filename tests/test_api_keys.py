@@ -10,7 +10,7 @@ import sys
 
 import orjson
 
-from server import migrator
+from server.runtime import migrator
 from tests.support.keys import api, bearer, create_key, set_key_auth
 from tests.support.live_server import ROOT, serve_in_process
 from tests.support.polling import eventually

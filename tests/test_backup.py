@@ -16,7 +16,7 @@ import tarfile
 import pytest
 
 from server.cli import main
-from server.secretbox import load_or_create_key
+from server.runtime.secretbox import load_or_create_key
 from tests.conftest import make_settings
 
 

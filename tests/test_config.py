@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from server.config import ConfigError, Settings
+from server.runtime.startup import renamed_variable_warnings
 from server.settings.database_url import normalise_database_url
-from server.startup import renamed_variable_warnings
 from tests.support.settings import make_settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from server.static_site import StaticSite
+from server.edge.static_site import StaticSite
 from tests.conftest import make_settings
 from tests.support.live_server import serve_in_process
 

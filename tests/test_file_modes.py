@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from server import migrator
 from server.config import prepare_data_dir
 from server.file_modes import make_owner_only
-from server.secretbox import load_or_create_key
+from server.runtime import migrator
+from server.runtime.secretbox import load_or_create_key
 from server.settings.database_url import sqlite_path
 from tests.support.settings import make_settings
 

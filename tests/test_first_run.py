@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from server.config import Settings
-from server.startup import unknown_variable_warnings
+from server.runtime.startup import unknown_variable_warnings
 from tests.support.live_server import ROOT, ServerProcess
 
 CODEX_LB = str(Path(sys.executable).parent / "codex-lb")

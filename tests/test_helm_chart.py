@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from server.secretbox import load_or_create_key
+from server.runtime.secretbox import load_or_create_key
 from tests.support.helm_render import Fail, Renderer
 
 CHART = Path(__file__).resolve().parents[1] / "scripts" / "helm" / "codex-lb"

@@ -10,7 +10,7 @@ import orjson
 import pytest
 import websockets
 
-from server import migrator
+from server.runtime import migrator
 from server.settings.database_url import sqlite_path
 from tests.support.keys import api, bearer, create_key
 from tests.support.proxy import CODEX_ROUTE, codex_body

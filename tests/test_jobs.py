@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from server import leases
 from server.db import Database
 from server.jobs import JobRunner, PeriodicJob
+from server.runtime import leases
 from tests.conftest import make_settings
 from tests.support.polling import eventually
 

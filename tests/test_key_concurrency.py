@@ -18,7 +18,7 @@ import aiohttp
 import orjson
 import pytest
 
-from server import migrator
+from server.runtime import migrator
 from tests.support.databases import fresh_postgres_schema
 from tests.support.keys import create_key, set_key_auth
 from tests.support.live_server import ServerProcess

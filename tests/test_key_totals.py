@@ -11,8 +11,8 @@ import pytest
 from pony import orm
 
 from schema.migrations import discover
-from server import migrator
 from server.db import Database
+from server.runtime import migrator
 from server.usage import history
 from server.usage import key_totals as totals
 from server.usage.records import FinishedRequest

@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from pony import orm
 
-from server import leases
 from server.config import Settings
 from server.db import Database
+from server.runtime import leases
 
 
 def open_database(database_url: str, tmp_path) -> Database:

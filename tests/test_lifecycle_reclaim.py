@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from server import leases
 from server.balancer.slots import AccountSlots, Field, SharedPrimitives
 from server.lifecycle import reclaim
+from server.runtime import leases
 from tests.test_leases import open_database
 
 

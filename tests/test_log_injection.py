@@ -10,7 +10,7 @@ import logging
 import orjson
 import pytest
 
-from server.logs import TEXT_FORMAT, JsonFormatter, SafeLineFilter, sanic_log_config
+from server.runtime.logs import TEXT_FORMAT, JsonFormatter, SafeLineFilter, sanic_log_config
 from tests.support.keys import api
 from tests.support.live_server import free_port
 

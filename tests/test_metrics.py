@@ -11,7 +11,7 @@ import time
 import aiohttp
 import pytest
 
-from server.logs import JsonFormatter
+from server.runtime.logs import JsonFormatter
 from tests.conftest import make_settings
 from tests.support.dashboard import REMOTE, TRUST_LOOPBACK_PROXY
 from tests.support.live_server import ServerProcess, free_port, serve_in_process

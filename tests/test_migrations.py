@@ -7,7 +7,7 @@ import multiprocessing
 import pytest
 
 from schema.migrations import discover, latest_version
-from server import migrator
+from server.runtime import migrator
 
 
 def test_fresh_database_is_migrated_to_latest(blank_database_url):

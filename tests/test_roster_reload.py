@@ -10,13 +10,13 @@ import pytest
 from nacl.utils import random as random_bytes
 from pony import orm
 
-from server import change_marker
 from server.accounts import store
 from server.accounts.authjson import parse_auth_json
 from server.accounts.roster import Roster
 from server.balancer.slots import AccountSlots, SharedPrimitives
 from server.db import Database
-from server.secretbox import SecretBox
+from server.runtime import change_marker
+from server.runtime.secretbox import SecretBox
 from tests.fake_upstream import mint_auth_json
 
 

@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from server.config import ConfigError
-from server.secretbox import SecretBox, SecretBoxError, load_or_create_key
+from server.runtime.secretbox import SecretBox, SecretBoxError, load_or_create_key
 
 
 def test_key_file_is_created_private_and_reused(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from server.logs import redact
+from server.runtime.logs import redact
 from tests.support.proxy import codex_body
 
 

@@ -13,7 +13,7 @@ from contextlib import AsyncExitStack
 
 import pytest
 
-from server import intake
+from server.edge import intake
 from tests.support.keys import bearer, create_key, set_key_auth
 from tests.support.polling import eventually
 from tests.test_intake import MIB, REMOTE, answer_of, partial_post

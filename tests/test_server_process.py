@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from schema.migrations import discover, latest_version
-from server import migrator
+from server.runtime import migrator
 from tests.support.databases import fresh_postgres_schema
 from tests.support.live_server import ROOT, ServerProcess, free_port
 from tests.support.polling import eventually

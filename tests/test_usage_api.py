@@ -15,8 +15,8 @@ from pony import orm
 
 from schema.migrations import discover
 from schema.migrations import v0022_request_log_failures as failures_migration
-from server import migrator
 from server.db import Database
+from server.runtime import migrator
 from server.usage import browse, history, rollups
 from server.usage.records import FinishedRequest
 from server.usage.tokens import TokenUsage

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from server import change_marker
 from server.accounts.poll_schedule import PollSchedule
 from server.accounts.roster import Roster
 from server.balancer.slots import AccountSlots, Field, SharedPrimitives
-from server.reloader import ChangeWatcher
+from server.runtime import change_marker
+from server.sync.reloader import ChangeWatcher
 from tests.support.polling import eventually
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from server.accounts import store
 from server.accounts.authjson import InvalidAuthJson, parse_auth_json
 from server.db import Database
-from server.secretbox import SecretBox
+from server.runtime.secretbox import SecretBox
 
 
 @dataclass(frozen=True, slots=True)

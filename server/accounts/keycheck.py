@@ -6,8 +6,8 @@ let workers start and fail on every account; the main process refuses to start w
 
 from __future__ import annotations
 
-from server import migrator
-from server.secretbox import SecretBox, SecretBoxError, load_or_create_key
+from server.runtime import migrator
+from server.runtime.secretbox import SecretBox, SecretBoxError, load_or_create_key
 
 
 class WrongEncryptionKey(RuntimeError):

@@ -16,12 +16,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 
-from server import leases
 from server.accounts import flows, store
 from server.accounts.authjson import InvalidAuthJson, credentials_from_tokens
 from server.db import Database
 from server.jobs import PeriodicJob
-from server.secretbox import SecretBox
+from server.runtime import leases
+from server.runtime.secretbox import SecretBox
 from server.upstream import oauth
 
 log = logging.getLogger(__name__)

@@ -14,11 +14,12 @@ from collections.abc import Callable
 
 import aiohttp
 
-from server import leases, metrics
+from server import metrics
 from server.accounts import store
 from server.accounts.claims import InvalidToken, read_claims
 from server.db import Database
-from server.secretbox import SecretBox
+from server.runtime import leases
+from server.runtime.secretbox import SecretBox
 from server.upstream import oauth
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """One worker's in-memory roster: every account with its current access token, ready for routing.
 
-The proxy reads it without touching the database; server.reloader reloads it when accounts change.
+The proxy reads it without touching the database; server.sync.reloader reloads it when accounts change.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from server.accounts.upkeep import apply_stored_usage
 from server.balancer.candidates import Candidate
 from server.balancer.slots import AccountSlots
 from server.db import Database
-from server.secretbox import SecretBox
+from server.runtime.secretbox import SecretBox
 
 log = logging.getLogger(__name__)
 # A usage re-read also takes the polls this long before the latest one it has seen: two polls stored
@@ -57,7 +57,7 @@ class Roster:
         self._install(list(merged.values()))
 
     async def reload_usage(self) -> None:
-        """A usage poll that changed no account's state (no version bump, server.reloader): take the
+        """A usage poll that changed no account's state (no version bump, server.sync.reloader): take the
         snapshots polled since the latest one seen into the records and, once each, into the slots."""
         polled = await self._db.run(store.polled_since, self._latest_poll - USAGE_OVERLAP_S)
         fresh = []

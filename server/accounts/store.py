@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import orjson
 from pony import orm
 
-from server import leases
 from server.accounts.authjson import Credentials
 from server.balancer.policies import NORMAL, RoutingPolicy
 from server.balancer.slots import DEFAULT_CAPACITY
-from server.change_marker import bump_roster_version
-from server.secretbox import SecretBox
+from server.runtime import leases
+from server.runtime.change_marker import bump_roster_version
+from server.runtime.secretbox import SecretBox
 
 HISTORY_SPACING_S = 240.0
 STATUSES = ("active", "rate_limited", "quota_exceeded", "paused", "reauth_required", "deactivated")
@@ -647,7 +647,7 @@ def save_usage(db: orm.Database, polls: list[PolledUsage]) -> SavedUsage:
     interval) a commit, a history COUNT and a change-marker bump per poll cost ~12 ms/s of idle CPU.
     Only accounts whose state or plan changed bump the change marker (a reload of everything in every
     worker); a poll that moved only the usage reaches workers and replicas through usage_polled_at
-    (server.reloader: a re-read of the polled rows' usage)."""
+    (server.sync.reloader: a re-read of the polled rows' usage)."""
     if not polls:
         return SavedUsage({}, ())
     ids = ", ".join(str(int(p.account_id)) for p in polls)

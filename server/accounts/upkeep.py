@@ -21,7 +21,7 @@ from server.balancer.slots import AccountSlots, Field
 from server.balancer.windows import apply_to_slots
 from server.db import Database
 from server.jobs import PeriodicJob
-from server.secretbox import SecretBox
+from server.runtime.secretbox import SecretBox
 from server.upstream import failures, ratelimits, wham
 from server.upstream.failures import FailureKind
 

@@ -19,9 +19,9 @@ from server.api import proxies
 from server.api.query_args import number_arg
 from server.balancer.policies import RoutingPolicy
 from server.balancer.slots import Field
-from server.control_characters import has_control_characters
 from server.errors import BadRequest, NotFound, ProxyError
 from server.proxy.normalize import parse_json_object
+from server.runtime.control_characters import has_control_characters
 from server.upstream.oauth import BROWSER_REDIRECT_URI
 from server.usage import last_use
 

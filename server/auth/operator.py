@@ -61,7 +61,7 @@ def _read_password(from_stdin: bool, cred) -> str | None:
 async def _with_database(settings: Settings, action, *args) -> int:
     from server.config import prepare_data_dir
     from server.db import Database
-    from server.secretbox import SecretBox, load_or_create_key
+    from server.runtime.secretbox import SecretBox, load_or_create_key
 
     prepare_data_dir(settings)
     box = SecretBox(load_or_create_key(settings.encryption_key_file))

@@ -26,7 +26,7 @@ from server.auth.store import ADMIN, VIEWER, Credentials, SessionRow
 from server.config import Settings
 from server.db import Database
 from server.errors import ProxyError
-from server.secretbox import SecretBox
+from server.runtime.secretbox import SecretBox
 
 log = logging.getLogger(__name__)
 

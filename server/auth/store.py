@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from pony import orm
 
-from server.change_marker import bump_roster_version
+from server.runtime.change_marker import bump_roster_version
 
 ADMIN = "admin"
 VIEWER = "viewer"

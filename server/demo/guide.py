@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from server.demo.extras import DemoContext
-from server.static_site import STATIC_DIR
+from server.edge.static_site import STATIC_DIR
 
 MODEL = "gpt-5.4"
 NOT_BUILT = " (not built in this clone: run scripts/build-dashboard, or start with scripts/demo)"

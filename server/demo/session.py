@@ -13,11 +13,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from server import migrator
 from server.config import PREFIX, Settings
 from server.demo import guide, seed
 from server.demo.extras import DemoContext, DemoExtra, registered
 from server.demo.processes import Child, ChildFailed, answers, fake_command, server_command
+from server.runtime import migrator
 
 DEFAULT_PORT = 2455
 

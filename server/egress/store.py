@@ -10,9 +10,9 @@ from urllib.parse import unquote, urlsplit
 
 from pony import orm
 
-from server.change_marker import bump_roster_version
-from server.control_characters import has_control_characters
-from server.secretbox import SecretBox
+from server.runtime.change_marker import bump_roster_version
+from server.runtime.control_characters import has_control_characters
+from server.runtime.secretbox import SecretBox
 
 SCHEMES = ("http", "https", "socks5")
 

@@ -1,6 +1,6 @@
 """One worker's copy of every API key, looked up by the digest of the presented secret.
 
-Read on the hot path without touching the database; server.reloader reloads it when keys change. A key
+Read on the hot path without touching the database; server.sync.reloader reloads it when keys change. A key
 the copy does not know is looked up in the database once before it is refused (a key created a moment
 ago on another worker or replica works at once); digests the database did not know either are
 remembered for a few seconds, so a flood of wrong keys costs one lookup each, not one per request.

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from server.control_characters import has_control_characters
 from server.errors import BadRequest
 from server.keys.windows import WINDOWS
+from server.runtime.control_characters import has_control_characters
 
 QUANTITIES = ("tokens", "cost_usd", "requests")
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")

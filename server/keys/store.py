@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import orjson
 from pony import orm
 
-from server.change_marker import bump_roster_version
 from server.errors import BadRequest, NotFound
 from server.keys import secret
 from server.keys.spec import KeySpec, LimitSpec
 from server.keys.windows import bounds, iso
+from server.runtime.change_marker import bump_roster_version
 from server.usage import key_totals as totals
 from server.usage.key_totals import KeyTotals
 

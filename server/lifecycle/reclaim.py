@@ -13,10 +13,10 @@ import socket
 import threading
 from functools import partial
 
-from server import migrator
 from server.balancer.slots import WIDTH, Field, SharedPrimitives
 from server.config import Settings
 from server.lifecycle.supervisor import hooks, worker_index
+from server.runtime import migrator
 
 log = logging.getLogger(__name__)
 

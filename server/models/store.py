@@ -8,8 +8,8 @@ import time
 import orjson
 from pony import orm
 
-from server.change_marker import bump_roster_version
 from server.models.catalog import ModelRow
+from server.runtime.change_marker import bump_roster_version
 
 
 @orm.db_session

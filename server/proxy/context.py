@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 
-from server import leases, runtime_settings
+from server import runtime_settings
 from server.accounts import buckets as bucket_store
 from server.accounts.callback_listener import CallbackListener
 from server.accounts.login import LoginService
@@ -29,8 +29,9 @@ from server.models.sync import ModelSyncer
 from server.proxy.pool_views import PoolViews
 from server.proxy.pool_windows import RecentWindows
 from server.proxy.transport import TransportChooser
-from server.reloader import ChangeWatcher
+from server.runtime import leases
 from server.runtime_settings import RuntimeSettingsCache
+from server.sync.reloader import ChangeWatcher
 from server.upstream.client import UpstreamClient
 from server.upstream.websocket_pool import SocketPool
 from server.usage.pricing import PriceBook

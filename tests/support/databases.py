@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2
 import pytest
 
-from server import migrator
+from server.runtime import migrator
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 

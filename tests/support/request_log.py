@@ -3,7 +3,7 @@ writer keeps beside it (key totals, accounts' last use), for tests of the migrat
 
 from __future__ import annotations
 
-from server import migrator
+from server.runtime import migrator
 from server.usage.writer import COLUMNS
 
 

@@ -10,8 +10,8 @@ from typing import TextIO
 
 from sanic import Sanic
 
-from server import logs, migrator
 from server.config import Settings
+from server.runtime import logs, migrator
 from server.settings.database_url import redact_database_url
 
 _log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from sanic.response import HTTPResponse
 
 from server.errors import NotFound, unknown_path_message
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 NOT_CLIENT_ROUTES = ("/api/", "/v1/", "/backend-api/", "/health/")
 NOT_CLIENT_ROUTE_NAMES = ("/api", "/v1", "/backend-api", "/health")
 COMPRESSIBLE = (

@@ -11,9 +11,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from server import change_marker
 from server.balancer.slots import AccountSlots
 from server.db import Database
+from server.runtime import change_marker
 
 log = logging.getLogger(__name__)
 GENERATION_POLL_S = 0.05  # a read of shared memory: cheap enough to do often
@@ -34,7 +34,7 @@ class ChangeWatcher:
         self._version = -1
         self._polled = 0.0
         self._task: asyncio.Task | None = None
-        # Told each generation this worker has loaded (server.freshness: the API waits for the host).
+        # Told each generation this worker has loaded (server.sync.freshness: the API waits for the host).
         self.on_loaded: Callable[[int], None] | None = None
 
     @property

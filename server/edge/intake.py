@@ -20,7 +20,7 @@ from server.auth import crosssite
 from server.auth.gate import authorize_api, is_public
 from server.auth.guard import authorize_proxy
 from server.errors import PROXY_PREFIXES, NotFound, ProxyError, RequestTooLarge
-from server.freshness import learn_presented_key
+from server.sync.freshness import learn_presented_key
 
 log = logging.getLogger(__name__)
 

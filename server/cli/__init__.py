@@ -11,7 +11,7 @@ import os
 import sys
 
 from server.config import ConfigError, Settings, export_overrides
-from server.startup import warn_about_variables
+from server.runtime.startup import warn_about_variables
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,11 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     from server.auth import operator as dashboard_operator
 
     dashboard_operator.add_arguments(commands)
-    from server import backup, codex_sessions
+    from server.cli import backup, codex_sessions
 
     backup.add_arguments(commands)
     codex_sessions.add_arguments(commands)
-    from server import egress_commands as proxy_commands
+    from server.cli import egress as proxy_commands
 
     proxy_commands.add_arguments(commands)
     demo = commands.add_parser(
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if sanic_options and args.command not in (None, "serve"):
         parser.error(f"unrecognized arguments: {' '.join(sanic_options)}")
     if args.command == "codex-sessions":
-        from server import codex_sessions
+        from server.cli import codex_sessions
 
         return codex_sessions.run(args)
     if args.command == "demo":
@@ -143,14 +143,14 @@ def main(argv: list[str] | None = None) -> int:
 
         return demo.main(args)
     if args.command in ("backup", "restore"):
-        from server import backup
+        from server.cli import backup
 
         settings = _load_settings(args)
         return 2 if settings is None else backup.run(args, settings)
     if args.command in ("accounts", "keys", "dashboard", "proxies"):
-        from server import egress_commands as proxy_commands
-        from server import operator_commands
         from server.auth import operator as dashboard_operator
+        from server.cli import egress as proxy_commands
+        from server.cli import operator as operator_commands
 
         settings = _load_settings(args)
         if settings is None:
@@ -201,7 +201,3 @@ def serve(args: argparse.Namespace, sanic_options: list[str] | None = None) -> i
     ]
     os.execv(sys.executable, command)
     return 0  # not reached
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -16,7 +16,7 @@ import time
 import orjson
 from sanic.log import LOGGING_CONFIG_DEFAULTS
 
-from server.control_characters import escape, escape_within_lines, has_control_characters
+from server.runtime.control_characters import escape, escape_within_lines, has_control_characters
 
 _SECRET_PATTERNS = (
     re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),  # JWTs (access/id tokens)
@@ -155,7 +155,7 @@ def _field(value: str) -> object:
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-# Set by configure(): the start-up notes (server/startup.py) follow the chosen format too.
+# Set by configure(): the start-up notes (server/runtime/startup.py) follow the chosen format too.
 json_lines = False
 
 

@@ -16,7 +16,7 @@ from server.db import Database
 from server.egress import probe, store
 from server.egress.routes import EgressRoutes
 from server.egress.store import EgressError, ProxySpec
-from server.secretbox import SecretBox, load_or_create_key
+from server.runtime.secretbox import SecretBox, load_or_create_key
 
 
 def add_arguments(commands) -> None:

@@ -16,7 +16,6 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from server import leases, migrator
 from server.accounts import flows, importing, report, store
 from server.accounts.authjson import to_auth_json
 from server.accounts.keycheck import WrongEncryptionKey, verify_encryption_key
@@ -25,14 +24,15 @@ from server.accounts.refresh import RefreshFailed, TokenRefresher
 from server.auth import audit
 from server.balancer.policies import RoutingPolicy
 from server.config import ConfigError, Settings, prepare_data_dir
-from server.control_characters import has_control_characters
 from server.db import Database
 from server.egress import store as egress_store
 from server.egress.routes import EgressRoutes
 from server.errors import ProxyError
 from server.keys import store as key_store
 from server.keys.spec import KeySpec
-from server.secretbox import SecretBox, load_or_create_key
+from server.runtime import leases, migrator
+from server.runtime.control_characters import has_control_characters
+from server.runtime.secretbox import SecretBox, load_or_create_key
 from server.settings.database_url import redact_database_url
 
 

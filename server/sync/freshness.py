@@ -4,7 +4,7 @@ Owns the host's worker table (one row per worker process in shared memory: its p
 generation it has loaded) and the two waits built on it: a changing /api/* request is answered only
 once every live worker of the host has loaded the generation its change bumped (bounded by
 HOST_WAIT_S), and an API key a worker does not know is looked up in the database before the proxy
-routes refuse it. Other replicas follow within their database poll (server.reloader).
+routes refuse it. Other replicas follow within their database poll (server.sync.reloader).
 """
 
 from __future__ import annotations
@@ -127,7 +127,8 @@ def install(app: Sanic) -> None:
 
 async def learn_presented_key(request: Request) -> None:
     """Before a key this worker does not know is judged, ask the database once (it may be a moment old).
-    Runs as a middleware, and from the pre-body admission (server.intake), which judges a caller sooner."""
+    Runs as a middleware, and from the pre-body admission (server.edge.intake), which judges a caller
+    sooner."""
     value = request.headers.get("authorization", "")
     scheme, _, token = value.partition(" ")
     token = token.strip()
