@@ -35,7 +35,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fake_upstream.client import responses_body  # noqa: E402
+from server.demo.fake_upstream.client import responses_body  # noqa: E402
 from tests.support.live_server import free_port  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -187,7 +187,7 @@ async def main() -> None:
     fake_port, proxy_port = free_port(), free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="codex-lb-bench-"))
     fake = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_upstream", "--port", str(fake_port)],
+        [sys.executable, "-m", "server.demo.fake_upstream", "--port", str(fake_port)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -1,5 +1,6 @@
 """Benchmark of the fake upstream: its CPU time per streamed turn and the turns/s it serves.
-Starts `python -m tests.fake_upstream` as a child, drives it with aiohttp, reads its CPU time from /proc."""
+Starts `python -m server.demo.fake_upstream` as a child, drives it with aiohttp, reads its CPU time
+from /proc."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fake_upstream.client import bearer, parse_sse, responses_body  # noqa: E402
-from tests.fake_upstream.runner import FakeUpstreamProcess  # noqa: E402
+from server.demo.fake_upstream.client import bearer, parse_sse, responses_body  # noqa: E402
+from server.demo.fake_upstream.runner import FakeUpstreamProcess  # noqa: E402
 
 BETA = {"OpenAI-Beta": "responses_websockets=2026-02-06"}
 

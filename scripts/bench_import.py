@@ -25,8 +25,8 @@ from server.accounts.roster import Roster  # noqa: E402
 from server.balancer.slots import AccountSlots, SharedPrimitives  # noqa: E402
 from server.config import Settings  # noqa: E402
 from server.db import Database  # noqa: E402
+from server.demo.fake_upstream import mint_auth_json  # noqa: E402
 from server.runtime.secretbox import SecretBox  # noqa: E402
-from tests.fake_upstream import mint_auth_json  # noqa: E402
 
 
 async def bench(count: int) -> None:

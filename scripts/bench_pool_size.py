@@ -38,8 +38,8 @@ from scripts.bench import ROOT, process_tree_cpu, run_load, wait_http
 from scripts.bench_dashboard import database
 from server.config import Settings
 from server.db import Database
+from server.demo.fake_upstream.client import responses_body
 from server.usage import history, rollups
-from tests.fake_upstream.client import responses_body
 from tests.support.live_server import free_port
 
 DAY = 86400
@@ -227,8 +227,8 @@ async def bench(args: argparse.Namespace) -> None:
     fake_port = free_port()
     fake_url = f"http://127.0.0.1:{fake_port}"
     quiet = subprocess.DEVNULL
-    fake = subprocess.Popen([sys.executable, "-m", "tests.fake_upstream", "--port", str(fake_port)], cwd=ROOT,
-                            stdout=quiet, stderr=quiet)  # fmt: skip
+    fake_command = [sys.executable, "-m", "server.demo.fake_upstream", "--port", str(fake_port)]
+    fake = subprocess.Popen(fake_command, cwd=ROOT, stdout=quiet, stderr=quiet)
     with tempfile.TemporaryDirectory(prefix="codex-lb-scale-") as tmp, ExitStack() as stack:
         try:
             await prepare(setups, Path(tmp), args, now, fake_url, stack)

@@ -27,7 +27,7 @@ import orjson
 import psycopg2
 
 from scripts.bench import ROOT, process_tree_cpu, wait_http
-from tests.fake_upstream.client import responses_body
+from server.demo.fake_upstream.client import responses_body
 from tests.support.databases import postgres_base_url
 from tests.support.live_server import free_port
 
@@ -167,8 +167,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def main(args: argparse.Namespace) -> None:
     fake_port = free_port()
-    fake = subprocess.Popen([sys.executable, "-m", "tests.fake_upstream", "--port", str(fake_port)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    fake_command = [sys.executable, "-m", "server.demo.fake_upstream", "--port", str(fake_port)]
+    fake = subprocess.Popen(fake_command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     fake_url = f"http://127.0.0.1:{fake_port}"
     try:
         await wait_http(fake_url + "/__stats")

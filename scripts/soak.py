@@ -4,7 +4,7 @@ time to first byte and of whole requests, at the start and at the end (and every
 
     scripts/soak [--minutes 10] [--clients 8] [--idle 50] [--slow-readers 4] [--workers 2]
 
-Everything runs on loopback against the fake upstream (tests/fake_upstream); not part of the test
+Everything runs on loopback against the fake upstream (server/demo/fake_upstream); not part of the test
 suite. Growth between the first and the last sample is what to look at: RSS, fds and tasks should be
 flat once warm, and p99 should not creep up.
 """
@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench import wait_http  # noqa: E402
 
-from tests.fake_upstream.client import responses_body  # noqa: E402
+from server.demo.fake_upstream.client import responses_body  # noqa: E402
 from tests.support.live_server import free_port  # noqa: E402
 
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -164,7 +164,7 @@ async def main() -> None:
     fake_port, proxy_port = free_port(), free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="codex-lb-soak-"))
     fake = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_upstream", "--port", str(fake_port)],
+        [sys.executable, "-m", "server.demo.fake_upstream", "--port", str(fake_port)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

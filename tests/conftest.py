@@ -14,7 +14,7 @@ from tests.support.live_server import serve_in_process
 from tests.support.proxy import proxy_settings, serve_proxy
 from tests.support.settings import make_settings
 
-pytest_plugins = ["tests.fake_upstream.pytest_plugin"]
+pytest_plugins = ["tests.support.fake_upstream_plugin"]
 
 # Several apps per process, one per test: lift Sanic's unique-name registry.
 Sanic.test_mode = True

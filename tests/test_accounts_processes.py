@@ -14,7 +14,7 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.fake_upstream import mint_auth_json
+from server.demo.fake_upstream import mint_auth_json
 from tests.support.databases import fresh_postgres_schema
 from tests.support.live_server import ROOT, ServerProcess, free_port
 from tests.support.polling import eventually

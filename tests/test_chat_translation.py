@@ -14,10 +14,10 @@ import aiohttp
 import orjson
 import pytest
 
+from server.demo.fake_upstream.client import bearer
 from server.proxy import chat_request
 from server.proxy.chat_stream import ChatTranslator
 from server.upstream.sse import SSEScanner
-from tests.fake_upstream.client import bearer
 
 GOLDEN = Path(__file__).parent / "golden" / "chat"
 WEATHER = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from tests.fake_upstream.client import user_message
+from server.demo.fake_upstream.client import user_message
 from tests.support.proxy import CODEX_ROUTE, codex_body, proxy_settings, serve_proxy
 from tests.test_proxy_websocket import SESSION, codex_frame, completed_id, turn, ws_url
 

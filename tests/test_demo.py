@@ -172,12 +172,12 @@ def test_demo_codex_config_works_with_the_codex_cli():
     assert re.fullmatch(r"demo: background traffic sent \d+ requests \(0 failed\)", demo.lines[-2])
 
 
-def test_demo_knows_whether_it_runs_from_a_clone(tmp_path):
-    from server.demo.session import clone_root
+def test_the_demo_puts_the_folder_holding_its_code_on_its_childrens_path(tmp_path):
+    from server.demo.session import code_root
 
-    assert clone_root() == ROOT
+    assert code_root() == ROOT
     installed = tmp_path / "site-packages" / "server" / "demo" / "session.py"
-    assert clone_root(str(installed)) is None  # a wheel: the demo says to use a clone
+    assert code_root(str(installed)) == tmp_path / "site-packages"  # a wheel: the fake ships inside it
 
 
 def test_a_taken_port_is_one_line():

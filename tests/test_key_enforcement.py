@@ -11,10 +11,10 @@ from sanic import Sanic
 from sanic.request import Request
 
 from server.auth.guard import authorize_proxy
+from server.demo.fake_upstream.client import user_message
 from server.errors import ProxyError
 from server.keys.secret import digest
 from server.runtime_settings import RuntimeSettings
-from tests.fake_upstream.client import user_message
 from tests.support.keys import api, bearer, create_key, set_key_auth
 from tests.support.polling import eventually
 from tests.support.proxy import codex_body, proxy_settings, serve_proxy

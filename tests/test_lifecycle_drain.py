@@ -12,8 +12,8 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.fake_upstream import mint_auth_json
-from tests.fake_upstream.client import parse_sse
+from server.demo.fake_upstream import mint_auth_json
+from server.demo.fake_upstream.client import parse_sse
 from tests.support.live_server import ServerProcess, free_port
 from tests.support.polling import eventually
 from tests.support.proxy import codex_body

@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from server.config import ConfigError
+from server.demo.fake_upstream import mint_auth_json
 from tests.conftest import make_settings
-from tests.fake_upstream import mint_auth_json
 from tests.support.live_server import ROOT
 from tests.support.proxy import proxy_settings, serve_proxy
 

@@ -8,7 +8,7 @@ import sys
 import aiohttp
 import orjson
 
-from tests.fake_upstream import mint_auth_json
+from server.demo.fake_upstream import mint_auth_json
 from tests.support.live_server import ROOT
 from tests.support.polling import eventually
 

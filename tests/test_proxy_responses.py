@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 import orjson
 
-from tests.fake_upstream.client import parse_sse
+from server.demo.fake_upstream.client import parse_sse
 from tests.support.keys import create_key, set_key_auth
 from tests.support.proxy import codex_body
 

@@ -8,7 +8,7 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.fake_upstream.client import user_message
+from server.demo.fake_upstream.client import user_message
 from tests.support.polling import eventually
 from tests.support.proxy import CODEX_ROUTE, codex_body
 

@@ -9,7 +9,7 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.fake_upstream import mint_auth_json
+from server.demo.fake_upstream import mint_auth_json
 from tests.support.keys import set_key_auth
 from tests.support.live_server import ServerProcess, free_port
 from tests.support.proxy import CODEX_ROUTE, codex_body

@@ -15,9 +15,9 @@ from server.accounts.authjson import parse_auth_json
 from server.accounts.roster import Roster
 from server.balancer.slots import AccountSlots, SharedPrimitives
 from server.db import Database
+from server.demo.fake_upstream import mint_auth_json
 from server.runtime import change_marker
 from server.runtime.secretbox import SecretBox
-from tests.fake_upstream import mint_auth_json
 
 
 class CountingBox(SecretBox):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_upstream.client import parse_sse
+from server.demo.fake_upstream.client import parse_sse
 from tests.support.proxy import CODEX_ROUTE, codex_body, proxy_settings, serve_proxy
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -35,6 +35,9 @@ def test_the_wheel_carries_the_dashboard_and_the_console_command(wheel):
     assert "server/static/index.html" in names
     assert any(n.startswith("server/static/assets/") and n.endswith(".js") for n in names)
     assert any(n.startswith("schema/migrations/") for n in names)
+    # The demo's fake backend ships with it; the tests stay out of the wheel.
+    assert "server/demo/fake_upstream/__main__.py" in names
+    assert not any(n.startswith("tests/") for n in names)
     [entry_points] = [n for n in names if n.endswith("entry_points.txt")]
     assert "codex-lb = server.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
@@ -50,6 +53,8 @@ async def test_the_installed_wheel_starts_a_server_with_the_dashboard(wheel, tmp
     probe = [sys.executable, "-c", "import server; print(server.__file__)"]
     where = subprocess.run(probe, cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
     assert where.stdout.strip() == str(site / "server" / "__init__.py")  # the wheel's files, not this clone
+    fake = [sys.executable, "-m", "server.demo.fake_upstream", "--help"]  # what `codex-lb demo` starts
+    assert subprocess.run(fake, cwd=tmp_path, env=env, capture_output=True, timeout=60).returncode == 0
     output = subprocess.PIPE
     server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=output, stderr=subprocess.STDOUT)
     try:

@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     proxy_commands.add_arguments(commands)
     demo = commands.add_parser(
-        "demo", help="try codex-lb against a fake ChatGPT backend with three fake accounts (needs a clone)"
+        "demo", help="try codex-lb against a fake ChatGPT backend with three fake accounts"
     )
     from server.demo import add_arguments as add_demo_arguments
 

@@ -82,7 +82,7 @@ class Child:
 
 
 def fake_command(port: int) -> list[str]:
-    return [sys.executable, "-m", "tests.fake_upstream", "--host", "127.0.0.1", "--port", str(port)]
+    return [sys.executable, "-m", "server.demo.fake_upstream", "--host", "127.0.0.1", "--port", str(port)]
 
 
 def server_command(port: int, workers: int) -> list[str]:

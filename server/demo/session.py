@@ -32,14 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    root = clone_root()
-    if root is None:
-        print(
-            "codex-lb: the demo needs a clone of codex-lb: its fake ChatGPT backend lives in "
-            "tests/fake_upstream, which the installed package does not ship; run scripts/demo in a clone",
-            file=sys.stderr,
-        )
-        return 2
     if args.port and free_port(args.port) != args.port:
         print(
             f"codex-lb demo: port {args.port} is in use: choose another --port, or leave it out "
@@ -47,13 +39,12 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    return asyncio.run(Demo(root, args).run())
+    return asyncio.run(Demo(code_root(), args).run())
 
 
-def clone_root(module: str = __file__) -> Path | None:
-    """The clone this code runs from (an editable install), or None for an installed wheel."""
-    root = Path(module).resolve().parents[2]
-    return root if (root / "tests" / "fake_upstream" / "__main__.py").is_file() else None
+def code_root(module: str = __file__) -> Path:
+    """The folder holding the `server` package (a clone, or site-packages), for the children's path."""
+    return Path(module).resolve().parents[2]
 
 
 def free_port(preferred: int | None = None) -> int:

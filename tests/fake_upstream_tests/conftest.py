@@ -1,5 +1,6 @@
 """Fixtures of the fake upstream's own tests: one client session per test, and a fresh account.
-The fake itself (`fake_upstream`, `fake_upstream_process`) comes from tests/fake_upstream/pytest_plugin.py."""
+The fake itself (`fake_upstream`, `fake_upstream_process`) comes from tests/support/fake_upstream_plugin.py.
+"""
 
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.fake_upstream import mint_auth_json
-from tests.fake_upstream.client import bearer, parse_sse, post_responses, responses_body
+from server.demo.fake_upstream import mint_auth_json
+from server.demo.fake_upstream.client import bearer, parse_sse, post_responses, responses_body
 from tests.support.polling import eventually
 
 QUOTA_HEADERS = [

@@ -7,10 +7,11 @@ import sys
 
 import pytest
 
-from tests.fake_upstream.__main__ import main
-from tests.fake_upstream.client import bearer, post_responses, responses_body
-from tests.fake_upstream.control import HookError
-from tests.fake_upstream.runner import REPO_ROOT, FakeUpstreamProcess
+from server.demo.fake_upstream.__main__ import main
+from server.demo.fake_upstream.client import bearer, post_responses, responses_body
+from server.demo.fake_upstream.control import HookError
+from server.demo.fake_upstream.runner import FakeUpstreamProcess
+from tests.support.live_server import ROOT
 
 
 async def test_stats_count_requests_tokens_statuses_and_transports(fake_upstream, session):
@@ -114,7 +115,7 @@ async def test_subprocess_mode_serves_the_same_fake(fake_upstream_process, sessi
 
 async def test_fake_upstream_script_starts_on_the_requested_port_and_stops_on_sigterm():
     process = subprocess.Popen(
-        [str(REPO_ROOT / "scripts" / "fake-upstream"), "--port", "0"], stdout=subprocess.PIPE, text=True
+        [str(ROOT / "scripts" / "fake-upstream"), "--port", "0"], stdout=subprocess.PIPE, text=True
     )
     try:
         line = process.stdout.readline()
@@ -135,8 +136,8 @@ def test_cli_refuses_non_loopback_hosts(capsys):
 
 def test_module_runs_with_python_dash_m():
     help_text = subprocess.run(
-        [sys.executable, "-m", "tests.fake_upstream", "--help"],
-        cwd=REPO_ROOT,
+        [sys.executable, "-m", "server.demo.fake_upstream", "--help"],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,

@@ -14,8 +14,8 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.fake_upstream import CLIENT_ID, mint_auth_json
-from tests.fake_upstream.client import bearer, post_responses, responses_body
+from server.demo.fake_upstream import CLIENT_ID, mint_auth_json
+from server.demo.fake_upstream.client import bearer, post_responses, responses_body
 from tests.support.polling import eventually
 
 REDIRECT = "http://localhost:1455/auth/callback"

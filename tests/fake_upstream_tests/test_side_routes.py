@@ -7,7 +7,7 @@ import time
 import aiohttp
 import pytest
 
-from tests.fake_upstream.client import bearer, post_responses, responses_body, user_message
+from server.demo.fake_upstream.client import bearer, post_responses, responses_body, user_message
 
 CODEX_REQUIRED_FIELDS = {
     "slug",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from tests.fake_upstream.client import bearer, post_responses, responses_body, user_message
+from server.demo.fake_upstream.client import bearer, post_responses, responses_body, user_message
 
 TEXT_TURN = [
     "response.created",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from tests.fake_upstream.client import bearer, responses_body, user_message
+from server.demo.fake_upstream.client import bearer, responses_body, user_message
 
 BETA = {"OpenAI-Beta": "responses_websockets=2026-02-06"}
 

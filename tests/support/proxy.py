@@ -13,9 +13,9 @@ import orjson
 
 from server.config import Settings
 from server.db import Database
+from server.demo.fake_upstream.client import parse_sse, user_message
+from server.demo.fake_upstream.control import FakeUpstreamControl
 from server.usage import queries
-from tests.fake_upstream.client import parse_sse, user_message
-from tests.fake_upstream.control import FakeUpstreamControl
 from tests.support.live_server import LiveServer, free_port, serve_in_process
 from tests.support.polling import eventually
 from tests.support.settings import make_settings

@@ -17,7 +17,7 @@ from .app import create_app, start
 from .control import FakeUpstreamControl
 from .state import FakeState
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+CODE_ROOT = Path(__file__).resolve().parents[3]  # holds the `server` package: the child's cwd
 _START_TIMEOUT_S = 20
 
 
@@ -76,7 +76,8 @@ class ThreadedFakeUpstream(FakeUpstreamControl):
 
 
 class FakeUpstreamProcess(FakeUpstreamControl):
-    """The fake as `python -m tests.fake_upstream` in a child process (what benchmarks and CI scripts use)."""
+    """The fake as `python -m server.demo.fake_upstream` in a child process (as benchmarks and the demo run
+    it)."""
 
     def __init__(
         self,
@@ -101,7 +102,7 @@ class FakeUpstreamProcess(FakeUpstreamControl):
         command = [
             self.python,
             "-m",
-            "tests.fake_upstream",
+            "server.demo.fake_upstream",
             "--host",
             self.host,
             "--port",
@@ -112,7 +113,7 @@ class FakeUpstreamProcess(FakeUpstreamControl):
         # stderr goes to a file: a pipe nobody drains could block the fake mid-benchmark.
         self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (lives as long as the child)
         self.process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=self._stderr, text=True
+            command, cwd=CODE_ROOT, env=env, stdout=subprocess.PIPE, stderr=self._stderr, text=True
         )
         line = self._first_line()
         if not line.startswith("fake-upstream listening on "):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .runner import FakeUpstreamProcess, ThreadedFakeUpstream
+from server.demo.fake_upstream.runner import FakeUpstreamProcess, ThreadedFakeUpstream
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +29,6 @@ def fake_upstream_process_server():
 
 @pytest.fixture
 async def fake_upstream_process(fake_upstream_process_server: FakeUpstreamProcess) -> FakeUpstreamProcess:
-    """A clean fake upstream running as `python -m tests.fake_upstream` in a child process."""
+    """A clean fake upstream running as `python -m server.demo.fake_upstream` in a child process."""
     await fake_upstream_process_server.reset()
     return fake_upstream_process_server

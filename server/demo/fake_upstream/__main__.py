@@ -1,4 +1,4 @@
-"""Command line: `python -m tests.fake_upstream --port N [--host 127.0.0.1] [--config FILE]`.
+"""Command line: `python -m server.demo.fake_upstream --port N [--host 127.0.0.1] [--config FILE]`.
 Owns process life: prints `fake-upstream listening on http://HOST:PORT` once serving, stops on SIGTERM."""
 
 from __future__ import annotations
