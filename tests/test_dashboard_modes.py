@@ -19,11 +19,17 @@ from server.auth import store
 from server.auth.gate import PUBLIC_ROUTES
 from server.proxy.pool_usage import CODEX_USAGE_PATH
 from tests.conftest import make_settings
-from tests.support.dashboard import LOCAL, REMOTE, TRUST_LOOPBACK_PROXY, Browser
+from tests.support.dashboard import (
+    LOCAL,
+    PASSWORD,
+    REMOTE,
+    TRUST_LOOPBACK_PROXY,
+    VIEWER_PASSWORD,
+    Browser,
+    first_admin,
+    sign_in,
+)
 from tests.support.live_server import serve_in_process
-
-PASSWORD = "correct horse battery"
-VIEWER_PASSWORD = "look but do not touch"
 
 
 @pytest.fixture
@@ -33,22 +39,9 @@ async def server(tmp_path: Path, database_url: str):
         yield live
 
 
-async def _admin(url: str) -> Browser:
-    """A signed-in admin: the first password set by a local request."""
-    browser = Browser(url, LOCAL)
-    code, body, _ = await browser.call("POST", "/api/auth/password", {"new_password": PASSWORD})
-    assert code == 204, body
-    return browser
-
-
-async def _login(browser: Browser, password: str = PASSWORD, code: str | None = None):
-    body = {"password": password} | ({"totp_code": code} if code else {})
-    return await browser.call("POST", "/api/auth/login", body)
-
-
 async def test_totp_codes_work_once_and_recovery_codes_once(server, caplog):
     caplog.set_level(logging.DEBUG)
-    async with await _admin(server.url) as admin:
+    async with await first_admin(server.url) as admin:
         cookie = admin.cookie()
         code, setup, _ = await admin.call("POST", "/api/auth/totp/setup")
         assert code == 200 and setup["otpauth_uri"].startswith("otpauth://totp/")
@@ -64,21 +57,21 @@ async def test_totp_codes_work_once_and_recovery_codes_once(server, caplog):
         recovery = body["recovery_codes"]
         assert (await admin.status())["totp_enabled"]
     async with Browser(server.url) as browser:
-        code, body, _ = await _login(browser)  # answered as a wrong password: no hint that it was right
+        code, body, _ = await sign_in(browser)  # answered as a wrong password: no hint that it was right
         assert code == 401 and body["error"]["code"] == "invalid_credentials"
-        code, body, _ = await _login(browser, "wrong password", totp.at((step + 1) * 30))
+        code, body, _ = await sign_in(browser, "wrong password", totp.at((step + 1) * 30))
         assert code == 401 and body["error"]["code"] == "invalid_credentials"
-        code, body, _ = await _login(browser, code=totp.at(step * 30))  # spent when enabling
+        code, body, _ = await sign_in(browser, code=totp.at(step * 30))  # spent when enabling
         assert code == 401 and body["error"]["code"] == "invalid_credentials"
-        assert (await _login(browser, code=totp.at((step + 1) * 30)))[0] == 200
-        assert (await _login(browser, code=totp.at((step + 1) * 30)))[0] == 401  # replayed
-        assert (await _login(browser, code=recovery[0]))[0] == 200
-        assert (await _login(browser, code=recovery[0]))[0] == 401
-        assert (await _login(browser, code=recovery[2].replace("-", "").upper()))[0] == 200
+        assert (await sign_in(browser, code=totp.at((step + 1) * 30)))[0] == 200
+        assert (await sign_in(browser, code=totp.at((step + 1) * 30)))[0] == 401  # replayed
+        assert (await sign_in(browser, code=recovery[0]))[0] == 200
+        assert (await sign_in(browser, code=recovery[0]))[0] == 401
+        assert (await sign_in(browser, code=recovery[2].replace("-", "").upper()))[0] == 200
         assert (await browser.call("POST", "/api/auth/totp/disable", {"code": recovery[1]}))[0] == 204
         assert not (await browser.status())["totp_enabled"]
     async with Browser(server.url) as browser:
-        assert (await _login(browser))[0] == 200
+        assert (await sign_in(browser))[0] == 200
     for secret in (PASSWORD, setup["secret"], cookie, *recovery):
         assert secret not in caplog.text
 
@@ -90,13 +83,13 @@ async def test_two_factor_sign_in_needs_a_password_first(server):
 
 
 async def test_the_viewer_sees_everything_and_changes_nothing(server):
-    async with await _admin(server.url) as admin:
+    async with await first_admin(server.url) as admin:
         code, body, _ = await admin.call("PUT", "/api/auth/viewer-password", {"password": PASSWORD})
         assert code == 400 and body["error"]["code"] == "weak_password"  # the admin's own
         code, body, _ = await admin.call("PUT", "/api/auth/viewer-password", {"password": VIEWER_PASSWORD})
         assert code == 204, body
         async with Browser(server.url) as viewer:
-            code, body, _ = await _login(viewer, VIEWER_PASSWORD)
+            code, body, _ = await sign_in(viewer, VIEWER_PASSWORD)
             assert code == 200 and body == {"role": "viewer"}
             assert (await viewer.status())["role"] == "viewer"
             for path in ("/api/settings", "/api/accounts", "/api/api-keys"):
@@ -116,20 +109,20 @@ async def test_the_viewer_sees_everything_and_changes_nothing(server):
             assert (await viewer.call("POST", "/api/auth/logout"))[0] == 204
         assert (await admin.call("PUT", "/api/auth/viewer-password", {"password": None}))[0] == 204
         async with Browser(server.url) as viewer:
-            assert (await _login(viewer, VIEWER_PASSWORD))[0] == 401
+            assert (await sign_in(viewer, VIEWER_PASSWORD))[0] == 401
 
 
 async def test_failed_sign_ins_are_throttled_per_address(server, caplog):
     caplog.set_level(logging.WARNING, logger="server.auth")
-    await (await _admin(server.url)).session.close()
+    await (await first_admin(server.url)).session.close()
     async with Browser(server.url, "198.51.100.7") as attacker, Browser(server.url, "198.51.100.8") as other:
         for _ in range(10):
-            assert (await _login(attacker, "guess guess"))[0] == 401
-        code, body, headers = await _login(attacker)
+            assert (await sign_in(attacker, "guess guess"))[0] == 401
+        code, body, headers = await sign_in(attacker)
         assert code == 429 and body["error"]["code"] == "too_many_attempts"
         assert 0 < int(headers["Retry-After"]) <= 15 * 60 + 1
-        assert (await _login(other, "guess guess"))[0] == 401
-        assert (await _login(other))[0] == 200
+        assert (await sign_in(other, "guess guess"))[0] == 401
+        assert (await sign_in(other))[0] == 200
     assert "dashboard sign-in refused client=198.51.100.7 reason=password" in caplog.text
     assert "dashboard sign-in throttled client=198.51.100.7" in caplog.text
 
@@ -206,7 +199,7 @@ async def test_trusted_header_mode(tmp_path, database_url, caplog):
         async with Browser(live.url) as fallback:
             assert not (await fallback.status())["proxy_required"]
             assert (await fallback.call("GET", "/api/settings"))[0] == 401
-            assert (await _login(fallback))[0] == 200
+            assert (await sign_in(fallback))[0] == 200
             assert (await fallback.call("GET", "/api/settings"))[0] == 200
 
 
@@ -250,8 +243,8 @@ async def test_every_api_route_refuses_an_unauthenticated_remote_request(server)
 
 async def test_the_audit_log_records_who_did_what_and_never_a_secret(server):
     async with Browser(server.url, "198.51.100.20") as stranger:
-        assert (await _login(stranger, "a wrong guess"))[0] == 401
-    async with await _admin(server.url) as admin:
+        assert (await sign_in(stranger, "a wrong guess"))[0] == 401
+    async with await first_admin(server.url) as admin:
         assert (await admin.call("PUT", "/api/settings", {"upstream_stream_transport": "http"}))[0] == 200
         code, key, _ = await admin.call("POST", "/api/api-keys", {"name": "ci"})
         assert code == 201
@@ -299,12 +292,12 @@ async def test_a_bogus_or_expired_cookie_is_no_session(tmp_path, database_url):
         tmp_path / "data", database_url, dashboard_session_max_seconds="60", **TRUST_LOOPBACK_PROXY
     )
     async with serve_in_process(settings) as live:
-        await (await _admin(live.url)).session.close()
+        await (await first_admin(live.url)).session.close()
         async with Browser(live.url) as forger:
             forger.session.cookie_jar.update_cookies({"codex_lb_session": "forged" * 7})
             assert (await forger.call("GET", "/api/settings"))[0] == 401
         async with Browser(live.url) as browser:
-            assert (await _login(browser))[0] == 200
+            assert (await sign_in(browser))[0] == 200
             assert (await browser.call("GET", "/api/settings"))[0] == 200
             db = live.app.ctx.db
             token_hash = cred.digest(browser.cookie())
@@ -335,9 +328,9 @@ async def test_bootstrap_failures_count_towards_throttling(server):
 
 
 async def test_a_revoked_session_fails_on_the_next_request_of_this_worker(server):
-    async with await _admin(server.url) as admin:
+    async with await first_admin(server.url) as admin:
         async with Browser(server.url) as other:
-            assert (await _login(other))[0] == 200
+            assert (await sign_in(other))[0] == 200
             assert (await other.call("GET", "/api/settings"))[0] == 200
             _, body, _ = await admin.call("GET", "/api/auth/sessions")
             target = next(s for s in body["sessions"] if s["client_address"] == REMOTE)
@@ -348,7 +341,7 @@ async def test_a_revoked_session_fails_on_the_next_request_of_this_worker(server
 
 async def test_a_signed_in_request_costs_no_database_round_trip_while_cached(server):
     auth = server.app.ctx.dashboard_auth
-    async with await _admin(server.url) as admin:
+    async with await first_admin(server.url) as admin:
         before = auth.session_lookups
         for _ in range(20):
             assert (await admin.call("GET", "/api/settings"))[0] == 200
@@ -357,7 +350,7 @@ async def test_a_signed_in_request_costs_no_database_round_trip_while_cached(ser
 
 async def test_expired_sessions_are_pruned(server):
     db = server.app.ctx.db
-    async with await _admin(server.url) as admin:
+    async with await first_admin(server.url) as admin:
         token_hash = cred.digest(admin.cookie())
     await db.run(_age_session, token_hash, 8 * 86400.0)
     assert await db.run(store.prune, 3600.0) == 1

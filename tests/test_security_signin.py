@@ -15,13 +15,18 @@ import pytest
 
 from server.auth import credentials as cred
 from server.auth import store, throttle
-from tests.support.dashboard import LOCAL, TRUST_LOOPBACK_PROXY, Browser
+from tests.support.dashboard import (
+    PASSWORD,
+    TRUST_LOOPBACK_PROXY,
+    VIEWER_PASSWORD,
+    Browser,
+    first_admin,
+    sign_in,
+)
 from tests.support.live_server import ServerProcess, serve_in_process
 from tests.support.settings import make_settings
 from tests.test_dashboard_processes import dashboard_cli, server_env
 
-PASSWORD = "correct horse battery"
-VIEWER_PASSWORD = "look but do not touch"
 WRONG = "guess guess"
 
 
@@ -30,19 +35,6 @@ async def server(tmp_path: Path, database_url: str):
     settings = make_settings(tmp_path / "data", database_url, **TRUST_LOOPBACK_PROXY)
     async with serve_in_process(settings) as live:
         yield live
-
-
-async def _admin(url: str) -> Browser:
-    """A signed-in admin: the first password set by a local request."""
-    browser = Browser(url, LOCAL)
-    code, body, _ = await browser.call("POST", "/api/auth/password", {"new_password": PASSWORD})
-    assert code == 204, body
-    return browser
-
-
-async def _login(browser: Browser, password: str = PASSWORD, code: str | None = None):
-    body = {"password": password} | ({"totp_code": code} if code else {})
-    return await browser.call("POST", "/api/auth/login", body)
 
 
 async def _turn_on_totp(admin: Browser, step: int) -> pyotp.TOTP:
@@ -72,7 +64,7 @@ async def _guess_until_refused(url: str, address: str) -> int:
     """Wrong passwords one after another until the server refuses: how many it checked."""
     async with Browser(url, address) as guesser:
         for checked in range(throttle.PER_ADDRESS + 1):
-            code, _, _ = await _login(guesser, WRONG)
+            code, _, _ = await sign_in(guesser, WRONG)
             if code == 429:
                 return checked
             assert code == 401
@@ -95,10 +87,10 @@ async def test_a_burst_of_wrong_passwords_on_two_workers_is_checked_at_most_the_
             assert answers[401] + await _guess_until_refused(server.url, address) == throttle.PER_ADDRESS
         for owner in ("198.51.100.10", "198.51.100.11"):  # 20 failures elsewhere lock no one else out
             async with Browser(server.url, owner) as browser:
-                code, body, _ = await _login(browser)
+                code, body, _ = await sign_in(browser)
                 assert code == 200, body
         async with Browser(server.url, "198.51.100.10") as admin:
-            assert (await _login(admin))[0] == 200
+            assert (await sign_in(admin))[0] == 200
             _, audit, _ = await admin.call("GET", "/api/audit?action=auth.sign_in_failed&limit=500")
             checked = collections.Counter(e["client_address"] for e in audit["events"])
             assert checked == {"198.51.100.66": throttle.PER_ADDRESS, "198.51.100.67": throttle.PER_ADDRESS}
@@ -114,18 +106,18 @@ async def _fail_from(db, address: str, times: int, at: float | None = None) -> N
 
 
 async def test_a_flood_from_many_addresses_locks_out_no_address_without_failures_of_its_own(server):
-    async with await _admin(server.url) as admin:
+    async with await first_admin(server.url) as admin:
         db = server.app.ctx.db
         for n in range(throttle.OVERALL):
             await _fail_from(db, f"192.0.2.{n}", 1)
         async with Browser(server.url, "198.51.100.99") as newcomer:
-            assert (await _login(newcomer))[0] == 200
+            assert (await sign_in(newcomer))[0] == 200
         async with Browser(server.url, "198.51.100.98") as typo:  # one slip is forgiven, even in a flood
-            assert (await _login(typo, WRONG))[0] == 401
-            assert (await _login(typo))[0] == 200
+            assert (await sign_in(typo, WRONG))[0] == 401
+            assert (await sign_in(typo))[0] == 200
         async with Browser(server.url, "198.51.100.97") as flooder:
             await _fail_from(db, "198.51.100.97", throttle.PER_ADDRESS_IN_A_FLOOD)
-            code, body, headers = await _login(flooder)
+            code, body, headers = await sign_in(flooder)
             assert code == 429 and body["error"]["code"] == "too_many_attempts"
             assert 0 < int(headers["Retry-After"]) <= throttle.WINDOW_S + 1
         # A signed-in admin renewing a password from a flooding address is not held back by the flood.
@@ -135,14 +127,14 @@ async def test_a_flood_from_many_addresses_locks_out_no_address_without_failures
 
 
 async def test_a_good_sign_in_clears_its_address_and_old_failures_are_pruned(server):
-    await (await _admin(server.url)).session.close()
+    await (await first_admin(server.url)).session.close()
     db = server.app.ctx.db
     async with Browser(server.url, "198.51.100.7") as browser:
         await _fail_from(db, "198.51.100.7", throttle.PER_ADDRESS - 1)
-        assert (await _login(browser))[0] == 200
+        assert (await sign_in(browser))[0] == 200
         await _fail_from(db, "198.51.100.7", throttle.PER_ADDRESS - 1)
-        assert (await _login(browser, WRONG))[0] == 401  # the 10th failure since the good sign-in
-        assert (await _login(browser))[0] == 429
+        assert (await sign_in(browser, WRONG))[0] == 401  # the 10th failure since the good sign-in
+        assert (await sign_in(browser))[0] == 429
     await _fail_from(db, "192.0.2.1", 1, at=time.time() - throttle.WINDOW_S - 1)
     await db.run(throttle.prune, time.time())
     assert await db.run(_attempt_rows) == {"198.51.100.7": throttle.PER_ADDRESS}
@@ -184,7 +176,7 @@ async def test_a_proxy_user_cannot_set_or_replace_a_password_without_the_current
             code, answer, _ = await alice.call(method, path, body | {"current_password": "not it at all"})
             assert code == 401 and answer["error"]["code"] == "invalid_credentials", path
         async with Browser(live.url) as fallback:  # the operator's password still signs in
-            assert (await _login(fallback))[0] == 200
+            assert (await sign_in(fallback))[0] == 200
         _, audit, _ = await alice.call("GET", "/api/audit?action=auth.password_change_failed")
         assert [e["actor"] for e in audit["events"]] == ["alice", "alice"]
         change = {"new_password": "alice's own password", "current_password": PASSWORD}
@@ -192,24 +184,24 @@ async def test_a_proxy_user_cannot_set_or_replace_a_password_without_the_current
 
 
 async def test_with_two_factor_on_the_right_password_alone_is_answered_as_a_wrong_one(server):
-    async with await _admin(server.url) as admin:
+    async with await first_admin(server.url) as admin:
         step = int(time.time() // 30)
         totp = await _turn_on_totp(admin, step - 1)
     async with Browser(server.url) as browser:
         assert (await browser.status())["totp_enabled"], "the sign-in page knows to ask for the code"
-        right = await _login(browser)
-        wrong = await _login(browser, WRONG)
+        right = await sign_in(browser)
+        wrong = await sign_in(browser, WRONG)
         assert right[0] == wrong[0] == 401 and right[1] == wrong[1]
         assert right[1]["error"]["code"] == "invalid_credentials"
-        assert (await _login(browser, WRONG, totp.at(step * 30)))[0] == 401
-        assert (await _login(browser, code=totp.at(step * 30)))[0] == 200
+        assert (await sign_in(browser, WRONG, totp.at(step * 30)))[0] == 401
+        assert (await sign_in(browser, code=totp.at(step * 30)))[0] == 200
 
 
 async def test_the_audit_log_records_every_refusal_and_setup_and_only_an_admin_reads_it(server):
-    async with await _admin(server.url) as admin:
+    async with await first_admin(server.url) as admin:
         assert (await admin.call("PUT", "/api/auth/viewer-password", {"password": VIEWER_PASSWORD}))[0] == 204
         async with Browser(server.url) as signed_in:
-            assert (await _login(signed_in))[0] == 200
+            assert (await sign_in(signed_in))[0] == 200
         assert (await admin.call("POST", "/api/auth/totp/setup"))[0] == 200  # started, then again
         step = int(time.time() // 30)
         totp = await _turn_on_totp(admin, step)
@@ -217,7 +209,7 @@ async def test_the_audit_log_records_every_refusal_and_setup_and_only_an_admin_r
         wrong = next(c for c in ("123456", "654321") if c not in near)
         assert (await admin.call("POST", "/api/auth/totp/disable", {"code": wrong}))[0] == 401
         async with Browser(server.url, "198.51.100.30") as viewer:
-            assert (await _login(viewer, VIEWER_PASSWORD))[0] == 200
+            assert (await sign_in(viewer, VIEWER_PASSWORD))[0] == 200
             for path in ("/api/audit", "/api/auth/sessions"):
                 code, body, _ = await viewer.call("GET", path)
                 assert code == 403 and body["error"]["code"] == "admin_only", path

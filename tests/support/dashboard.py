@@ -10,6 +10,8 @@ import aiohttp
 
 REMOTE = "203.0.113.9"
 LOCAL = "127.0.0.1"
+PASSWORD = "correct horse battery"
+VIEWER_PASSWORD = "look but do not touch"
 TRUST_LOOPBACK_PROXY = {
     "firewall_trusted_proxy_cidrs": "127.0.0.1/32",
     "firewall_trust_proxy_headers": "true",
@@ -50,3 +52,16 @@ class Browser:
             if cookie.key == "codex_lb_session":
                 return cookie.value
         return None
+
+
+async def first_admin(url: str) -> Browser:
+    """A signed-in admin: the first password set by a local request."""
+    browser = Browser(url, LOCAL)
+    code, body, _ = await browser.call("POST", "/api/auth/password", {"new_password": PASSWORD})
+    assert code == 204, body
+    return browser
+
+
+async def sign_in(browser: Browser, password: str = PASSWORD, code: str | None = None):
+    body = {"password": password} | ({"totp_code": code} if code else {})
+    return await browser.call("POST", "/api/auth/login", body)
