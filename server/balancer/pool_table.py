@@ -187,6 +187,7 @@ def fast_select(
         pool = pool[fits]
     pool, reason = _preferred(table, rows, pool, reason, reset_field, now)
     if placer is not None:
+        assert session is not None, "the placer places sessions only"
         chosen = pool[int(np.argmax(weights(session, table.salts[pool])))]
         placer.placed(table, chosen)
         return StrategyPick(candidates_at(table, chosen), over_cap, reason or HEADROOM)
@@ -245,13 +246,10 @@ def _open_positions(
     simple = table.active & (cooldown <= now) & (primary < 100.0) & (secondary < 100.0)
     if model_plans is not None:
         simple &= table.plan_mask(model_plans)
-    special = set()
-    for account_id in exclude:
-        special.add(table.position.get(account_id))
+    position = table.position.get  # None: not among this table's accounts
+    special = {i for i in map(position, exclude) if i is not None}
     if blocked_until:
-        for account_id in blocked_until:
-            special.add(table.position.get(account_id))
-    special.discard(None)
+        special.update(i for i in map(position, blocked_until) if i is not None)
     if not special and simple.all():  # the usual case: every account is open
         return table.everyone, []
     is_open = simple.copy()

@@ -104,31 +104,29 @@ class Balancer:
     ) -> Selection:
         """The account for the next attempt; raises NoAccountAvailable when none can take it.
         `blocked_until`: accounts whose bucket for the requested model is spent, until its reset."""
-        sticky = bool(session_key) and self.sticky
-        if sticky and self.placement == HEADROOM_PLACEMENT:
-            return self._placed(
-                candidates, session_digest(session_key), exclude, now, model_plans, blocked_until
-            )
+        # The session key when this request sticks to one (None: it does not).
+        session = session_key if session_key and self.sticky else None
+        if session is not None and self.placement == HEADROOM_PLACEMENT:
+            return self._placed(candidates, session_digest(session), exclude, now, model_plans, blocked_until)
         if (
             len(candidates) >= self.table_threshold
             or (
-                not sticky
+                session is None
                 and len(candidates) >= self.order_threshold
                 and isinstance(candidates, tuple)
                 and self.strategy in open_order.STRATEGIES
             )
-            or (self._reset_field is not None and not sticky)
+            or (self._reset_field is not None and session is None)
             or any(c.policy != NORMAL for c in candidates)
         ):
-            digest = session_digest(session_key) if sticky else None
+            digest = session_digest(session) if session is not None else None
             return self._select_from_table(candidates, digest, exclude, now, model_plans, blocked_until)
         snapshot = self._slots.snapshot
         open_accounts: list[Open] = []
         blocked: list[tuple[Candidate, Block, float]] = []
-        any_plan = model_plans is None
         for candidate in candidates:
             # Most accounts are active on a fitting plan: skip the standing check for them.
-            if candidate.status != ACTIVE or not (any_plan or candidate.plan_type in model_plans):
+            if candidate.status != ACTIVE or not (model_plans is None or candidate.plan_type in model_plans):
                 block = standing_block(candidate, model_plans)
                 if block is not None:
                     blocked.append((candidate, block, 0.0))
@@ -144,8 +142,8 @@ class Balancer:
                 blocked.append((candidate, passing[0], passing[1]))
         if not open_accounts:
             raise shortage([(block, until) for _, block, until in blocked])
-        if sticky:
-            return self._sticky(session_key, open_accounts, blocked)
+        if session is not None:
+            return self._sticky(session, open_accounts, blocked)
         cap = self.inflight_cap
         under_cap = [entry for entry in open_accounts if entry[1] < cap]
         chosen = self._pick(under_cap or open_accounts)
@@ -167,12 +165,15 @@ class Balancer:
         moved = None
         if entry is not None:
             candidate = self._remembered(candidates, entry[0])
-            block = self._block_of(candidate, exclude, now, model_plans, blocked_until)
-            if block is None and self._slots.get(candidate.slot, Field.INFLIGHT) < self.inflight_cap:
+            if candidate is None:
+                moved = STICKY_MOVED + GONE
+            elif (block := self._block_of(candidate, exclude, now, model_plans, blocked_until)) is not None:
+                moved = STICKY_MOVED + block
+            elif self._slots.get(candidate.slot, Field.INFLIGHT) < self.inflight_cap:
                 if not exclude:  # a failover's retry is not a new turn
                     book.turn(digest, entry, now)
                 return Selection(candidate, STICKY)
-            if block is None:  # at the cap: this turn elsewhere if another can take it now
+            else:  # at the cap: this turn elsewhere if another can take it now
                 try:
                     other = self._place(
                         candidates, digest, {*exclude, candidate.account_id}, now, model_plans, blocked_until
@@ -182,10 +183,10 @@ class Balancer:
                 if other.over_cap:
                     return Selection(candidate, STICKY, True)
                 return Selection(other.candidate, STICKY_MOVED + AT_CAPACITY)
-            moved = STICKY_MOVED + block
         placed = self._place(candidates, digest, exclude, now, model_plans, blocked_until)
         book.place(digest, placed.candidate.account_id, placed.candidate.slot, now)
-        return Selection(placed.candidate, moved or placed.reason, placed.over_cap)
+        # A placement always names its tier (headroom at least); the type allows None for the strategies'.
+        return Selection(placed.candidate, moved or placed.reason or tiers.HEADROOM, placed.over_cap)
 
     def _place(self, candidates, digest, exclude, now, model_plans, blocked_until) -> pool_table.StrategyPick:
         self._placer.rates.refresh(self._slots.rows, now)
@@ -212,10 +213,15 @@ class Balancer:
             raise shortage([(block, until) for _, block, until in picked])
         return picked
 
-    def _block_of(self, candidate, exclude, now, model_plans, blocked_until) -> str | None:
+    def _block_of(
+        self,
+        candidate: Candidate,
+        exclude: Collection[int],
+        now: float,
+        model_plans: Collection[str] | None,
+        blocked_until: Mapping[int, float] | None,
+    ) -> str | None:
         """Why a remembered account cannot take this turn (a Block's value), None if it can."""
-        if candidate is None:
-            return GONE
         block = standing_block(candidate, model_plans)
         if block is not None:
             return block.value
@@ -293,7 +299,8 @@ class Balancer:
         first choice (the top of all accounts that will come back by themselves)."""
         session = session_digest(session_key)
         cap = self.inflight_cap
-        best_open = best_under = None
+        best_open = open_accounts[0]  # replaced by the first entry's own weight: any beats -1
+        best_under: Open | None = None
         best_open_weight = best_under_weight = -1
         for entry in open_accounts:
             weight = rendezvous_weight(session, entry[0].rendezvous_salt)

@@ -11,6 +11,7 @@ import ctypes
 import multiprocessing
 from dataclasses import dataclass
 from enum import IntEnum
+from multiprocessing.context import BaseContext
 from multiprocessing.sharedctypes import Synchronized, SynchronizedArray
 
 import numpy as np
@@ -44,22 +45,23 @@ _VOLATILE = frozenset({Field.INFLIGHT, Field.REQUESTS})
 class SharedPrimitives:
     """What the main process puts into app.shared_ctx (only multiprocessing objects)."""
 
-    slots: SynchronizedArray
-    generation: Synchronized
+    slots: SynchronizedArray[float]
+    generation: Synchronized[int]
     # In-flight count per (worker, slot), guarded by the lock of `slots`; None: not kept (tests).
-    shares: object | None = None
+    shares: ctypes.Array[ctypes.c_double] | None = None
     # Bumped (under the lock of `slots`) by every write that is not an in-flight or request count, so a
     # worker can keep what it derived from the rows until it moves; None: this process's own counter.
-    changes: object | None = None
+    changes: ctypes.c_longlong | None = None
 
     @classmethod
-    def create(cls, capacity: int = DEFAULT_CAPACITY, context=None) -> SharedPrimitives:
+    def create(cls, capacity: int = DEFAULT_CAPACITY, context: BaseContext | None = None) -> SharedPrimitives:
         ctx = context or multiprocessing.get_context("spawn")
+        # The ctypes types, not their typecodes ("d", "q"): the same memory, and a type the checker knows.
         return cls(
-            slots=ctx.Array("d", capacity * WIDTH),
-            generation=ctx.Value("q", 1),
-            shares=ctx.RawArray("d", capacity * MAX_WORKERS),
-            changes=ctx.RawValue("q", 0),
+            slots=ctx.Array(ctypes.c_double, capacity * WIDTH),
+            generation=ctx.Value(ctypes.c_longlong, 1),
+            shares=ctx.RawArray(ctypes.c_double, capacity * MAX_WORKERS),
+            changes=ctx.RawValue(ctypes.c_longlong, 0),
         )
 
 
@@ -75,9 +77,10 @@ class AccountSlots:
         self._share_base = (worker or 0) * self.capacity
         # Lock-free reads for the hot path: aligned 8-byte floats cannot tear on the platforms we run
         # on, and a row read a moment early only makes one routing choice slightly stale.
-        self._view = self.view = memoryview(primitives.slots.get_obj()).cast("B").cast("d")
+        raw = memoryview(primitives.slots.get_obj()).cast("B")
+        self._view = self.view = raw.cast("d")
         # The same memory as a (capacity, WIDTH) array, for reading the whole pool at once.
-        self.rows = np.frombuffer(primitives.slots.get_obj(), dtype=np.float64).reshape(-1, WIDTH)
+        self.rows = np.frombuffer(raw, dtype=np.float64).reshape(-1, WIDTH)
 
     def get(self, slot: int, field: Field) -> float:
         return self._view[slot * WIDTH + field]

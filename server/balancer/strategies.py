@@ -49,15 +49,16 @@ class RoundRobin:
 
     def __call__(self, pool: Sequence[Open]) -> Open:
         last = self._last
-        chosen = None
-        lowest = None
+        chosen: Open | None = None
+        lowest = pool[0]  # the pool is never empty (the callers raise the shortage first)
         for entry in pool:
             account_id = entry[0].account_id
             if account_id > last and (chosen is None or account_id < chosen[0].account_id):
                 chosen = entry
-            if lowest is None or account_id < lowest[0].account_id:
+            if account_id < lowest[0].account_id:
                 lowest = entry
-        chosen = chosen or lowest
+        if chosen is None:  # past the highest id: start again from the lowest
+            chosen = lowest
         self._last = chosen[0].account_id
         return chosen
 
