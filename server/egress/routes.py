@@ -98,9 +98,15 @@ def open_session(proxy: ProxyRecord, on_failure=lambda _id, _reason: None) -> ai
     return aiohttp.ClientSession(  # as the direct session (upstream/client.py): no shared cookie jar
         connector=connector,
         skip_auto_headers=("Accept-Encoding",),
-        json_serialize=None,
+        json_serialize=refuse_json,
         cookie_jar=aiohttp.DummyCookieJar(),
     )
+
+
+def refuse_json(value: object) -> str:
+    """json_serialize of the upstream sessions: their request bodies are encoded with orjson by whoever
+    builds them, so a json= argument is a mistake, refused here rather than encoded by the stdlib."""
+    raise TypeError("upstream request bodies are encoded with orjson: pass data=orjson.dumps(body)")
 
 
 def _pick(account_id: int, proxies: list[ProxyRecord]) -> ProxyRecord:

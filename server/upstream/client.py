@@ -10,7 +10,7 @@ from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
 from server.config import Settings
-from server.egress.routes import DIRECT, EgressRoutes, Route
+from server.egress.routes import DIRECT, EgressRoutes, Route, refuse_json
 from server.upstream.websocket import websocket_url
 
 CONNECT_TIMEOUT_S = 10.0
@@ -42,7 +42,7 @@ class UpstreamClient:
         self._session = aiohttp.ClientSession(
             connector=connector,
             skip_auto_headers=("Accept-Encoding",),
-            json_serialize=None,
+            json_serialize=refuse_json,
             cookie_jar=aiohttp.DummyCookieJar(),
         )
         if self._trust_env:

@@ -140,6 +140,12 @@ def _json_or_empty(raw: bytes) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def _text(document: dict, name: str) -> str:
+    """A string member of an answer; "" when it is missing or not a string."""
+    value = document.get(name)
+    return value if isinstance(value, str) else ""
+
+
 def _error_of(document: dict, status: int) -> tuple[str, str]:
     error = document.get("error")
     if isinstance(error, dict):
@@ -182,9 +188,9 @@ async def exchange_code(
         "redirect_uri": redirect_uri,
     }
     status, document = await _post(session, f"{auth_base_url}/oauth/token", form=form)
-    tokens = [document.get(name) for name in ("access_token", "refresh_token", "id_token")]
-    if status == 200 and all(isinstance(t, str) and t for t in tokens):
-        return TokenAnswer(tokens[0], tokens[1], tokens[2], float(document.get("expires_in") or 0))
+    access, refresh, id_token = (_text(document, n) for n in ("access_token", "refresh_token", "id_token"))
+    if status == 200 and access and refresh and id_token:
+        return TokenAnswer(access, refresh, id_token, float(document.get("expires_in") or 0))
     if status == 200:
         raise OAuthError("invalid_response", "the token endpoint did not answer all three tokens")
     code_, message = _error_of(document, status)

@@ -86,8 +86,8 @@ class FrameEvent(SSEEvent):
             return None
         if not isinstance(data, dict):
             return None
-        name = data.get("type")
-        return cls(text, name if isinstance(name, str) else "", data)
+        kind = data.get("type")
+        return cls(text, kind if isinstance(kind, str) else "", data)
 
     def data(self) -> dict:
         if self._data is None:

@@ -98,18 +98,19 @@ class SocketPool:
 
     def _evict(self, account_id: int | None) -> bool:
         """Close the least recently used idle socket (of `account_id`, or of any account)."""
-        oldest_key, oldest = None, None
+        found: tuple[tuple[int, str], UpstreamSocket] | None = None  # its key in _idle, and the socket
         for key, sockets in self._idle.items():
             if account_id is not None and key[0] != account_id:
                 continue
             for socket in sockets:
-                if oldest is None or socket.last_used_mono < oldest.last_used_mono:
-                    oldest_key, oldest = key, socket
-        if oldest is None:
+                if found is None or socket.last_used_mono < found[1].last_used_mono:
+                    found = key, socket
+        if found is None:
             return False
-        self._idle[oldest_key].remove(oldest)
-        if not self._idle[oldest_key]:
-            del self._idle[oldest_key]
+        key, oldest = found
+        self._idle[key].remove(oldest)
+        if not self._idle[key]:
+            del self._idle[key]
         self._forget(oldest)
         return True
 
