@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -59,7 +60,7 @@ class KeySpec:
             raise BadRequest("A key needs a name.", param="name", code="invalid_api_key_spec")
         if not creating and not payload:
             raise BadRequest("Send at least one field to change.", code="invalid_api_key_spec")
-        parsers = {
+        parsers: dict[str, Callable[[Any], Any]] = {
             "name": _name,
             "enabled": _enabled,
             "expires_at": _expires_at,

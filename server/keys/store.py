@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from pony import orm
@@ -175,7 +176,8 @@ def _check_accounts(db: orm.Database, ids) -> None:
 
 def _apply(db: orm.Database, row, spec: KeySpec, now: float) -> None:
     changes = spec.changes
-    simple = {name: changes[name] for name in ("name", "enabled", "expires_at") if name in changes}
+    # The columns to set: the simple fields as given, the lists as JSON text.
+    simple: dict[str, Any] = {n: changes[n] for n in ("name", "enabled", "expires_at") if n in changes}
     if "allowed_models" in changes:
         simple["allowed_models"] = _json_list(changes["allowed_models"])
     if "allowed_reasoning_efforts" in changes:
