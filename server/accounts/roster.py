@@ -38,6 +38,10 @@ class Roster:
     def get(self, account_id: int) -> store.AccountRecord | None:
         return self._by_id.get(account_id)
 
+    def account_of(self, candidate: Candidate) -> store.AccountRecord:
+        """The record of one of `candidates` (the two are installed together, so it is there)."""
+        return self._by_id[candidate.account_id]
+
     @property
     def accounts(self) -> list[store.AccountRecord]:
         return list(self._by_id.values())

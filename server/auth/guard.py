@@ -18,11 +18,11 @@ from server.keys.secret import KEY_PREFIX
 from server.keys.store import KeyRecord
 
 
-def authorize_proxy(request: Request, *, key_required: bool = False) -> KeyRecord | None:
+def authorize_proxy(request: Request) -> KeyRecord | None:
     """The caller's key (None for a local caller without one while key auth is off); raises ProxyError."""
     ctx = request.app.ctx.proxy
     bearer = _bearer(request)
-    if key_required or ctx.runtime.current.api_key_auth_enabled:
+    if ctx.runtime.current.api_key_auth_enabled:
         return _check_key(ctx.keys, bearer)
     if not is_local_request(request):
         raise ProxyError(
@@ -37,6 +37,12 @@ def authorize_proxy(request: Request, *, key_required: bool = False) -> KeyRecor
     if bearer.startswith(KEY_PREFIX):
         return _check_key(ctx.keys, bearer)
     return None  # e.g. the Codex CLI's own ChatGPT token, or an SDK's placeholder key
+
+
+def require_key(request: Request) -> KeyRecord:
+    """The caller's key, whether key auth is on or off (for an endpoint about the key itself); raises
+    ProxyError."""
+    return _check_key(request.app.ctx.proxy.keys, _bearer(request))
 
 
 def _bearer(request: Request) -> str:

@@ -201,7 +201,8 @@ class ChatTranslator:
         self.usage = chat_usage(response.get("usage"))
         if data.get("type") == "response.incomplete" or response.get("status") == "incomplete":
             reason = (response.get("incomplete_details") or {}).get("reason")
-            self.finish_reason = _FINISH_BY_INCOMPLETE.get(reason, "length")
+            finish = _FINISH_BY_INCOMPLETE.get(reason) if isinstance(reason, str) else None
+            self.finish_reason = finish or "length"
         else:
             self.finish_reason = "tool_calls" if self.calls else "stop"
         if not self.streaming:
@@ -226,7 +227,9 @@ class ChatTranslator:
 
     def _failed(self, data: dict) -> list[bytes]:
         if data.get("type") == "error":
-            error = data.get("error") if isinstance(data.get("error"), dict) else data
+            error = data.get("error")
+            if not isinstance(error, dict):
+                error = data
         else:
             error = (data.get("response") or {}).get("error") or {}
             self.usage = chat_usage((data.get("response") or {}).get("usage"))

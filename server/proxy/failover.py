@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Generic, Protocol, TypeVar
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 AT_CAPACITY_WAIT_S = 0.05
 AT_CAPACITY_MAX_WAIT_S = 30.0
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)  # an opener only produces its T
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,14 +56,19 @@ class NotTried(Exception):
     another): the try spends none of the request's attempts."""
 
 
-class Opener(Protocol[T]):
+class Opener(Protocol[T_co]):
     """One transport's way to try an account, for `Failover.run`."""
 
-    final: Collection[FailureKind]  # failure kinds that end the request on this transport
+    @property
+    def final(self) -> Collection[FailureKind]:
+        """Failure kinds that end the request on this transport."""
+        ...
 
     async def choose(self, failover: Failover) -> tuple[Candidate, AccountRecord]: ...
 
-    async def open(self, candidate: Candidate, account: AccountRecord) -> T | UpstreamFailure | Retry: ...
+    def open(
+        self, candidate: Candidate, account: AccountRecord
+    ) -> Awaitable[T_co | UpstreamFailure | Retry]: ...
 
 
 class HttpOpener(Generic[T]):
@@ -184,7 +190,7 @@ class Failover:
             await asyncio.sleep(AT_CAPACITY_WAIT_S)
             waited += AT_CAPACITY_WAIT_S
         trace.routing = selection.routing
-        return selection.candidate, ctx.roster.get(selection.candidate.account_id)
+        return selection.candidate, ctx.roster.account_of(selection.candidate)
 
     async def attempt(
         self, candidate: Candidate, account: AccountRecord, run: Callable[[], Awaitable[T]]
@@ -252,7 +258,7 @@ class Failover:
 def _refuse_empty(ctx: ProxyContext, allowed_accounts: Collection[int] | None) -> None:
     """No account to route to: the key's accounts are all gone, or every one left has its egress proxy
     down (fail closed, before the first byte); an empty pool is the balancer's to report."""
-    roster = ctx.roster.candidates
+    roster: Sequence[Candidate] = ctx.roster.candidates
     if allowed_accounts is not None:
         roster = [c for c in roster if c.account_id in allowed_accounts]
         if not roster:

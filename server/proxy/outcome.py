@@ -35,14 +35,18 @@ class Outcome:
             return
         self.terminal_seen = True
         data = event.data()
-        response = data.get("response") if isinstance(data.get("response"), dict) else {}
+        response = data.get("response")
+        if not isinstance(response, dict):
+            response = {}
         self.response_id = str(response.get("id") or "")
         self.usage = TokenUsage.from_response(response)
         if event.name == "response.failed":
             error = response.get("error") or {}
             self.status, self.error_code = 502, str(error.get("code") or "response_failed")
         elif event.name == "error":
-            error = data.get("error") if isinstance(data.get("error"), dict) else data
+            error = data.get("error")
+            if not isinstance(error, dict):
+                error = data
             self.status, self.error_code = 502, str(error.get("code") or "upstream_error")
         elif event.name == "response.incomplete":
             self.error_code = "incomplete"

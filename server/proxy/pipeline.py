@@ -14,7 +14,7 @@ from server.proxy.settlement import Settlement
 from server.proxy.trace import JsonAnswer, OpenedStream
 
 Opened = TypeVar("Opened")  # an OpenedStream, a JsonAnswer (None: a prewarm with no socket)
-Answer = TypeVar("Answer")  # what the route answers
+Answer = TypeVar("Answer", covariant=True)  # what the route answers
 
 
 class Steps(Protocol[Opened, Answer]):

@@ -83,7 +83,9 @@ def rate_limits_event(ctx, key, allowed_accounts, data: dict, now: float) -> dic
     pool = ctx.pool_windows.of(allowed_accounts, now)
     rewritten = dict(limits)
     for name, window in (("primary", pool.primary), ("secondary", pool.secondary)):
-        before = limits.get(name) if isinstance(limits.get(name), dict) else {}
+        before = limits.get(name)
+        if not isinstance(before, dict):
+            before = {}
         if window is None:
             rewritten[name] = None
             continue

@@ -30,8 +30,9 @@ from server.upstream import failures, ratelimits
 from server.upstream import websocket as upstream_ws
 from server.upstream.events import FAILURE_EVENTS, PRELUDE_EVENTS, RATE_LIMITS_EVENT, STREAM_INCOMPLETE
 from server.upstream.failures import FailureKind, UpstreamFailure
+from server.upstream.sse import SSEEvent
 from server.upstream.websocket import FrameEvent, HandshakeRefused, SocketTurn, UpstreamSocket
-from server.upstream.websocket_pool import PoolFull
+from server.upstream.websocket_pool import PoolFull, SocketPool
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,12 @@ class Binding:
     def clear(self) -> UpstreamSocket | None:
         socket, self.socket = self.socket, None
         return socket
+
+    def drop(self, pool: SocketPool) -> None:
+        """Close the bound socket, if any (mid-turn, stale, or not fit for the next try)."""
+        socket, self.socket = self.socket, None
+        if socket is not None:
+            pool.give_back(socket, healthy=False)
 
 
 async def open_socket_stream(
@@ -98,7 +105,8 @@ class SocketOpener:
     lost is replayed with the full input; an expired or stale socket is replaced on the same account
     without the client noticing."""
 
-    final = (FailureKind.PREVIOUS_RESPONSE_NOT_FOUND,)  # a lost anchor with nothing to replay it from
+    # A lost anchor with nothing to replay it from ends the turn.
+    final: Collection[FailureKind] = (FailureKind.PREVIOUS_RESPONSE_NOT_FOUND,)
 
     def __init__(
         self,
@@ -123,9 +131,12 @@ class SocketOpener:
         self.done = done  # the turn ended on the socket
         self.for_sse = for_sse  # the client reads SSE bytes (an HTTP client's turn)
         self.pool_full = False
-        account = ctx.roster.get(binding.account.id) if binding.account is not None else None
         # A bound conversation's first try stays on its account (with its current token).
-        self.bound = (binding.candidate, account) if account is not None else None
+        self.bound: tuple[Candidate, AccountRecord] | None = None
+        if binding.candidate is not None and binding.account is not None:  # bound and unbound together
+            account = ctx.roster.get(binding.account.id)
+            if account is not None:
+                self.bound = (binding.candidate, account)
 
     async def choose(self, failover: Failover) -> tuple[Candidate, AccountRecord]:
         if self.bound is not None:
@@ -144,8 +155,7 @@ class SocketOpener:
         ctx, binding = self.ctx, self.binding
         socket = binding.socket
         if socket is None or socket.account_id != account.id or not socket.usable or _off_route(ctx, socket):
-            if socket is not None:
-                ctx.sockets.give_back(binding.clear(), healthy=False)
+            binding.drop(ctx.sockets)
             try:
                 socket = await _lease_on_route(
                     ctx,
@@ -168,10 +178,18 @@ class SocketOpener:
         self.trace.egress = socket.egress
         try:
             result = await _try_turn(
-                ctx, socket, candidate, self.frame, self.full_frame, self.trace, self.done, self.for_sse
+                ctx,
+                socket,
+                candidate,
+                account,
+                self.frame,
+                self.full_frame,
+                self.trace,
+                self.done,
+                self.for_sse,
             )
         except BaseException:  # cancelled (the client left): the socket is mid-turn, unusable
-            ctx.sockets.give_back(binding.clear(), healthy=False)
+            binding.drop(ctx.sockets)
             raise
         if isinstance(result, OpenedStream):
             return result  # keeps its in-flight slot until settled
@@ -182,13 +200,13 @@ class SocketOpener:
         pool = self.ctx.sockets
         if failure is STALE_SOCKET:
             # A pooled or between-turns socket the backend had dropped: not the account's fault.
-            pool.give_back(self.binding.clear(), healthy=False)
+            self.binding.drop(pool)
             return NOT_AN_ATTEMPT
         if failure.kind is FailureKind.PREVIOUS_RESPONSE_NOT_FOUND and self.full_frame is not None:
             self.trace.last_failure = failure
             self.frame = self.full_frame  # the socket lost the anchor: replay the whole conversation here
             return SAME_ACCOUNT
-        pool.give_back(self.binding.clear(), healthy=False)
+        self.binding.drop(pool)
         if failure.kind is FailureKind.WEBSOCKET_EXPIRED:
             self.trace.last_failure = failure
             return SAME_ACCOUNT  # a fresh socket on the same account; the turn replays its full input
@@ -286,6 +304,7 @@ async def _try_turn(
     ctx: ProxyContext,
     socket: UpstreamSocket,
     candidate: Candidate,
+    account: AccountRecord,
     frame: dict,
     full_frame: dict | None,
     trace: Trace,
@@ -328,9 +347,9 @@ async def _try_turn(
         stream.note(event)
         events.append(event)
         trace.first_content_mono = time.monotonic()
-        shown = [e for e in events if stream.shown(e)]
+        shown: list[SSEEvent] = [e for e in events if stream.shown(e)]
         buffered = b"".join(e.sse() for e in shown) if for_sse else b""
-        return OpenedStream(stream, candidate, trace.account, shown, snapshot, buffered)
+        return OpenedStream(stream, candidate, account, shown, snapshot, buffered)
 
 
 async def open_over_socket(

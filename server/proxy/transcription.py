@@ -5,11 +5,12 @@ same account choice and failover as model requests."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractAsyncContextManager, nullcontext
 
 import aiohttp
 import orjson
 from sanic import Blueprint, Request
+from sanic.request.parameters import RequestParameters
 from sanic.response import raw, text
 
 from server.auth.guard import authorize_proxy
@@ -36,7 +37,8 @@ async def codex_transcribe(request: Request):
 @bp.post("/v1/audio/transcriptions")
 async def openai_transcriptions(request: Request):
     key = authorize_proxy(request)
-    response_format = request.form.get("response_format") or "json"
+    form = _form(request)
+    response_format = form.get("response_format") or "json"
     if response_format not in _OPENAI_FORMATS:
         raise BadRequest(
             f"response_format {response_format!r} is not available through the ChatGPT backend; "
@@ -44,7 +46,7 @@ async def openai_transcriptions(request: Request):
             param="response_format",
             code="unsupported_parameter",
         )
-    if not request.form.get("model"):
+    if not form.get("model"):
         raise BadRequest(
             "you must provide a model parameter", param="model", code="missing_required_parameter"
         )
@@ -71,12 +73,14 @@ async def _transcribe(request: Request, key: KeyRecord | None) -> tuple[int, byt
         )
     if not request.content_type.startswith("multipart/form-data"):
         raise BadRequest("Send the audio as multipart/form-data with a 'file' part.", param="file")
-    audio = request.files.get("file")
+    files = request.files  # parsed with the form
+    audio = files.get("file") if files is not None else None
     if audio is None:
         raise BadRequest(
             "Missing required multipart part: 'file'.", param="file", code="missing_required_parameter"
         )
-    fields = {name: request.form.get(name) for name in _FORWARDED_FIELDS if request.form.get(name)}
+    parts = _form(request)
+    fields = {name: parts.get(name) for name in _FORWARDED_FIELDS if parts.get(name)}
 
     def form() -> aiohttp.FormData:
         data = aiohttp.FormData()
@@ -85,9 +89,17 @@ async def _transcribe(request: Request, key: KeyRecord | None) -> tuple[int, byt
             data.add_field(name, value)
         return data
 
-    done = Settlement.http(request, key, model=request.form.get("model") or "")
+    done = Settlement.http(request, key, model=parts.get("model") or "")
     answer = await pipeline.serve(done, key, _Transcription(request, key, form))
+    assert answer is not None, "a Settlement without `report` raises its errors, so serve answers"
     return answer.status, answer.body
+
+
+def _form(request: Request) -> RequestParameters:
+    """The request's form fields. Sanic types `form` Optional, but reading it always parses one (empty
+    for a body that is not a form)."""
+    form = request.form
+    return form if form is not None else RequestParameters()
 
 
 class _Transcription:
@@ -106,10 +118,10 @@ class _Transcription:
         # output allowance only.
         return 0
 
-    def keepalive(self):
+    def keepalive(self) -> AbstractAsyncContextManager[object]:
         return nullcontext()  # a JSON client waits for its one answer
 
-    async def open(self, done: Settlement, model_plans: None) -> JsonAnswer:
+    async def open(self, done: Settlement, model_plans: frozenset[str] | None) -> JsonAnswer:
         ctx, key = self.request.app.ctx.proxy, self.key
         failover = Failover(ctx, done.trace, None, key.allowed_accounts if key else None)
         return await failover.post(

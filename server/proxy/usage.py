@@ -7,7 +7,7 @@ import time
 from sanic import Blueprint, Request
 from sanic.response import json
 
-from server.auth.guard import authorize_proxy
+from server.auth.guard import require_key
 from server.keys import store
 
 bp = Blueprint("key_usage")
@@ -15,7 +15,7 @@ bp = Blueprint("key_usage")
 
 @bp.get("/v1/usage")
 async def key_usage(request: Request):
-    key = authorize_proxy(request, key_required=True)
+    key = require_key(request)
     ctx = request.app.ctx.proxy
     now = time.time()
     usage, totals_of = await ctx.db.run(store.figures, [key], now)

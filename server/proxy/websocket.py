@@ -56,9 +56,10 @@ async def openai_socket(request: Request):
     await _serve(request, codex=False, key=authorize_proxy(request))
 
 
-# Sanic sends nothing after a handler marked as a WebSocket handler: the socket is the answer.
-codex_socket.is_websocket = True
-openai_socket.is_websocket = True
+# Sanic sends nothing after a handler marked as a WebSocket handler: the socket is the answer. (Through
+# vars(): a function's attributes are not declared to the type checker.)
+vars(codex_socket)["is_websocket"] = True
+vars(openai_socket)["is_websocket"] = True
 bp.add_route(codex_socket, "/backend-api/codex/responses", methods=["GET"], name="codex_responses_ws")
 bp.add_route(openai_socket, "/v1/responses", methods=["GET"], name="openai_responses_ws")
 
@@ -77,7 +78,7 @@ async def _serve(request: Request, codex: bool, key: KeyRecord | None) -> None:
     ws = await websocket_handshake.accept(request, {"x-codex-turn-state": turn_state})
     client = ClientSocket(request, ws, codex, key)
     client.forwarded["x-codex-turn-state"] = turn_state
-    log.info("WebSocket %s opened peer=%s", request.path, request.conn_info.client_ip)
+    log.info("WebSocket %s opened peer=%s", request.path, request.ip)
     try:
         await client.run()
     finally:
@@ -135,7 +136,10 @@ class ClientSocket:
                     continue
                 self.last_activity = time.monotonic()
                 code = await self._accept(message)
-                bad_frames = 0 if code is None else bad_frames + 1
+                if code is None:
+                    bad_frames = 0
+                    continue
+                bad_frames += 1
                 if bad_frames >= MAX_BAD_FRAMES:
                     await self._close(code, "Too many invalid frames")
                     return
@@ -209,7 +213,9 @@ class ClientSocket:
                 return
 
     async def _turn(self, frame: dict) -> None:
-        model = frame.get("model") if isinstance(frame.get("model"), str) else ""
+        model = frame.get("model")
+        if not isinstance(model, str):
+            model = ""
         done = Settlement(
             self.ctx,
             self.route,
@@ -219,8 +225,8 @@ class ClientSocket:
             api_key_id=self.key.id if self.key else None,
             report=self._report,
         )
-        done.outcome = Outcome()  # so a drain deadline can mark the turn as cut
-        await pipeline.serve(done, self.key, _TurnSteps(self, frame))
+        done.outcome = outcome = Outcome()  # so a drain deadline can mark the turn as cut
+        await pipeline.serve(done, self.key, _TurnSteps(self, frame, outcome))
 
     async def _open(self, done: Settlement, turn: _Turn, model_plans) -> OpenedStream | None:
         """The turn's upstream stream: on the conversation's upstream socket when the transport choice
@@ -367,12 +373,12 @@ class _TurnSteps:
     """A turn's steps: parsed inside its settlement (a bad frame is a settled turn that the client hears
     of as an error frame), relayed as text frames, remembered by the conversation once complete."""
 
-    __slots__ = ("client", "frame", "turn")
+    __slots__ = ("client", "frame", "outcome", "turn")
     checks_model = True
 
-    def __init__(self, client: ClientSocket, frame: dict) -> None:
-        self.client, self.frame = client, frame
-        self.turn: _Turn | None = None
+    def __init__(self, client: ClientSocket, frame: dict, outcome: Outcome) -> None:
+        self.client, self.frame, self.outcome = client, frame, outcome
+        self.turn: _Turn | None = None  # set by prepare(), which pipeline.serve calls first
 
     def prepare(self, done: Settlement) -> int | None:
         """Each turn is admitted against the key's limits like one HTTP request; a prewarm generates
@@ -386,11 +392,13 @@ class _TurnSteps:
         client = self.client
         return socket_keepalive.while_opening(client.ws, client.ctx.settings.stream_keepalive_s, client.codex)
 
-    async def open(self, done: Settlement, model_plans) -> OpenedStream | None:
+    async def open(self, done: Settlement, model_plans: frozenset[str] | None) -> OpenedStream | None:
+        assert self.turn is not None, "prepare() ran first"
         return await self.client._open(done, self.turn, model_plans)
 
     async def deliver(self, done: Settlement, opened: OpenedStream | None) -> None:
-        client, turn, outcome = self.client, self.turn, done.outcome
+        client, turn, outcome = self.client, self.turn, self.outcome
+        assert turn is not None, "prepare() ran first"
         if opened is None:
             await client._prewarm_locally(turn, outcome)
             return

@@ -10,6 +10,7 @@ from __future__ import annotations
 from sanic import Request
 from sanic.exceptions import SanicException
 from sanic.log import websockets_logger
+from sanic.server.protocols.websocket_protocol import WebSocketProtocol
 from sanic.server.websockets.impl import WebsocketImplProtocol
 from websockets.extensions.permessage_deflate import enable_server_permessage_deflate
 from websockets.protocol import State
@@ -35,6 +36,8 @@ async def accept(request: Request, extra_headers: dict[str, str] | None = None) 
     """Answer the upgrade (101, with `extra_headers`) and hand the connection to Sanic's WebSocket
     implementation."""
     protocol = request.transport.get_protocol()
+    if not isinstance(protocol, WebSocketProtocol):  # e.g. under ASGI, whose server upgrades by itself
+        raise SanicException("This WebSocket endpoint needs Sanic's own server.", status_code=500)
     ws_proto = ServerProtocol(
         extensions=enable_server_permessage_deflate(None),
         max_size=protocol.websocket_max_size,
