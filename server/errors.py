@@ -97,6 +97,18 @@ class RequestTooLarge(ProxyError):
     code = "request_too_large"
 
 
+class MalformedRequest(ProxyError):
+    """A head Sanic's HTTP/1 parser refused (bad framing): answered before any route or auth rule."""
+
+    status = 400
+    code = "malformed_request"
+
+
+class HeadersTooLarge(ProxyError):
+    status = 431
+    code = "headers_too_large"
+
+
 class NoAccounts(ProxyError):
     """No account of the pool can serve the request now (none added, all paused, cooling down…)."""
 

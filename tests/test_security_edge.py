@@ -163,7 +163,10 @@ async def test_any_host_is_allowed_with_a_star(tmp_path: Path, database_url: str
         assert (await _host_answers(http, live.url, REBOUND))[:2] == [200, 201]
 
 
-def _self_signed(directory: Path) -> ssl.SSLContext:
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory) -> ssl.SSLContext:
+    """One throw-away certificate for the module (an RSA key takes a moment to make)."""
+    directory = tmp_path_factory.mktemp("tls")
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
@@ -176,7 +179,7 @@ def _self_signed(directory: Path) -> ssl.SSLContext:
     return context
 
 
-async def test_hsts_is_sent_over_https_only(tmp_path: Path, database_url: str):
+async def test_hsts_is_sent_over_https_only(tmp_path: Path, database_url: str, self_signed: ssl.SSLContext):
     settings = make_settings(tmp_path / "data", database_url, **TRUSTED)
 
     async def hsts(url: str, headers: dict[str, str]) -> str | None:
@@ -194,6 +197,6 @@ async def test_hsts_is_sent_over_https_only(tmp_path: Path, database_url: str):
     untrusted = settings.with_overrides(firewall_trusted_proxy_cidrs=("10.0.0.0/8",))
     async with serve_in_process(untrusted) as live:  # a client's own claim of TLS is no TLS
         assert await hsts(live.url, {"X-Forwarded-Proto": "https"}) is None
-    async with serve_in_process(settings, ssl=_self_signed(tmp_path)) as live:
+    async with serve_in_process(settings, ssl=self_signed) as live:
         assert live.url.startswith("https://")
         assert await hsts(live.url, {}) == "max-age=31536000"

@@ -12,20 +12,10 @@ from __future__ import annotations
 from sanic import Request, Sanic
 from sanic.exceptions import BadRequest, ExpectationFailed, PayloadTooLarge
 
-from server.errors import ProxyError, render
+from server.errors import HeadersTooLarge, MalformedRequest, ProxyError, render
 
 # Above the drain's refusal (1000): the connection closes either way, and the client learns why.
 FIRST = 10_000
-
-
-class MalformedRequest(ProxyError):
-    status = 400
-    code = "malformed_request"
-
-
-class HeadersTooLarge(ProxyError):
-    status = 431
-    code = "headers_too_large"
 
 
 def refusal(exception: BaseException) -> ProxyError | None:
