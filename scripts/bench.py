@@ -6,6 +6,7 @@ streamed and non-streamed Responses calls (Codex route and /v1) and Chat Complet
 both ways) at several concurrencies, and prints the ratios.
 
     scripts/bench [--workers 2] [--requests 400] [--concurrency 1,16,64] [--accounts 16] [--ws-turns 20]
+                  [--deltas 8]   (long concurrent turns: --concurrency 200 --deltas 200)
 
 Its siblings measure other things: scripts/bench-workers (1 worker vs 4 vs 2 replicas),
 scripts/bench-pool-size (3 vs 500 accounts, empty vs 1M-row log), scripts/bench-db-reads (the
@@ -181,6 +182,7 @@ async def main() -> None:
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--accounts", type=int, default=16)
     parser.add_argument("--ws-turns", type=int, default=20, help="turns per socket in the WebSocket scenario")
+    parser.add_argument("--deltas", type=int, default=8, help="text events per answer")
     args = parser.parse_args()
     concurrencies = [int(c) for c in args.concurrency.split(",")]
 
@@ -227,7 +229,8 @@ async def main() -> None:
         await wait_http(proxy_url + "/health/ready")
         auths = []
         async with aiohttp.ClientSession() as session:
-            await session.post(fake_url + "/__config", data=orjson.dumps({"defaults": {"deltas": 8}}))
+            defaults = {"defaults": {"deltas": args.deltas}}
+            await session.post(fake_url + "/__config", data=orjson.dumps(defaults))
             form = aiohttp.FormData()
             for i in range(args.accounts):
                 async with session.post(fake_url + "/__accounts", json={"account_id": f"bench_{i}"}) as r:
